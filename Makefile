@@ -1,0 +1,101 @@
+# lq — one GNU Makefile for the library, the `lq` tool, tests, fuzzers, benchmarks.
+#   make            build build/lq (and the CUDA kernels when nvcc is found)
+#   make deps       install the Debian packages the build needs (needs root / apt)
+#   make test       CPU test suites (what CI runs); GPU tests skip without a device
+#   make test-gpu   GPU test suites (run on a machine with an NVIDIA GPU)
+#   make asan       the test suites under AddressSanitizer + UBSan
+#   make fuzz       libFuzzer targets (clang), each for FUZZ_SECONDS
+#   make clean
+# CUDA ?= auto | 0 | 1   (auto: on when nvcc is on PATH)
+# Sources are picked up by wildcard: add a file to formats/ libquant/ calib/
+# distill/ kernels/ tools/ or tests/test_<module>.c and it is built.
+
+CC      ?= cc
+NVCC    ?= nvcc
+CUDA    ?= auto
+BUILD   ?= build
+PKGS    := jansson libpcre2-8 libarchive zlib openblas
+OPT     ?= -O2 -g
+CFLAGS_BASE := -std=c11 -Wall -Wextra -Wno-unused-parameter -Wno-format-truncation -D_GNU_SOURCE -fopenmp \
+               -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CFLAGS  ?=
+ALL_CFLAGS = $(OPT) $(CFLAGS_BASE) $(CFLAGS) $(SAN)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -lpthread
+LDFLAGS ?=
+
+ifeq ($(CUDA),auto)
+  ifneq ($(shell command -v $(NVCC) 2>/dev/null),)
+    CUDA := 1
+  else
+    CUDA := 0
+  endif
+endif
+
+LIB_SRC  := $(sort $(wildcard formats/*.c libquant/*.c calib/*.c distill/*.c))
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+CU_SRC   := $(sort $(wildcard kernels/*.cu))
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+ifeq ($(CUDA),1)
+  CUDA_HOME ?= $(patsubst %/bin/,%,$(dir $(shell command -v $(NVCC))))
+  CU_ARCH   ?= -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_80,code=sm_80
+  NVCCFLAGS ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-Wall -MMD -MP --expt-relaxed-constexpr
+  CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
+  ALL_CFLAGS += -DLQ_HAVE_CUDA=1 -I$(CUDA_HOME)/include
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+else
+  CU_OBJ :=
+endif
+
+.PHONY: all test test-gpu asan fuzz bench clean deps check-deps
+all: $(BUILD)/lq
+
+deps:
+	./datasets/install_deps.sh
+
+$(BUILD)/liblq.a: $(LIB_OBJ) $(CU_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/lq: $(TOOL_OBJ) $(BUILD)/liblq.a
+	$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/liblq.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/liblq.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/liblq.a $(LDFLAGS) $(LDLIBS) -lcmocka
+
+# CPU tests: every suite; GPU cases inside them skip when no device is found.
+test: $(TEST_BIN) $(BUILD)/lq
+	@./tests/run_tests.sh $(TEST_BIN)
+
+test-gpu: $(TEST_BIN) $(BUILD)/lq
+	@LQ_REQUIRE_GPU=1 ./tests/run_tests.sh $(filter %_gpu %_kernels,$(TEST_BIN))
+
+asan:
+	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
+
+FUZZ_SECONDS ?= 30
+fuzz:
+	./tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS)
+
+bench: $(BUILD)/lq
+	$(BUILD)/lq bench --help
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(TOOL_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TEST_BIN:=.d)

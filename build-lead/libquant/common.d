@@ -1,0 +1,2 @@
+build-lead/libquant/common.o: libquant/common.c libquant/lq_common.h
+libquant/lq_common.h:
