@@ -1,7 +1,0 @@
-build-lead/formats/checkpoint.o: formats/checkpoint.c \
- formats/lq_checkpoint.h formats/../libquant/lq_common.h \
- formats/../libquant/lq_dtype.h formats/lq_formats.h
-formats/lq_checkpoint.h:
-formats/../libquant/lq_common.h:
-formats/../libquant/lq_dtype.h:
-formats/lq_formats.h:
