@@ -1,0 +1,361 @@
+/* model.c — config.json parsing, fp32 weights from a checkpoint, the run
+ * state and the Llama-family forward pass of the CPU reference runtime.
+ * See lq_model.h. Tested by tests/test_model.c. */
+#include "lq_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------- config ---------------- */
+
+static lq_status get_int(const json_t *cfg, const char *src, const char *key, int required, int dflt,
+                         int lo, int hi, int *out) {
+    json_t *v = json_object_get(cfg, key);
+    if (!v || json_is_null(v)) {
+        LQ_RETURN_IF(required, LQ_ERR_FORMAT, "%s: config field '%s' is missing", src, key);
+        *out = dflt;
+        return LQ_OK;
+    }
+    LQ_RETURN_IF(!json_is_integer(v), LQ_ERR_FORMAT, "%s: config field '%s' is not an integer", src, key);
+    json_int_t x = json_integer_value(v);
+    LQ_RETURN_IF(x < lo || x > hi, LQ_ERR_FORMAT, "%s: config field '%s' = %lld is out of range [%d, %d]",
+                 src, key, (long long)x, lo, hi);
+    *out = (int)x;
+    return LQ_OK;
+}
+
+static lq_status get_num(const json_t *cfg, const char *src, const char *key, double dflt, double *out) {
+    json_t *v = json_object_get(cfg, key);
+    if (!v || json_is_null(v)) {
+        *out = dflt;
+        return LQ_OK;
+    }
+    LQ_RETURN_IF(!json_is_number(v), LQ_ERR_FORMAT, "%s: config field '%s' is not a number", src, key);
+    *out = json_number_value(v);
+    LQ_RETURN_IF(!isfinite(*out), LQ_ERR_FORMAT, "%s: config field '%s' is not finite", src, key);
+    return LQ_OK;
+}
+
+static int get_bool(const json_t *cfg, const char *key, int dflt) {
+    json_t *v = json_object_get(cfg, key);
+    if (json_is_boolean(v)) return json_is_true(v);
+    return dflt;
+}
+
+lq_status lq_config_from_json(const json_t *cfg, const char *src, lq_config *c) {
+    memset(c, 0, sizeof *c);
+    LQ_RETURN_IF(!json_is_object(cfg), LQ_ERR_FORMAT, "%s: config is not a JSON object", src);
+    const char *arch = NULL;
+    json_t *archs = json_object_get(cfg, "architectures");
+    if (json_is_array(archs) && json_array_size(archs) > 0 && json_is_string(json_array_get(archs, 0)))
+        arch = json_string_value(json_array_get(archs, 0));
+    if (!arch) {
+        const char *mt = json_string_value(json_object_get(cfg, "model_type"));
+        LQ_RETURN_IF(!mt, LQ_ERR_FORMAT, "%s: config has neither 'architectures' nor 'model_type'", src);
+        arch = strcmp(mt, "llama") == 0     ? "LlamaForCausalLM"
+               : strcmp(mt, "mistral") == 0 ? "MistralForCausalLM"
+               : strcmp(mt, "qwen2") == 0   ? "Qwen2ForCausalLM"
+                                            : mt;
+    }
+    snprintf(c->arch_name, sizeof c->arch_name, "%s", arch);
+    if (strcmp(arch, "LlamaForCausalLM") == 0) c->arch = LQ_ARCH_LLAMA;
+    else if (strcmp(arch, "MistralForCausalLM") == 0) c->arch = LQ_ARCH_MISTRAL;
+    else if (strcmp(arch, "Qwen2ForCausalLM") == 0) c->arch = LQ_ARCH_QWEN2;
+    else
+        return lq_error(LQ_ERR_UNSUPPORTED,
+                        "%s: architecture '%s' is not supported (supported: LlamaForCausalLM, "
+                        "MistralForCausalLM, Qwen2ForCausalLM)", src, arch);
+    LQ_FORWARD(get_int(cfg, src, "hidden_size", 1, 0, 1, 1 << 16, &c->dim));
+    LQ_FORWARD(get_int(cfg, src, "intermediate_size", 1, 0, 1, 1 << 20, &c->hidden_dim));
+    LQ_FORWARD(get_int(cfg, src, "num_hidden_layers", 1, 0, 1, 1024, &c->n_layers));
+    LQ_FORWARD(get_int(cfg, src, "num_attention_heads", 1, 0, 1, 1024, &c->n_heads));
+    LQ_FORWARD(get_int(cfg, src, "num_key_value_heads", 0, c->n_heads, 1, 1024, &c->n_kv_heads));
+    LQ_RETURN_IF(c->n_heads % c->n_kv_heads != 0, LQ_ERR_FORMAT,
+                 "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", src, c->n_heads,
+                 c->n_kv_heads);
+    int dflt_hd = c->dim / c->n_heads;
+    LQ_FORWARD(get_int(cfg, src, "head_dim", 0, dflt_hd, 2, 2048, &c->head_dim));
+    LQ_RETURN_IF(c->head_dim % 2 != 0, LQ_ERR_FORMAT, "%s: head_dim %d is odd", src, c->head_dim);
+    LQ_FORWARD(get_int(cfg, src, "vocab_size", 1, 0, 1, 1 << 22, &c->vocab_size));
+    LQ_FORWARD(get_int(cfg, src, "max_position_embeddings", 0, 2048, 1, 1 << 24, &c->max_seq_len));
+    double eps, theta;
+    LQ_FORWARD(get_num(cfg, src, "rms_norm_eps", 1e-6, &eps));
+    LQ_FORWARD(get_num(cfg, src, "rope_theta", 10000.0, &theta));
+    LQ_RETURN_IF(eps < 0 || theta <= 0, LQ_ERR_FORMAT, "%s: rms_norm_eps/rope_theta out of range", src);
+    c->rms_eps = (float)eps;
+    c->rope.theta = theta;
+    const char *act = json_string_value(json_object_get(cfg, "hidden_act"));
+    LQ_RETURN_IF(act && strcmp(act, "silu") != 0, LQ_ERR_UNSUPPORTED,
+                 "%s: hidden_act '%s' is not supported (only silu)", src, act);
+    c->tie_embeddings = get_bool(cfg, "tie_word_embeddings", 0);
+    if (c->arch == LQ_ARCH_QWEN2) c->attn_bias = 1;
+    else LQ_RETURN_IF(get_bool(cfg, "attention_bias", 0), LQ_ERR_UNSUPPORTED,
+                      "%s: attention_bias=true is not supported for %s", src, arch);
+    LQ_RETURN_IF(get_bool(cfg, "mlp_bias", 0), LQ_ERR_UNSUPPORTED, "%s: mlp_bias=true is not supported", src);
+    if (c->arch == LQ_ARCH_MISTRAL)
+        LQ_FORWARD(get_int(cfg, src, "sliding_window", 0, 0, 0, 1 << 24, &c->sliding_window));
+    if (c->arch == LQ_ARCH_QWEN2)
+        LQ_RETURN_IF(get_bool(cfg, "use_sliding_window", 0), LQ_ERR_UNSUPPORTED,
+                     "%s: Qwen2 use_sliding_window=true is not supported", src);
+    json_t *rs = json_object_get(cfg, "rope_scaling");
+    if (rs && !json_is_null(rs)) {
+        LQ_RETURN_IF(!json_is_object(rs), LQ_ERR_FORMAT, "%s: rope_scaling is not an object", src);
+        const char *ty = json_string_value(json_object_get(rs, "rope_type"));
+        if (!ty) ty = json_string_value(json_object_get(rs, "type"));
+        LQ_RETURN_IF(!ty, LQ_ERR_FORMAT, "%s: rope_scaling has no 'rope_type'", src);
+        if (strcmp(ty, "default") == 0) {
+            c->rope.type = 0;
+        } else if (strcmp(ty, "llama3") == 0) {
+            c->rope.type = 1;
+            LQ_FORWARD(get_num(rs, src, "factor", 8.0, &c->rope.factor));
+            LQ_FORWARD(get_num(rs, src, "low_freq_factor", 1.0, &c->rope.low_freq_factor));
+            LQ_FORWARD(get_num(rs, src, "high_freq_factor", 4.0, &c->rope.high_freq_factor));
+            LQ_FORWARD(get_int(rs, src, "original_max_position_embeddings", 0, 8192, 1, 1 << 24,
+                               &c->rope.original_max_pos));
+            LQ_RETURN_IF(c->rope.factor <= 0 || c->rope.high_freq_factor <= c->rope.low_freq_factor,
+                         LQ_ERR_FORMAT, "%s: rope_scaling llama3 factors are inconsistent", src);
+        } else if (strcmp(ty, "linear") == 0) {
+            c->rope.type = 2;
+            LQ_FORWARD(get_num(rs, src, "factor", 1.0, &c->rope.factor));
+            LQ_RETURN_IF(c->rope.factor <= 0, LQ_ERR_FORMAT, "%s: rope_scaling factor <= 0", src);
+        } else {
+            return lq_error(LQ_ERR_UNSUPPORTED, "%s: rope_scaling type '%s' is not supported (llama3, linear)",
+                            src, ty);
+        }
+    }
+    LQ_FORWARD(get_int(cfg, src, "bos_token_id", 0, -1, -1, 1 << 22, &c->bos_id));
+    json_t *eos = json_object_get(cfg, "eos_token_id");
+    if (json_is_array(eos)) eos = json_array_get(eos, 0); /* Llama-3.1 lists several */
+    c->eos_id = json_is_integer(eos) ? (int)json_integer_value(eos) : -1;
+    return LQ_OK;
+}
+
+/* ---------------- weights ---------------- */
+
+typedef struct {
+    float **slot;
+    char name[160];
+    int64_t rows, cols; /* cols 0: 1-D */
+    int optional;
+} wspec;
+
+static lq_status fill(const lq_checkpoint *ck, const wspec *s, float *dst) {
+    const lq_tensor_info *t = lq_checkpoint_find(ck, s->name);
+    LQ_RETURN_IF(!t, LQ_ERR_NOTFOUND, "%s: tensor '%s' is missing", ck->source, s->name);
+    int want_nd = s->cols ? 2 : 1;
+    int ok = t->ndim == want_nd && t->shape[0] == s->rows && (!s->cols || t->shape[1] == s->cols);
+    if (!ok) {
+        char got[96] = "", *p = got;
+        for (int i = 0; i < t->ndim; i++) p += snprintf(p, 16, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+        if (s->cols)
+            return lq_error(LQ_ERR_SHAPE, "%s: tensor '%s' has shape [%s], expected [%lld, %lld] from config",
+                            ck->source, s->name, got, (long long)s->rows, (long long)s->cols);
+        return lq_error(LQ_ERR_SHAPE, "%s: tensor '%s' has shape [%s], expected [%lld] from config", ck->source,
+                        s->name, got, (long long)s->rows);
+    }
+    if (lq_convert_to_f32(t->dtype, t->data, dst, (size_t)lq_tensor_numel(t)) != 0)
+        return lq_error(LQ_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s, which the runtime cannot read",
+                        ck->source, s->name, lq_dtype_name(t->dtype));
+    return LQ_OK;
+}
+
+lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out) {
+    lq_status st = LQ_OK;
+    lq_model *m = NULL;
+    wspec *specs = NULL;
+    *out = NULL;
+    LQ_RETURN_IF(!ck->config, LQ_ERR_FORMAT, "%s: checkpoint has no config.json", ck->source);
+    LQ_TRY(lq_calloc((void **)&m, 1, sizeof *m, "model"));
+    lq_config *c = &m->cfg;
+    LQ_TRY(lq_config_from_json(ck->config, ck->source, c));
+    const lq_tensor_info *lm = lq_checkpoint_find(ck, "lm_head.weight");
+    if (!lm) c->tie_embeddings = 1; /* no separate head stored: HF ties it */
+
+    int64_t D = c->dim, H = c->hidden_dim, qd = (int64_t)c->n_heads * c->head_dim,
+            kvd = (int64_t)c->n_kv_heads * c->head_dim, V = c->vocab_size;
+    int L = c->n_layers;
+    LQ_TRY(lq_calloc((void **)&m->w.layers, (size_t)L, sizeof(lq_layer_weights), "layers"));
+    int max_specs = 3 + L * 12;
+    LQ_TRY(lq_calloc((void **)&specs, (size_t)max_specs, sizeof *specs, "weight specs"));
+    int ns = 0;
+#define SPEC(ptr, r, cc, opt, ...)                                                              \
+    do {                                                                                        \
+        specs[ns].slot = (ptr);                                                                 \
+        specs[ns].rows = (r);                                                                   \
+        specs[ns].cols = (cc);                                                                  \
+        specs[ns].optional = (opt);                                                             \
+        snprintf(specs[ns].name, sizeof specs[ns].name, __VA_ARGS__);                           \
+        ns++;                                                                                   \
+    } while (0)
+    SPEC(&m->w.embed, V, D, 0, "model.embed_tokens.weight");
+    SPEC(&m->w.final_norm, D, 0, 0, "model.norm.weight");
+    if (!c->tie_embeddings) SPEC(&m->w.lm_head, V, D, 0, "lm_head.weight");
+    for (int l = 0; l < L; l++) {
+        lq_layer_weights *lw = &m->w.layers[l];
+        SPEC(&lw->attn_norm, D, 0, 0, "model.layers.%d.input_layernorm.weight", l);
+        SPEC(&lw->wq, qd, D, 0, "model.layers.%d.self_attn.q_proj.weight", l);
+        SPEC(&lw->wk, kvd, D, 0, "model.layers.%d.self_attn.k_proj.weight", l);
+        SPEC(&lw->wv, kvd, D, 0, "model.layers.%d.self_attn.v_proj.weight", l);
+        SPEC(&lw->wo, D, qd, 0, "model.layers.%d.self_attn.o_proj.weight", l);
+        if (c->attn_bias) {
+            SPEC(&lw->bq, qd, 0, 0, "model.layers.%d.self_attn.q_proj.bias", l);
+            SPEC(&lw->bk, kvd, 0, 0, "model.layers.%d.self_attn.k_proj.bias", l);
+            SPEC(&lw->bv, kvd, 0, 0, "model.layers.%d.self_attn.v_proj.bias", l);
+        }
+        SPEC(&lw->ffn_norm, D, 0, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+        SPEC(&lw->w_gate, H, D, 0, "model.layers.%d.mlp.gate_proj.weight", l);
+        SPEC(&lw->w_up, H, D, 0, "model.layers.%d.mlp.up_proj.weight", l);
+        SPEC(&lw->w_down, D, H, 0, "model.layers.%d.mlp.down_proj.weight", l);
+    }
+#undef SPEC
+    size_t total = 0;
+    for (int i = 0; i < ns; i++) total += (size_t)specs[i].rows * (size_t)(specs[i].cols ? specs[i].cols : 1);
+    m->w.n_floats = total;
+    LQ_TRY(lq_malloc((void **)&m->w.mem, total * sizeof(float), "model weights (fp32)"));
+    float *p = m->w.mem;
+    for (int i = 0; i < ns; i++) {
+        *specs[i].slot = p;
+        LQ_TRY(fill(ck, &specs[i], p));
+        p += (size_t)specs[i].rows * (size_t)(specs[i].cols ? specs[i].cols : 1);
+    }
+    if (c->tie_embeddings) m->w.lm_head = m->w.embed;
+    if (ck->tokenizer) {
+        LQ_TRY(lq_tokenizer_from_json(ck->tokenizer, ck->source, &m->tok));
+        LQ_FAIL_IF(lq_tokenizer_vocab_size(m->tok) > c->vocab_size, LQ_ERR_SHAPE,
+                   "%s: tokenizer has %d tokens but the model's vocab_size is %d", ck->source,
+                   lq_tokenizer_vocab_size(m->tok), c->vocab_size);
+    }
+    *out = m;
+    m = NULL;
+fail:
+    free(specs);
+    lq_model_free(m);
+    return st;
+}
+
+lq_status lq_model_load(const char *path, lq_model **out) {
+    lq_checkpoint *ck = NULL;
+    LQ_FORWARD(lq_checkpoint_open(path, &ck));
+    lq_status st = lq_model_from_checkpoint(ck, out);
+    lq_checkpoint_free(ck);
+    return st;
+}
+
+void lq_model_free(lq_model *m) {
+    if (!m) return;
+    free(m->w.mem);
+    free(m->w.layers);
+    lq_tokenizer_free(m->tok);
+    free(m);
+}
+
+int64_t lq_model_n_params(const lq_model *m) { return (int64_t)m->w.n_floats; }
+
+/* ---------------- run state ---------------- */
+
+lq_status lq_runstate_new(const lq_model *m, int B, int max_ctx, int max_T, lq_runstate **out) {
+    const lq_config *c = &m->cfg;
+    LQ_RETURN_IF(B < 1 || max_ctx < 1 || max_T < 1 || max_T > max_ctx, LQ_ERR_ARG,
+                 "run state: bad sizes B=%d max_ctx=%d max_T=%d", B, max_ctx, max_T);
+    lq_runstate *rs = calloc(1, sizeof *rs);
+    LQ_RETURN_IF(!rs, LQ_ERR_NOMEM, "out of memory");
+    rs->B = B;
+    rs->max_ctx = max_ctx;
+    rs->max_T = max_T;
+    size_t rows = (size_t)B * (size_t)max_T;
+    size_t qd = (size_t)c->n_heads * c->head_dim, kvd = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = qd > (size_t)c->dim ? qd : (size_t)c->dim;
+    size_t half = (size_t)c->head_dim / 2;
+    size_t sizes[] = {rows * c->dim, rows * wide, rows * qd, rows * kvd, rows * kvd, rows * qd,
+                      rows * c->hidden_dim, rows * c->hidden_dim, rows * c->vocab_size,
+                      (size_t)c->n_layers * B * max_ctx * kvd, (size_t)c->n_layers * B * max_ctx * kvd,
+                      (size_t)max_ctx * half, (size_t)max_ctx * half};
+    float **slots[] = {&rs->x, &rs->xb, &rs->q, &rs->k, &rs->v, &rs->att, &rs->hb, &rs->hb2, &rs->logits,
+                       &rs->k_cache, &rs->v_cache, &rs->rope_cos, &rs->rope_sin};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    lq_status st = lq_malloc((void **)&rs->mem, total * sizeof(float), "run state (activations + KV cache)");
+    if (st == LQ_OK) st = lq_malloc((void **)&rs->pos, rows * sizeof(int32_t), "positions");
+    if (st != LQ_OK) {
+        lq_runstate_free(rs);
+        return lq_error_prefix(st, "batch %d x context %d", B, max_ctx);
+    }
+    float *p = rs->mem;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *slots[i] = p;
+        p += sizes[i];
+    }
+    lq_rope_tables(&c->rope, c->head_dim, max_ctx, rs->rope_cos, rs->rope_sin);
+    *out = rs;
+    return LQ_OK;
+}
+
+void lq_runstate_free(lq_runstate *rs) {
+    if (!rs) return;
+    free(rs->mem);
+    free(rs->pos);
+    free(rs);
+}
+
+/* ---------------- forward ---------------- */
+
+lq_status lq_forward(const lq_model *m, lq_runstate *rs, const int32_t *tokens, int B, int T, int pos,
+                     int last_only) {
+    const lq_config *c = &m->cfg;
+    const lq_weights *w = &m->w;
+    LQ_RETURN_IF(B < 1 || B > rs->B || T < 1 || T > rs->max_T, LQ_ERR_ARG,
+                 "forward: B=%d T=%d exceed the run state (B<=%d, T<=%d)", B, T, rs->B, rs->max_T);
+    LQ_RETURN_IF(pos < 0 || pos + T > rs->max_ctx, LQ_ERR_ARG,
+                 "forward: positions %d..%d exceed the context of %d", pos, pos + T - 1, rs->max_ctx);
+    int64_t n = (int64_t)B * T;
+    for (int64_t i = 0; i < n; i++)
+        LQ_RETURN_IF(tokens[i] < 0 || tokens[i] >= c->vocab_size, LQ_ERR_ARG,
+                     "forward: token id %d at index %lld is outside the vocabulary (%d)", tokens[i],
+                     (long long)i, c->vocab_size);
+    const int D = c->dim, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, H = c->hidden_dim;
+    const int qd = nh * hd, kvd = nkv * hd;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) rs->pos[b * T + t] = pos + t;
+
+    lq_embedding_ref(rs->x, w->embed, tokens, n, D);
+    for (int l = 0; l < c->n_layers; l++) {
+        const lq_layer_weights *lw = &w->layers[l];
+        lq_rmsnorm_ref(rs->xb, rs->x, lw->attn_norm, n, D, c->rms_eps);
+        lq_matmul_cpu(rs->q, rs->xb, lw->wq, lw->bq, n, qd, D);
+        lq_matmul_cpu(rs->k, rs->xb, lw->wk, lw->bk, n, kvd, D);
+        lq_matmul_cpu(rs->v, rs->xb, lw->wv, lw->bv, n, kvd, D);
+        lq_rope_ref(rs->q, rs->pos, n, nh, hd, rs->rope_cos, rs->rope_sin);
+        lq_rope_ref(rs->k, rs->pos, n, nkv, hd, rs->rope_cos, rs->rope_sin);
+        for (int b = 0; b < B; b++) {
+            /* cache layout (L, B, max_ctx, kv_dim) */
+            size_t base = (((size_t)l * rs->B + b) * rs->max_ctx) * kvd;
+            float *kc = rs->k_cache + base, *vc = rs->v_cache + base;
+            memcpy(kc + (size_t)pos * kvd, rs->k + (size_t)b * T * kvd, (size_t)T * kvd * sizeof(float));
+            memcpy(vc + (size_t)pos * kvd, rs->v + (size_t)b * T * kvd, (size_t)T * kvd * sizeof(float));
+            lq_attention_cpu(rs->att + (size_t)b * T * qd, rs->q + (size_t)b * T * qd, kc, vc, T, pos, nh, nkv,
+                             hd, c->sliding_window);
+        }
+        lq_matmul_cpu(rs->xb, rs->att, lw->wo, NULL, n, D, qd);
+        for (int64_t i = 0; i < n * D; i++) rs->x[i] += rs->xb[i];
+        lq_rmsnorm_ref(rs->xb, rs->x, lw->ffn_norm, n, D, c->rms_eps);
+        lq_matmul_cpu(rs->hb, rs->xb, lw->w_gate, NULL, n, H, D);
+        lq_matmul_cpu(rs->hb2, rs->xb, lw->w_up, NULL, n, H, D);
+        lq_swiglu_ref(rs->hb, rs->hb, rs->hb2, n * H);
+        lq_matmul_cpu(rs->xb, rs->hb, lw->w_down, NULL, n, D, H);
+        for (int64_t i = 0; i < n * D; i++) rs->x[i] += rs->xb[i];
+    }
+    if (last_only) {
+        for (int b = 0; b < B; b++) {
+            const float *xr = rs->x + ((size_t)b * T + T - 1) * D;
+            lq_rmsnorm_ref(rs->xb, xr, w->final_norm, 1, D, c->rms_eps);
+            lq_matmul_cpu(rs->logits + ((size_t)b * T + T - 1) * c->vocab_size, rs->xb, w->lm_head, NULL, 1,
+                          c->vocab_size, D);
+        }
+    } else {
+        lq_rmsnorm_ref(rs->xb, rs->x, w->final_norm, n, D, c->rms_eps);
+        lq_matmul_cpu(rs->logits, rs->xb, w->lm_head, NULL, n, c->vocab_size, D);
+    }
+    return LQ_OK;
+}

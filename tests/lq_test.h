@@ -1,0 +1,94 @@
+/* lq_test.h — small helpers shared by the CMocka suites: where ../shared is,
+ * skipping with a reason, comparing float arrays with a tolerance report
+ * (max abs / rel error and the first mismatches, as STYLE.md asks). */
+#ifndef LQ_TEST_H
+#define LQ_TEST_H
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+static inline const char *lq_test_shared(void) {
+    const char *s = getenv("LQ_SHARED");
+    return s && *s ? s : "../shared";
+}
+
+/* "$LQ_SHARED/rel" into buf; returns 1 when it exists. */
+static inline int lq_test_shared_path(char *buf, size_t n, const char *rel) {
+    snprintf(buf, n, "%s/%s", lq_test_shared(), rel);
+    struct stat sb;
+    return stat(buf, &sb) == 0;
+}
+
+#define LQ_SKIP_IF_NO_SHARED(path, rel)                                                         \
+    do {                                                                                        \
+        if (!lq_test_shared_path((path), sizeof(path), (rel))) {                                \
+            print_message("skipped: %s not found (set LQ_SHARED to the shared/ folder)\n", (path)); \
+            skip();                                                                             \
+        }                                                                                       \
+    } while (0)
+
+/* |got - want| <= atol + rtol * |want| for all i; prints a report on failure
+ * and returns the number of mismatches. NaN never passes. */
+static inline long lq_test_compare(const char *what, const float *got, const float *want, size_t n, double atol,
+                                   double rtol) {
+    double max_abs = 0, max_rel = 0;
+    long bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        double r = d / (fabs((double)want[i]) + 1e-30);
+        if (!(d <= atol + rtol * fabs((double)want[i]))) {
+            if (bad < 5)
+                print_message("%s: mismatch at %zu: got %.9g want %.9g (abs %.3g)\n", what, i, got[i], want[i], d);
+            bad++;
+        }
+        if (isnan(d)) d = INFINITY;
+        if (d > max_abs) max_abs = d;
+        if (r > max_rel && fabs(want[i]) > 1e-6) max_rel = r;
+    }
+    if (bad) print_message("%s: %ld/%zu mismatches, max abs %.3g, max rel %.3g (atol %.1g rtol %.1g)\n", what, bad, n,
+                           max_abs, max_rel, atol, rtol);
+    return bad;
+}
+
+static inline double lq_test_max_abs(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (isnan(d)) return INFINITY;
+        if (d > m) m = d;
+    }
+    return m;
+}
+
+/* Deterministic-per-run but fresh random numbers: seeded from time and pid
+ * unless LQ_TEST_SEED is set; the seed is printed so a failure can be replayed. */
+static inline uint64_t lq_test_seed(void) {
+    const char *s = getenv("LQ_TEST_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 10) : ((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16));
+    print_message("random seed %llu (replay with LQ_TEST_SEED)\n", (unsigned long long)seed);
+    return seed;
+}
+static inline uint64_t lq_test_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+static inline float lq_test_uniform(uint64_t *s, float lo, float hi) {
+    return lo + (hi - lo) * (float)((lq_test_next(s) >> 11) * (1.0 / 9007199254740992.0));
+}
+static inline void lq_test_fill(uint64_t *s, float *x, size_t n, float lo, float hi) {
+    for (size_t i = 0; i < n; i++) x[i] = lq_test_uniform(s, lo, hi);
+}
+
+#endif

@@ -1,0 +1,103 @@
+/* cmd_inspect.c — `lq inspect PATH [--json]`: architecture, tensors, dtypes,
+ * shapes, parameter count of any supported checkpoint. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../formats/lq_checkpoint.h"
+#include "../libquant/lq_model.h"
+#include "lq_tool.h"
+
+static const char *U =
+    "usage: lq inspect PATH [--json]\n"
+    "  PATH    HF directory, .safetensors, .gguf, llama2.c .bin, or an archive of these\n"
+    "  --json  one JSON object on stdout\n";
+
+int lq_cmd_inspect(int argc, char **argv) {
+    int as_json = 0;
+    static struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'j') as_json = 1;
+        else if (c == 'h') {
+            fputs(U, stdout);
+            return 0;
+        } else return lq_tool_usage("inspect", U, "bad option");
+    }
+    if (optind != argc - 1) return lq_tool_usage("inspect", U, "expected one PATH");
+    const char *path = argv[optind];
+    lq_checkpoint *ck = NULL;
+    lq_status st = lq_checkpoint_open(path, &ck);
+    if (st != LQ_OK) return lq_tool_fail("inspect", st);
+    lq_config cfg;
+    lq_status cst = lq_config_from_json(ck->config, path, &cfg);
+    char cfg_err[512] = "";
+    if (cst != LQ_OK) snprintf(cfg_err, sizeof cfg_err, "%s", lq_last_error());
+    int64_t params = 0;
+    size_t bytes = 0;
+    for (int i = 0; i < ck->n_tensors; i++) {
+        params += lq_tensor_numel(&ck->tensors[i]);
+        bytes += ck->tensors[i].n_bytes;
+    }
+    const char *tok_type = NULL;
+    int tok_vocab = -1;
+    if (ck->tokenizer) {
+        json_t *mdl = json_object_get(ck->tokenizer, "model");
+        tok_type = json_string_value(json_object_get(mdl, "type"));
+        tok_vocab = (int)json_object_size(json_object_get(mdl, "vocab"));
+    }
+    if (as_json) {
+        json_t *o = json_object(), *ts = json_array();
+        json_object_set_new(o, "path", json_string(path));
+        json_object_set_new(o, "format", json_string(ck->format));
+        json_object_set_new(o, "config", json_deep_copy(ck->config));
+        json_object_set_new(o, "supported", json_boolean(cst == LQ_OK));
+        if (cst != LQ_OK) json_object_set_new(o, "unsupported_reason", json_string(cfg_err));
+        json_object_set_new(o, "n_params", json_integer(params));
+        json_object_set_new(o, "n_bytes", json_integer((json_int_t)bytes));
+        json_object_set_new(o, "n_tensors", json_integer(ck->n_tensors));
+        if (tok_type) {
+            json_object_set_new(o, "tokenizer", json_pack("{s:s, s:i}", "model", tok_type, "vocab", tok_vocab));
+        } else json_object_set_new(o, "tokenizer", json_null());
+        for (int i = 0; i < ck->n_tensors; i++) {
+            const lq_tensor_info *t = &ck->tensors[i];
+            json_t *sh = json_array();
+            for (int d = 0; d < t->ndim; d++) json_array_append_new(sh, json_integer(t->shape[d]));
+            json_array_append_new(ts, json_pack("{s:s, s:s, s:o, s:I}", "name", t->name, "dtype",
+                                                lq_dtype_name(t->dtype), "shape", sh, "n_bytes",
+                                                (json_int_t)t->n_bytes));
+        }
+        json_object_set_new(o, "tensors", ts);
+        char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        puts(s ? s : "{}");
+        free(s);
+        json_decref(o);
+    } else {
+        printf("path:        %s\nformat:      %s\n", path, ck->format);
+        if (cst == LQ_OK) {
+            printf("architecture: %s\n", cfg.arch_name);
+            printf("hidden %d, intermediate %d, layers %d, heads %d (kv %d, head_dim %d), vocab %d, max_pos %d\n",
+                   cfg.dim, cfg.hidden_dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim,
+                   cfg.vocab_size, cfg.max_seq_len);
+            printf("rope_theta %g%s, rms_norm_eps %g, %s embeddings%s\n", cfg.rope.theta,
+                   cfg.rope.type == 1 ? " (llama3 scaling)" : cfg.rope.type == 2 ? " (linear scaling)" : "",
+                   cfg.rms_eps, cfg.tie_embeddings || !lq_checkpoint_find(ck, "lm_head.weight") ? "tied" : "separate",
+                   cfg.attn_bias ? ", q/k/v bias" : "");
+        } else {
+            printf("architecture: unsupported by the runtime: %s\n", cfg_err);
+        }
+        if (tok_type) printf("tokenizer:   %s, %d vocabulary entries\n", tok_type, tok_vocab);
+        else printf("tokenizer:   none\n");
+        printf("tensors:     %d, %lld parameters (%.2f M), %.2f MB\n", ck->n_tensors, (long long)params,
+               params / 1e6, bytes / 1e6);
+        for (int i = 0; i < ck->n_tensors; i++) {
+            const lq_tensor_info *t = &ck->tensors[i];
+            char sh[96] = "", *p = sh;
+            for (int d = 0; d < t->ndim; d++) p += sprintf(p, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+            printf("  %-56s %-5s [%s]\n", t->name, lq_dtype_name(t->dtype), sh);
+        }
+    }
+    lq_checkpoint_free(ck);
+    return 0;
+}

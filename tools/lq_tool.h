@@ -1,0 +1,27 @@
+/* lq_tool.h — shared bits of the `lq` command: each subcommand is
+ * `int lq_cmd_<name>(int argc, char **argv)` returning the exit code.
+ * Only tools/ prints and chooses exit codes; library errors are reported via
+ * lq_tool_fail(), which prints "lq <cmd>: error: <message>" and returns the
+ * exit code for the status. */
+#ifndef LQ_TOOL_H
+#define LQ_TOOL_H
+
+#include "../libquant/lq_common.h"
+
+int lq_cmd_inspect(int argc, char **argv);
+int lq_cmd_convert(int argc, char **argv);
+int lq_cmd_ppl(int argc, char **argv);
+int lq_cmd_generate(int argc, char **argv);
+
+/* Exit codes: 0 ok, 1 runtime error, 2 usage error. */
+int lq_tool_fail(const char *cmd, lq_status st);
+int lq_tool_usage(const char *cmd, const char *usage, const char *fmt, ...);
+/* Parse helpers: return 0 on success. */
+int lq_parse_int(const char *s, long lo, long hi, long *out);
+int lq_parse_float(const char *s, double *out);
+/* Read a whole text file (or "-" for stdin). */
+lq_status lq_tool_read_text(const char *path, char **out, size_t *n);
+/* JSON-escape s to stdout with quotes. */
+void lq_print_json_string(const char *s);
+
+#endif
