@@ -50,6 +50,8 @@ ifeq ($(CUDA),1)
   LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
 else
   CU_OBJ :=
+  LIB_SRC += kernels/nocuda.c
+  LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 endif
 
 .PHONY: all test test-gpu asan fuzz bench clean deps check-deps

@@ -5,48 +5,51 @@
 #include <stdlib.h>
 #include <string.h>
 
-lq_status lq_ppl_eval(const lq_model *m, const int32_t *ids, size_t n_ids, const lq_ppl_opts *o, lq_ppl_result *r) {
+int lq_ppl_n_windows(size_t n_ids, int n_ctx, int max_windows) {
+    if (n_ctx < 2) return 0;
+    int w = (int)(n_ids / (size_t)n_ctx);
+    if (max_windows > 0 && max_windows < w) w = max_windows;
+    return w;
+}
+
+int lq_ppl_auto_batch(int n_ctx, int vocab_size, int n_windows) {
+    double per = (double)n_ctx * vocab_size * 4.0;
+    int B = (int)(256e6 / per);
+    if (B < 1) B = 1;
+    if (B > 16) B = 16;
+    if (n_windows > 0 && B > n_windows) B = n_windows;
+    return B;
+}
+
+lq_status lq_ppl_eval(lq_engine *e, const int32_t *ids, size_t n_ids, const lq_ppl_opts *o, lq_ppl_result *r) {
     lq_status st = LQ_OK;
-    lq_runstate *rs = NULL;
     double *nll = NULL;
     memset(r, 0, sizeof *r);
     int n_ctx = o->n_ctx;
     LQ_RETURN_IF(n_ctx < 2, LQ_ERR_ARG, "perplexity: n_ctx must be at least 2 (got %d)", n_ctx);
-    LQ_RETURN_IF(n_ctx > m->cfg.max_seq_len, LQ_ERR_ARG,
-                 "perplexity: n_ctx %d exceeds the model's max_position_embeddings %d", n_ctx, m->cfg.max_seq_len);
-    int windows = (int)(n_ids / (size_t)n_ctx);
+    LQ_RETURN_IF(n_ctx > e->max_ctx, LQ_ERR_ARG, "perplexity: n_ctx %d exceeds the engine's context %d", n_ctx,
+                 e->max_ctx);
+    int windows = lq_ppl_n_windows(n_ids, n_ctx, o->max_windows);
     LQ_RETURN_IF(windows < 1, LQ_ERR_ARG, "perplexity: the text has %zu tokens, fewer than one window of %d",
                  n_ids, n_ctx);
-    if (o->max_windows > 0 && o->max_windows < windows) windows = o->max_windows;
-    int B = o->batch;
-    if (B <= 0) {
-        /* keep the logits buffer (B * n_ctx * vocab floats) under ~256 MB */
-        double per = (double)n_ctx * m->cfg.vocab_size * 4.0;
-        B = (int)(256e6 / per);
-        if (B < 1) B = 1;
-        if (B > 16) B = 16;
-    }
+    int B = o->batch > 0 ? o->batch : e->max_B;
+    if (B > e->max_B) B = e->max_B;
     if (B > windows) B = windows;
-    LQ_TRY(lq_runstate_new(m, B, n_ctx, n_ctx, &rs));
     LQ_TRY(lq_malloc((void **)&nll, sizeof(double) * (size_t)B * n_ctx, "nll"));
     double t0 = lq_now(), sum = 0, sumsq = 0;
     int64_t scored = 0;
     for (int w0 = 0; w0 < windows; w0 += B) {
         int nb = windows - w0 < B ? windows - w0 : B;
         const int32_t *tok = ids + (size_t)w0 * n_ctx;
-        LQ_TRY(lq_forward(m, rs, tok, nb, n_ctx, 0, 0));
-        for (int b = 0; b < nb; b++) {
-            /* logits at t predict token t+1: score t+1 = 1 .. n_ctx-1 */
-            lq_nll_ref(nll, rs->logits + (size_t)b * n_ctx * m->cfg.vocab_size, tok + (size_t)b * n_ctx + 1,
-                       n_ctx - 1, m->cfg.vocab_size);
-            for (int t = 0; t < n_ctx - 1; t++) {
-                LQ_FAIL_IF(!isfinite(nll[t]), LQ_ERR_NUMERIC,
-                           "perplexity: non-finite NLL in window %d at position %d (NaN/Inf logits)", w0 + b, t + 1);
-                sum += nll[t];
-                sumsq += nll[t] * nll[t];
-            }
-            scored += n_ctx - 1;
+        LQ_TRY(e->score(e, tok, nb, n_ctx, nll));
+        for (int i = 0; i < nb * (n_ctx - 1); i++) {
+            LQ_FAIL_IF(!isfinite(nll[i]), LQ_ERR_NUMERIC,
+                       "perplexity: non-finite NLL in window %d at position %d (NaN/Inf logits)",
+                       w0 + i / (n_ctx - 1), i % (n_ctx - 1) + 1);
+            sum += nll[i];
+            sumsq += nll[i] * nll[i];
         }
+        scored += (int64_t)nb * (n_ctx - 1);
         if (o->progress) o->progress(o->progress_ud, w0 + nb, windows, sum, scored, lq_now() - t0);
     }
     r->windows = windows;
@@ -59,7 +62,6 @@ lq_status lq_ppl_eval(const lq_model *m, const int32_t *ids, size_t n_ids, const
     r->seconds = lq_now() - t0;
 fail:
     free(nll);
-    lq_runstate_free(rs);
     return st;
 }
 

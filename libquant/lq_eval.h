@@ -10,14 +10,14 @@
 #ifndef LQ_EVAL_H
 #define LQ_EVAL_H
 
-#include "lq_model.h"
+#include "lq_engine.h"
 
 typedef void (*lq_progress_fn)(void *ud, int done, int total, double nll_sum, int64_t scored, double seconds);
 
 typedef struct {
     int n_ctx;
     int max_windows;   /* 0 = all */
-    int batch;         /* windows per forward call; 0 = automatic */
+    int batch;         /* windows per engine call; 0 = the engine's max_B */
     lq_progress_fn progress; /* may be NULL */
     void *progress_ud;
 } lq_ppl_opts;
@@ -32,7 +32,12 @@ typedef struct {
     double seconds;
 } lq_ppl_result;
 
-lq_status lq_ppl_eval(const lq_model *m, const int32_t *ids, size_t n_ids, const lq_ppl_opts *o, lq_ppl_result *r);
+/* Windows are scored through the engine (created with max_ctx >= n_ctx). */
+lq_status lq_ppl_eval(lq_engine *e, const int32_t *ids, size_t n_ids, const lq_ppl_opts *o, lq_ppl_result *r);
+/* Windows per call that keep a CPU engine's logits under ~256 MB (1..16). */
+int lq_ppl_auto_batch(int n_ctx, int vocab_size, int n_windows);
+/* Number of windows the protocol evaluates (after max_windows). */
+int lq_ppl_n_windows(size_t n_ids, int n_ctx, int max_windows);
 
 /* ---- sampling ---- */
 typedef struct {

@@ -10,11 +10,14 @@
 #include "lq_tool.h"
 
 static const char *U =
-    "usage: lq generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S] [--json]\n"
+    "usage: lq generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]\n"
+    "                   [--device cpu|cuda|auto] [--weights f16|bf16|f32] [--json]\n"
     "  -n N        tokens to generate (default 64)\n"
     "  --temp T    sampling temperature; 0 = greedy (default 0)\n"
     "  --top-p P   nucleus sampling mass (default 1 = off)\n"
     "  --seed S    random seed for sampling (default 0)\n"
+    "  --device D  cpu, cuda, or auto (default: cuda when a GPU is present)\n"
+    "  --weights W weight dtype on the GPU (default f16)\n"
     "  --ignore-eos  keep generating past the end-of-sequence token\n"
     "  --json      print {prompt_ids, ids, text, tokens_per_second} instead of streaming\n";
 
@@ -30,11 +33,13 @@ int lq_cmd_generate(int argc, char **argv) {
     const char *prompt = NULL;
     long n_gen = 64, seed = 0;
     double temp = 0, top_p = 1;
-    int as_json = 0, ignore_eos = 0;
+    int as_json = 0, ignore_eos = 0, wdtype = -1;
+    const char *device = "auto";
     static struct option opts[] = {{"prompt", required_argument, 0, 'p'}, {"temp", required_argument, 0, 't'},
                                    {"top-p", required_argument, 0, 'P'},  {"seed", required_argument, 0, 's'},
                                    {"json", no_argument, 0, 'j'},         {"ignore-eos", no_argument, 0, 'E'},
-                                   {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+                                   {"help", no_argument, 0, 'h'},         {"device", required_argument, 0, 'D'},
+                                   {"weights", required_argument, 0, 'W'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hn:", opts, NULL)) != -1) {
@@ -56,6 +61,14 @@ int lq_cmd_generate(int argc, char **argv) {
             break;
         case 'j': as_json = 1; break;
         case 'E': ignore_eos = 1; break;
+        case 'D':
+            if (!lq_tool_device_valid(optarg)) return lq_tool_usage("generate", U, "bad --device '%s'", optarg);
+            device = optarg;
+            break;
+        case 'W':
+            if ((wdtype = lq_tool_parse_wdtype(optarg)) < -1)
+                return lq_tool_usage("generate", U, "bad --weights '%s'", optarg);
+            break;
         default: return lq_tool_usage("generate", U, "bad option");
         }
     }
@@ -63,7 +76,8 @@ int lq_cmd_generate(int argc, char **argv) {
     if (!prompt) return lq_tool_usage("generate", U, "--prompt is required");
     const char *mpath = argv[optind];
     lq_model *m = NULL;
-    lq_runstate *rs = NULL;
+    lq_engine *e = NULL;
+    float *logits = NULL;
     int32_t *ids = NULL, *all = NULL;
     char *text = NULL;
     size_t n_prompt = 0, printed = 0;
@@ -87,10 +101,11 @@ int lq_cmd_generate(int argc, char **argv) {
                       m->cfg.max_seq_len);
         goto fail;
     }
-    st = lq_runstate_new(m, 1, (int)ctx, (int)n_prompt, &rs);
+    st = lq_tool_engine(m, device, wdtype, 1, (int)ctx, &e);
     if (st != LQ_OK) goto fail;
     all = malloc(sizeof(int32_t) * ctx);
-    if (!all) {
+    logits = malloc(sizeof(float) * (size_t)m->cfg.vocab_size);
+    if (!all || !logits) {
         st = lq_error(LQ_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -111,10 +126,10 @@ int lq_cmd_generate(int argc, char **argv) {
     for (long i = 0; i < n_gen; i++) {
         int pos = i == 0 ? 0 : (int)n_all - 1;
         int T = i == 0 ? (int)n_prompt : 1;
-        st = lq_forward(m, rs, all + pos, 1, T, pos, 1);
+        st = e->step(e, all + pos, 1, T, pos, logits);
         if (st != LQ_OK) goto fail;
         if (i == 0) t_first = lq_now() - t0;
-        int32_t next = lq_sample(&smp, rs->logits + (size_t)(T - 1) * V, V);
+        int32_t next = lq_sample(&smp, logits, V);
         all[n_all++] = next;
         free(text);
         text = NULL;
@@ -144,8 +159,8 @@ int lq_cmd_generate(int argc, char **argv) {
     } else {
         if (printed < tl) fwrite(text + printed, 1, tl - printed, stdout);
         printf("\n");
-        fprintf(stderr, "[generate] %zu prompt tokens, %zu generated; prefill %.3f s, decode %.1f tok/s\n", n_prompt,
-                n_new, t_first, tps);
+        fprintf(stderr, "[generate] %s: %zu prompt tokens, %zu generated; prefill %.3f s, decode %.1f tok/s\n",
+                e->desc, n_prompt, n_new, t_first, tps);
     }
     goto done;
 fail:
@@ -154,7 +169,8 @@ done:
     free(ids);
     free(all);
     free(text);
-    lq_runstate_free(rs);
+    free(logits);
+    lq_engine_free(e);
     lq_model_free(m);
     return rc;
 }

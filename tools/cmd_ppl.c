@@ -12,12 +12,15 @@
 #include "lq_tool.h"
 
 static const char *U =
-    "usage: lq ppl MODEL TEXTFILE --ctx N [--max-windows K] [--batch B] [--json] [--quiet]\n"
+    "usage: lq ppl MODEL TEXTFILE --ctx N [--max-windows K] [--batch B] [--device cpu|cuda|auto]\n"
+    "               [--weights f16|bf16|f32] [--json] [--quiet]\n"
     "  MODEL          any input lq reads (HF dir, .gguf, llama2.c .bin, archive)\n"
     "  TEXTFILE       UTF-8 text ('-' for stdin), tokenized as HF's tokenizer(text) does\n"
     "  --ctx N        window length in tokens (required)\n"
     "  --max-windows  evaluate only the first K windows\n"
     "  --batch B      windows per forward pass (default: automatic)\n"
+    "  --device D     cpu, cuda, or auto (default: cuda when a GPU is present)\n"
+    "  --weights W    weight dtype on the GPU (default f16; the CPU runtime is fp32)\n"
     "  --json         one JSON object on stdout: ppl, n_ctx, windows, scored_tokens, seconds, ...\n"
     "protocol: one BOS if the tokenizer adds it; len/N non-overlapping windows, tail dropped; each\n"
     "window from scratch; all tokens but each window's first are scored; ppl = exp(mean NLL).\n";
@@ -44,10 +47,12 @@ static void progress(void *ud, int done, int total, double nll, int64_t scored, 
 
 int lq_cmd_ppl(int argc, char **argv) {
     long ctx = 0, maxw = 0, batch = 0;
-    int as_json = 0, quiet = 0;
+    int as_json = 0, quiet = 0, wdtype = -1;
+    const char *device = "auto";
     static struct option opts[] = {{"ctx", required_argument, 0, 'c'},   {"max-windows", required_argument, 0, 'm'},
                                    {"batch", required_argument, 0, 'b'}, {"json", no_argument, 0, 'j'},
                                    {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
+                                   {"device", required_argument, 0, 'D'}, {"weights", required_argument, 0, 'W'},
                                    {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -65,6 +70,13 @@ int lq_cmd_ppl(int argc, char **argv) {
             break;
         case 'j': as_json = 1; break;
         case 'q': quiet = 1; break;
+        case 'D':
+            if (!lq_tool_device_valid(optarg)) return lq_tool_usage("ppl", U, "bad --device '%s'", optarg);
+            device = optarg;
+            break;
+        case 'W':
+            if ((wdtype = lq_tool_parse_wdtype(optarg)) < -1) return lq_tool_usage("ppl", U, "bad --weights '%s'", optarg);
+            break;
         default: return lq_tool_usage("ppl", U, "bad option");
         }
     }
@@ -72,6 +84,7 @@ int lq_cmd_ppl(int argc, char **argv) {
     if (!ctx) return lq_tool_usage("ppl", U, "--ctx is required");
     const char *mpath = argv[optind], *tpath = argv[optind + 1];
     lq_model *m = NULL;
+    lq_engine *e = NULL;
     char *text = NULL;
     int32_t *ids = NULL;
     size_t n_text = 0, n_ids = 0;
@@ -95,10 +108,24 @@ int lq_cmd_ppl(int argc, char **argv) {
     if (!quiet && !as_json)
         fprintf(stderr, "[ppl] %s: %zu tokens, n_ctx %ld, %zu windows%s (load %.1f s, tokenize %.1f s)\n", tpath, n_ids,
                 ctx, n_ids / (size_t)ctx, maxw ? " (limited by --max-windows)" : "", t_load, t_tok);
+    int nw = lq_ppl_n_windows(n_ids, (int)ctx, (int)maxw);
+    int B = batch ? (int)batch : lq_ppl_auto_batch((int)ctx, m->cfg.vocab_size, nw);
+    if (nw > 0 && B > nw) B = nw;
+    if (ctx > m->cfg.max_seq_len) {
+        lq_error(LQ_ERR_ARG, "--ctx %ld exceeds the model's max_position_embeddings %d", ctx, m->cfg.max_seq_len);
+        rc = lq_tool_fail("ppl", LQ_ERR_ARG);
+        goto done;
+    }
+    st = lq_tool_engine(m, device, wdtype, B, (int)ctx, &e);
+    if (st != LQ_OK) {
+        rc = lq_tool_fail("ppl", st);
+        goto done;
+    }
+    if (!quiet && !as_json) fprintf(stderr, "[ppl] engine: %s, %d windows per call\n", e->desc, B);
     progress_state ps = {isatty(2), quiet, -1};
-    lq_ppl_opts o = {(int)ctx, (int)maxw, (int)batch, progress, &ps};
+    lq_ppl_opts o = {(int)ctx, (int)maxw, B, progress, &ps};
     lq_ppl_result r;
-    st = lq_ppl_eval(m, ids, n_ids, &o, &r);
+    st = lq_ppl_eval(e, ids, n_ids, &o, &r);
     if (st != LQ_OK) {
         rc = lq_tool_fail("ppl", st);
         goto done;
@@ -107,7 +134,8 @@ int lq_cmd_ppl(int argc, char **argv) {
         json_t *j = json_pack("{s:f, s:i, s:i, s:I, s:I, s:f, s:f, s:f, s:s, s:s, s:s}", "ppl", r.ppl, "n_ctx", (int)ctx,
                               "windows", r.windows, "scored_tokens", (json_int_t)r.scored, "text_tokens",
                               (json_int_t)r.n_tokens, "nll_mean", r.nll_sum / (double)r.scored, "nll_stderr",
-                              r.nll_stderr, "seconds", r.seconds, "model", mpath, "text", tpath, "device", "cpu");
+                              r.nll_stderr, "seconds", r.seconds, "model", mpath, "text", tpath, "device", e->device);
+        json_object_set_new(j, "engine", json_string(e->desc));
         json_object_set_new(j, "tokens_per_second", json_real((double)r.windows * ctx / r.seconds));
         char *s = json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
         puts(s);
@@ -121,6 +149,7 @@ int lq_cmd_ppl(int argc, char **argv) {
 done:
     free(text);
     free(ids);
+    lq_engine_free(e);
     lq_model_free(m);
     return rc;
 }

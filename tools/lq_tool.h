@@ -7,6 +7,7 @@
 #define LQ_TOOL_H
 
 #include "../libquant/lq_common.h"
+#include "../libquant/lq_engine.h"
 
 int lq_cmd_inspect(int argc, char **argv);
 int lq_cmd_convert(int argc, char **argv);
@@ -21,6 +22,13 @@ int lq_parse_int(const char *s, long lo, long hi, long *out);
 int lq_parse_float(const char *s, double *out);
 /* Read a whole text file (or "-" for stdin). */
 lq_status lq_tool_read_text(const char *path, char **out, size_t *n);
+/* --device handling (tools/device.c): "cpu", "cuda" or "auto". weight_dtype
+ * (LQ_F16/LQ_BF16/LQ_F32, -1 = engine default) applies to the CUDA engine. */
+int lq_tool_device_valid(const char *d);
+lq_status lq_tool_engine(const lq_model *m, const char *device, int weight_dtype, int max_B, int max_ctx,
+                         lq_engine **out);
+/* "f16"/"bf16"/"f32" -> dtype; -2 when unknown. */
+int lq_tool_parse_wdtype(const char *s);
 /* JSON-escape s to stdout with quotes. */
 void lq_print_json_string(const char *s);
 

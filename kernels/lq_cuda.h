@@ -1,0 +1,31 @@
+/* lq_cuda.h — the public face of the CUDA side of lq (kernels/). Never
+ * includes cuda_runtime.h: streams and handles stay inside kernels/.
+ * When lq is built without nvcc (CUDA=0) kernels/nocuda.c provides these
+ * functions: lq_cuda_device_count() returns 0 and everything else returns
+ * LQ_ERR_UNSUPPORTED with "built without CUDA". */
+#ifndef LQ_CUDA_H
+#define LQ_CUDA_H
+
+#include <stddef.h>
+
+#include "../libquant/lq_engine.h"
+
+/* Number of usable CUDA devices; 0 without CUDA, driver or GPU (never an error). */
+int lq_cuda_device_count(void);
+/* Name, memory and clocks of device `dev`, as one line for reports. */
+lq_status lq_cuda_device_describe(int dev, char *buf, size_t n);
+
+typedef struct {
+    int weight_dtype; /* LQ_F16 (default when 0 is given... use lq_cuda_engine_opts_default), LQ_BF16 or LQ_F32 */
+    int device;       /* CUDA device ordinal */
+} lq_cuda_engine_opts;
+lq_cuda_engine_opts lq_cuda_engine_opts_default(void);
+
+/* Upload m's weights (converted to opts->weight_dtype) and allocate the KV
+ * cache and activations for max_B sequences of max_ctx tokens. Out of GPU
+ * memory gives LQ_ERR_CUDA with the bytes asked for and free. The engine
+ * borrows m only during creation. */
+lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts, int max_B, int max_ctx,
+                             lq_engine **out);
+
+#endif
