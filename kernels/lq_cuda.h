@@ -28,4 +28,18 @@ lq_cuda_engine_opts lq_cuda_engine_opts_default(void);
 lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts, int max_B, int max_ctx,
                              lq_engine **out);
 
+/* ---- benchmark primitives (kernels/bench_cuda.cu), used by `lq bench` ----
+ * All timings: CUDA events around each run, warm-up first, median of `iters`
+ * runs; inputs rotated through >= rotate_bytes of distinct buffers so that
+ * weights never sit in L2; random (never zero) data. */
+typedef struct {
+    double us_median, us_min, us_p90;
+    int iters;
+} lq_bench_timing;
+
+/* Device-to-device copy of n_bytes: returns bytes read + written per second in *tbps (TB/s). */
+lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps);
+/* cuBLAS y(M,N) = x(M,K) W(N,K)^T, fp16 inputs, fp32 accumulation, fp16 output. */
+lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);
+
 #endif

@@ -23,3 +23,21 @@ lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts,
     *out = NULL;
     return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA (no nvcc at build time): --device cuda is unavailable");
 }
+
+lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps) {
+    (void)n_bytes;
+    (void)iters;
+    (void)t;
+    (void)tbps;
+    return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU benchmarks (device %d)", dev);
+}
+
+lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t) {
+    (void)M;
+    (void)N;
+    (void)K;
+    (void)rotate_bytes;
+    (void)iters;
+    (void)t;
+    return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU benchmarks (device %d)", dev);
+}

@@ -33,4 +33,8 @@ int64_t lq_synth_n_params(const lq_synth_preset *p);
 lq_status lq_synth_write(const lq_synth_preset *p, const char *out_dir, int dtype, uint64_t seed,
                          void (*progress)(void *ud, int done, int total), void *ud);
 
+/* The same weights as an in-memory checkpoint (no file). */
+struct lq_checkpoint;
+lq_status lq_synth_checkpoint(const lq_synth_preset *p, int dtype, uint64_t seed, struct lq_checkpoint **out);
+
 #endif

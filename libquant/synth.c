@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "lq_dtype.h"
+#include "../formats/lq_checkpoint.h"
 
 static const lq_synth_preset presets[] = {
     /* name, arch, dim, hidden, layers, heads, kv, head_dim, vocab, max_pos, theta, tied, bias */
@@ -103,6 +104,58 @@ static uint64_t splitmix(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
+/* Fill out (ne elements of dtype) with tensor i's values. */
+static void gen_tensor(const tdesc *t, int i, uint64_t seed, int dtype, float *f32, void *out) {
+    size_t ne = (size_t)t->rows * (size_t)(t->cols ? t->cols : 1);
+    float a = t->amp;
+    /* each tensor (and each 4096-chunk) has its own stream: results do not depend on threading */
+    uint64_t base = seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull);
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < (ne + 4095) / 4096; c++) {
+        uint64_t s = base + c * 0x9E3779B97F4A7C15ull;
+        size_t e = (c + 1) * 4096 < ne ? (c + 1) * 4096 : ne;
+        for (size_t j = c * 4096; j < e; j++)
+            f32[j] = a == 0 ? 1.0f : a * (2.0f * (float)((splitmix(&s) >> 40) * (1.0 / 16777216.0)) - 1.0f);
+    }
+    if (out != (void *)f32) lq_convert_from_f32((lq_dtype)dtype, f32, out, ne);
+}
+
+lq_status lq_synth_checkpoint(const lq_synth_preset *p, int dtype, uint64_t seed, lq_checkpoint **out) {
+    lq_status st = LQ_OK;
+    lq_checkpoint *ck = NULL;
+    tdesc *t = NULL;
+    float *f32 = NULL;
+    *out = NULL;
+    LQ_RETURN_IF(dtype != LQ_F16 && dtype != LQ_BF16 && dtype != LQ_F32, LQ_ERR_ARG, "synth: dtype must be f16, bf16 or f32");
+    int n = describe(p, NULL);
+    LQ_TRY(lq_calloc((void **)&t, (size_t)n, sizeof *t, "tensor list"));
+    describe(p, t);
+    LQ_TRY(lq_checkpoint_new(&ck, p->name, "synthetic"));
+    size_t es = lq_dtype_size((lq_dtype)dtype), max_elems = 0;
+    for (int i = 0; i < n; i++) {
+        size_t ne = (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1);
+        if (ne > max_elems) max_elems = ne;
+    }
+    if (dtype != LQ_F32) LQ_TRY(lq_malloc((void **)&f32, max_elems * sizeof(float), "synth buffer"));
+    for (int i = 0; i < n; i++) {
+        size_t ne = (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1);
+        void *buf;
+        LQ_TRY(lq_checkpoint_alloc(ck, ne * es, &buf));
+        gen_tensor(&t[i], i, seed, dtype, dtype == LQ_F32 ? buf : f32, buf);
+        int64_t shape[2] = {t[i].rows, t[i].cols};
+        LQ_TRY(lq_checkpoint_add_tensor(ck, t[i].name, (lq_dtype)dtype, t[i].cols ? 2 : 1, shape, buf, ne * es));
+    }
+    ck->config = lq_synth_config(p);
+    LQ_FAIL_IF(!ck->config, LQ_ERR_NOMEM, "out of memory");
+    *out = ck;
+    ck = NULL;
+fail:
+    lq_checkpoint_free(ck);
+    free(t);
+    free(f32);
+    return st;
+}
+
 lq_status lq_synth_write(const lq_synth_preset *p, const char *out_dir, int dtype, uint64_t seed,
                          void (*progress)(void *ud, int done, int total), void *ud) {
     lq_status st = LQ_OK;
@@ -147,17 +200,7 @@ lq_status lq_synth_write(const lq_synth_preset *p, const char *out_dir, int dtyp
     LQ_TRY(lq_malloc(&out, max_elems * es, "synth buffer"));
     for (int i = 0; i < n; i++) {
         size_t ne = (size_t)t[i].rows * (size_t)(t[i].cols ? t[i].cols : 1);
-        float a = t[i].amp;
-        /* each tensor has its own stream so the result does not depend on threading */
-        uint64_t base = seed ^ ((uint64_t)(i + 1) * 0xD1B54A32D192ED03ull);
-#pragma omp parallel for schedule(static)
-        for (size_t c = 0; c < (ne + 4095) / 4096; c++) {
-            uint64_t s = base + c * 0x9E3779B97F4A7C15ull;
-            size_t e = (c + 1) * 4096 < ne ? (c + 1) * 4096 : ne;
-            for (size_t j = c * 4096; j < e; j++)
-                f32[j] = a == 0 ? 1.0f : a * (2.0f * (float)((splitmix(&s) >> 40) * (1.0 / 16777216.0)) - 1.0f);
-        }
-        lq_convert_from_f32((lq_dtype)dtype, f32, out, ne);
+        gen_tensor(&t[i], i, seed, dtype, f32, out);
         LQ_TRY(lq_atomic_write(&af, out, ne * es));
         if (progress) progress(ud, i + 1, n);
     }

@@ -19,6 +19,7 @@ static const lq_command commands[] = {
     {"convert", lq_cmd_convert, "write any supported checkpoint as a Hugging Face directory"},
     {"ppl", lq_cmd_ppl, "perplexity of a model on a text file"},
     {"generate", lq_cmd_generate, "generate text from a prompt (greedy or sampled)"},
+    {"bench", lq_cmd_bench, "benchmark kernels (vs cuBLAS fp16) or a whole model (prefill/decode tok/s)"},
     {"synth", lq_cmd_synth, "write a random-weight checkpoint with a real model's shapes (speed work only)"},
 };
 

@@ -14,6 +14,7 @@ int lq_cmd_convert(int argc, char **argv);
 int lq_cmd_ppl(int argc, char **argv);
 int lq_cmd_generate(int argc, char **argv);
 int lq_cmd_synth(int argc, char **argv);
+int lq_cmd_bench(int argc, char **argv);
 
 /* Exit codes: 0 ok, 1 runtime error, 2 usage error. */
 int lq_tool_fail(const char *cmd, lq_status st);

@@ -1,0 +1,149 @@
+/* bench_cuda.cu — the measuring primitives behind `lq bench kernels`:
+ * device-to-device copy bandwidth (the denominator for memory-bound kernels)
+ * and the cuBLAS fp16 GEMM baseline every lq kernel is compared with in the
+ * same run. Method (../shared/ANCHORS.md): CUDA events, warm-up, median of
+ * many runs, weight buffers rotated past L2, random data. */
+#include <cublas_v2.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "lq_cuda.h"
+}
+
+#define CU(call, what)                                                                                       \
+    do {                                                                                                     \
+        cudaError_t e_ = (call);                                                                             \
+        if (e_ != cudaSuccess) {                                                                             \
+            st = lq_error(LQ_ERR_CUDA, "%s: %s", (what), cudaGetErrorString(e_));                            \
+            goto fail;                                                                                       \
+        }                                                                                                    \
+    } while (0)
+
+static __global__ void fill_random_half(__half *p, size_t n, uint64_t seed) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += stride) {
+        uint64_t z = seed + i * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        float u = (float)(z >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f; /* U(-1, 1), never all zero */
+        p[i] = __float2half(u * 0.05f);
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void summarize(double *us, int n, lq_bench_timing *t) {
+    qsort(us, (size_t)n, sizeof(double), cmp_double);
+    t->iters = n;
+    t->us_min = us[0];
+    t->us_median = n % 2 ? us[n / 2] : 0.5 * (us[n / 2 - 1] + us[n / 2]);
+    t->us_p90 = us[(int)(0.9 * (n - 1))];
+}
+
+extern "C" lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps) {
+    lq_status st = LQ_OK;
+    void *a = NULL, *b = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double *us = (double *)calloc((size_t)iters, sizeof(double));
+    if (!us) return lq_error(LQ_ERR_NOMEM, "out of memory");
+    CU(cudaSetDevice(dev), "cudaSetDevice");
+    CU(cudaMalloc(&a, n_bytes), "cudaMalloc (copy source)");
+    CU(cudaMalloc(&b, n_bytes), "cudaMalloc (copy destination)");
+    fill_random_half<<<1024, 256>>>((__half *)a, n_bytes / 2, 1);
+    CU(cudaGetLastError(), "fill_random_half launch");
+    CU(cudaEventCreate(&e0), "cudaEventCreate");
+    CU(cudaEventCreate(&e1), "cudaEventCreate");
+    for (int i = 0; i < 3; i++) CU(cudaMemcpyAsync(b, a, n_bytes, cudaMemcpyDeviceToDevice, 0), "warm-up copy");
+    for (int i = 0; i < iters; i++) {
+        CU(cudaEventRecord(e0, 0), "cudaEventRecord");
+        CU(cudaMemcpyAsync(b, a, n_bytes, cudaMemcpyDeviceToDevice, 0), "copy");
+        CU(cudaEventRecord(e1, 0), "cudaEventRecord");
+        CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
+        float ms;
+        CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+        us[i] = ms * 1000.0;
+    }
+    summarize(us, iters, t);
+    *tbps = 2.0 * (double)n_bytes / (t->us_median * 1e-6) / 1e12;
+fail:
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaFree(a);
+    cudaFree(b);
+    free(us);
+    return st;
+}
+
+extern "C" lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters,
+                                            lq_bench_timing *t) {
+    lq_status st = LQ_OK;
+    cublasHandle_t h = NULL;
+    __half **w = NULL, *x = NULL, *y = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double *us = (double *)calloc((size_t)iters, sizeof(double));
+    size_t wbytes = (size_t)N * K * 2;
+    int R = (int)((rotate_bytes + wbytes - 1) / wbytes);
+    if (R < 2) R = 2;
+    if (!us) return lq_error(LQ_ERR_NOMEM, "out of memory");
+    w = (__half **)calloc((size_t)R, sizeof(__half *));
+    if (!w) {
+        free(us);
+        return lq_error(LQ_ERR_NOMEM, "out of memory");
+    }
+    const float alpha = 1.0f, beta = 0.0f;
+    CU(cudaSetDevice(dev), "cudaSetDevice");
+    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) {
+        st = lq_error(LQ_ERR_CUDA, "cublasCreate failed");
+        goto fail;
+    }
+    for (int r = 0; r < R; r++) {
+        CU(cudaMalloc(&w[r], wbytes), "cudaMalloc (weights)");
+        fill_random_half<<<1024, 256>>>(w[r], (size_t)N * K, 100 + r);
+        CU(cudaGetLastError(), "fill launch");
+    }
+    CU(cudaMalloc(&x, (size_t)M * K * 2), "cudaMalloc (x)");
+    CU(cudaMalloc(&y, (size_t)M * N * 2), "cudaMalloc (y)");
+    fill_random_half<<<1024, 256>>>(x, (size_t)M * K, 7);
+    CU(cudaGetLastError(), "fill launch");
+    CU(cudaEventCreate(&e0), "cudaEventCreate");
+    CU(cudaEventCreate(&e1), "cudaEventCreate");
+    /* row-major y = x W^T  <=>  column-major y^T (N x M) = W (N x K, col-major = W^T row-major)... :
+     * cuBLAS sees W as K x N column-major (ld K); op T gives N x K; x as K x M (ld K). */
+    for (int i = 0; i < iters + 5; i++) {
+        int r = i % R;
+        if (i >= 5) CU(cudaEventRecord(e0, 0), "cudaEventRecord");
+        cublasStatus_t cs = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w[r], CUDA_R_16F, K, x,
+                                         CUDA_R_16F, K, &beta, y, CUDA_R_16F, N, CUBLAS_COMPUTE_32F,
+                                         CUBLAS_GEMM_DEFAULT);
+        if (cs != CUBLAS_STATUS_SUCCESS) {
+            st = lq_error(LQ_ERR_CUDA, "cublasGemmEx (M=%d N=%d K=%d) failed with status %d", M, N, K, (int)cs);
+            goto fail;
+        }
+        if (i >= 5) {
+            CU(cudaEventRecord(e1, 0), "cudaEventRecord");
+            CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
+            float ms;
+            CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+            us[i - 5] = ms * 1000.0;
+        }
+    }
+    summarize(us, iters, t);
+fail:
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    for (int r = 0; r < R; r++) cudaFree(w[r]);
+    free(w);
+    cudaFree(x);
+    cudaFree(y);
+    if (h) cublasDestroy(h);
+    free(us);
+    return st;
+}

@@ -1,0 +1,323 @@
+/* cmd_bench.c — `lq bench`: the measurements ../shared/ANCHORS.md describes.
+ *   lq bench kernels [--m LIST] [--shapes llama3|llama2|all] [--iters N] [--json] [--out FILE]
+ *     copy bandwidth, then for each Llama linear shape (K x N) and batch M:
+ *     cuBLAS fp16 (the baseline every lq kernel is compared with in the same run):
+ *     microseconds (median), effective TB/s (weights + activations), TFLOP/s.
+ *   lq bench model (MODEL | --preset NAME) [--device cpu|cuda] [--prompt LIST] [--batch LIST]
+ *                  [--ctx LIST] [--steps N] [--json] [--out FILE]
+ *     prefill tokens/s for each prompt length, decode tokens/s for each batch x context.
+ * GPU timings are CUDA-event medians; model timings are wall clock around
+ * synchronous engine calls (each call ends with its device->host copy). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../formats/lq_checkpoint.h"
+#include "../kernels/lq_cuda.h"
+#include "../libquant/lq_synth.h"
+#include "lq_tool.h"
+
+static int parse_list(const char *s, int *out, int max) {
+    int n = 0;
+    char *dup = strdup(s), *save = NULL;
+    for (char *tok = strtok_r(dup, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save)) {
+        long v;
+        if (lq_parse_int(tok, 1, 1 << 24, &v)) {
+            free(dup);
+            return -1;
+        }
+        out[n++] = (int)v;
+    }
+    free(dup);
+    return n;
+}
+
+typedef struct {
+    const char *name;
+    int K, N;
+} lin_shape;
+
+static const lin_shape llama3[] = {{"qkv", 4096, 6144}, {"o", 4096, 4096}, {"gate_up", 4096, 28672}, {"down", 14336, 4096}};
+static const lin_shape llama2[] = {{"qkv", 4096, 12288}, {"o", 4096, 4096}, {"gate_up", 4096, 22016}, {"down", 11008, 4096},
+                                   {"sq8192", 8192, 8192}};
+
+static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama3|llama2|all] [--iters N] [--gpu I]\n"
+                        "                        [--json] [--out FILE]\n";
+
+static int bench_kernels(int argc, char **argv) {
+    int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
+    const char *shapes = "llama3", *out = NULL;
+    static struct option opts[] = {{"m", required_argument, 0, 'm'},      {"shapes", required_argument, 0, 's'},
+                                   {"iters", required_argument, 0, 'i'},  {"json", no_argument, 0, 'j'},
+                                   {"out", required_argument, 0, 'o'},    {"gpu", required_argument, 0, 'g'},
+                                   {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int c;
+    long v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(UK, stdout); return 0;
+        case 'm':
+            if ((n_m = parse_list(optarg, ms, 32)) < 1) return lq_tool_usage("bench", UK, "bad --m '%s'", optarg);
+            break;
+        case 's': shapes = optarg; break;
+        case 'i':
+            if (lq_parse_int(optarg, 3, 100000, &v)) return lq_tool_usage("bench", UK, "bad --iters");
+            iters = (int)v;
+            break;
+        case 'g':
+            if (lq_parse_int(optarg, 0, 64, &v)) return lq_tool_usage("bench", UK, "bad --gpu");
+            gpu = (int)v;
+            break;
+        case 'j': as_json = 1; break;
+        case 'o': out = optarg; break;
+        default: return lq_tool_usage("bench", UK, "bad option");
+        }
+    }
+    if (lq_cuda_device_count() <= gpu) {
+        lq_error(LQ_ERR_UNSUPPORTED, "bench kernels needs a CUDA GPU (found %d device(s))", lq_cuda_device_count());
+        return lq_tool_fail("bench", LQ_ERR_UNSUPPORTED);
+    }
+    char desc[512];
+    lq_status st = lq_cuda_device_describe(gpu, desc, sizeof desc);
+    if (st != LQ_OK) return lq_tool_fail("bench", st);
+    json_t *res = json_pack("{s:s, s:s}", "gpu", desc, "method",
+                            "CUDA-event medians after warm-up; weights rotated through >= 512 MB; random data");
+    json_t *rows = json_array();
+    lq_bench_timing t;
+    double tbps;
+    st = lq_cuda_bench_copy(gpu, (size_t)1 << 30, 20, &t, &tbps);
+    if (st != LQ_OK) return lq_tool_fail("bench", st);
+    json_object_set_new(res, "copy_tbps", json_real(tbps));
+    fprintf(stderr, "%s\ndevice-to-device copy (1 GiB): %.3f TB/s (read + write)\n", desc, tbps);
+    const lin_shape *sets[2] = {NULL, NULL};
+    int nsets[2] = {0, 0};
+    if (!strcmp(shapes, "llama3") || !strcmp(shapes, "all")) sets[0] = llama3, nsets[0] = 4;
+    if (!strcmp(shapes, "llama2") || !strcmp(shapes, "all")) sets[1] = llama2, nsets[1] = 5;
+    if (!sets[0] && !sets[1]) return lq_tool_usage("bench", UK, "unknown --shapes '%s'", shapes);
+    fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s\n", "layer", "K", "N", "M", "cuBLAS us", "TB/s", "TFLOP/s");
+    for (int si = 0; si < 2; si++)
+        for (int i = 0; i < nsets[si]; i++) {
+            const lin_shape *s = &sets[si][i];
+            for (int mi = 0; mi < n_m; mi++) {
+                int M = ms[mi];
+                st = lq_cuda_bench_gemm_f16(gpu, M, s->N, s->K, (size_t)512 << 20, iters, &t);
+                if (st != LQ_OK) return lq_tool_fail("bench", st);
+                double bytes = 2.0 * ((double)s->N * s->K + (double)M * s->K + (double)M * s->N);
+                double sec = t.us_median * 1e-6;
+                double flops = 2.0 * M * (double)s->N * s->K;
+                fprintf(stderr, "%-8s %6d %6d %5d | %10.1f %8.3f %8.1f\n", s->name, s->K, s->N, M, t.us_median,
+                        bytes / sec / 1e12, flops / sec / 1e12);
+                json_array_append_new(
+                    rows, json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, s:f}", "set",
+                                    si == 0 ? "llama3-8b" : "llama2-7b", "layer", s->name, "K", s->K, "N", s->N, "M",
+                                    M, "impl", "cublas_f16", "us_median", t.us_median, "us_min", t.us_min, "us_p90",
+                                    t.us_p90, "tbps", bytes / sec / 1e12, "tflops", flops / sec / 1e12));
+            }
+        }
+    json_object_set_new(res, "linear", rows);
+    char *js = json_dumps(res, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (as_json) puts(js);
+    if (out) {
+        FILE *f = fopen(out, "w");
+        if (!f || fputs(js, f) < 0 || fclose(f) != 0) {
+            lq_error(LQ_ERR_IO, "%s: cannot write results", out);
+            free(js);
+            json_decref(res);
+            return lq_tool_fail("bench", LQ_ERR_IO);
+        }
+    }
+    free(js);
+    json_decref(res);
+    return 0;
+}
+
+static const char *UM =
+    "usage: lq bench model (MODEL | --preset NAME) [--device cpu|cuda|auto] [--weights f16|bf16|f32]\n"
+    "                      [--prompt 512,2048] [--batch 1,8,32] [--ctx 512,2048,8192] [--steps N]\n"
+    "                      [--reps N] [--json] [--out FILE]\n"
+    "  --preset    random weights with a real model's shapes (see lq synth --help), built in memory\n"
+    "decode at context C: the KV cache is prefilled with min(C, 512) real tokens per sequence and the\n"
+    "remaining positions hold earlier data (attention cost does not depend on the values).\n";
+
+static int bench_model(int argc, char **argv) {
+    int prompts[16] = {512, 2048}, n_p = 2, batches[16] = {1, 8, 32}, n_b = 3, ctxs[16] = {512, 2048, 8192}, n_c = 3;
+    int steps = 32, reps = 3, as_json = 0, wdtype = -1;
+    const char *preset = NULL, *device = "auto", *out = NULL;
+    static struct option opts[] = {{"preset", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
+                                   {"weights", required_argument, 0, 'W'}, {"prompt", required_argument, 0, 'p'},
+                                   {"batch", required_argument, 0, 'b'},   {"ctx", required_argument, 0, 'c'},
+                                   {"steps", required_argument, 0, 's'},   {"reps", required_argument, 0, 'r'},
+                                   {"json", no_argument, 0, 'j'},          {"out", required_argument, 0, 'o'},
+                                   {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    int c;
+    long v;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(UM, stdout); return 0;
+        case 'P': preset = optarg; break;
+        case 'D':
+            if (!lq_tool_device_valid(optarg)) return lq_tool_usage("bench", UM, "bad --device");
+            device = optarg;
+            break;
+        case 'W':
+            if ((wdtype = lq_tool_parse_wdtype(optarg)) < -1) return lq_tool_usage("bench", UM, "bad --weights");
+            break;
+        case 'p':
+            if ((n_p = parse_list(optarg, prompts, 16)) < 0) return lq_tool_usage("bench", UM, "bad --prompt");
+            break;
+        case 'b':
+            if ((n_b = parse_list(optarg, batches, 16)) < 0) return lq_tool_usage("bench", UM, "bad --batch");
+            break;
+        case 'c':
+            if ((n_c = parse_list(optarg, ctxs, 16)) < 0) return lq_tool_usage("bench", UM, "bad --ctx");
+            break;
+        case 's':
+            if (lq_parse_int(optarg, 1, 100000, &v)) return lq_tool_usage("bench", UM, "bad --steps");
+            steps = (int)v;
+            break;
+        case 'r':
+            if (lq_parse_int(optarg, 1, 1000, &v)) return lq_tool_usage("bench", UM, "bad --reps");
+            reps = (int)v;
+            break;
+        case 'j': as_json = 1; break;
+        case 'o': out = optarg; break;
+        default: return lq_tool_usage("bench", UM, "bad option");
+        }
+    }
+    if ((preset != NULL) == (optind < argc)) return lq_tool_usage("bench", UM, "give MODEL or --preset, not both");
+    lq_model *m = NULL;
+    lq_status st;
+    double t0 = lq_now();
+    const char *label = preset ? preset : argv[optind];
+    if (preset) {
+        const lq_synth_preset *p = lq_synth_find(preset);
+        if (!p) return lq_tool_usage("bench", UM, "unknown preset '%s' (lq synth --help lists them)", preset);
+        lq_checkpoint *ck = NULL;
+        fprintf(stderr, "[bench] building %s in memory (%.2f B random parameters)\n", preset, lq_synth_n_params(p) / 1e9);
+        st = lq_synth_checkpoint(p, LQ_F16, 1, &ck);
+        if (st == LQ_OK) st = lq_model_from_checkpoint(ck, &m);
+        lq_checkpoint_free(ck);
+    } else {
+        st = lq_model_load(argv[optind], &m);
+    }
+    if (st != LQ_OK) return lq_tool_fail("bench", st);
+    fprintf(stderr, "[bench] model ready in %.1f s\n", lq_now() - t0);
+    int V = m->cfg.vocab_size, maxc = 0, maxb = 0, maxp = 0;
+    for (int i = 0; i < n_c; i++) maxc = ctxs[i] > maxc ? ctxs[i] : maxc;
+    for (int i = 0; i < n_b; i++) maxb = batches[i] > maxb ? batches[i] : maxb;
+    for (int i = 0; i < n_p; i++) maxp = prompts[i] > maxp ? prompts[i] : maxp;
+    json_t *res = json_object(), *pre = json_array(), *dec = json_array();
+    json_object_set_new(res, "model", json_string(label));
+    json_object_set_new(res, "synthetic", json_boolean(preset != NULL));
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)maxb * (maxp > 512 ? maxp : 512));
+    float *logits = malloc(sizeof(float) * (size_t)maxb * V);
+    if (!tok || !logits) {
+        lq_error(LQ_ERR_NOMEM, "out of memory");
+        return lq_tool_fail("bench", LQ_ERR_NOMEM);
+    }
+    for (int i = 0; i < maxb * (maxp > 512 ? maxp : 512); i++) tok[i] = (int32_t)((i * 2654435761u) % (unsigned)V);
+    int rc = 0;
+    /* prefill */
+    for (int i = 0; i < n_p; i++) {
+        int P = prompts[i];
+        if (P > m->cfg.max_seq_len) continue;
+        lq_engine *e = NULL;
+        st = lq_tool_engine(m, device, wdtype, 1, P, &e);
+        if (st != LQ_OK) {
+            fprintf(stderr, "[bench] prefill %d: %s (skipped)\n", P, lq_last_error());
+            continue;
+        }
+        if (!json_object_get(res, "engine")) json_object_set_new(res, "engine", json_string(e->desc));
+        double best = 1e30;
+        for (int r = 0; r < reps + 1; r++) {
+            double s = lq_now();
+            if ((st = e->step(e, tok, 1, P, 0, logits)) != LQ_OK) break;
+            double d = lq_now() - s;
+            if (r > 0 && d < best) best = d; /* first run is warm-up */
+        }
+        lq_engine_free(e);
+        if (st != LQ_OK) {
+            rc = lq_tool_fail("bench", st);
+            goto done;
+        }
+        fprintf(stderr, "[bench] prefill %5d tokens: %10.1f tok/s (%.3f s)\n", P, P / best, best);
+        json_array_append_new(pre, json_pack("{s:i, s:f, s:f}", "prompt", P, "seconds", best, "tokens_per_second", P / best));
+    }
+    /* decode */
+    for (int bi = 0; bi < n_b; bi++) {
+        int B = batches[bi];
+        lq_engine *e = NULL;
+        int cap = maxc + steps;
+        if (cap > m->cfg.max_seq_len) cap = m->cfg.max_seq_len;
+        st = lq_tool_engine(m, device, wdtype, B, cap, &e);
+        if (st != LQ_OK) {
+            fprintf(stderr, "[bench] decode batch %d: %s (skipped)\n", B, lq_last_error());
+            json_array_append_new(dec, json_pack("{s:i, s:s}", "batch", B, "skipped", lq_last_error()));
+            continue;
+        }
+        int pf = 512 < cap ? 512 : cap - steps;
+        if ((st = e->step(e, tok, B, pf, 0, logits)) != LQ_OK) {
+            lq_engine_free(e);
+            rc = lq_tool_fail("bench", st);
+            goto done;
+        }
+        for (int ci = 0; ci < n_c; ci++) {
+            int C = ctxs[ci];
+            if (C + steps > cap || C < 1) continue;
+            double s = 0;
+            for (int k = 0; k < steps + 2; k++) {
+                if (k == 2) s = lq_now(); /* two warm-up steps (graph capture) */
+                if ((st = e->step(e, tok + (size_t)(k % 8) * B, B, 1, C + k - 2 < 0 ? 0 : C + k - 2, logits)) != LQ_OK)
+                    break;
+            }
+            if (st != LQ_OK) {
+                lq_engine_free(e);
+                rc = lq_tool_fail("bench", st);
+                goto done;
+            }
+            double secs = (lq_now() - s) / steps;
+            fprintf(stderr, "[bench] decode batch %2d ctx %5d: %8.2f ms/step, %10.1f tok/s\n", B, C, secs * 1e3, B / secs);
+            json_array_append_new(dec, json_pack("{s:i, s:i, s:f, s:f}", "batch", B, "ctx", C, "ms_per_step", secs * 1e3,
+                                                 "tokens_per_second", B / secs));
+        }
+        lq_engine_free(e);
+    }
+    json_object_set_new(res, "prefill", pre);
+    json_object_set_new(res, "decode", dec);
+    pre = dec = NULL;
+    char *js = json_dumps(res, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (as_json) puts(js);
+    if (out) {
+        FILE *f = fopen(out, "w");
+        if (!f || fputs(js, f) < 0 || fclose(f) != 0) {
+            lq_error(LQ_ERR_IO, "%s: cannot write results", out);
+            rc = lq_tool_fail("bench", LQ_ERR_IO);
+        }
+    }
+    free(js);
+done:
+    if (pre) json_decref(pre);
+    if (dec) json_decref(dec);
+    json_decref(res);
+    free(tok);
+    free(logits);
+    lq_model_free(m);
+    return rc;
+}
+
+int lq_cmd_bench(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs("usage: lq bench kernels|model [options]   (lq bench kernels --help, lq bench model --help)\n",
+              argc < 2 ? stderr : stdout);
+        fputs(UK, argc < 2 ? stderr : stdout);
+        fputs(UM, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "kernels")) return bench_kernels(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "model")) return bench_model(argc - 1, argv + 1);
+    fprintf(stderr, "lq bench: unknown mode '%s' (kernels or model)\n", argv[1]);
+    return 2;
+}
