@@ -125,27 +125,31 @@ fail:
     return st;
 }
 
-/* The checkpoint root inside the extracted tree: the root itself if it has
- * config.json (or a single .gguf / llama2.c .bin), else its only directory. */
-static lq_status find_inner(const char *root, char *out, size_t n_out) {
+/* The checkpoint inside the extracted tree: the root itself if it has
+ * config.json, else a .gguf / llama2.c .bin at its top, else its only
+ * directory (a few levels down). *is_dir says which kind was found. */
+static lq_status find_inner(const char *root, char *out, size_t n_out, int *is_dir) {
+    char cur[4096];
+    snprintf(cur, sizeof cur, "%s", root);
     for (int depth = 0; depth < 4; depth++) {
-        char cfg[4096];
-        snprintf(cfg, sizeof cfg, "%s/config.json", root);
+        char cfg[4096 + 16];
+        snprintf(cfg, sizeof cfg, "%s/config.json", cur);
         if (access(cfg, R_OK) == 0) {
-            snprintf(out, n_out, "%s", root);
+            snprintf(out, n_out, "%s", cur);
+            *is_dir = 1;
             return LQ_OK;
         }
-        DIR *d = opendir(root);
-        LQ_RETURN_IF(!d, LQ_ERR_IO, "%s: cannot list: %s", root, strerror(errno));
+        DIR *d = opendir(cur);
+        LQ_RETURN_IF(!d, LQ_ERR_IO, "%s: cannot list: %s", cur, strerror(errno));
         struct dirent *de;
         int n_dirs = 0, n_files = 0;
         char only_dir[1024] = "", model_file[1024] = "";
         while ((de = readdir(d))) {
             if (de->d_name[0] == '.') continue;
-            char p[4096];
-            snprintf(p, sizeof p, "%s/%s", root, de->d_name);
+            char p[4096 + 1024];
+            snprintf(p, sizeof p, "%s/%s", cur, de->d_name);
             struct stat sb;
-            if (stat(p, &sb) != 0) continue;
+            if (lstat(p, &sb) != 0) continue;
             if (S_ISDIR(sb.st_mode)) {
                 n_dirs++;
                 snprintf(only_dir, sizeof only_dir, "%s", de->d_name);
@@ -159,13 +163,16 @@ static lq_status find_inner(const char *root, char *out, size_t n_out) {
         }
         closedir(d);
         if (model_file[0]) {
-            snprintf(out, n_out, "%s/%s", root, model_file);
+            snprintf(out, n_out, "%s/%s", cur, model_file);
+            *is_dir = 0;
             return LQ_OK;
         }
         if (n_dirs == 1 && n_files == 0) {
-            static char next[4096];
-            snprintf(next, sizeof next, "%s/%s", root, only_dir);
-            root = next;
+            /* descend; a separate buffer, as snprintf must not read what it writes */
+            char next[4096 + 1024];
+            int n = snprintf(next, sizeof next, "%s/%s", cur, only_dir);
+            LQ_RETURN_IF(n < 0 || (size_t)n >= sizeof cur, LQ_ERR_FORMAT, "archive path too long: %s", next);
+            memcpy(cur, next, (size_t)n + 1);
             continue;
         }
         break;
@@ -181,23 +188,35 @@ lq_status lq_archive_load(const char *path, lq_checkpoint **out) {
     snprintf(tmpl, sizeof tmpl, "%s/lq-archive-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     LQ_RETURN_IF(!mkdtemp(tmpl), LQ_ERR_IO, "%s: cannot create a temporary directory: %s", tmpl, strerror(errno));
     char inner[4096];
+    int is_dir = 0;
     LQ_TRY(extract(path, tmpl));
-    st = find_inner(tmpl, inner, sizeof inner);
+    /* Call the loader of what was found directly, not lq_checkpoint_open: an
+     * archive inside an archive (named .bin, sniffed by its magic) must not
+     * recurse, or a self-containing archive would extract forever. */
+    st = find_inner(tmpl, inner, sizeof inner, &is_dir);
+    if (st == LQ_OK) {
+        size_t l = strlen(inner);
+        if (is_dir) st = lq_hf_dir_load(inner, out);
+        else if (l > 5 && strcmp(inner + l - 5, ".gguf") == 0) st = lq_gguf_load(inner, out);
+        else st = lq_llama2c_load(inner, NULL, out);
+    }
     if (st != LQ_OK) {
-        lq_error_prefix(st, "%s", path);
+        lq_error_prefix(st, "%s", path); /* the user named the archive, not our temp dir */
         goto fail;
     }
-    LQ_TRY(lq_checkpoint_open(inner, out));
     (*out)->tmpdir = strdup(tmpl);
     free((*out)->source);
     (*out)->source = strdup(path);
     if (!(*out)->tmpdir || !(*out)->source) {
-        lq_checkpoint_free(*out);
+        lq_checkpoint_free(*out); /* removes tmpdir when it was set */
         *out = NULL;
+        lq_remove_tree(tmpl);
         return lq_error(LQ_ERR_NOMEM, "out of memory");
     }
     return LQ_OK;
 fail:
+    lq_checkpoint_free(*out);
+    *out = NULL;
     lq_remove_tree(tmpl);
     return st;
 }

@@ -121,7 +121,8 @@ lq_status lq_tensor_to_f32(const lq_tensor_info *t, int64_t expect_elems, float 
                  (long long)expect_elems);
     float *buf;
     LQ_FORWARD(lq_malloc((void **)&buf, (size_t)n * sizeof(float), t->name));
-    if (lq_convert_to_f32(t->dtype, t->data, buf, (size_t)n) != 0) {
+    /* n == 0: nothing to convert, and t->data may be NULL (memcpy(dst, NULL, 0) is UB) */
+    if (n > 0 && lq_convert_to_f32(t->dtype, t->data, buf, (size_t)n) != 0) {
         free(buf);
         return lq_error(LQ_ERR_UNSUPPORTED, "tensor '%s': cannot convert dtype %s to F32", t->name,
                         lq_dtype_name(t->dtype));

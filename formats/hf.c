@@ -83,7 +83,11 @@ static lq_status load_sharded(lq_checkpoint *ck, const char *dir, const char *in
         LQ_FAIL_IF(!p, LQ_ERR_NOMEM, "out of memory");
         st = lq_safetensors_add_file(ck, p);
         free(p);
-        if (st != LQ_OK) goto fail;
+        if (st != LQ_OK) {
+            /* say which index sent us there (a missing shard is an IO error on the shard alone) */
+            lq_error_prefix(st, "%s: shard '%s' listed in weight_map", index_path, files[j]);
+            goto fail;
+        }
     }
     json_object_foreach(wm, key, v) {
         LQ_FAIL_IF(!lq_checkpoint_find(ck, key), LQ_ERR_FORMAT,
@@ -104,11 +108,10 @@ lq_status lq_hf_dir_load(const char *dir, lq_checkpoint **out) {
     char *cfg = join(dir, "config.json");
     int has_cfg = cfg && file_exists(cfg);
     free(cfg);
-    if (!has_cfg) {
-        /* A directory holding a llama2.c checkpoint or a single GGUF is accepted too. */
-        LQ_FAIL_IF(1, LQ_ERR_FORMAT, "%s: directory has no config.json (expected a Hugging Face "
-                   "checkpoint directory)", dir);
-    }
+    /* (A directory holding only a .gguf or llama2.c .bin is not a checkpoint
+     * here: open the file itself. Archives do that search in archive.c.) */
+    LQ_FAIL_IF(!has_cfg, LQ_ERR_FORMAT,
+               "%s: directory has no config.json (expected a Hugging Face checkpoint directory)", dir);
     LQ_TRY(lq_checkpoint_new(&ck, dir, "safetensors"));
     LQ_TRY(load_side_files(ck, dir));
     if (file_exists(index)) {

@@ -76,9 +76,11 @@ lq_status lq_llama2c_load(const char *bin_path, const char *tok_path, lq_checkpo
     const char *hn[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
     const int32_t lim[7] = {1 << 16, 1 << 20, 1 << 10, 1 << 10, 1 << 10, 1 << 22, 1 << 24};
     for (int i = 0; i < 7; i++) {
-        int32_t v = i == 5 ? (h[i] < 0 ? -h[i] : h[i]) : h[i];
+        /* vocab_size may be negative (separate classifier): range-check |v| in
+         * 64 bits, since -INT32_MIN overflows an int32 */
+        int64_t v = i == 5 && h[i] < 0 ? -(int64_t)h[i] : (int64_t)h[i];
         LQ_FAIL_IF(v <= 0 || v > lim[i], LQ_ERR_FORMAT, "%s: header field %s = %d is out of range (1..%d)",
-                   bin_path, hn[i], h[i], lim[i]);
+                   bin_path, hn[i], (int)h[i], (int)lim[i]);
     }
     int dim = h[0], hidden = h[1], L = h[2], nh = h[3], nkv = h[4], seq = h[6];
     int shared = h[5] > 0;

@@ -10,7 +10,9 @@
  * and is below 100 MB; the JSON parses and is an object; each entry has a
  * known dtype, a shape of non-negative integers (at most 4 dims) whose
  * product x dtype size equals end - begin without overflow; 0 <= begin <=
- * end <= data size; no two tensors overlap.
+ * end <= data size; no two tensors overlap (zero-size tensors overlap
+ * nothing); no name repeats, within the file or across the files (shards)
+ * of one checkpoint.
  * Tested by tests/test_formats.c and fuzzed by tests/fuzz/fuzz_safetensors.c. */
 #include <errno.h>
 #include <stdlib.h>
@@ -99,10 +101,18 @@ lq_status lq_safetensors_parse(lq_checkpoint *ck, const void *buf, size_t n, con
         LQ_FAIL_IF(e - b != bytes, LQ_ERR_SHAPE,
                    "%s: tensor '%s': %s x shape needs %zu bytes but data_offsets span %zu", path,
                    key, json_string_value(jd), bytes, e - b);
-        ranges[n_ranges].begin = b;
-        ranges[n_ranges].end = e;
-        ranges[n_ranges].name = key;
-        n_ranges++;
+        /* Zero-size tensors occupy no bytes and so overlap nothing (the
+         * reference implementation accepts them at any offset in range). */
+        if (e > b) {
+            ranges[n_ranges].begin = b;
+            ranges[n_ranges].end = e;
+            ranges[n_ranges].name = key;
+            n_ranges++;
+        }
+        /* a name already defined by another file of the same checkpoint (shards) */
+        LQ_FAIL_IF(lq_checkpoint_find(ck, key) != NULL, LQ_ERR_FORMAT,
+                   "%s: tensor '%s' is a duplicate (already defined by another file of %s)", path, key,
+                   ck->source);
         LQ_TRY(lq_checkpoint_add_tensor(ck, key, (lq_dtype)dt, (int)ndim, shape, data + b, bytes));
     }
     qsort(ranges, n_ranges, sizeof *ranges, range_cmp);
