@@ -897,57 +897,87 @@ lq_status lq_gguf_tensor_to_f32(const lq_gguf *g, const lq_gguf_tensor *t, float
     LQ_RETURN_IF(!tr || !tr->to_f32, LQ_ERR_UNSUPPORTED,
                  "%s: tensor '%s' has type %s (%u), which lq cannot dequantize", g->path, t->name,
                  lq_ggml_type_name(t->type), t->type);
-    tr->to_f32(t->data, dst, t->n_elems);
+    /* chunks of whole blocks across threads: each element is written once, so
+     * the result does not depend on the thread count */
+    const int64_t n_blocks = t->n_elems / tr->blck_size, chunk = 4096;
+    const int64_t n_chunks = (n_blocks + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (n_chunks > 1)
+    for (int64_t c = 0; c < n_chunks; c++) {
+        int64_t b0 = c * chunk, nb = n_blocks - b0 < chunk ? n_blocks - b0 : chunk;
+        tr->to_f32(t->data + (size_t)b0 * tr->type_size, dst + b0 * tr->blck_size,
+                   nb * tr->blck_size);
+    }
     return LQ_OK;
 }
 
 /* ------------------------------------------------------------------------ */
 /* GGUF -> Hugging Face                                                     */
 
+/* What a tensor is, so that its shape can be checked against the config. */
+typedef enum {
+    R_EMBED, R_OUT_NORM, R_LM_HEAD,
+    R_ATTN_NORM, R_FFN_NORM, R_Q, R_K, R_V, R_O, R_GATE, R_UP, R_DOWN
+} tensor_role;
+
 static const struct {
     const char *gguf, *hf;
+    tensor_role role;
 } k_blk_names[] = {
-    {"attn_norm", "input_layernorm"},   {"ffn_norm", "post_attention_layernorm"},
-    {"attn_q", "self_attn.q_proj"},     {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},     {"attn_output", "self_attn.o_proj"},
-    {"ffn_gate", "mlp.gate_proj"},      {"ffn_up", "mlp.up_proj"},
-    {"ffn_down", "mlp.down_proj"},
+    {"attn_norm", "input_layernorm", R_ATTN_NORM},
+    {"ffn_norm", "post_attention_layernorm", R_FFN_NORM},
+    {"attn_q", "self_attn.q_proj", R_Q},
+    {"attn_k", "self_attn.k_proj", R_K},
+    {"attn_v", "self_attn.v_proj", R_V},
+    {"attn_output", "self_attn.o_proj", R_O},
+    {"ffn_gate", "mlp.gate_proj", R_GATE},
+    {"ffn_up", "mlp.up_proj", R_UP},
+    {"ffn_down", "mlp.down_proj", R_DOWN},
 };
 
-lq_status lq_gguf_hf_name(const char *name, char *out, size_t out_size) {
-    const char *hf = NULL;
-    int n;
-    if (strcmp(name, "token_embd.weight") == 0) hf = "model.embed_tokens.weight";
-    else if (strcmp(name, "output_norm.weight") == 0) hf = "model.norm.weight";
-    else if (strcmp(name, "output.weight") == 0) hf = "lm_head.weight";
-    if (hf) {
-        n = snprintf(out, out_size, "%s", hf);
-        LQ_RETURN_IF(n < 0 || (size_t)n >= out_size, LQ_ERR_ARG, "tensor name buffer too small");
-        return LQ_OK;
-    }
+/* GGUF name -> HF name, role, layer (-1 outside blocks), bias flag */
+static lq_status map_name(const char *name, char *out, size_t out_size, tensor_role *role,
+                          long *layer_out, int *is_bias) {
+    static const struct {
+        const char *gguf, *hf;
+        tensor_role role;
+    } top[] = {{"token_embd.weight", "model.embed_tokens.weight", R_EMBED},
+               {"output_norm.weight", "model.norm.weight", R_OUT_NORM},
+               {"output.weight", "lm_head.weight", R_LM_HEAD}};
+    int n = -1;
+    for (size_t i = 0; i < sizeof top / sizeof *top; i++)
+        if (strcmp(name, top[i].gguf) == 0) {
+            n = snprintf(out, out_size, "%s", top[i].hf);
+            *role = top[i].role, *layer_out = -1, *is_bias = 0;
+        }
     /* blk.<layer>.<part>.<weight|bias>, layer plain decimal */
-    if (strncmp(name, "blk.", 4) == 0) {
+    if (n < 0 && strncmp(name, "blk.", 4) == 0) {
         const char *p = name + 4;
         long layer = 0;
         int digits = 0;
         while (*p >= '0' && *p <= '9' && digits < 7) layer = layer * 10 + (*p++ - '0'), digits++;
-        if (digits > 0 && (digits == 1 || name[4] != '0') && *p == '.') {
+        const char *dot = *p == '.' ? strrchr(p + 1, '.') : NULL;
+        if (digits > 0 && (digits == 1 || name[4] != '0') && dot &&
+            (strcmp(dot, ".weight") == 0 || strcmp(dot, ".bias") == 0)) {
             p++;
-            const char *dot = strrchr(p, '.');
-            if (dot && (strcmp(dot, ".weight") == 0 || strcmp(dot, ".bias") == 0)) {
-                size_t plen = (size_t)(dot - p);
-                for (size_t i = 0; i < sizeof k_blk_names / sizeof *k_blk_names; i++) {
-                    if (strlen(k_blk_names[i].gguf) == plen && strncmp(p, k_blk_names[i].gguf, plen) == 0) {
-                        n = snprintf(out, out_size, "model.layers.%ld.%s%s", layer, k_blk_names[i].hf, dot);
-                        LQ_RETURN_IF(n < 0 || (size_t)n >= out_size, LQ_ERR_ARG,
-                                     "tensor name buffer too small");
-                        return LQ_OK;
-                    }
+            size_t plen = (size_t)(dot - p);
+            for (size_t i = 0; i < sizeof k_blk_names / sizeof *k_blk_names; i++)
+                if (strlen(k_blk_names[i].gguf) == plen && strncmp(p, k_blk_names[i].gguf, plen) == 0) {
+                    n = snprintf(out, out_size, "model.layers.%ld.%s%s", layer, k_blk_names[i].hf, dot);
+                    *role = k_blk_names[i].role, *layer_out = layer, *is_bias = dot[1] == 'b';
+                    break;
                 }
-            }
         }
     }
-    return lq_error(LQ_ERR_UNSUPPORTED, "tensor '%.96s' has no Hugging Face counterpart", name);
+    if (n < 0) return lq_error(LQ_ERR_UNSUPPORTED, "tensor '%.96s' has no Hugging Face counterpart", name);
+    LQ_RETURN_IF((size_t)n >= out_size, LQ_ERR_ARG, "tensor '%.96s': name buffer too small", name);
+    return LQ_OK;
+}
+
+lq_status lq_gguf_hf_name(const char *name, char *out, size_t out_size) {
+    tensor_role role;
+    long layer;
+    int is_bias;
+    return map_name(name, out, out_size, &role, &layer, &is_bias);
 }
 
 typedef struct {
@@ -1007,6 +1037,13 @@ static lq_status read_hparams(const lq_gguf *g, const char *arch, hparams *h) {
     LQ_FORWARD(check_range(g, k, h->head_dim, 2, 65536));
     LQ_RETURN_IF(h->head_dim % 2 != 0, LQ_ERR_FORMAT,
                  "%s: head_dim %lld is odd (RoPE rotates pairs)", g->path, (long long)h->head_dim);
+    /* HF Llama/Qwen2 rotate all of head_dim; partial rotary has no place there */
+    int64_t n_rot = h->head_dim;
+    LQ_FORWARD(opt_i64(g, KEY(k, arch, "rope.dimension_count"), &n_rot));
+    LQ_RETURN_IF(n_rot != h->head_dim, LQ_ERR_UNSUPPORTED,
+                 "%s: key '%s': %lld rotary dimensions of head_dim %lld (partial RoPE) is not "
+                 "supported",
+                 g->path, k, (long long)n_rot, (long long)h->head_dim);
     LQ_FORWARD(lq_gguf_get_i64(g, KEY(k, arch, "context_length"), &h->ctx));
     LQ_FORWARD(check_range(g, k, h->ctx, 1, INT32_MAX));
     LQ_FORWARD(lq_gguf_get_f64(g, KEY(k, arch, "attention.layer_norm_rms_epsilon"), &h->eps));
@@ -1227,25 +1264,37 @@ fail:
     return st;
 }
 
-/* rows/cols of a q/k weight (2-D) or bias (1-D) for the permutation */
-static lq_status permute_qk(const lq_gguf *g, const lq_gguf_tensor *t, float *w, int64_t n_heads,
-                            int64_t head_dim) {
-    int64_t rows = t->n_dims == 2 ? t->ne[1] : t->ne[0], cols = t->n_dims == 2 ? t->ne[0] : 1;
-    LQ_RETURN_IF((t->n_dims != 1 && t->n_dims != 2) || rows != n_heads * head_dim, LQ_ERR_SHAPE,
-                 "%s: tensor '%s': %lld rows (n_dims %u), expected %lld heads x %lld", g->path,
-                 t->name, (long long)rows, t->n_dims, (long long)n_heads, (long long)head_dim);
-    if (cols == 0) return LQ_OK;
-    lq_status st = lq_permute_qk_to_hf(w, (int)n_heads, (int)head_dim, cols);
-    if (st != LQ_OK) lq_error_prefix(st, "%s: tensor '%s'", g->path, t->name);
-    return st;
-}
-
-static int name_is(const char *name, const char *part) {
-    /* blk.N.<part>.(weight|bias) */
-    const char *p = strchr(name + 4, '.');
-    if (strncmp(name, "blk.", 4) != 0 || !p) return 0;
-    size_t n = strlen(part);
-    return strncmp(p + 1, part, n) == 0 && p[1 + n] == '.';
+/* The tensor's HF shape must be what the config says: a bad file then fails
+ * here, naming the GGUF tensor, rather than deep inside a model loader. */
+static lq_status check_shape(const lq_gguf *g, const lq_gguf_tensor *t, const hparams *h,
+                             tensor_role role, long layer, int is_bias) {
+    int64_t q_dim = h->n_heads * h->head_dim, kv_dim = h->n_kv_heads * h->head_dim;
+    int64_t rows = 0, cols = 0; /* HF [rows, cols]; cols 0: a vector */
+    switch (role) {
+    case R_EMBED: case R_LM_HEAD: rows = h->vocab, cols = h->hidden; break;
+    case R_OUT_NORM: case R_ATTN_NORM: case R_FFN_NORM: rows = h->hidden; break;
+    case R_Q: rows = q_dim, cols = h->hidden; break;
+    case R_K: case R_V: rows = kv_dim, cols = h->hidden; break;
+    case R_O: rows = h->hidden, cols = q_dim; break;
+    case R_GATE: case R_UP: rows = h->ffn, cols = h->hidden; break;
+    case R_DOWN: rows = h->hidden, cols = h->ffn; break;
+    }
+    LQ_RETURN_IF(is_bias && role != R_Q && role != R_K && role != R_V && role != R_O,
+                 LQ_ERR_UNSUPPORTED, "%s: tensor '%s': biases are only supported on q/k/v/o",
+                 g->path, t->name);
+    if (is_bias) cols = 0;
+    LQ_RETURN_IF(layer >= h->n_layers, LQ_ERR_FORMAT,
+                 "%s: tensor '%s': layer %ld but block_count is %lld", g->path, t->name, layer,
+                 (long long)h->n_layers);
+    /* GGUF dims are innermost first: HF [rows, cols] is ne = [cols, rows] */
+    int ok = cols ? t->n_dims == 2 && t->ne[0] == cols && t->ne[1] == rows
+                  : t->n_dims == 1 && t->ne[0] == rows;
+    LQ_RETURN_IF(!ok, LQ_ERR_SHAPE,
+                 "%s: tensor '%s': GGUF dims [%lld, %lld] (n_dims %u), expected [%lld%s%lld] from "
+                 "the config",
+                 g->path, t->name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims,
+                 (long long)(cols ? cols : rows), cols ? ", " : "", cols ? (long long)rows : 0LL);
+    return LQ_OK;
 }
 
 lq_status lq_gguf_to_checkpoint(const lq_gguf *g, lq_checkpoint **out) {
@@ -1270,11 +1319,15 @@ lq_status lq_gguf_to_checkpoint(const lq_gguf *g, lq_checkpoint **out) {
         const lq_gguf_tensor *t = &g->tensors[i];
         if (strcmp(t->name, "rope_freqs.weight") == 0) continue; /* folded into rope_scaling */
         char hf[160];
-        st = lq_gguf_hf_name(t->name, hf, sizeof hf);
+        tensor_role role;
+        long layer;
+        int is_bias;
+        st = map_name(t->name, hf, sizeof hf, &role, &layer, &is_bias);
         if (st != LQ_OK) {
             lq_error_prefix(st, "%s", g->path);
             goto fail;
         }
+        LQ_TRY(check_shape(g, t, &h, role, layer, is_bias));
         size_t n_bytes;
         LQ_FAIL_IF(lq_mul_overflow((size_t)t->n_elems, sizeof(float), &n_bytes), LQ_ERR_SHAPE,
                    "%s: tensor '%s': %lld elements overflow as f32", g->path, t->name,
@@ -1282,9 +1335,16 @@ lq_status lq_gguf_to_checkpoint(const lq_gguf *g, lq_checkpoint **out) {
         float *w;
         LQ_TRY(lq_checkpoint_alloc(ck, n_bytes ? n_bytes : 1, (void **)&w));
         LQ_TRY(lq_gguf_tensor_to_f32(g, t, w));
-        if (h.is_llama && name_is(t->name, "attn_q")) LQ_TRY(permute_qk(g, t, w, h.n_heads, h.head_dim));
-        if (h.is_llama && name_is(t->name, "attn_k"))
-            LQ_TRY(permute_qk(g, t, w, h.n_kv_heads, h.head_dim));
+        if (h.is_llama && (role == R_Q || role == R_K)) {
+            /* llama.cpp's converter permuted these rows to Meta's interleaved
+             * RoPE order (per KV head for k); undo it. A bias is one column. */
+            int64_t heads = role == R_Q ? h.n_heads : h.n_kv_heads;
+            st = lq_permute_qk_to_hf(w, (int)heads, (int)h.head_dim, is_bias ? 1 : t->ne[0]);
+            if (st != LQ_OK) {
+                lq_error_prefix(st, "%s: tensor '%s'", g->path, t->name);
+                goto fail;
+            }
+        }
         int64_t shape[LQ_MAX_DIMS];
         for (uint32_t d = 0; d < t->n_dims; d++) shape[d] = t->ne[t->n_dims - 1 - d];
         LQ_TRY(lq_checkpoint_add_tensor(ck, hf, LQ_F32, (int)t->n_dims, shape, w, n_bytes));

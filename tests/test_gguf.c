@@ -1205,6 +1205,28 @@ static void test_gguf_load_errors(void **state) {
     gw_tensor(&w, "blk.0.attn_q.weight", LQ_GGML_F32, 2, neq, q, sizeof q);
     expect_load_err(&w, LQ_ERR_SHAPE, "blk.0.attn_q.weight", NULL);
     gw_free(&w);
+    /* partial rotary embeddings */
+    minimal_llama(&w, "llama");
+    gw_u32(&w, "llama.rope.dimension_count", 2);
+    expect_load_err(&w, LQ_ERR_UNSUPPORTED, "llama.rope.dimension_count", "2");
+    gw_free(&w);
+    /* a layer beyond block_count */
+    minimal_llama(&w, "llama");
+    gw_tensor(&w, "blk.5.attn_norm.weight", LQ_GGML_F32, 1, ne, z, sizeof z);
+    expect_load_err(&w, LQ_ERR_FORMAT, "blk.5.attn_norm.weight", "layer 5");
+    gw_free(&w);
+    /* ffn_down stored transposed ([ffn, hidden] in GGUF order) */
+    minimal_llama(&w, "llama");
+    float dn[8 * 16] = {0};
+    int64_t nedn[2] = {8, 16};
+    gw_tensor(&w, "blk.0.ffn_down.weight", LQ_GGML_F32, 2, nedn, dn, sizeof dn);
+    expect_load_err(&w, LQ_ERR_SHAPE, "blk.0.ffn_down.weight", "[16, 8]");
+    gw_free(&w);
+    /* a bias HF's Llama/Qwen2 have no place for */
+    minimal_llama(&w, "llama");
+    gw_tensor(&w, "blk.0.attn_norm.bias", LQ_GGML_F32, 1, ne, z, sizeof z);
+    expect_load_err(&w, LQ_ERR_UNSUPPORTED, "blk.0.attn_norm.bias", NULL);
+    gw_free(&w);
     /* heads not a multiple of kv heads */
     minimal_llama(&w, "llama");
     gw_u32(&w, "llama.attention.head_count_kv", 3);
