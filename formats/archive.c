@@ -63,6 +63,13 @@ static lq_status mkdirs(const char *root, const char *rel, int last_is_dir) {
     return LQ_OK;
 }
 
+/* mkdirs for an entry, with the archive and entry named in the error. */
+static lq_status entry_dirs(const char *path, const char *root, const char *name, int last_is_dir) {
+    lq_status st = mkdirs(root, name, last_is_dir);
+    if (st != LQ_OK) lq_error_prefix(st, "%s: entry '%s'", path, name);
+    return st;
+}
+
 static lq_status extract(const char *path, const char *root) {
     lq_status st = LQ_OK;
     struct archive *a = archive_read_new();
@@ -89,13 +96,13 @@ static lq_status extract(const char *path, const char *root) {
                    name ? name : "(null)");
         mode_t type = archive_entry_filetype(e);
         if (type == AE_IFDIR) {
-            LQ_TRY(mkdirs(root, name, 1));
+            LQ_TRY(entry_dirs(path, root, name, 1));
             continue;
         }
         LQ_FAIL_IF(type != AE_IFREG || archive_entry_hardlink(e) || archive_entry_symlink(e),
                    LQ_ERR_FORMAT, "%s: entry '%s' is a link or special file; lq extracts regular files only",
                    path, name);
-        LQ_TRY(mkdirs(root, name, 0));
+        LQ_TRY(entry_dirs(path, root, name, 0));
         char out[4096];
         snprintf(out, sizeof out, "%s/%s", root, name);
         fd = open(out, O_WRONLY | O_CREAT | O_EXCL, 0644);

@@ -1547,6 +1547,16 @@ static void test_formats_archive_empty_or_useless(void **state) {
     assert_int_equal(make_archive(path, "tar", NULL, e3, 2), 0);
     EXPECT_ERR(lq_checkpoint_open(path, &ck), LQ_ERR_FORMAT, path, "model.safetensors", "not an object");
     assert_xtmp_empty();
+    /* a path component longer than the file system allows (NAME_MAX): the
+     * error names the archive and the entry, not only the temp directory */
+    char longname[400];
+    memset(longname, 'n', 300);
+    snprintf(longname + 300, sizeof longname - 300, "/config.json");
+    ar_entry e5[1] = {{longname, 'f', TINY_CONFIG, strlen(TINY_CONFIG), NULL}};
+    scratch(path, sizeof path, "longname.tar");
+    assert_int_equal(make_archive(path, "tar", NULL, e5, 1), 0);
+    EXPECT_ERR(lq_checkpoint_open(path, &ck), LQ_ERR_IO, path, "'nnnnnnnn", "cannot create");
+    assert_xtmp_empty();
     /* the same file twice */
     ar_entry e4[3] = {{"config.json", 'f', TINY_CONFIG, strlen(TINY_CONFIG), NULL},
                       {"model.safetensors", 'f', "x", 1, NULL},
