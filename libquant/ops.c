@@ -12,7 +12,7 @@ void lq_embedding_ref(float *out, const float *table, const int32_t *ids, int64_
 }
 
 void lq_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, int64_t dim, float eps) {
-#pragma omp parallel for if (n > 16)
+#pragma omp parallel for if (n * dim > 4 * 100000)
     for (int64_t i = 0; i < n; i++) {
         const float *xi = x + i * dim;
         double ss = 0;
@@ -26,7 +26,7 @@ void lq_rmsnorm_ref(float *out, const float *x, const float *w, int64_t n, int64
 void lq_rope_ref(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
                  const float *cos_tab, const float *sin_tab) {
     int half = head_dim / 2;
-#pragma omp parallel for if (n > 16)
+#pragma omp parallel for if (n * n_heads * head_dim > 4 * 100000)
     for (int64_t r = 0; r < n; r++) {
         const float *c = cos_tab + (int64_t)pos[r] * half, *s = sin_tab + (int64_t)pos[r] * half;
         for (int h = 0; h < n_heads; h++) {
@@ -41,7 +41,7 @@ void lq_rope_ref(float *x, const int32_t *pos, int64_t n, int n_heads, int head_
 }
 
 void lq_swiglu_ref(float *out, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for if (n > 65536)
+#pragma omp parallel for if (n > 4 * 100000)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
@@ -105,6 +105,11 @@ void lq_attention_ref(float *out, const float *q, const float *k_cache, const fl
     free(sc);
 }
 
+/* Parallel regions only pay off above ~1e5 multiply-adds: below that the
+ * fork/join (and, on a loaded machine, a descheduled thread at the barrier)
+ * costs more than the work. */
+#define LQ_OMP_MIN_WORK 100000
+
 /* Same math in float with the score row in a per-thread buffer; parallel over
  * (query, head). Softmax max-subtracted; accumulation in float is enough for
  * the 1e-4 logit tolerance at these context lengths (tests check it). */
@@ -114,7 +119,7 @@ void lq_attention_cpu(float *out, const float *q, const float *k_cache, const fl
     int kv_dim = n_kv * hd;
     float scale = (float)(1.0 / sqrt((double)hd));
     int64_t total = (int64_t)T * n_heads;
-#pragma omp parallel
+#pragma omp parallel if (total * (int64_t)(pos0 + T) * hd > LQ_OMP_MIN_WORK)
     {
         float *sc = malloc(sizeof(float) * (size_t)(pos0 + T));
 #pragma omp for schedule(dynamic, 4)
@@ -153,7 +158,7 @@ void lq_attention_cpu(float *out, const float *q, const float *k_cache, const fl
 }
 
 void lq_nll_ref(double *nll, const float *logits, const int32_t *target, int64_t T, int64_t V) {
-#pragma omp parallel for if (T > 4)
+#pragma omp parallel for if (T * V > 100000)
     for (int64_t t = 0; t < T; t++) {
         const float *l = logits + t * V;
         double mx = -INFINITY;
