@@ -16,15 +16,18 @@ int lq_cuda_device_count(void);
 lq_status lq_cuda_device_describe(int dev, char *buf, size_t n);
 
 typedef struct {
-    int weight_dtype; /* LQ_F16 (default when 0 is given... use lq_cuda_engine_opts_default), LQ_BF16 or LQ_F32 */
+    int weight_dtype; /* LQ_F16 (the default), LQ_BF16 or LQ_F32: weights, GEMM inputs and KV cache */
     int device;       /* CUDA device ordinal */
+    int use_graph;    /* 1 (default): decode steps (T = 1) replay a CUDA graph captured per batch size */
 } lq_cuda_engine_opts;
+/* {LQ_F16, device 0, use_graph 1}; start from this and change fields. */
 lq_cuda_engine_opts lq_cuda_engine_opts_default(void);
 
 /* Upload m's weights (converted to opts->weight_dtype) and allocate the KV
  * cache and activations for max_B sequences of max_ctx tokens. Out of GPU
  * memory gives LQ_ERR_CUDA with the bytes asked for and free. The engine
- * borrows m only during creation. */
+ * borrows m only during creation. Implemented in kernels/engine_cuda.cu,
+ * which documents the precision and the memory plan. */
 lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts, int max_B, int max_ctx,
                              lq_engine **out);
 

@@ -10,7 +10,7 @@ lq_status lq_cuda_device_describe(int dev, char *buf, size_t n) {
 }
 
 lq_cuda_engine_opts lq_cuda_engine_opts_default(void) {
-    lq_cuda_engine_opts o = {LQ_F16, 0};
+    lq_cuda_engine_opts o = {LQ_F16, 0, 1};
     return o;
 }
 

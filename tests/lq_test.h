@@ -91,4 +91,33 @@ static inline void lq_test_fill(uint64_t *s, float *x, size_t n, float lo, float
     for (size_t i = 0; i < n; i++) x[i] = lq_test_uniform(s, lo, hi);
 }
 
+/* GPU suites: with no CUDA device (n_devices <= 0), skip with a reason, or
+ * fail when LQ_REQUIRE_GPU is set to anything but 0 (make test-gpu sets it),
+ * so that a GPU run that silently found no GPU cannot pass. */
+static inline int lq_test_require_gpu(void) {
+    const char *s = getenv("LQ_REQUIRE_GPU");
+    return s && *s && strcmp(s, "0") != 0;
+}
+#define LQ_SKIP_IF_NO_GPU(n_devices)                                                            \
+    do {                                                                                        \
+        if ((n_devices) <= 0) {                                                                 \
+            if (lq_test_require_gpu()) fail_msg("no CUDA device, but LQ_REQUIRE_GPU=1 requires one"); \
+            print_message("skipped: no CUDA device\n");                                         \
+            skip();                                                                             \
+        }                                                                                       \
+    } while (0)
+
+/* Largest |got - want| and |got - want| / |want| (|want| > 1e-6), NaN -> inf. */
+static inline void lq_test_errors(const float *got, const float *want, size_t n, double *max_abs, double *max_rel) {
+    double ma = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (isnan(d)) d = INFINITY;
+        if (d > ma) ma = d;
+        if (fabs((double)want[i]) > 1e-6 && d / fabs((double)want[i]) > mr) mr = d / fabs((double)want[i]);
+    }
+    *max_abs = ma;
+    *max_rel = mr;
+}
+
 #endif

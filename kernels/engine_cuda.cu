@@ -1,0 +1,574 @@
+/* engine_cuda.cu — the lq_engine on an NVIDIA GPU (kernels/lq_cuda.h): the
+ * same function as the reference forward (lq_forward, libquant/model.c), with
+ * weights, KV cache and activations resident on the device.
+ *
+ * Precision: weights, GEMM inputs and the KV cache are in the compute dtype
+ * (F16 by default, BF16, or F32 for tight golden checks); cuBLAS accumulates in
+ * fp32; the residual stream, q/k/v, norms, softmax and logits stay fp32; the
+ * norm weights and biases stay fp32 (they are tiny); NLLs are computed in
+ * double on the device. See kernels/lq_kernels.h.
+ *
+ * Memory plan (all allocated once by lq_cuda_engine_new):
+ *   weights      one allocation, each tensor 256-byte aligned;
+ *   KV cache     (L, max_B, max_ctx, kv_dim) for K and for V, zeroed;
+ *   activations  for rows_cap = B x T rows per forward. Longer inputs are
+ *                run in chunks of whole positions (chunked prefill: each
+ *                chunk's K/V land in the cache before the next chunk attends
+ *                to them), so a 2048-token score on a 128K vocabulary does not
+ *                need a 1 GB logits buffer per sequence;
+ *   host         pinned staging for token ids, positions and the last
+ *                logits rows.
+ *
+ * Calls: score computes NLLs on the device and copies back only (B, T-1)
+ * doubles; logits copies (B, T, V) floats; step returns the last position's
+ * (B, V) logits. A decode step (T = 1) replays a CUDA graph captured once per
+ * batch size: tokens and positions are copied into fixed device buffers, the
+ * kernels read positions from there (the decode attention derives its context
+ * splits from them), and the only host synchronisation is the logits copy.
+ *
+ * Tested by tests/test_model_gpu.c (stories260K against the float64 golden
+ * outputs; decode vs prefill; batch vs single) — make test-gpu. */
+#include "cuda_common.cuh"
+
+extern "C" {
+#include "lq_cuda.h"
+#include "lq_kernels.h"
+}
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const float *attn_norm, *ffn_norm, *bq, *bk, *bv; /* fp32 */
+    const void *wq, *wk, *wv, *wo, *wg, *wu, *wd;     /* compute dtype, [out, in] */
+} dev_layer;
+
+typedef struct {
+    lq_config cfg;
+    lq_dtype wdt; /* compute dtype */
+    int device, use_graph, max_B, max_ctx, rows_cap;
+    lq_cuda_ctx *ctx;
+    void *stream, *blas;
+    /* weights (one allocation) */
+    char *wmem;
+    dev_layer *layers;         /* host array (n_layers) of device pointers */
+    const void *embed;         /* (V, D) */
+    const void *lm_head;       /* (V, D); == embed when tied */
+    const float *final_norm;   /* (D) */
+    /* KV cache */
+    char *kvmem, *k_cache, *v_cache; /* each (L, max_B, max_ctx, kvd) */
+    size_t layer_bytes;              /* bytes of one layer's K (or V) cache */
+    int64_t seq_stride;              /* elements between sequences: max_ctx * kvd */
+    /* activations (one allocation); rows = rows_cap */
+    char *amem;
+    float *x, *delta;          /* (rows, D) residual stream, GEMM output to add into it */
+    float *q, *k, *v;          /* (rows, qd) (rows, kvd) (rows, kvd) */
+    float *gate, *up;          /* (rows, H) */
+    float *logits;             /* (rows, V) */
+    float *rope_cos, *rope_sin;/* (max_ctx, hd/2) */
+    void *xn, *att, *hact;     /* (rows, D) (rows, qd) (rows, H), compute dtype */
+    void *attn_ws;             /* decode split workspace */
+    double *nll;               /* (max_B, max_ctx) */
+    int32_t *tok, *pos, *tgt;  /* (max_B * max_ctx) */
+    /* pinned host staging */
+    int32_t *h_tok, *h_pos, *h_tgt; /* (max_B * max_ctx) */
+    float *h_logits;                /* (max_B, V) */
+    cudaGraphExec_t *graphs;        /* (max_B + 1), by batch size */
+} cuda_impl;
+
+/* ---------------- device info ---------------- */
+
+extern "C" int lq_cuda_device_count(void) {
+    int n = 0;
+    /* no driver / no GPU / driver too old: an error code, never a crash */
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+extern "C" lq_status lq_cuda_device_describe(int dev, char *buf, size_t n) {
+    if (n) buf[0] = 0;
+    int count = lq_cuda_device_count();
+    LQ_RETURN_IF(dev < 0 || dev >= count, LQ_ERR_ARG, "CUDA device %d does not exist (%d device%s found)", dev, count,
+                 count == 1 ? "" : "s");
+    cudaDeviceProp p;
+    LQ_CUDA_RET(cudaGetDeviceProperties(&p, dev), "cudaGetDeviceProperties");
+    int clk = 0, mclk = 0, drv = 0, rt = 0;
+    if (cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, dev) != cudaSuccess) clk = 0;
+    if (cudaDeviceGetAttribute(&mclk, cudaDevAttrMemoryClockRate, dev) != cudaSuccess) mclk = 0;
+    if (cudaDriverGetVersion(&drv) != cudaSuccess) drv = 0;
+    if (cudaRuntimeGetVersion(&rt) != cudaSuccess) rt = 0;
+    (void)cudaGetLastError();
+    snprintf(buf, n, "%s, %.1f GiB, %d SMs, sm_%d%d, %d MHz SM / %d MHz memory (max), %d MB L2, driver %d.%d, runtime %d.%d",
+             p.name, p.totalGlobalMem / 1073741824.0, p.multiProcessorCount, p.major, p.minor, clk / 1000, mclk / 1000,
+             p.l2CacheSize >> 20, drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
+    return LQ_OK;
+}
+
+extern "C" lq_cuda_engine_opts lq_cuda_engine_opts_default(void) {
+    lq_cuda_engine_opts o;
+    o.weight_dtype = LQ_F16;
+    o.device = 0;
+    o.use_graph = 1;
+    return o;
+}
+
+/* ---------------- forward ---------------- */
+
+/* Enqueue one forward over B sequences of T positions at pos0 .. pos0+T-1
+ * (tokens d_tok (B, T), positions d_pos (B, T) on the device).
+ * decode: T == 1, split-context attention reading positions from d_pos.
+ * logits_mode: 0 none (an intermediate prefill chunk), 1 the last position of
+ * each sequence (B rows), 2 every row (B*T rows). */
+static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int32_t *d_tok, const int32_t *d_pos,
+                                 int decode, int logits_mode) {
+    const lq_config *cf = &c->cfg;
+    const int64_t n = (int64_t)B * T;
+    const int D = cf->dim, hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads, H = cf->hidden_dim;
+    const int qd = nh * hd, kvd = nkv * hd, V = cf->vocab_size;
+    const lq_dtype dt = c->wdt;
+    void *s = c->stream, *blas = c->blas;
+    LQ_FORWARD(lq_embedding_cuda(c->x, c->embed, dt, d_tok, n, D, s));
+    for (int l = 0; l < cf->n_layers; l++) {
+        const dev_layer *lw = &c->layers[l];
+        char *kc = c->k_cache + (size_t)l * c->layer_bytes, *vc = c->v_cache + (size_t)l * c->layer_bytes;
+        /* x += previous layer's MLP output (fused), xn = norm(x) */
+        LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, l ? c->delta : NULL, lw->attn_norm, n, D, cf->rms_eps, s));
+        LQ_FORWARD(lq_matmul_cuda(blas, c->q, c->xn, lw->wq, dt, lw->bq, n, qd, D, 0, s));
+        LQ_FORWARD(lq_matmul_cuda(blas, c->k, c->xn, lw->wk, dt, lw->bk, n, kvd, D, 0, s));
+        LQ_FORWARD(lq_matmul_cuda(blas, c->v, c->xn, lw->wv, dt, lw->bv, n, kvd, D, 0, s));
+        LQ_FORWARD(lq_rope_cuda(c->q, d_pos, n, nh, hd, c->rope_cos, c->rope_sin, s));
+        LQ_FORWARD(lq_rope_cuda(c->k, d_pos, n, nkv, hd, c->rope_cos, c->rope_sin, s));
+        LQ_FORWARD(lq_kv_store_cuda(kc, vc, dt, c->k, c->v, d_pos, B, T, kvd, c->seq_stride, s));
+        if (decode) {
+            int ns = lq_attention_decode_splits(B, nh, nkv, c->max_ctx, lq_cuda_ctx_sm_count(c->ctx));
+            LQ_FORWARD(lq_attention_decode_cuda(c->att, c->q, kc, vc, dt, c->seq_stride, B, d_pos, nh, nkv, hd,
+                                                cf->sliding_window, ns, c->attn_ws, s));
+        } else {
+            LQ_FORWARD(lq_attention_cuda(c->att, c->q, kc, vc, dt, c->seq_stride, B, T, pos0, nh, nkv, hd,
+                                         cf->sliding_window, s));
+        }
+        LQ_FORWARD(lq_matmul_cuda(blas, c->delta, c->att, lw->wo, dt, NULL, n, D, qd, 0, s));
+        LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, c->delta, lw->ffn_norm, n, D, cf->rms_eps, s));
+        LQ_FORWARD(lq_matmul_cuda(blas, c->gate, c->xn, lw->wg, dt, NULL, n, H, D, 0, s));
+        LQ_FORWARD(lq_matmul_cuda(blas, c->up, c->xn, lw->wu, dt, NULL, n, H, D, 0, s));
+        LQ_FORWARD(lq_swiglu_cuda(c->hact, dt, c->gate, c->up, n * H, s));
+        LQ_FORWARD(lq_matmul_cuda(blas, c->delta, c->hact, lw->wd, dt, NULL, n, D, H, 0, s));
+    }
+    if (logits_mode == 0) return LQ_OK;
+    LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, c->delta, c->final_norm, n, D, cf->rms_eps, s));
+    if (logits_mode == 1) {
+        /* rows b*T + T-1 of xn: start at row T-1, T*D elements apart */
+        const char *last = (const char *)c->xn + (size_t)(T - 1) * D * lq_dtype_size(dt);
+        LQ_FORWARD(lq_matmul_cuda(blas, c->logits, last, c->lm_head, dt, NULL, B, V, D, (int64_t)T * D, s));
+    } else {
+        LQ_FORWARD(lq_matmul_cuda(blas, c->logits, c->xn, c->lm_head, dt, NULL, n, V, D, 0, s));
+    }
+    return LQ_OK;
+}
+
+/* ---------------- engine calls ---------------- */
+
+static lq_status check_call(lq_engine *e, const char *what, const int32_t *tokens, int B, int T, int pos) {
+    cuda_impl *c = (cuda_impl *)e->impl;
+    LQ_RETURN_IF(B < 1 || B > c->max_B || T < 1, LQ_ERR_ARG, "cuda %s: B=%d T=%d (the engine holds B <= %d)", what, B,
+                 T, c->max_B);
+    LQ_RETURN_IF(pos < 0 || (int64_t)pos + T > c->max_ctx, LQ_ERR_ARG,
+                 "cuda %s: positions %d..%lld exceed the context of %d", what, pos, (long long)pos + T - 1, c->max_ctx);
+    int64_t n = (int64_t)B * T;
+    for (int64_t i = 0; i < n; i++)
+        LQ_RETURN_IF(tokens[i] < 0 || tokens[i] >= c->cfg.vocab_size, LQ_ERR_ARG,
+                     "cuda %s: token id %d at index %lld is outside the vocabulary (%d)", what, tokens[i], (long long)i,
+                     c->cfg.vocab_size);
+    LQ_CUDA_RET(cudaSetDevice(c->device), "cudaSetDevice");
+    return LQ_OK;
+}
+
+/* Positions per forward call: whole positions of all B sequences, at most rows_cap rows. */
+static int chunk_len(const cuda_impl *c, int B, int T) {
+    int tc = c->rows_cap / B;
+    if (tc < 1) tc = 1;
+    return tc < T ? tc : T;
+}
+
+/* Stage chunk [c0, c0+tc) of tokens (B, T) at pos0 into the pinned buffers at
+ * offset B*c0 (chunks never overlap, so no copy waits for another) and copy it
+ * to the same offset on the device. With want_tgt, targets are the next tokens
+ * (-1 past the end of a sequence). */
+static lq_status stage_chunk(cuda_impl *c, const int32_t *tokens, int B, int T, int c0, int tc, int pos0, int want_tgt) {
+    size_t off = (size_t)B * c0, cnt = (size_t)B * tc;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < tc; i++) {
+            size_t j = off + (size_t)b * tc + i;
+            c->h_tok[j] = tokens[(size_t)b * T + c0 + i];
+            c->h_pos[j] = pos0 + c0 + i;
+            if (want_tgt) c->h_tgt[j] = c0 + i + 1 < T ? tokens[(size_t)b * T + c0 + i + 1] : -1;
+        }
+    cudaStream_t s = lq_stream(c->stream);
+    LQ_CUDA_RET(cudaMemcpyAsync(c->tok + off, c->h_tok + off, cnt * 4, cudaMemcpyHostToDevice, s), "upload tokens");
+    LQ_CUDA_RET(cudaMemcpyAsync(c->pos + off, c->h_pos + off, cnt * 4, cudaMemcpyHostToDevice, s), "upload positions");
+    if (want_tgt)
+        LQ_CUDA_RET(cudaMemcpyAsync(c->tgt + off, c->h_tgt + off, cnt * 4, cudaMemcpyHostToDevice, s), "upload targets");
+    return LQ_OK;
+}
+
+static lq_status cuda_score(lq_engine *e, const int32_t *tokens, int B, int T, double *nll) {
+    cuda_impl *c = (cuda_impl *)e->impl;
+    LQ_FORWARD(check_call(e, "score", tokens, B, T, 0));
+    if (T < 2) return LQ_OK;
+    const int V = c->cfg.vocab_size, tc0 = chunk_len(c, B, T);
+    for (int c0 = 0; c0 < T - 1; c0 += tc0) { /* the last position predicts nothing */
+        int tc = T - c0 < tc0 ? T - c0 : tc0;
+        LQ_FORWARD(stage_chunk(c, tokens, B, T, c0, tc, 0, 1));
+        size_t off = (size_t)B * c0;
+        LQ_FORWARD(enqueue_forward(c, B, tc, c0, c->tok + off, c->pos + off, 0, 2));
+        int rows = T - 1 - c0 < tc ? T - 1 - c0 : tc; /* rows with a target */
+        for (int b = 0; b < B; b++)
+            LQ_FORWARD(lq_nll_cuda(c->nll + (size_t)b * (T - 1) + c0, c->logits + (size_t)b * tc * V,
+                                   c->tgt + off + (size_t)b * tc, rows, V, c->stream));
+    }
+    LQ_CUDA_RET(cudaMemcpyAsync(nll, c->nll, sizeof(double) * (size_t)B * (T - 1), cudaMemcpyDeviceToHost,
+                                lq_stream(c->stream)),
+                "copy NLLs to the host");
+    return lq_cuda_sync(c->stream);
+}
+
+static lq_status cuda_logits(lq_engine *e, const int32_t *tokens, int B, int T, float *logits) {
+    cuda_impl *c = (cuda_impl *)e->impl;
+    LQ_FORWARD(check_call(e, "logits", tokens, B, T, 0));
+    const size_t V = (size_t)c->cfg.vocab_size;
+    const int tc0 = chunk_len(c, B, T);
+    for (int c0 = 0; c0 < T; c0 += tc0) {
+        int tc = T - c0 < tc0 ? T - c0 : tc0;
+        LQ_FORWARD(stage_chunk(c, tokens, B, T, c0, tc, 0, 0));
+        size_t off = (size_t)B * c0;
+        LQ_FORWARD(enqueue_forward(c, B, tc, c0, c->tok + off, c->pos + off, 0, 2));
+        /* (B, tc, V) on the device -> rows c0.. of each sequence in (B, T, V) */
+        LQ_CUDA_RET(cudaMemcpy2DAsync(logits + (size_t)c0 * V, sizeof(float) * T * V, c->logits, sizeof(float) * tc * V,
+                                      sizeof(float) * tc * V, (size_t)B, cudaMemcpyDeviceToHost, lq_stream(c->stream)),
+                    "copy logits to the host");
+    }
+    return lq_cuda_sync(c->stream);
+}
+
+/* Capture the decode forward for batch size B into a graph. */
+static lq_status capture_decode(cuda_impl *c, int B) {
+    cudaStream_t s = lq_stream(c->stream);
+    cudaGraph_t g = NULL;
+    LQ_CUDA_RET(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+    lq_status st = enqueue_forward(c, B, 1, 0, c->tok, c->pos, 1, 1);
+    cudaError_t ce = cudaStreamEndCapture(s, &g);
+    if (st != LQ_OK) {
+        if (g) cudaGraphDestroy(g);
+        return lq_error_prefix(st, "capturing the decode graph (B=%d)", B);
+    }
+    LQ_CUDA_RET(ce, "cudaStreamEndCapture (decode graph)");
+    ce = cudaGraphInstantiate(&c->graphs[B], g, 0);
+    cudaGraphDestroy(g);
+    if (ce != cudaSuccess) {
+        c->graphs[B] = NULL;
+        LQ_CUDA_RET(ce, "cudaGraphInstantiate (decode graph)");
+    }
+    return LQ_OK;
+}
+
+static lq_status cuda_step(lq_engine *e, const int32_t *tokens, int B, int T, int pos, float *logits) {
+    cuda_impl *c = (cuda_impl *)e->impl;
+    LQ_FORWARD(check_call(e, "step", tokens, B, T, pos));
+    const size_t V = (size_t)c->cfg.vocab_size;
+    cudaStream_t s = lq_stream(c->stream);
+    if (T == 1) {
+        LQ_FORWARD(stage_chunk(c, tokens, B, 1, 0, 1, pos, 0));
+        if (c->use_graph) {
+            if (!c->graphs[B]) LQ_FORWARD(capture_decode(c, B));
+            LQ_CUDA_RET(cudaGraphLaunch(c->graphs[B], s), "cudaGraphLaunch (decode)");
+        } else {
+            LQ_FORWARD(enqueue_forward(c, B, 1, pos, c->tok, c->pos, 1, 1));
+        }
+    } else {
+        const int tc0 = chunk_len(c, B, T);
+        for (int c0 = 0; c0 < T; c0 += tc0) {
+            int tc = T - c0 < tc0 ? T - c0 : tc0;
+            LQ_FORWARD(stage_chunk(c, tokens, B, T, c0, tc, pos, 0));
+            size_t off = (size_t)B * c0;
+            LQ_FORWARD(enqueue_forward(c, B, tc, pos + c0, c->tok + off, c->pos + off, 0, c0 + tc == T ? 1 : 0));
+        }
+    }
+    LQ_CUDA_RET(cudaMemcpyAsync(c->h_logits, c->logits, sizeof(float) * B * V, cudaMemcpyDeviceToHost, s),
+                "copy logits to the host");
+    LQ_FORWARD(lq_cuda_sync(c->stream));
+    memcpy(logits, c->h_logits, sizeof(float) * B * V);
+    return LQ_OK;
+}
+
+static void cuda_destroy(lq_engine *e) {
+    cuda_impl *c = (cuda_impl *)e->impl;
+    if (!c) return;
+    if (c->ctx) (void)cudaSetDevice(c->device);
+    if (c->graphs) {
+        for (int b = 0; b <= c->max_B; b++)
+            if (c->graphs[b]) cudaGraphExecDestroy(c->graphs[b]);
+        free(c->graphs);
+    }
+    lq_cuda_free(c->wmem);
+    lq_cuda_free(c->kvmem);
+    lq_cuda_free(c->amem);
+    if (c->h_tok) cudaFreeHost(c->h_tok);
+    if (c->h_pos) cudaFreeHost(c->h_pos);
+    if (c->h_tgt) cudaFreeHost(c->h_tgt);
+    if (c->h_logits) cudaFreeHost(c->h_logits);
+    free(c->layers);
+    lq_cuda_ctx_free(c->ctx);
+    free(c);
+    e->impl = NULL;
+}
+
+/* ---------------- creation ---------------- */
+
+/* A region of one allocation: bytes rounded up to 256 (cuBLAS and the 16-byte
+ * vector loads want aligned starts). Overflow-checked. */
+static int plan_add(size_t *total, size_t elems, size_t elem_bytes, size_t *offset) {
+    size_t b;
+    if (lq_mul_overflow(elems, elem_bytes, &b) || lq_add_overflow(b, 255, &b)) return 1;
+    b &= ~(size_t)255;
+    *offset = *total;
+    return lq_add_overflow(*total, b, total);
+}
+
+typedef struct {
+    const float *src; /* host fp32 */
+    size_t n;
+    lq_dtype dt;
+    size_t off;
+    const void **dst; /* where the device pointer goes */
+} wtensor;
+
+/* Convert (fp32 -> dtype) through a bounded host staging buffer and copy. */
+static lq_status upload_converted(char *dst, const float *src, size_t n, lq_dtype dt, void *stage, size_t stage_elems) {
+    size_t es = lq_dtype_size(dt);
+    for (size_t i = 0; i < n; i += stage_elems) {
+        size_t m = n - i < stage_elems ? n - i : stage_elems;
+        const void *from = src + i;
+        if (dt != LQ_F32) {
+            if (lq_convert_from_f32(dt, src + i, stage, m) != 0)
+                return lq_error(LQ_ERR_UNSUPPORTED, "cannot convert weights to %s", lq_dtype_name(dt));
+            from = stage;
+        }
+        LQ_CUDA_RET(cudaMemcpy(dst + i * es, from, m * es, cudaMemcpyHostToDevice), "upload weights");
+    }
+    return LQ_OK;
+}
+
+static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
+    const lq_config *cf = &m->cfg;
+    const lq_weights *w = &m->w;
+    const int L = cf->n_layers;
+    const size_t D = cf->dim, H = cf->hidden_dim, qd = (size_t)cf->n_heads * cf->head_dim,
+                 kvd = (size_t)cf->n_kv_heads * cf->head_dim, V = cf->vocab_size;
+    const lq_dtype dt = c->wdt;
+    lq_status st = LQ_OK;
+    void *stage = NULL;
+    const size_t stage_elems = (size_t)1 << 22;
+    int cap = 3 + 13 * L, nt = 0;
+    size_t total = 0;
+    wtensor *ts = (wtensor *)calloc((size_t)cap, sizeof *ts);
+    LQ_RETURN_IF(!ts, LQ_ERR_NOMEM, "out of memory (weight table)");
+    c->layers = (dev_layer *)calloc((size_t)L, sizeof *c->layers);
+    LQ_FAIL_IF(!c->layers, LQ_ERR_NOMEM, "out of memory (layers)");
+#define ADD(p, cnt, ty, slot)                                                                                          \
+    do {                                                                                                               \
+        ts[nt].src = (p);                                                                                              \
+        ts[nt].n = (cnt);                                                                                              \
+        ts[nt].dt = (ty);                                                                                              \
+        ts[nt].dst = (const void **)(slot);                                                                            \
+        nt++;                                                                                                          \
+    } while (0)
+    ADD(w->embed, V * D, dt, &c->embed);
+    ADD(w->final_norm, D, LQ_F32, &c->final_norm);
+    if (w->lm_head != w->embed) ADD(w->lm_head, V * D, dt, &c->lm_head);
+    for (int l = 0; l < L; l++) {
+        const lq_layer_weights *lw = &w->layers[l];
+        dev_layer *dl = &c->layers[l];
+        ADD(lw->attn_norm, D, LQ_F32, &dl->attn_norm);
+        ADD(lw->ffn_norm, D, LQ_F32, &dl->ffn_norm);
+        ADD(lw->wq, qd * D, dt, &dl->wq);
+        ADD(lw->wk, kvd * D, dt, &dl->wk);
+        ADD(lw->wv, kvd * D, dt, &dl->wv);
+        ADD(lw->wo, D * qd, dt, &dl->wo);
+        ADD(lw->w_gate, H * D, dt, &dl->wg);
+        ADD(lw->w_up, H * D, dt, &dl->wu);
+        ADD(lw->w_down, D * H, dt, &dl->wd);
+        if (lw->bq) {
+            ADD(lw->bq, qd, LQ_F32, &dl->bq);
+            ADD(lw->bk, kvd, LQ_F32, &dl->bk);
+            ADD(lw->bv, kvd, LQ_F32, &dl->bv);
+        }
+    }
+#undef ADD
+    for (int i = 0; i < nt; i++)
+        LQ_FAIL_IF(plan_add(&total, ts[i].n, lq_dtype_size(ts[i].dt), &ts[i].off), LQ_ERR_ARG,
+                   "weight sizes overflow");
+    LQ_TRY(lq_cuda_malloc((void **)&c->wmem, total, "weights"));
+    LQ_TRY(lq_malloc(&stage, stage_elems * 2, "weight conversion staging"));
+    for (int i = 0; i < nt; i++) {
+        LQ_TRY(upload_converted(c->wmem + ts[i].off, ts[i].src, ts[i].n, ts[i].dt, stage, stage_elems));
+        *ts[i].dst = c->wmem + ts[i].off;
+    }
+    if (w->lm_head == w->embed) c->lm_head = c->embed;
+fail:
+    free(stage);
+    free(ts);
+    return st;
+}
+
+static int hd_supported(int hd) { return hd == 8 || hd == 16 || hd == 32 || hd == 64 || hd == 128 || hd == 256; }
+
+extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts, int max_B, int max_ctx,
+                                        lq_engine **out) {
+    lq_status st = LQ_OK;
+    lq_engine *e = NULL;
+    cuda_impl *c = NULL;
+    *out = NULL;
+    lq_cuda_engine_opts o = opts ? *opts : lq_cuda_engine_opts_default();
+    const lq_config *cf = &m->cfg;
+    LQ_RETURN_IF(max_B < 1 || max_ctx < 1, LQ_ERR_ARG, "cuda engine: max_B=%d max_ctx=%d", max_B, max_ctx);
+    LQ_RETURN_IF(o.weight_dtype != LQ_F16 && o.weight_dtype != LQ_BF16 && o.weight_dtype != LQ_F32,
+                 LQ_ERR_UNSUPPORTED, "cuda engine: weight dtype %s (supported: F16, BF16, F32)",
+                 lq_dtype_name((lq_dtype)o.weight_dtype));
+    LQ_RETURN_IF(!hd_supported(cf->head_dim), LQ_ERR_UNSUPPORTED,
+                 "cuda engine: head_dim %d is not supported by the attention kernels (8, 16, 32, 64, 128, 256)",
+                 cf->head_dim);
+    int count = lq_cuda_device_count();
+    LQ_RETURN_IF(count == 0, LQ_ERR_CUDA, "cuda engine: no CUDA device (no GPU or no driver)");
+    LQ_RETURN_IF(o.device < 0 || o.device >= count, LQ_ERR_ARG, "cuda engine: device %d does not exist (%d found)",
+                 o.device, count);
+
+    e = (lq_engine *)calloc(1, sizeof *e);
+    c = (cuda_impl *)calloc(1, sizeof *c);
+    LQ_FAIL_IF(!e || !c, LQ_ERR_NOMEM, "out of memory (cuda engine)");
+    e->impl = c;
+    c->cfg = *cf;
+    c->wdt = (lq_dtype)o.weight_dtype;
+    c->device = o.device;
+    c->use_graph = o.use_graph;
+    c->max_B = max_B;
+    c->max_ctx = max_ctx;
+    LQ_TRY(lq_cuda_ctx_new(o.device, &c->ctx));
+    c->stream = lq_cuda_ctx_stream(c->ctx);
+    c->blas = lq_cuda_ctx_blas(c->ctx);
+    LQ_TRY(upload_weights(c, m));
+
+    {
+        const size_t D = cf->dim, H = cf->hidden_dim, hd = cf->head_dim, qd = (size_t)cf->n_heads * hd,
+                     kvd = (size_t)cf->n_kv_heads * hd, V = cf->vocab_size, L = cf->n_layers;
+        const size_t es = lq_dtype_size(c->wdt);
+        size_t slots = (size_t)max_B * (size_t)max_ctx; /* B x positions */
+        /* KV cache */
+        size_t kv_elems;
+        LQ_FAIL_IF(lq_mul_overflow(slots, kvd, &kv_elems) || lq_mul_overflow(kv_elems, es, &c->layer_bytes),
+                   LQ_ERR_ARG, "KV cache size overflows (B=%d ctx=%d)", max_B, max_ctx);
+        size_t kv_total = 0, k_off, v_off;
+        LQ_FAIL_IF(plan_add(&kv_total, kv_elems * L, es, &k_off) || plan_add(&kv_total, kv_elems * L, es, &v_off),
+                   LQ_ERR_ARG, "KV cache size overflows (B=%d ctx=%d)", max_B, max_ctx);
+        LQ_TRY(lq_cuda_malloc((void **)&c->kvmem, kv_total, "KV cache"));
+        c->k_cache = c->kvmem + k_off;
+        c->v_cache = c->kvmem + v_off;
+        c->seq_stride = (int64_t)max_ctx * (int64_t)kvd;
+        LQ_CUDA_TRY(cudaMemset(c->kvmem, 0, kv_total), "cudaMemset (KV cache)");
+
+        /* activations: rows_cap rows; the logits buffer kept under ~1 GiB */
+        size_t cap = (size_t)1 << 28; /* floats */
+        size_t rows = slots;
+        if (rows > 4096) rows = 4096;
+        if (rows * V > cap) rows = cap / V;
+        if (rows < (size_t)max_B) rows = (size_t)max_B; /* a decode step needs B rows */
+        c->rows_cap = (int)rows;
+        size_t ws_bytes = 0; /* decode split workspace: the largest over batch sizes */
+        for (int b = 1; b <= max_B; b++) {
+            int ns = lq_attention_decode_splits(b, cf->n_heads, cf->n_kv_heads, max_ctx, lq_cuda_ctx_sm_count(c->ctx));
+            size_t wsb = lq_attention_decode_workspace(b, cf->n_heads, (int)hd, ns);
+            if (wsb > ws_bytes) ws_bytes = wsb;
+        }
+        size_t a_total = 0, o_x, o_d, o_q, o_k, o_v, o_g, o_u, o_lg, o_rc, o_rs, o_xn, o_at, o_ha, o_ws, o_nll, o_tok,
+               o_pos, o_tgt;
+        int bad = plan_add(&a_total, rows * D, 4, &o_x) || plan_add(&a_total, rows * D, 4, &o_d) ||
+                  plan_add(&a_total, rows * qd, 4, &o_q) || plan_add(&a_total, rows * kvd, 4, &o_k) ||
+                  plan_add(&a_total, rows * kvd, 4, &o_v) || plan_add(&a_total, rows * H, 4, &o_g) ||
+                  plan_add(&a_total, rows * H, 4, &o_u) || plan_add(&a_total, rows * V, 4, &o_lg) ||
+                  plan_add(&a_total, (size_t)max_ctx * hd / 2, 4, &o_rc) ||
+                  plan_add(&a_total, (size_t)max_ctx * hd / 2, 4, &o_rs) || plan_add(&a_total, rows * D, es, &o_xn) ||
+                  plan_add(&a_total, rows * qd, es, &o_at) || plan_add(&a_total, rows * H, es, &o_ha) ||
+                  plan_add(&a_total, ws_bytes, 1, &o_ws) || plan_add(&a_total, slots, 8, &o_nll) ||
+                  plan_add(&a_total, slots, 4, &o_tok) || plan_add(&a_total, slots, 4, &o_pos) ||
+                  plan_add(&a_total, slots, 4, &o_tgt);
+        LQ_FAIL_IF(bad, LQ_ERR_ARG, "activation sizes overflow (B=%d ctx=%d)", max_B, max_ctx);
+        LQ_TRY(lq_cuda_malloc((void **)&c->amem, a_total, "activations"));
+        char *a = c->amem;
+        c->x = (float *)(a + o_x);
+        c->delta = (float *)(a + o_d);
+        c->q = (float *)(a + o_q);
+        c->k = (float *)(a + o_k);
+        c->v = (float *)(a + o_v);
+        c->gate = (float *)(a + o_g);
+        c->up = (float *)(a + o_u);
+        c->logits = (float *)(a + o_lg);
+        c->rope_cos = (float *)(a + o_rc);
+        c->rope_sin = (float *)(a + o_rs);
+        c->xn = a + o_xn;
+        c->att = a + o_at;
+        c->hact = a + o_ha;
+        c->attn_ws = a + o_ws;
+        c->nll = (double *)(a + o_nll);
+        c->tok = (int32_t *)(a + o_tok);
+        c->pos = (int32_t *)(a + o_pos);
+        c->tgt = (int32_t *)(a + o_tgt);
+
+        /* RoPE tables, computed in double on the host like the reference */
+        size_t tab = (size_t)max_ctx * hd / 2;
+        float *cs = (float *)malloc(sizeof(float) * tab * 2);
+        LQ_FAIL_IF(!cs, LQ_ERR_NOMEM, "out of memory (RoPE tables)");
+        lq_rope_tables(&cf->rope, (int)hd, max_ctx, cs, cs + tab);
+        cudaError_t ce = cudaMemcpy(c->rope_cos, cs, sizeof(float) * tab, cudaMemcpyHostToDevice);
+        if (ce == cudaSuccess) ce = cudaMemcpy(c->rope_sin, cs + tab, sizeof(float) * tab, cudaMemcpyHostToDevice);
+        free(cs);
+        LQ_CUDA_TRY(ce, "upload RoPE tables");
+
+        LQ_CUDA_TRY(cudaMallocHost((void **)&c->h_tok, slots * 4), "cudaMallocHost (token staging)");
+        LQ_CUDA_TRY(cudaMallocHost((void **)&c->h_pos, slots * 4), "cudaMallocHost (position staging)");
+        LQ_CUDA_TRY(cudaMallocHost((void **)&c->h_tgt, slots * 4), "cudaMallocHost (target staging)");
+        LQ_CUDA_TRY(cudaMallocHost((void **)&c->h_logits, sizeof(float) * (size_t)max_B * V),
+                    "cudaMallocHost (logits staging)");
+    }
+    c->graphs = (cudaGraphExec_t *)calloc((size_t)max_B + 1, sizeof *c->graphs);
+    LQ_FAIL_IF(!c->graphs, LQ_ERR_NOMEM, "out of memory (graphs)");
+    LQ_CUDA_TRY(cudaDeviceSynchronize(), "cudaDeviceSynchronize (engine setup)");
+
+    {
+        cudaDeviceProp p;
+        LQ_CUDA_TRY(cudaGetDeviceProperties(&p, o.device), "cudaGetDeviceProperties");
+        snprintf(e->desc, sizeof e->desc, "%.80s, %s weights%s", p.name,
+                 c->wdt == LQ_F16 ? "fp16" : c->wdt == LQ_BF16 ? "bf16" : "fp32", c->use_graph ? ", CUDA graphs" : "");
+    }
+    e->device = "cuda";
+    e->vocab_size = cf->vocab_size;
+    e->max_B = max_B;
+    e->max_ctx = max_ctx;
+    e->score = cuda_score;
+    e->logits = cuda_logits;
+    e->step = cuda_step;
+    e->destroy = cuda_destroy;
+    *out = e;
+    return LQ_OK;
+fail:
+    if (e) {
+        cuda_destroy(e);
+        free(e);
+    } else {
+        free(c);
+    }
+    return lq_error_prefix(st, "cuda engine (%s weights, B=%d, ctx=%d)", lq_dtype_name((lq_dtype)o.weight_dtype),
+                           max_B, max_ctx);
+}

@@ -1,0 +1,126 @@
+/* lq_kernels.h — the CUDA twins of the reference ops in libquant/lq_ops.h,
+ * one launcher per op, named after its reference (`lq_rmsnorm_ref` ->
+ * `lq_rmsnorm_cuda`), with the same arguments plus the dtypes of the buffers
+ * that may be 16-bit and the stream (a cudaStream_t passed as void*, NULL =
+ * the default stream). All pointers are device pointers unless noted.
+ * Launchers check the launch (cudaGetLastError) and return LQ_ERR_CUDA with
+ * the CUDA message; they do not synchronize.
+ *
+ * Precision contract of the GPU runtime (kernels/engine_cuda.cu):
+ *   - the residual stream, q/k/v, GEMM outputs, logits: fp32;
+ *   - GEMM inputs (normed activations, attention output, SwiGLU output) and
+ *     weights: the "compute dtype" (F16, BF16 or F32); cuBLAS accumulates in
+ *     fp32 (CUBLAS_COMPUTE_32F);
+ *   - KV cache: the compute dtype; attention math, softmax and norms: fp32;
+ *     row sums of RMSNorm and the NLL's log-sum-exp: double.
+ * Only the buffers marked `void *` with a dtype argument take 16-bit types.
+ *
+ * Implementation: kernels/ops_cuda.cu (elementwise ops, norms, GEMM, NLL,
+ * argmax), kernels/attention_cuda.cu (prefill and split-context decode).
+ * Tested against the references by tests/test_kernels.c (make test-gpu). */
+#ifndef LQ_KERNELS_H
+#define LQ_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../libquant/lq_common.h"
+#include "../libquant/lq_dtype.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------- device memory and context ---------------- */
+
+/* cudaMalloc; out of memory gives LQ_ERR_CUDA naming `what`, the bytes asked
+ * for and the bytes free (cudaMemGetInfo). */
+lq_status lq_cuda_malloc(void **p, size_t n_bytes, const char *what);
+void lq_cuda_free(void *p); /* NULL is a no-op */
+lq_status lq_cuda_upload(void *dst, const void *host_src, size_t n_bytes);
+lq_status lq_cuda_download(void *host_dst, const void *src, size_t n_bytes);
+lq_status lq_cuda_memset(void *dst, int byte, size_t n_bytes);
+/* Wait for the stream; asynchronous kernel faults surface here. */
+lq_status lq_cuda_sync(void *stream);
+
+/* A stream and a cuBLAS handle (with its own workspace, so GEMMs can be
+ * captured in CUDA graphs) on one device. */
+typedef struct lq_cuda_ctx lq_cuda_ctx;
+lq_status lq_cuda_ctx_new(int device, lq_cuda_ctx **out);
+void lq_cuda_ctx_free(lq_cuda_ctx *c); /* NULL is a no-op */
+void *lq_cuda_ctx_stream(const lq_cuda_ctx *c);
+void *lq_cuda_ctx_blas(const lq_cuda_ctx *c);
+int lq_cuda_ctx_sm_count(const lq_cuda_ctx *c);
+
+/* ---------------- ops ---------------- */
+
+/* out[i, :] = table[ids[i], :] as fp32.         out (n, dim) fp32, table (vocab, dim) table_dtype.
+ * ids are not range-checked here (the engine checks them on the host). */
+lq_status lq_embedding_cuda(float *out, const void *table, lq_dtype table_dtype, const int32_t *ids, int64_t n,
+                            int64_t dim, void *stream);
+
+/* RMSNorm fused with the residual add: when delta != NULL, first x += delta
+ * (written back to x); then out = x / sqrt(mean(x^2) + eps) * w, per row.
+ * x (n, dim) fp32, delta (n, dim) fp32 or NULL, w (dim) fp32, out (n, dim) out_dtype.
+ * Sum of squares in double, then (x * r) * w in float, as lq_rmsnorm_ref. */
+lq_status lq_rmsnorm_cuda(void *out, lq_dtype out_dtype, float *x, const float *delta, const float *w, int64_t n,
+                          int64_t dim, float eps, void *stream);
+
+/* Rotate-half RoPE in place, as lq_rope_ref.   x (n, n_heads, head_dim) fp32; pos (n);
+ * cos/sin tables (max_pos, head_dim/2) fp32. */
+lq_status lq_rope_cuda(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim, const float *cos_tab,
+                       const float *sin_tab, void *stream);
+
+/* out = silu(gate) * up.                          gate, up (n) fp32; out (n) out_dtype */
+lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *gate, const float *up, int64_t n, void *stream);
+
+/* y = x W^T + b through cuBLAS (cublasGemmEx, fp32 accumulation).
+ * x (m, k) rows ldx elements apart (ldx = 0 means k), W (n, k), both `dtype`;
+ * b (n) fp32 or NULL; y (m, n) fp32. blas: lq_cuda_ctx_blas(). */
+lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const void *w, lq_dtype dtype, const float *b,
+                         int64_t m, int64_t n, int64_t k, int64_t ldx, void *stream);
+
+/* Write new keys/values into the cache: for b < B, t < T
+ *   cache[b * seq_stride + pos[b*T + t] * kv_dim + j] = k/v[(b*T + t) * kv_dim + j]
+ * k, v (B, T, kv_dim) fp32; caches kv_dtype. (lq_forward's memcpy into its cache.) */
+lq_status lq_kv_store_cuda(void *k_cache, void *v_cache, lq_dtype kv_dtype, const float *k, const float *v,
+                           const int32_t *pos, int B, int T, int kv_dim, int64_t seq_stride, void *stream);
+
+/* Prefill attention, the twin of lq_attention_ref for B sequences at once:
+ * T queries per sequence at positions pos0 .. pos0+T-1 over cache positions
+ * 0 .. pos0+T-1 (causal, GQA, window > 0 = sliding window).
+ * q (B, T, n_heads*hd) fp32; cache of sequence b at b*seq_stride, rows of
+ * n_kv*hd (kv_dtype); out (B, T, n_heads*hd) kv_dtype (the GEMM input that follows).
+ * Tiled (32 queries x 32 keys per step) with an online softmax: no T x T
+ * matrix is ever stored. head_dim 8, 16, 32, 64, 128 or 256. */
+lq_status lq_attention_cuda(void *out, const float *q, const void *k_cache, const void *v_cache, lq_dtype kv_dtype,
+                            int64_t seq_stride, int B, int T, int pos0, int n_heads, int n_kv, int hd, int window,
+                            void *stream);
+
+/* Decode attention (one query per sequence) over the preallocated cache, split
+ * along the context into n_splits pieces processed by separate blocks, then
+ * merged (log-sum-exp) by a second kernel. Sequence b's query sits at
+ * position pos[b], read from device memory so that a CUDA graph replays it
+ * with new positions; the split sizes follow pos at run time.
+ * q (B, n_heads*hd) fp32; out (B, n_heads*hd) kv_dtype;
+ * workspace: lq_attention_decode_workspace() bytes. */
+lq_status lq_attention_decode_cuda(void *out, const float *q, const void *k_cache, const void *v_cache,
+                                   lq_dtype kv_dtype, int64_t seq_stride, int B,
+                                   const int32_t *pos, int n_heads, int n_kv, int hd, int window, int n_splits,
+                                   void *workspace, void *stream);
+/* Splits that fill the GPU for B sequences with contexts up to max_ctx. */
+int lq_attention_decode_splits(int B, int n_heads, int n_kv, int max_ctx, int sm_count);
+size_t lq_attention_decode_workspace(int B, int n_heads, int hd, int n_splits);
+
+/* nll[t] = -log softmax(logits[t])[target[t]] (double), as lq_nll_ref;
+ * rows with target[t] < 0 get 0. logits (T, V) fp32. */
+lq_status lq_nll_cuda(double *nll, const float *logits, const int32_t *target, int64_t T, int64_t V, void *stream);
+
+/* out[t] = argmax(logits[t]) (ties: the lowest id, like lq_sample's greedy). */
+lq_status lq_argmax_cuda(int32_t *out, const float *logits, int64_t T, int64_t V, void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

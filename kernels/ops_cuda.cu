@@ -1,0 +1,388 @@
+/* ops_cuda.cu — CUDA twins of the elementwise and row ops of libquant/ops.c
+ * (embedding, RMSNorm fused with the residual add, RoPE, SwiGLU, KV-cache
+ * store, NLL, argmax), the cuBLAS matmul, and the device-memory/context
+ * helpers of kernels/lq_kernels.h. These ops are memory-bound and tiny next to
+ * the GEMMs: one simple kernel each, written for clarity over the last few
+ * percent. Tested by tests/test_kernels.c against the lq_<op>_ref functions. */
+#include "cuda_common.cuh"
+
+extern "C" {
+#include "lq_kernels.h"
+}
+
+#include <stdlib.h>
+
+/* ---------------- memory and context ---------------- */
+
+extern "C" lq_status lq_cuda_malloc(void **p, size_t n_bytes, const char *what) {
+    *p = NULL;
+    cudaError_t e = cudaMalloc(p, n_bytes ? n_bytes : 1);
+    if (e == cudaSuccess) return LQ_OK;
+    *p = NULL;
+    (void)cudaGetLastError(); /* an allocation failure is not sticky: clear it */
+    size_t fr = 0, tot = 0;
+    if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) (void)cudaGetLastError();
+    if (e == cudaErrorMemoryAllocation)
+        return lq_error(LQ_ERR_CUDA,
+                        "out of GPU memory allocating %s: asked for %zu bytes (%.2f GiB), %zu bytes (%.2f GiB) free "
+                        "of %.2f GiB",
+                        what, n_bytes, n_bytes / 1073741824.0, fr, fr / 1073741824.0, tot / 1073741824.0);
+    return lq_error(LQ_ERR_CUDA, "cudaMalloc %s (%zu bytes): %s", what, n_bytes, cudaGetErrorString(e));
+}
+
+extern "C" void lq_cuda_free(void *p) {
+    if (p) (void)cudaFree(p);
+}
+
+extern "C" lq_status lq_cuda_upload(void *dst, const void *src, size_t n_bytes) {
+    LQ_CUDA_RET(cudaMemcpy(dst, src, n_bytes, cudaMemcpyHostToDevice), "cudaMemcpy host to device");
+    return LQ_OK;
+}
+
+extern "C" lq_status lq_cuda_download(void *dst, const void *src, size_t n_bytes) {
+    LQ_CUDA_RET(cudaMemcpy(dst, src, n_bytes, cudaMemcpyDeviceToHost), "cudaMemcpy device to host");
+    return LQ_OK;
+}
+
+extern "C" lq_status lq_cuda_memset(void *dst, int byte, size_t n_bytes) {
+    LQ_CUDA_RET(cudaMemset(dst, byte, n_bytes), "cudaMemset");
+    return LQ_OK;
+}
+
+extern "C" lq_status lq_cuda_sync(void *stream) {
+    LQ_CUDA_RET(cudaStreamSynchronize(lq_stream(stream)), "cudaStreamSynchronize");
+    return LQ_OK;
+}
+
+struct lq_cuda_ctx {
+    int device, sm_count;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *blas_ws; /* cuBLAS workspace we own: no allocations inside graph capture */
+};
+
+#define LQ_BLAS_WS_BYTES ((size_t)32 << 20)
+
+extern "C" lq_status lq_cuda_ctx_new(int device, lq_cuda_ctx **out) {
+    lq_status st = LQ_OK;
+    *out = NULL;
+    lq_cuda_ctx *c = (lq_cuda_ctx *)calloc(1, sizeof *c);
+    LQ_RETURN_IF(!c, LQ_ERR_NOMEM, "out of memory (CUDA context)");
+    c->device = device;
+    cublasStatus_t bs;
+    LQ_CUDA_TRY(cudaSetDevice(device), "cudaSetDevice");
+    LQ_CUDA_TRY(cudaDeviceGetAttribute(&c->sm_count, cudaDevAttrMultiProcessorCount, device),
+                "cudaDeviceGetAttribute(multiprocessors)");
+    LQ_CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    bs = cublasCreate(&c->blas);
+    LQ_FAIL_IF(bs != CUBLAS_STATUS_SUCCESS, LQ_ERR_CUDA, "cublasCreate: %s", cublasGetStatusString(bs));
+    LQ_TRY(lq_cuda_malloc(&c->blas_ws, LQ_BLAS_WS_BYTES, "cuBLAS workspace"));
+    bs = cublasSetWorkspace(c->blas, c->blas_ws, LQ_BLAS_WS_BYTES);
+    LQ_FAIL_IF(bs != CUBLAS_STATUS_SUCCESS, LQ_ERR_CUDA, "cublasSetWorkspace: %s", cublasGetStatusString(bs));
+    bs = cublasSetStream(c->blas, c->stream);
+    LQ_FAIL_IF(bs != CUBLAS_STATUS_SUCCESS, LQ_ERR_CUDA, "cublasSetStream: %s", cublasGetStatusString(bs));
+    *out = c;
+    return LQ_OK;
+fail:
+    lq_cuda_ctx_free(c);
+    return st;
+}
+
+extern "C" void lq_cuda_ctx_free(lq_cuda_ctx *c) {
+    if (!c) return;
+    if (c->blas) cublasDestroy(c->blas);
+    lq_cuda_free(c->blas_ws);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+extern "C" void *lq_cuda_ctx_stream(const lq_cuda_ctx *c) { return (void *)c->stream; }
+extern "C" void *lq_cuda_ctx_blas(const lq_cuda_ctx *c) { return (void *)c->blas; }
+extern "C" int lq_cuda_ctx_sm_count(const lq_cuda_ctx *c) { return c->sm_count; }
+
+/* ---------------- embedding ---------------- */
+
+template <typename T>
+__global__ void embedding_kernel(float *out, const T *table, const int32_t *ids, int64_t dim) {
+    int64_t i = blockIdx.x;
+    const T *row = table + (int64_t)ids[i] * dim;
+    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) out[i * dim + j] = lq_ld(row[j]);
+}
+
+extern "C" lq_status lq_embedding_cuda(float *out, const void *table, lq_dtype table_dtype, const int32_t *ids,
+                                       int64_t n, int64_t dim, void *stream) {
+    if (n <= 0) return LQ_OK;
+    LQ_RETURN_IF(n > INT32_MAX, LQ_ERR_ARG, "lq_embedding_cuda: %lld rows", (long long)n);
+    int threads = dim >= 256 ? 256 : 64;
+    LQ_DISPATCH(table_dtype, "lq_embedding_cuda",
+                embedding_kernel<TE><<<(unsigned)n, threads, 0, lq_stream(stream)>>>(out, (const TE *)table, ids, dim));
+    LQ_LAUNCH_RET("embedding_kernel");
+    return LQ_OK;
+}
+
+/* ---------------- RMSNorm (+ residual add) ---------------- */
+
+/* One block per row. Pass 1 adds delta into x (each thread owns the same
+ * columns in both passes, so it re-reads only what it wrote) and sums squares
+ * in double; pass 2 writes (x * r) * w in float, the reference's order. */
+template <typename TO>
+__global__ void rmsnorm_kernel(TO *out, float *x, const float *delta, const float *w, int64_t dim, float eps) {
+    __shared__ double red[32];
+    int64_t row = blockIdx.x;
+    float *xr = x + row * dim;
+    double ss = 0;
+    if (delta) {
+        const float *dr = delta + row * dim;
+        for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+            float v = xr[j] + dr[j];
+            xr[j] = v;
+            ss += (double)v * v;
+        }
+    } else {
+        for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) {
+            float v = xr[j];
+            ss += (double)v * v;
+        }
+    }
+    ss = lq_warp_sum_d(ss);
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) red[wid] = ss;
+    __syncthreads();
+    if (wid == 0) {
+        ss = lane < nw ? red[lane] : 0.0;
+        ss = lq_warp_sum_d(ss);
+        if (lane == 0) red[0] = ss;
+    }
+    __syncthreads();
+    float r = (float)(1.0 / sqrt(red[0] / (double)dim + (double)eps));
+    TO *orow = out + row * dim;
+    for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) orow[j] = lq_st<TO>(__fmul_rn(__fmul_rn(xr[j], r), w[j]));
+}
+
+extern "C" lq_status lq_rmsnorm_cuda(void *out, lq_dtype out_dtype, float *x, const float *delta, const float *w,
+                                     int64_t n, int64_t dim, float eps, void *stream) {
+    if (n <= 0) return LQ_OK;
+    LQ_RETURN_IF(n > INT32_MAX, LQ_ERR_ARG, "lq_rmsnorm_cuda: %lld rows", (long long)n);
+    int threads = dim <= 128 ? 32 : dim <= 1024 ? 128 : 256;
+    LQ_DISPATCH(out_dtype, "lq_rmsnorm_cuda",
+                rmsnorm_kernel<TE><<<(unsigned)n, threads, 0, lq_stream(stream)>>>((TE *)out, x, delta, w, dim, eps));
+    LQ_LAUNCH_RET("rmsnorm_kernel");
+    return LQ_OK;
+}
+
+/* ---------------- RoPE ---------------- */
+
+/* One thread per (row, head, i < half); the products are kept unfused
+ * (__fmul_rn / __fsub_rn) so the GPU rounds exactly as the C reference. */
+__global__ void rope_kernel(float *x, const int32_t *pos, int64_t total, int n_heads, int half, const float *cos_tab,
+                            const float *sin_tab) {
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= total) return;
+    int i = (int)(idx % half);
+    int64_t rh = idx / half; /* row * n_heads + head */
+    int64_t r = rh / n_heads;
+    int64_t p = pos[r];
+    float c = cos_tab[p * half + i], s = sin_tab[p * half + i];
+    float *v = x + rh * 2 * half;
+    float a = v[i], b = v[i + half];
+    v[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
+    v[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
+}
+
+extern "C" lq_status lq_rope_cuda(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+                                  const float *cos_tab, const float *sin_tab, void *stream) {
+    int half = head_dim / 2;
+    int64_t total = n * n_heads * half;
+    if (total <= 0) return LQ_OK;
+    rope_kernel<<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(x, pos, total, n_heads, half, cos_tab, sin_tab);
+    LQ_LAUNCH_RET("rope_kernel");
+    return LQ_OK;
+}
+
+/* ---------------- SwiGLU ---------------- */
+
+template <typename TO> __global__ void swiglu_kernel(TO *out, const float *gate, const float *up, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float g = gate[i];
+    /* expf (not __expf): full precision, the reference's formula */
+    out[i] = lq_st<TO>(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]));
+}
+
+extern "C" lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *gate, const float *up, int64_t n,
+                                    void *stream) {
+    if (n <= 0) return LQ_OK;
+    LQ_DISPATCH(out_dtype, "lq_swiglu_cuda",
+                swiglu_kernel<TE><<<lq_blocks(n, 256), 256, 0, lq_stream(stream)>>>((TE *)out, gate, up, n));
+    LQ_LAUNCH_RET("swiglu_kernel");
+    return LQ_OK;
+}
+
+/* ---------------- matmul (cuBLAS) ---------------- */
+
+__global__ void bias_fill_kernel(float *y, const float *b, int64_t m, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < m * n) y[i] = b[i % n];
+}
+
+static int blas_type(lq_dtype t, cudaDataType_t *out) {
+    switch (t) {
+    case LQ_F32: *out = CUDA_R_32F; return 1;
+    case LQ_F16: *out = CUDA_R_16F; return 1;
+    case LQ_BF16: *out = CUDA_R_16BF; return 1;
+    default: return 0;
+    }
+}
+
+/* Row-major y (m, n) = x (m, k) W^T is, read column-major, y^T (n, m) =
+ * W^T (n, k) x^T (k, m): W as a column-major (k, n) matrix transposed, x as a
+ * column-major (k, m) matrix with leading dimension ldx. */
+extern "C" lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const void *w, lq_dtype dtype, const float *b,
+                                    int64_t m, int64_t n, int64_t k, int64_t ldx, void *stream) {
+    if (m <= 0 || n <= 0) return LQ_OK;
+    if (ldx == 0) ldx = k;
+    cudaDataType_t ty;
+    LQ_RETURN_IF(!blas_type(dtype, &ty), LQ_ERR_UNSUPPORTED, "lq_matmul_cuda: dtype %s", lq_dtype_name(dtype));
+    LQ_RETURN_IF(m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || ldx > INT32_MAX || ldx < k, LQ_ERR_ARG,
+                 "lq_matmul_cuda: shape m=%lld n=%lld k=%lld ldx=%lld", (long long)m, (long long)n, (long long)k,
+                 (long long)ldx);
+    cublasHandle_t h = (cublasHandle_t)blas;
+    LQ_BLAS_RET(cublasSetStream(h, lq_stream(stream)), "cublasSetStream");
+    float alpha = 1.0f, beta = 0.0f;
+    if (b) {
+        bias_fill_kernel<<<lq_blocks(m * n, 256), 256, 0, lq_stream(stream)>>>(y, b, m, n);
+        LQ_LAUNCH_RET("bias_fill_kernel");
+        beta = 1.0f;
+    }
+    if (k == 0) {
+        if (!b) LQ_CUDA_RET(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)(m * n), lq_stream(stream)), "cudaMemsetAsync");
+        return LQ_OK;
+    }
+    cublasStatus_t s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)m, (int)k, &alpha, w, ty, (int)k, x, ty,
+                                    (int)ldx, &beta, y, CUDA_R_32F, (int)n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        return lq_error(LQ_ERR_CUDA, "cublasGemmEx (m=%lld n=%lld k=%lld, %s): %s", (long long)m, (long long)n,
+                        (long long)k, lq_dtype_name(dtype), cublasGetStatusString(s));
+    return LQ_OK;
+}
+
+/* ---------------- KV-cache store ---------------- */
+
+template <typename TK>
+__global__ void kv_store_kernel(TK *kc, TK *vc, const float *k, const float *v, const int32_t *pos, int64_t total,
+                                int T, int kv_dim, int64_t seq_stride) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    int j = (int)(i % kv_dim);
+    int64_t row = i / kv_dim; /* b * T + t */
+    int64_t b = row / T;
+    int64_t dst = b * seq_stride + (int64_t)pos[row] * kv_dim + j;
+    kc[dst] = lq_st<TK>(k[i]);
+    vc[dst] = lq_st<TK>(v[i]);
+}
+
+extern "C" lq_status lq_kv_store_cuda(void *k_cache, void *v_cache, lq_dtype kv_dtype, const float *k, const float *v,
+                                      const int32_t *pos, int B, int T, int kv_dim, int64_t seq_stride, void *stream) {
+    int64_t total = (int64_t)B * T * kv_dim;
+    if (total <= 0) return LQ_OK;
+    LQ_DISPATCH(kv_dtype, "lq_kv_store_cuda",
+                kv_store_kernel<TE><<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(
+                    (TE *)k_cache, (TE *)v_cache, k, v, pos, total, T, kv_dim, seq_stride));
+    LQ_LAUNCH_RET("kv_store_kernel");
+    return LQ_OK;
+}
+
+/* ---------------- NLL ---------------- */
+
+/* One block per row: max in float, sum of exp(l - max) in double (exp in
+ * double too, as lq_nll_ref), nll = -(l[target] - max - log(sum)). */
+__global__ void nll_kernel(double *nll, const float *logits, const int32_t *target, int64_t V) {
+    __shared__ float redf[32];
+    __shared__ double redd[32];
+    int64_t t = blockIdx.x;
+    int tg = target[t];
+    if (tg < 0) {
+        if (threadIdx.x == 0) nll[t] = 0.0;
+        return;
+    }
+    const float *l = logits + t * V;
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    float mx = -INFINITY;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, l[j]);
+    mx = lq_warp_max(mx);
+    if (lane == 0) redf[wid] = mx;
+    __syncthreads();
+    if (wid == 0) {
+        mx = lane < nw ? redf[lane] : -INFINITY;
+        mx = lq_warp_max(mx);
+        if (lane == 0) redf[0] = mx;
+    }
+    __syncthreads();
+    double m = redf[0], s = 0;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) s += exp((double)l[j] - m);
+    s = lq_warp_sum_d(s);
+    if (lane == 0) redd[wid] = s;
+    __syncthreads();
+    if (wid == 0) {
+        s = lane < nw ? redd[lane] : 0.0;
+        s = lq_warp_sum_d(s);
+        if (lane == 0) nll[t] = -((double)l[tg] - m - log(s));
+    }
+}
+
+extern "C" lq_status lq_nll_cuda(double *nll, const float *logits, const int32_t *target, int64_t T, int64_t V,
+                                 void *stream) {
+    if (T <= 0) return LQ_OK;
+    LQ_RETURN_IF(T > INT32_MAX, LQ_ERR_ARG, "lq_nll_cuda: %lld rows", (long long)T);
+    nll_kernel<<<(unsigned)T, 256, 0, lq_stream(stream)>>>(nll, logits, target, V);
+    LQ_LAUNCH_RET("nll_kernel");
+    return LQ_OK;
+}
+
+/* ---------------- argmax ---------------- */
+
+__device__ __forceinline__ void argmax_merge(float &v, int &i, float v2, int i2) {
+    /* larger value wins; on a tie the lower index; NaN never wins (as `>` on the host) */
+    if (i2 >= 0 && (i < 0 ? !isnan(v2) : (v2 > v || (v2 == v && i2 < i)))) {
+        v = v2;
+        i = i2;
+    }
+}
+
+__global__ void argmax_kernel(int32_t *out, const float *logits, int64_t V) {
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const float *l = logits + (int64_t)blockIdx.x * V;
+    float best = -INFINITY;
+    int bi = -1;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) argmax_merge(best, bi, l[j], (int)j);
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, best, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+        argmax_merge(best, bi, v2, i2);
+    }
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) {
+        sv[wid] = best;
+        si[wid] = bi;
+    }
+    __syncthreads();
+    if (wid == 0) {
+        best = lane < nw ? sv[lane] : -INFINITY;
+        bi = lane < nw ? si[lane] : -1;
+        for (int o = 16; o > 0; o >>= 1) {
+            float v2 = __shfl_xor_sync(0xffffffffu, best, o);
+            int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+            argmax_merge(best, bi, v2, i2);
+        }
+        if (lane == 0) out[blockIdx.x] = bi < 0 ? 0 : bi; /* all NaN: 0, as the host loop */
+    }
+}
+
+extern "C" lq_status lq_argmax_cuda(int32_t *out, const float *logits, int64_t T, int64_t V, void *stream) {
+    if (T <= 0) return LQ_OK;
+    LQ_RETURN_IF(T > INT32_MAX || V > INT32_MAX, LQ_ERR_ARG, "lq_argmax_cuda: %lld x %lld", (long long)T, (long long)V);
+    argmax_kernel<<<(unsigned)T, 256, 0, lq_stream(stream)>>>(out, logits, V);
+    LQ_LAUNCH_RET("argmax_kernel");
+    return LQ_OK;
+}

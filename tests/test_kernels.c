@@ -1,0 +1,672 @@
+/* test_kernels.c — every CUDA kernel of kernels/lq_kernels.h against its CPU
+ * reference (lq_<op>_ref, libquant/ops.c) on fresh random inputs (the seed is
+ * printed; LQ_TEST_SEED replays it), with a tolerance per dtype, the max abs /
+ * rel error reported for every case, and outputs poisoned with NaN before
+ * each launch so that an unwritten element fails. Edge cases: sizes not
+ * divisible by tiles or blocks, head_dim 8 (stories260K), 64, 128, 256, GQA
+ * ratios 1/2/4/8/16, sliding windows, long contexts for the split decode,
+ * empty splits, chunked prefill (pos0 > 0), per-sequence decode positions.
+ *
+ * 16-bit cases round the inputs to the dtype first, so the reference sees
+ * exactly the values the kernel reads; what remains is accumulation order and
+ * the rounding of 16-bit outputs.
+ *
+ * Without a GPU every test prints "skipped: no CUDA device" (make test);
+ * with LQ_REQUIRE_GPU=1 (make test-gpu) a missing GPU fails instead.
+ * Run: make test-gpu, or build/tests/test_kernels. */
+#include "lq_test.h"
+
+#include "../kernels/lq_cuda.h"
+#include "../libquant/lq_dtype.h"
+#include "../libquant/lq_eval.h"
+#include "../libquant/lq_ops.h"
+
+#ifdef LQ_HAVE_CUDA
+#include "../kernels/lq_kernels.h"
+
+typedef struct {
+    lq_cuda_ctx *ctx;
+    void *stream, *blas;
+    int sm;
+    uint64_t seed;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    *state = f;
+    if (lq_cuda_device_count() > 0) {
+        if (lq_cuda_ctx_new(0, &f->ctx) != LQ_OK) {
+            print_message("lq_cuda_ctx_new: %s\n", lq_last_error());
+            return -1;
+        }
+        f->stream = lq_cuda_ctx_stream(f->ctx);
+        f->blas = lq_cuda_ctx_blas(f->ctx);
+        f->sm = lq_cuda_ctx_sm_count(f->ctx);
+        char desc[512];
+        if (lq_cuda_device_describe(0, desc, sizeof desc) == LQ_OK) print_message("device: %s\n", desc);
+    }
+    f->seed = lq_test_seed();
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    lq_cuda_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
+#define NEED_GPU(f) LQ_SKIP_IF_NO_GPU((f)->ctx ? 1 : 0)
+
+static const lq_dtype DTS[3] = {LQ_F32, LQ_F16, LQ_BF16};
+
+/* Tolerances for outputs stored in dtype dt (values of order 1): fp32 ~1e-5
+ * relative; fp16 rounds at 2^-11 ~ 4.9e-4; bf16 at 2^-8 ~ 3.9e-3. */
+static void tol_for(lq_dtype dt, double *atol, double *rtol) {
+    if (dt == LQ_F32) *atol = 1e-5, *rtol = 1e-5;
+    else if (dt == LQ_F16) *atol = 2e-3, *rtol = 2e-3;
+    else *atol = 1e-2, *rtol = 1e-2;
+}
+
+/* Report the errors of one case (always) and assert no mismatches. */
+static void check(const char *what, const float *got, const float *want, size_t n, double atol, double rtol) {
+    double ma, mr;
+    lq_test_errors(got, want, n, &ma, &mr);
+    print_message("  %-58s max abs %.3g  max rel %.3g\n", what, ma, mr);
+    assert_int_equal(lq_test_compare(what, got, want, n, atol, rtol), 0);
+}
+
+static void *dmalloc(size_t n_bytes) {
+    void *p = NULL;
+    assert_int_equal(lq_cuda_malloc(&p, n_bytes, "test buffer"), LQ_OK);
+    return p;
+}
+
+/* Round x to dtype dt in place (what a 16-bit buffer holds). */
+static void round_to(lq_dtype dt, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (dt == LQ_F16) x[i] = lq_f16_to_f32(lq_f32_to_f16(x[i]));
+        else if (dt == LQ_BF16) x[i] = lq_bf16_to_f32(lq_f32_to_bf16(x[i]));
+    }
+}
+
+/* Upload fp32 host values converted to dt; returns the device pointer. */
+static void *upload_as(lq_dtype dt, const float *h, size_t n) {
+    size_t es = lq_dtype_size(dt);
+    void *tmp = malloc(n * es + 1), *d = dmalloc(n * es);
+    assert_int_equal(lq_convert_from_f32(dt, h, tmp, n), 0);
+    assert_int_equal(lq_cuda_upload(d, tmp, n * es), LQ_OK);
+    free(tmp);
+    return d;
+}
+
+static void download_as(lq_dtype dt, const void *d, size_t n, float *h) {
+    size_t es = lq_dtype_size(dt);
+    void *tmp = malloc(n * es + 1);
+    assert_int_equal(lq_cuda_download(tmp, d, n * es), LQ_OK);
+    assert_int_equal(lq_convert_to_f32(dt, tmp, h, n), 0);
+    free(tmp);
+}
+
+/* NaN in every float format: all-ones bytes. */
+static void poison(void *d, size_t n_bytes) { assert_int_equal(lq_cuda_memset(d, 0xFF, n_bytes), LQ_OK); }
+
+static float *hrand(uint64_t *s, size_t n, float lo, float hi) {
+    float *x = malloc(n * sizeof *x + 4);
+    lq_test_fill(s, x, n, lo, hi);
+    return x;
+}
+
+/* ---------------- embedding ---------------- */
+
+static void test_kernels_embedding(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t dims[] = {8, 64, 1000, 4096}, ns[] = {1, 37};
+    const int vocab = 300;
+    for (int di = 0; di < 4; di++)
+        for (int ni = 0; ni < 2; ni++)
+            for (int ti = 0; ti < 3; ti++) {
+                int64_t dim = dims[di], n = ns[ni];
+                lq_dtype dt = DTS[ti];
+                float *table = hrand(&f->seed, (size_t)vocab * dim, -2, 2), *want = malloc(sizeof(float) * n * dim),
+                      *got = malloc(sizeof(float) * n * dim);
+                round_to(dt, table, (size_t)vocab * dim);
+                int32_t *ids = malloc(sizeof(int32_t) * n);
+                for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)(lq_test_next(&f->seed) % vocab);
+                ids[0] = vocab - 1; /* the last row */
+                void *dt_table = upload_as(dt, table, (size_t)vocab * dim);
+                int32_t *d_ids = dmalloc(sizeof(int32_t) * n);
+                float *d_out = dmalloc(sizeof(float) * n * dim);
+                assert_int_equal(lq_cuda_upload(d_ids, ids, sizeof(int32_t) * n), LQ_OK);
+                poison(d_out, sizeof(float) * n * dim);
+                assert_int_equal(lq_embedding_cuda(d_out, dt_table, dt, d_ids, n, dim, f->stream), LQ_OK);
+                assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+                assert_int_equal(lq_cuda_download(got, d_out, sizeof(float) * n * dim), LQ_OK);
+                lq_embedding_ref(want, table, ids, n, dim);
+                char what[96];
+                snprintf(what, sizeof what, "embedding %s n=%lld dim=%lld", lq_dtype_name(dt), (long long)n,
+                         (long long)dim);
+                check(what, got, want, (size_t)(n * dim), 0, 0); /* a conversion: exact */
+                lq_cuda_free(dt_table);
+                lq_cuda_free(d_ids);
+                lq_cuda_free(d_out);
+                free(table);
+                free(want);
+                free(got);
+                free(ids);
+            }
+}
+
+/* ---------------- RMSNorm + residual ---------------- */
+
+static void test_kernels_rmsnorm_residual(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t dims[] = {8, 64, 100, 4096, 5000}, ns[] = {1, 7, 65};
+    for (int di = 0; di < 5; di++)
+        for (int ni = 0; ni < 3; ni++)
+            for (int ti = 0; ti < 3; ti++)
+                for (int with_delta = 0; with_delta < 2; with_delta++) {
+                    int64_t dim = dims[di], n = ns[ni];
+                    size_t ne = (size_t)(n * dim);
+                    lq_dtype dt = DTS[ti];
+                    float *x = hrand(&f->seed, ne, -3, 3), *delta = hrand(&f->seed, ne, -1, 1),
+                          *w = hrand(&f->seed, (size_t)dim, 0.5f, 1.5f), *want = malloc(sizeof(float) * ne),
+                          *got = malloc(sizeof(float) * ne), *gotx = malloc(sizeof(float) * ne);
+                    float eps = 1e-5f;
+                    float *d_x = upload_as(LQ_F32, x, ne), *d_delta = upload_as(LQ_F32, delta, ne),
+                          *d_w = upload_as(LQ_F32, w, (size_t)dim);
+                    void *d_out = dmalloc(ne * lq_dtype_size(dt));
+                    poison(d_out, ne * lq_dtype_size(dt));
+                    assert_int_equal(lq_rmsnorm_cuda(d_out, dt, d_x, with_delta ? d_delta : NULL, d_w, n, dim, eps,
+                                                     f->stream),
+                                     LQ_OK);
+                    assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+                    download_as(dt, d_out, ne, got);
+                    assert_int_equal(lq_cuda_download(gotx, d_x, sizeof(float) * ne), LQ_OK);
+                    if (with_delta)
+                        for (size_t i = 0; i < ne; i++) x[i] += delta[i];
+                    lq_rmsnorm_ref(want, x, w, n, dim, eps);
+                    double atol, rtol;
+                    tol_for(dt, &atol, &rtol);
+                    char what[96];
+                    snprintf(what, sizeof what, "rmsnorm%s %s n=%lld dim=%lld", with_delta ? "+residual" : "",
+                             lq_dtype_name(dt), (long long)n, (long long)dim);
+                    check(what, got, want, ne, atol, rtol);
+                    /* the residual stream itself: x + delta, exactly */
+                    assert_int_equal(lq_test_compare("rmsnorm residual x", gotx, x, ne, 0, 0), 0);
+                    lq_cuda_free(d_x);
+                    lq_cuda_free(d_delta);
+                    lq_cuda_free(d_w);
+                    lq_cuda_free(d_out);
+                    free(x);
+                    free(delta);
+                    free(w);
+                    free(want);
+                    free(got);
+                    free(gotx);
+                }
+}
+
+/* ---------------- RoPE ---------------- */
+
+static void test_kernels_rope(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int hds[] = {8, 64, 128}, heads[] = {1, 8, 32};
+    const int64_t ns[] = {1, 33};
+    const int max_pos = 4096;
+    lq_rope_params rp = {10000.0, 0, 0, 0, 0, 0};
+    for (int hi = 0; hi < 3; hi++)
+        for (int ni = 0; ni < 2; ni++)
+            for (int nh = 0; nh < 3; nh++) {
+                int hd = hds[hi], H = heads[nh];
+                int64_t n = ns[ni];
+                size_t ne = (size_t)n * H * hd, tab = (size_t)max_pos * hd / 2;
+                float *cs = malloc(sizeof(float) * tab), *sn = malloc(sizeof(float) * tab);
+                if (hi == 2) rp.theta = 500000.0; /* Llama-3 */
+                lq_rope_tables(&rp, hd, max_pos, cs, sn);
+                float *x = hrand(&f->seed, ne, -2, 2), *got = malloc(sizeof(float) * ne);
+                int32_t *pos = malloc(sizeof(int32_t) * n);
+                for (int64_t i = 0; i < n; i++) pos[i] = (int32_t)(lq_test_next(&f->seed) % max_pos);
+                pos[n - 1] = max_pos - 1;
+                float *d_x = upload_as(LQ_F32, x, ne), *d_c = upload_as(LQ_F32, cs, tab),
+                      *d_s = upload_as(LQ_F32, sn, tab);
+                int32_t *d_pos = dmalloc(sizeof(int32_t) * n);
+                assert_int_equal(lq_cuda_upload(d_pos, pos, sizeof(int32_t) * n), LQ_OK);
+                assert_int_equal(lq_rope_cuda(d_x, d_pos, n, H, hd, d_c, d_s, f->stream), LQ_OK);
+                assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+                assert_int_equal(lq_cuda_download(got, d_x, sizeof(float) * ne), LQ_OK);
+                lq_rope_ref(x, pos, n, H, hd, cs, sn);
+                char what[96];
+                snprintf(what, sizeof what, "rope n=%lld heads=%d hd=%d", (long long)n, H, hd);
+                check(what, got, x, ne, 1e-6, 1e-6); /* unfused products: the reference's rounding */
+                lq_cuda_free(d_x);
+                lq_cuda_free(d_c);
+                lq_cuda_free(d_s);
+                lq_cuda_free(d_pos);
+                free(cs);
+                free(sn);
+                free(x);
+                free(got);
+                free(pos);
+            }
+}
+
+/* ---------------- SwiGLU ---------------- */
+
+static void test_kernels_swiglu(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t ns[] = {1, 1000, 100003};
+    for (int ni = 0; ni < 3; ni++)
+        for (int ti = 0; ti < 3; ti++) {
+            int64_t n = ns[ni];
+            lq_dtype dt = DTS[ti];
+            float *g = hrand(&f->seed, (size_t)n, -10, 10), *u = hrand(&f->seed, (size_t)n, -2, 2),
+                  *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+            float *d_g = upload_as(LQ_F32, g, (size_t)n), *d_u = upload_as(LQ_F32, u, (size_t)n);
+            void *d_o = dmalloc((size_t)n * lq_dtype_size(dt));
+            poison(d_o, (size_t)n * lq_dtype_size(dt));
+            assert_int_equal(lq_swiglu_cuda(d_o, dt, d_g, d_u, n, f->stream), LQ_OK);
+            assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+            download_as(dt, d_o, (size_t)n, got);
+            lq_swiglu_ref(want, g, u, n);
+            double atol, rtol;
+            tol_for(dt, &atol, &rtol);
+            char what[96];
+            snprintf(what, sizeof what, "swiglu %s n=%lld", lq_dtype_name(dt), (long long)n);
+            check(what, got, want, (size_t)n, atol, rtol);
+            lq_cuda_free(d_g);
+            lq_cuda_free(d_u);
+            lq_cuda_free(d_o);
+            free(g);
+            free(u);
+            free(want);
+            free(got);
+        }
+}
+
+/* ---------------- matmul ---------------- */
+
+static void test_kernels_matmul(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    /* (m, n, k, bias, row gap): stories260K shapes, odd sizes, a gathered-rows case */
+    const int64_t shapes[][5] = {{1, 512, 64, 0, 0},   {7, 172, 64, 0, 0},   {33, 1000, 333, 1, 0},
+                                 {64, 4096, 512, 0, 0}, {3, 640, 256, 1, 3}, {1, 4096, 4096, 0, 0}};
+    for (int si = 0; si < 6; si++)
+        for (int ti = 0; ti < 3; ti++) {
+            int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], gap = shapes[si][4];
+            int with_b = (int)shapes[si][3];
+            int64_t ldx = k * (gap + 1); /* gap > 0: use every (gap+1)-th row of a larger x */
+            lq_dtype dt = DTS[ti];
+            size_t nx = (size_t)(m * ldx), nw = (size_t)(n * k);
+            float *x = hrand(&f->seed, nx, -1, 1), *w = hrand(&f->seed, nw, -1, 1), *b = hrand(&f->seed, (size_t)n, -1, 1),
+                  *xc = malloc(sizeof(float) * m * k), *want = malloc(sizeof(float) * m * n),
+                  *got = malloc(sizeof(float) * m * n);
+            round_to(dt, x, nx);
+            round_to(dt, w, nw);
+            for (int64_t i = 0; i < m; i++) memcpy(xc + i * k, x + i * ldx, sizeof(float) * k);
+            void *d_x = upload_as(dt, x, nx), *d_w = upload_as(dt, w, nw);
+            float *d_b = upload_as(LQ_F32, b, (size_t)n), *d_y = dmalloc(sizeof(float) * m * n);
+            poison(d_y, sizeof(float) * m * n);
+            assert_int_equal(lq_matmul_cuda(f->blas, d_y, d_x, d_w, dt, with_b ? d_b : NULL, m, n, k, ldx, f->stream),
+                             LQ_OK);
+            assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+            assert_int_equal(lq_cuda_download(got, d_y, sizeof(float) * m * n), LQ_OK);
+            lq_matmul_ref(want, xc, w, with_b ? b : NULL, m, n, k);
+            /* fp32 accumulation of k products of magnitude <= 1 (inputs already
+             * in dtype): errors grow like sqrt(k) ulps of the partial sums */
+            double atol = 2e-6 * sqrt((double)k) * 4, rtol = 1e-5;
+            char what[96];
+            snprintf(what, sizeof what, "matmul %s m=%lld n=%lld k=%lld%s%s", lq_dtype_name(dt), (long long)m,
+                     (long long)n, (long long)k, with_b ? " +bias" : "", gap ? " strided-x" : "");
+            check(what, got, want, (size_t)(m * n), atol, rtol);
+            lq_cuda_free(d_x);
+            lq_cuda_free(d_w);
+            lq_cuda_free(d_b);
+            lq_cuda_free(d_y);
+            free(x);
+            free(w);
+            free(b);
+            free(xc);
+            free(want);
+            free(got);
+        }
+}
+
+/* ---------------- KV store ---------------- */
+
+static void test_kernels_kv_store(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int B = 3, T = 5, kvd = 40, ctx = 16, pos0 = 9;
+    for (int ti = 0; ti < 3; ti++) {
+        lq_dtype dt = DTS[ti];
+        size_t nk = (size_t)B * T * kvd, nc = (size_t)B * ctx * kvd, es = lq_dtype_size(dt);
+        float *k = hrand(&f->seed, nk, -1, 1), *v = hrand(&f->seed, nk, -1, 1), *kc = malloc(sizeof(float) * nc),
+              *vc = malloc(sizeof(float) * nc);
+        int32_t pos[3 * 5];
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) pos[b * T + t] = pos0 - 2 * b + t;
+        float *d_k = upload_as(LQ_F32, k, nk), *d_v = upload_as(LQ_F32, v, nk);
+        int32_t *d_pos = dmalloc(sizeof pos);
+        assert_int_equal(lq_cuda_upload(d_pos, pos, sizeof pos), LQ_OK);
+        void *d_kc = dmalloc(nc * es), *d_vc = dmalloc(nc * es);
+        poison(d_kc, nc * es);
+        poison(d_vc, nc * es);
+        assert_int_equal(lq_kv_store_cuda(d_kc, d_vc, dt, d_k, d_v, d_pos, B, T, kvd, (int64_t)ctx * kvd, f->stream),
+                         LQ_OK);
+        assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+        download_as(dt, d_kc, nc, kc);
+        download_as(dt, d_vc, nc, vc);
+        round_to(dt, k, nk);
+        round_to(dt, v, nk);
+        long bad = 0;
+        for (int b = 0; b < B; b++)
+            for (int p = 0; p < ctx; p++) {
+                int t = p - (pos0 - 2 * b);
+                for (int j = 0; j < kvd; j++) {
+                    size_t ci = ((size_t)b * ctx + p) * kvd + j;
+                    if (t >= 0 && t < T) {
+                        size_t si = ((size_t)b * T + t) * kvd + j;
+                        bad += kc[ci] != k[si] || vc[ci] != v[si];
+                    } else {
+                        bad += !isnan(kc[ci]) || !isnan(vc[ci]); /* untouched */
+                    }
+                }
+            }
+        print_message("  kv_store %s: %ld wrong elements\n", lq_dtype_name(dt), bad);
+        assert_int_equal(bad, 0);
+        lq_cuda_free(d_k);
+        lq_cuda_free(d_v);
+        lq_cuda_free(d_pos);
+        lq_cuda_free(d_kc);
+        lq_cuda_free(d_vc);
+        free(k);
+        free(v);
+        free(kc);
+        free(vc);
+    }
+}
+
+/* ---------------- attention ---------------- */
+
+typedef struct {
+    int B, T, pos0, nh, nkv, hd, window;
+} attn_case;
+
+/* Cache (B, ctx, kvd) with random K/V (rounded to dt) at positions < filled,
+ * NaN beyond: a kernel that reads past the causal limit produces NaN. */
+static void make_cache(uint64_t *s, lq_dtype dt, int B, int ctx, int kvd, int filled, float **hk, float **hv) {
+    size_t nc = (size_t)B * ctx * kvd;
+    *hk = hrand(s, nc, -1, 1);
+    *hv = hrand(s, nc, -1, 1);
+    round_to(dt, *hk, nc);
+    round_to(dt, *hv, nc);
+    for (int b = 0; b < B; b++)
+        for (int p = filled; p < ctx; p++)
+            for (int j = 0; j < kvd; j++) {
+                (*hk)[((size_t)b * ctx + p) * kvd + j] = NAN;
+                (*hv)[((size_t)b * ctx + p) * kvd + j] = NAN;
+            }
+}
+
+static void test_kernels_attention_prefill(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const attn_case cases[] = {
+        {1, 37, 0, 8, 4, 8, 0},     /* stories260K: hd 8, GQA 2, T not a multiple of 32 */
+        {2, 100, 0, 8, 8, 64, 0},   /* GQA 1, two sequences */
+        {1, 65, 30, 16, 2, 64, 0},  /* GQA 8, chunked prefill (pos0 > 0) */
+        {2, 33, 0, 8, 2, 128, 0},   /* GQA 4, hd 128 */
+        {1, 70, 10, 4, 2, 128, 17}, /* sliding window */
+        {1, 1, 0, 4, 1, 64, 0},     /* a single query */
+        {1, 40, 0, 4, 1, 256, 0},   /* hd 256 (dynamic shared memory > 48 KB) */
+        {1, 300, 0, 4, 4, 16, 0},   /* many tiles */
+        {1, 50, 5, 4, 4, 32, 0},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int ti = 0; ti < 3; ti++) {
+            attn_case c = cases[ci];
+            lq_dtype dt = DTS[ti];
+            int ctx = c.pos0 + c.T + 3, kvd = c.nkv * c.hd, qd = c.nh * c.hd;
+            size_t nq = (size_t)c.B * c.T * qd, nc = (size_t)c.B * ctx * kvd, es = lq_dtype_size(dt);
+            float *hk, *hv;
+            make_cache(&f->seed, dt, c.B, ctx, kvd, c.pos0 + c.T, &hk, &hv);
+            float *q = hrand(&f->seed, nq, -2, 2), *want = malloc(sizeof(float) * nq), *got = malloc(sizeof(float) * nq);
+            float *d_q = upload_as(LQ_F32, q, nq);
+            void *d_k = upload_as(dt, hk, nc), *d_v = upload_as(dt, hv, nc), *d_o = dmalloc(nq * es);
+            poison(d_o, nq * es);
+            assert_int_equal(lq_attention_cuda(d_o, d_q, d_k, d_v, dt, (int64_t)ctx * kvd, c.B, c.T, c.pos0, c.nh,
+                                               c.nkv, c.hd, c.window, f->stream),
+                             LQ_OK);
+            assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+            download_as(dt, d_o, nq, got);
+            for (int b = 0; b < c.B; b++)
+                lq_attention_ref(want + (size_t)b * c.T * qd, q + (size_t)b * c.T * qd, hk + (size_t)b * ctx * kvd,
+                                 hv + (size_t)b * ctx * kvd, c.T, c.pos0, c.nh, c.nkv, c.hd, c.window);
+            double atol, rtol;
+            tol_for(dt, &atol, &rtol);
+            if (dt == LQ_F32) atol = 2e-5, rtol = 1e-4; /* fp32 softmax/accumulation vs double */
+            char what[128];
+            snprintf(what, sizeof what, "attention %s B=%d T=%d pos0=%d heads=%d/%d hd=%d window=%d", lq_dtype_name(dt),
+                     c.B, c.T, c.pos0, c.nh, c.nkv, c.hd, c.window);
+            check(what, got, want, nq, atol, rtol);
+            lq_cuda_free(d_q);
+            lq_cuda_free(d_k);
+            lq_cuda_free(d_v);
+            lq_cuda_free(d_o);
+            free(hk);
+            free(hv);
+            free(q);
+            free(want);
+            free(got);
+        }
+}
+
+static void test_kernels_attention_decode(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    /* B, last position of sequence 0 (others sit a little earlier), heads, hd, window; splits: 0 = automatic */
+    const struct {
+        int B, pos, nh, nkv, hd, window, splits;
+    } cases[] = {
+        {1, 36, 8, 4, 8, 0, 0},      /* stories260K */
+        {1, 255, 8, 4, 8, 0, 3},
+        {3, 1000, 8, 4, 64, 0, 0},   /* GQA 2, per-sequence positions */
+        {1, 4095, 32, 8, 128, 0, 0}, /* Llama-3-8B heads, long context, many splits */
+        {2, 16383, 32, 8, 128, 0, 0},
+        {1, 2047, 16, 2, 64, 0, 0},  /* GQA 8 */
+        {1, 700, 32, 2, 64, 0, 0},   /* GQA 16: two head groups per KV head */
+        {2, 3000, 8, 8, 128, 0, 0},  /* GQA 1 */
+        {1, 5000, 8, 2, 128, 300, 0},/* sliding window */
+        {1, 10, 4, 1, 256, 0, 8},    /* hd 256, more splits than keys: empty splits */
+        {1, 130, 4, 4, 16, 0, 1},    /* one split */
+        {2, 77, 4, 2, 32, 0, 64},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int ti = 0; ti < 3; ti++) {
+            lq_dtype dt = DTS[ti];
+            int B = cases[ci].B, P = cases[ci].pos, nh = cases[ci].nh, nkv = cases[ci].nkv, hd = cases[ci].hd,
+                win = cases[ci].window;
+            int ctx = P + 1 + 5, kvd = nkv * hd, qd = nh * hd;
+            int ns = cases[ci].splits ? cases[ci].splits : lq_attention_decode_splits(B, nh, nkv, ctx, f->sm);
+            size_t nq = (size_t)B * qd, nc = (size_t)B * ctx * kvd, es = lq_dtype_size(dt);
+            int32_t pos[4];
+            for (int b = 0; b < B; b++) pos[b] = P - 7 * b;
+            float *hk, *hv;
+            make_cache(&f->seed, dt, B, ctx, kvd, ctx, &hk, &hv);
+            for (int b = 0; b < B; b++) /* NaN past each sequence's own position */
+                for (size_t i = ((size_t)b * ctx + pos[b] + 1) * kvd; i < (size_t)(b + 1) * ctx * kvd; i++)
+                    hk[i] = hv[i] = NAN;
+            float *q = hrand(&f->seed, nq, -2, 2), *want = malloc(sizeof(float) * nq), *got = malloc(sizeof(float) * nq);
+            float *d_q = upload_as(LQ_F32, q, nq);
+            void *d_k = upload_as(dt, hk, nc), *d_v = upload_as(dt, hv, nc), *d_o = dmalloc(nq * es);
+            int32_t *d_pos = dmalloc(sizeof(int32_t) * B);
+            assert_int_equal(lq_cuda_upload(d_pos, pos, sizeof(int32_t) * B), LQ_OK);
+            size_t wsb = lq_attention_decode_workspace(B, nh, hd, ns);
+            void *d_ws = dmalloc(wsb);
+            poison(d_ws, wsb);
+            poison(d_o, nq * es);
+            assert_int_equal(lq_attention_decode_cuda(d_o, d_q, d_k, d_v, dt, (int64_t)ctx * kvd, B, d_pos, nh, nkv, hd,
+                                                      win, ns, d_ws, f->stream),
+                             LQ_OK);
+            assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+            download_as(dt, d_o, nq, got);
+            for (int b = 0; b < B; b++)
+                lq_attention_ref(want + (size_t)b * qd, q + (size_t)b * qd, hk + (size_t)b * ctx * kvd,
+                                 hv + (size_t)b * ctx * kvd, 1, pos[b], nh, nkv, hd, win);
+            double atol, rtol;
+            tol_for(dt, &atol, &rtol);
+            if (dt == LQ_F32) atol = 2e-5, rtol = 1e-4;
+            char what[128];
+            snprintf(what, sizeof what, "decode %s B=%d pos=%d heads=%d/%d hd=%d window=%d splits=%d", lq_dtype_name(dt),
+                     B, P, nh, nkv, hd, win, ns);
+            check(what, got, want, nq, atol, rtol);
+            lq_cuda_free(d_q);
+            lq_cuda_free(d_k);
+            lq_cuda_free(d_v);
+            lq_cuda_free(d_o);
+            lq_cuda_free(d_pos);
+            lq_cuda_free(d_ws);
+            free(hk);
+            free(hv);
+            free(q);
+            free(want);
+            free(got);
+        }
+}
+
+/* ---------------- NLL ---------------- */
+
+static void test_kernels_nll(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t Vs[] = {512, 32000, 128256}, Ts[] = {1, 17};
+    for (int vi = 0; vi < 3; vi++)
+        for (int tj = 0; tj < 2; tj++) {
+            int64_t V = Vs[vi], T = Ts[tj];
+            size_t n = (size_t)(T * V);
+            float *l = hrand(&f->seed, n, -20, 20);
+            l[lq_test_next(&f->seed) % n] = 80.0f; /* a dominant logit: max subtraction matters */
+            int32_t *tg = malloc(sizeof(int32_t) * T);
+            for (int64_t t = 0; t < T; t++) tg[t] = (int32_t)(lq_test_next(&f->seed) % V);
+            if (T > 2) tg[T - 1] = -1; /* no target: 0 */
+            double *want = malloc(sizeof(double) * T), *got = malloc(sizeof(double) * T);
+            float *d_l = upload_as(LQ_F32, l, n);
+            int32_t *d_t = dmalloc(sizeof(int32_t) * T);
+            double *d_n = dmalloc(sizeof(double) * T);
+            assert_int_equal(lq_cuda_upload(d_t, tg, sizeof(int32_t) * T), LQ_OK);
+            poison(d_n, sizeof(double) * T);
+            assert_int_equal(lq_nll_cuda(d_n, d_l, d_t, T, V, f->stream), LQ_OK);
+            assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+            assert_int_equal(lq_cuda_download(got, d_n, sizeof(double) * T), LQ_OK);
+            double mx = 0;
+            for (int64_t t = 0; t < T; t++) {
+                if (tg[t] < 0) want[t] = 0;
+                else lq_nll_ref(&want[t], l + t * V, &tg[t], 1, V);
+                double d = fabs(got[t] - want[t]);
+                if (isnan(d)) d = INFINITY;
+                if (d > mx) mx = d;
+            }
+            print_message("  nll T=%lld V=%lld: max abs %.3g\n", (long long)T, (long long)V, mx);
+            assert_true(mx <= 1e-9);
+            lq_cuda_free(d_l);
+            lq_cuda_free(d_t);
+            lq_cuda_free(d_n);
+            free(l);
+            free(tg);
+            free(want);
+            free(got);
+        }
+}
+
+/* ---------------- argmax ---------------- */
+
+static void test_kernels_argmax(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t Vs[] = {8, 512, 1000, 128256};
+    const int64_t T = 9;
+    for (int vi = 0; vi < 4; vi++) {
+        int64_t V = Vs[vi];
+        float *l = hrand(&f->seed, (size_t)(T * V), -5, 5);
+        for (int64_t t = 0; t < T; t++) {
+            float *r = l + t * V;
+            if (t % 3 == 1) { /* planted tie: the lower id wins */
+                int64_t a = (int64_t)(lq_test_next(&f->seed) % V), b = (int64_t)(lq_test_next(&f->seed) % V);
+                r[a] = r[b] = 9.0f;
+            }
+            if (t % 3 == 2) r[V - 1] = 10.0f; /* the last id */
+            if (t == 0) r[0] = 11.0f;         /* the first id */
+        }
+        int32_t got[9];
+        float *d_l = upload_as(LQ_F32, l, (size_t)(T * V));
+        int32_t *d_o = dmalloc(sizeof got);
+        poison(d_o, sizeof got);
+        assert_int_equal(lq_argmax_cuda(d_o, d_l, T, V, f->stream), LQ_OK);
+        assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+        assert_int_equal(lq_cuda_download(got, d_o, sizeof got), LQ_OK);
+        lq_sampler greedy = {0, 1, 0};
+        for (int64_t t = 0; t < T; t++) assert_int_equal(got[t], lq_sample(&greedy, l + t * V, (int)V));
+        print_message("  argmax V=%lld: %lld rows equal to the host's greedy choice\n", (long long)V, (long long)T);
+        lq_cuda_free(d_l);
+        lq_cuda_free(d_o);
+        free(l);
+    }
+}
+
+/* ---------------- errors ---------------- */
+
+static void test_kernels_errors(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    void *p = NULL;
+    /* out of memory: LQ_ERR_CUDA naming the bytes asked for and free */
+    assert_int_equal(lq_cuda_malloc(&p, (size_t)1 << 50, "a petabyte"), LQ_ERR_CUDA);
+    assert_null(p);
+    print_message("  %s\n", lq_last_error());
+    assert_non_null(strstr(lq_last_error(), "a petabyte"));
+    assert_non_null(strstr(lq_last_error(), "free"));
+    /* the failure is not sticky */
+    p = dmalloc(64);
+    lq_cuda_free(p);
+    /* unsupported head_dim and dtype are refused before any launch */
+    assert_int_equal(lq_attention_cuda(NULL, NULL, NULL, NULL, LQ_F16, 0, 1, 4, 0, 4, 4, 96, 0, f->stream),
+                     LQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(lq_last_error(), "head_dim 96"));
+    assert_int_equal(lq_swiglu_cuda(NULL, LQ_I8, NULL, NULL, 4, f->stream), LQ_ERR_UNSUPPORTED);
+    assert_int_equal(lq_attention_decode_cuda(NULL, NULL, NULL, NULL, LQ_F16, 0, 1, NULL, 6, 4, 64, 0, 1, NULL,
+                                              f->stream),
+                     LQ_ERR_ARG);
+    lq_cuda_free(NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kernels_embedding),         cmocka_unit_test(test_kernels_rmsnorm_residual),
+        cmocka_unit_test(test_kernels_rope),              cmocka_unit_test(test_kernels_swiglu),
+        cmocka_unit_test(test_kernels_matmul),            cmocka_unit_test(test_kernels_kv_store),
+        cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
+        cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_argmax),
+        cmocka_unit_test(test_kernels_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
+
+#else /* built without CUDA: nothing to run, but make test-gpu must not pass silently */
+
+static void test_kernels_built_without_cuda(void **state) {
+    (void)state;
+    LQ_SKIP_IF_NO_GPU(lq_cuda_device_count());
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kernels_built_without_cuda)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
+
+#endif

@@ -1,0 +1,386 @@
+/* test_model_gpu.c — the CUDA engine (kernels/engine_cuda.cu) on stories260K
+ * against Hugging Face transformers' float64 golden outputs
+ * (../shared/golden/stories260K) and against itself:
+ *   - logits of the five golden stories: fp32 weights within 1e-3, fp16
+ *     within 2e-2, bf16 within 1e-1 (absolute; max errors are printed);
+ *   - perplexity at n_ctx 64/128/256 within 0.5% of golden.json (fp16,
+ *     bf16) and 1e-4 (fp32);
+ *   - the greedy continuation of golden.json (prefill + graph decode) equal
+ *     to its ids with fp32 weights;
+ *   - graph decode = non-graph decode = prefill logits; chunked prefill =
+ *     one prefill; batch of 3 = each alone; chunked score = the CPU engine;
+ *   - argument errors, out-of-memory reporting, and device_count() == 0
+ *     without a GPU (this one runs everywhere).
+ * Without a GPU the GPU cases print "skipped: no CUDA device"; with
+ * LQ_REQUIRE_GPU=1 (make test-gpu) they fail instead.
+ * Run: make test-gpu, or build/tests/test_model_gpu. */
+#include "lq_test.h"
+
+#include "../formats/lq_formats.h"
+#include "../kernels/lq_cuda.h"
+#include "../libquant/lq_eval.h"
+#include "../libquant/lq_model.h"
+
+typedef struct {
+    lq_model *m;
+    lq_checkpoint *golden;
+    json_t *gjson;
+    char *sample;
+    size_t n_sample;
+    int n_gpu;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    *state = f;
+    f->n_gpu = lq_cuda_device_count();
+    char p[1024];
+    if (f->n_gpu > 0) {
+        char desc[512];
+        if (lq_cuda_device_describe(0, desc, sizeof desc) == LQ_OK) print_message("device: %s\n", desc);
+    }
+    if (!lq_test_shared_path(p, sizeof p, "models/stories260K/config.json")) return 0;
+    lq_test_shared_path(p, sizeof p, "models/stories260K");
+    if (lq_model_load(p, &f->m) != LQ_OK) print_message("load %s: %s\n", p, lq_last_error());
+    lq_test_shared_path(p, sizeof p, "golden/stories260K/golden.safetensors");
+    if (lq_safetensors_open(p, &f->golden) != LQ_OK) print_message("load %s: %s\n", p, lq_last_error());
+    lq_test_shared_path(p, sizeof p, "golden/stories260K/golden.json");
+    f->gjson = json_load_file(p, 0, NULL);
+    lq_test_shared_path(p, sizeof p, "datasets/tinystories/sample.txt");
+    if (lq_read_file(p, &f->sample, &f->n_sample) != LQ_OK) f->sample = NULL;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    lq_model_free(f->m);
+    lq_checkpoint_free(f->golden);
+    if (f->gjson) json_decref(f->gjson);
+    free(f->sample);
+    free(f);
+    return 0;
+}
+
+#define NEED(f)                                                                                          \
+    do {                                                                                                 \
+        LQ_SKIP_IF_NO_GPU((f)->n_gpu);                                                                   \
+        if (!(f)->m || !(f)->golden || !(f)->gjson || !(f)->sample) {                                    \
+            print_message("skipped: stories260K model/golden data not found under %s\n", lq_test_shared()); \
+            skip();                                                                                      \
+        }                                                                                                \
+    } while (0)
+
+static const char *dtn(int dt) { return dt == LQ_F32 ? "fp32" : dt == LQ_F16 ? "fp16" : "bf16"; }
+
+static lq_engine *new_engine(fixture *f, int dt, int graph, int B, int ctx) {
+    lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
+    o.weight_dtype = dt;
+    o.use_graph = graph;
+    lq_engine *e = NULL;
+    lq_status st = lq_cuda_engine_new(f->m, &o, B, ctx, &e);
+    if (st != LQ_OK) print_message("lq_cuda_engine_new: %s\n", lq_last_error());
+    assert_int_equal(st, LQ_OK);
+    return e;
+}
+
+/* Bounds on max |logit - golden| per weight dtype, asserted; measured values are printed. */
+static double logit_bound(int dt) { return dt == LQ_F32 ? 1e-3 : dt == LQ_F16 ? 2e-2 : 1e-1; }
+
+static void test_model_gpu_golden_logits(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    const int dts[3] = {LQ_F32, LQ_F16, LQ_BF16};
+    for (int di = 0; di < 3; di++) {
+        lq_engine *e = new_engine(f, dts[di], 1, 1, 512);
+        double worst = 0;
+        for (int s = 0; s < 5; s++) {
+            char tn[32], ln[32];
+            snprintf(tn, sizeof tn, "tokens.%d", s);
+            snprintf(ln, sizeof ln, "logits.%d", s);
+            const lq_tensor_info *tt = lq_checkpoint_find(f->golden, tn), *lt = lq_checkpoint_find(f->golden, ln);
+            assert_non_null(tt);
+            assert_non_null(lt);
+            int T = (int)tt->shape[0];
+            float *lg = malloc(sizeof(float) * (size_t)T * 512);
+            for (size_t i = 0; i < (size_t)T * 512; i++) lg[i] = NAN;
+            assert_int_equal(e->logits(e, (const int32_t *)tt->data, 1, T, lg), LQ_OK);
+            double ma, mr;
+            lq_test_errors(lg, (const float *)lt->data, (size_t)T * 512, &ma, &mr);
+            print_message("%s logits.%d: T=%d max |logit - golden| = %.3g\n", dtn(dts[di]), s, T, ma);
+            char what[64];
+            snprintf(what, sizeof what, "%s logits.%d", dtn(dts[di]), s);
+            assert_int_equal(lq_test_compare(what, lg, (const float *)lt->data, (size_t)T * 512, logit_bound(dts[di]), 0),
+                             0);
+            if (ma > worst) worst = ma;
+            free(lg);
+        }
+        print_message("%s weights: worst max |logit - golden| over 5 stories = %.3g (bound %.0e)\n", dtn(dts[di]), worst,
+                      logit_bound(dts[di]));
+        lq_engine_free(e);
+    }
+}
+
+static void test_model_gpu_golden_ppl(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    if (!f->m->tok) {
+        print_message("skipped: the model has no tokenizer\n");
+        skip();
+    }
+    int32_t *ids = NULL;
+    size_t n = 0;
+    assert_int_equal(lq_tokenizer_encode(f->m->tok, f->sample, f->n_sample, 1, &ids, &n), LQ_OK);
+    json_t *arr = json_object_get(json_object_get(f->gjson, "ppl"), "stories");
+    assert_true(json_array_size(arr) == 3);
+    const int dts[3] = {LQ_F32, LQ_F16, LQ_BF16};
+    for (int di = 0; di < 3; di++)
+        for (size_t i = 0; i < 3; i++) {
+            json_t *g = json_array_get(arr, i);
+            int ctx = (int)json_integer_value(json_object_get(g, "n_ctx"));
+            assert_int_equal((long)n, (long)json_integer_value(json_object_get(g, "n_tokens_total")));
+            lq_engine *e = new_engine(f, dts[di], 1, 8, ctx);
+            lq_ppl_opts o = {ctx, 0, 0, NULL, NULL};
+            lq_ppl_result r;
+            assert_int_equal(lq_ppl_eval(e, ids, n, &o, &r), LQ_OK);
+            lq_engine_free(e);
+            double want = json_real_value(json_object_get(g, "ppl")), rel = fabs(r.ppl / want - 1);
+            double bound = dts[di] == LQ_F32 ? 1e-4 : 5e-3;
+            print_message("%s ppl n_ctx %d: %.6f golden %.6f rel %.2e (bound %.0e)\n", dtn(dts[di]), ctx, r.ppl, want,
+                          rel, bound);
+            assert_int_equal(r.windows, (int)json_integer_value(json_object_get(g, "windows")));
+            assert_int_equal((long)r.scored, (long)json_integer_value(json_object_get(g, "scored")));
+            assert_true(rel <= bound);
+        }
+    free(ids);
+}
+
+/* Prefill the prompt with one step, then decode token by token (graph). */
+static int greedy_run(fixture *f, int dt, int32_t *all, size_t n_prompt, size_t total) {
+    lq_engine *e = new_engine(f, dt, 1, 1, (int)total);
+    float *lg = malloc(sizeof(float) * 512);
+    lq_sampler smp = {0, 1, 0};
+    json_t *want = json_object_get(json_object_get(f->gjson, "greedy"), "ids");
+    int match = 0;
+    for (size_t i = n_prompt; i < total; i++) {
+        int pos = i == n_prompt ? 0 : (int)i - 1, T = i == n_prompt ? (int)n_prompt : 1;
+        assert_int_equal(e->step(e, all + pos, 1, T, pos, lg), LQ_OK);
+        all[i] = lq_sample(&smp, lg, 512);
+        if (all[i] == json_integer_value(json_array_get(want, i)) && match == (int)(i - n_prompt)) match++;
+    }
+    free(lg);
+    lq_engine_free(e);
+    return match; /* leading generated tokens equal to golden */
+}
+
+static void test_model_gpu_golden_greedy(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    json_t *g = json_object_get(f->gjson, "greedy");
+    json_t *pids = json_object_get(g, "prompt_ids"), *want = json_object_get(g, "ids");
+    size_t n = json_array_size(pids), total = json_array_size(want);
+    assert_true(total > n && n > 0);
+    int32_t *all = calloc(total, sizeof *all);
+    const int dts[3] = {LQ_F32, LQ_F16, LQ_BF16};
+    for (int di = 0; di < 3; di++) {
+        for (size_t i = 0; i < n; i++) all[i] = (int32_t)json_integer_value(json_array_get(pids, i));
+        int match = greedy_run(f, dts[di], all, n, total);
+        print_message("%s greedy: %d of %zu generated tokens equal golden.json's\n", dtn(dts[di]), match, total - n);
+        if (dts[di] == LQ_F32) {
+            for (size_t i = 0; i < total; i++) assert_int_equal(all[i], json_integer_value(json_array_get(want, i)));
+            if (f->m->tok) {
+                char *text = NULL;
+                size_t tl;
+                assert_int_equal(lq_tokenizer_decode(f->m->tok, all, total, 1, &text, &tl), LQ_OK);
+                assert_string_equal(text, json_string_value(json_object_get(g, "text")));
+                free(text);
+            }
+        }
+    }
+    free(all);
+}
+
+/* Decode bound per dtype: decode and prefill run different attention kernels
+ * and GEMM shapes, so 16-bit activations may round differently. */
+static double self_bound(int dt) { return dt == LQ_F32 ? 1e-4 : dt == LQ_F16 ? 2e-2 : 1e-1; }
+
+static void test_model_gpu_decode_equals_prefill(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    const int B = 3, T = 40, V = 512;
+    uint64_t seed = lq_test_seed();
+    int32_t tok[3 * 40], col[3];
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % V);
+    float *pre = malloc(sizeof(float) * B * T * V), *lg = malloc(sizeof(float) * B * V),
+          *lg2 = malloc(sizeof(float) * B * V), *want = malloc(sizeof(float) * B * V);
+    const int dts[3] = {LQ_F32, LQ_F16, LQ_BF16};
+    for (int di = 0; di < 3; di++) {
+        int dt = dts[di];
+        lq_engine *eg = new_engine(f, dt, 1, B, T), *en = new_engine(f, dt, 0, B, T);
+        assert_int_equal(eg->logits(eg, tok, B, T, pre), LQ_OK);
+        double worst = 0, worst_ng = 0;
+        for (int t = 0; t < T; t++) {
+            for (int b = 0; b < B; b++) {
+                col[b] = tok[b * T + t];
+                memcpy(want + (size_t)b * V, pre + ((size_t)b * T + t) * V, sizeof(float) * V);
+            }
+            assert_int_equal(eg->step(eg, col, B, 1, t, lg), LQ_OK);
+            assert_int_equal(en->step(en, col, B, 1, t, lg2), LQ_OK);
+            char what[80];
+            snprintf(what, sizeof what, "%s graph decode vs prefill, t=%d", dtn(dt), t);
+            assert_int_equal(lq_test_compare(what, lg, want, (size_t)B * V, self_bound(dt), 0), 0);
+            snprintf(what, sizeof what, "%s graph vs plain decode, t=%d", dtn(dt), t);
+            assert_int_equal(lq_test_compare(what, lg, lg2, (size_t)B * V, 1e-6, 1e-6), 0);
+            double d = lq_test_max_abs(lg, want, (size_t)B * V), d2 = lq_test_max_abs(lg, lg2, (size_t)B * V);
+            if (d > worst) worst = d;
+            if (d2 > worst_ng) worst_ng = d2;
+        }
+        print_message("%s: B=%d decode (graph) vs prefill over %d steps: max abs %.3g; graph vs no graph %.3g\n",
+                      dtn(dt), B, T, worst, worst_ng);
+        /* chunked prompt: 17 then 23 tokens; the last logits equal the prefill's last row */
+        int32_t part[3 * 23];
+        for (int b = 0; b < B; b++) memcpy(part + b * 17, tok + b * T, sizeof(int32_t) * 17);
+        assert_int_equal(en->step(en, part, B, 17, 0, lg), LQ_OK);
+        for (int b = 0; b < B; b++) {
+            memcpy(part + b * 23, tok + b * T + 17, sizeof(int32_t) * 23);
+            memcpy(want + (size_t)b * V, pre + ((size_t)b * T + T - 1) * V, sizeof(float) * V);
+        }
+        assert_int_equal(en->step(en, part, B, 23, 17, lg), LQ_OK);
+        double d = lq_test_max_abs(lg, want, (size_t)B * V);
+        print_message("%s: prompt in two steps (17 + 23) vs one prefill: max abs %.3g\n", dtn(dt), d);
+        assert_int_equal(lq_test_compare("two-step prompt", lg, want, (size_t)B * V, self_bound(dt), 0), 0);
+        lq_engine_free(eg);
+        lq_engine_free(en);
+    }
+    free(pre);
+    free(lg);
+    free(lg2);
+    free(want);
+}
+
+static void test_model_gpu_batch_equals_single(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    const int B = 3, T = 64, V = 512;
+    uint64_t seed = lq_test_seed();
+    int32_t tok[3 * 64];
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % V);
+    float *bat = malloc(sizeof(float) * B * T * V), *one = malloc(sizeof(float) * T * V);
+    const int dts[3] = {LQ_F32, LQ_F16, LQ_BF16};
+    for (int di = 0; di < 3; di++) {
+        int dt = dts[di];
+        lq_engine *e = new_engine(f, dt, 1, B, T);
+        assert_int_equal(e->logits(e, tok, B, T, bat), LQ_OK);
+        double worst = 0;
+        for (int b = 0; b < B; b++) {
+            assert_int_equal(e->logits(e, tok + b * T, 1, T, one), LQ_OK);
+            double d = lq_test_max_abs(bat + (size_t)b * T * V, one, (size_t)T * V);
+            if (d > worst) worst = d;
+            assert_int_equal(lq_test_compare("batch vs single", bat + (size_t)b * T * V, one, (size_t)T * V,
+                                             self_bound(dt), 0),
+                             0);
+        }
+        print_message("%s: batch of %d vs singles: max abs %.3g\n", dtn(dt), B, worst);
+        lq_engine_free(e);
+    }
+    free(bat);
+    free(one);
+}
+
+/* 16 sequences of 512 tokens exceed the 4096 activation rows: score and
+ * logits run in two chunks and must equal the CPU reference engine. */
+static void test_model_gpu_chunked_score_vs_cpu(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    const int B = 16, T = 512, V = 512;
+    uint64_t seed = lq_test_seed();
+    int32_t *tok = malloc(sizeof(int32_t) * B * T);
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % V);
+    double *ng = malloc(sizeof(double) * B * (T - 1)), *nc = malloc(sizeof(double) * B * (T - 1));
+    float *lg = malloc(sizeof(float) * B * T * V), *lc = malloc(sizeof(float) * B * T * V);
+    lq_engine *cpu = NULL;
+    assert_int_equal(lq_engine_cpu_new(f->m, B, T, &cpu), LQ_OK);
+    assert_int_equal(cpu->score(cpu, tok, B, T, nc), LQ_OK);
+    assert_int_equal(cpu->logits(cpu, tok, B, T, lc), LQ_OK);
+    lq_engine *e = new_engine(f, LQ_F32, 1, B, T);
+    for (size_t i = 0; i < (size_t)B * (T - 1); i++) ng[i] = NAN;
+    assert_int_equal(e->score(e, tok, B, T, ng), LQ_OK);
+    assert_int_equal(e->logits(e, tok, B, T, lg), LQ_OK);
+    double mx = 0;
+    for (size_t i = 0; i < (size_t)B * (T - 1); i++) {
+        double d = fabs(ng[i] - nc[i]);
+        if (isnan(d)) d = INFINITY;
+        if (d > mx) mx = d;
+    }
+    double ml = lq_test_max_abs(lg, lc, (size_t)B * T * V);
+    print_message("fp32 B=%d T=%d (chunked): max |nll gpu - cpu| %.3g, max |logit gpu - cpu| %.3g\n", B, T, mx, ml);
+    assert_true(mx <= 1e-4);
+    assert_int_equal(lq_test_compare("chunked logits vs cpu", lg, lc, (size_t)B * T * V, 1e-3, 0), 0);
+    lq_engine_free(e);
+    lq_engine_free(cpu);
+    free(tok);
+    free(ng);
+    free(nc);
+    free(lg);
+    free(lc);
+}
+
+static void test_model_gpu_errors(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    lq_engine *e = new_engine(f, LQ_F16, 1, 2, 32);
+    float lg[2 * 512];
+    int32_t tok[4] = {1, 2, 3, 512};
+    assert_int_equal(e->step(e, tok, 1, 4, 0, lg), LQ_ERR_ARG); /* id 512 is outside the vocabulary */
+    assert_non_null(strstr(lq_last_error(), "outside the vocabulary"));
+    assert_int_equal(e->step(e, tok, 1, 2, 31, lg), LQ_ERR_ARG); /* past the context */
+    assert_int_equal(e->step(e, tok, 3, 1, 0, lg), LQ_ERR_ARG);  /* B > max_B */
+    assert_int_equal(e->step(e, tok, 2, 1, 0, lg), LQ_OK);       /* still usable */
+    lq_engine_free(e);
+    /* out of GPU memory: a clear LQ_ERR_CUDA naming bytes asked and free, no engine */
+    lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
+    e = (lq_engine *)1;
+    assert_int_equal(lq_cuda_engine_new(f->m, &o, 4096, 1 << 20, &e), LQ_ERR_CUDA);
+    assert_null(e);
+    print_message("OOM: %s\n", lq_last_error());
+    assert_non_null(strstr(lq_last_error(), "free"));
+    /* the device is still fine afterwards */
+    e = new_engine(f, LQ_F32, 1, 1, 8);
+    assert_int_equal(e->step(e, tok, 1, 3, 0, lg), LQ_OK);
+    lq_engine_free(e);
+    o.weight_dtype = LQ_I8;
+    assert_int_equal(lq_cuda_engine_new(f->m, &o, 1, 8, &e), LQ_ERR_UNSUPPORTED);
+}
+
+/* Runs everywhere: without a GPU (or without CUDA) the count is 0 and the
+ * engine is refused with an error, never a crash. */
+static void test_model_gpu_device_count(void **state) {
+    fixture *f = *state;
+    int n = lq_cuda_device_count();
+    assert_true(n >= 0);
+    assert_int_equal(n, f->n_gpu);
+    print_message("lq_cuda_device_count() = %d\n", n);
+    if (n == 0 && f->m) {
+        lq_engine *e = (lq_engine *)1;
+        lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
+        lq_status st = lq_cuda_engine_new(f->m, &o, 1, 8, &e);
+        assert_true(st == LQ_ERR_CUDA || st == LQ_ERR_UNSUPPORTED);
+        assert_null(e);
+        print_message("no GPU: %s\n", lq_last_error());
+        char buf[64];
+        assert_int_not_equal(lq_cuda_device_describe(0, buf, sizeof buf), LQ_OK);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_gpu_device_count),
+        cmocka_unit_test(test_model_gpu_golden_logits),
+        cmocka_unit_test(test_model_gpu_golden_ppl),
+        cmocka_unit_test(test_model_gpu_golden_greedy),
+        cmocka_unit_test(test_model_gpu_decode_equals_prefill),
+        cmocka_unit_test(test_model_gpu_batch_equals_single),
+        cmocka_unit_test(test_model_gpu_chunked_score_vs_cpu),
+        cmocka_unit_test(test_model_gpu_errors),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
