@@ -31,15 +31,27 @@ int32_t lq_tokenizer_vocab_size(const lq_tokenizer *tok);
 /* -1 when the tokenizer has none. */
 int32_t lq_tokenizer_bos_id(const lq_tokenizer *tok);
 int32_t lq_tokenizer_eos_id(const lq_tokenizer *tok);
+/* tokenizer.json has no bos/eos field: the getters above guess them (the
+ * post-processor's first/last special token, else well-known names such as
+ * "<s>" / "</s>", "<|endoftext|>"). A loader that knows better (config.json's
+ * bos_token_id, GGUF's tokenizer.ggml.bos_token_id) sets them here; -1 = none. */
+lq_status lq_tokenizer_set_bos_eos(lq_tokenizer *tok, int32_t bos_id, int32_t eos_id);
 
 /* Encode len bytes of UTF-8 text. add_special = 1 applies the post-processor
  * (e.g. prepends BOS for Llama-2 style tokenizers) as HF's
- * tokenizer(text) does by default. *ids is malloc'd (caller frees). */
+ * tokenizer(text) does by default. *ids is malloc'd (caller frees).
+ * Invalid UTF-8 is not an error: each maximal invalid subsequence is read as
+ * U+FFFD (Python's bytes.decode("utf-8", "replace")), then encoded as HF would
+ * encode that string. Normalizers lq only implements where they are the
+ * identity (NFC beyond common scripts, NFD/NFKC/NFKD beyond ASCII) make text
+ * they would change fail with LQ_ERR_UNSUPPORTED. Thread-safe: scratch is
+ * per call. */
 lq_status lq_tokenizer_encode(const lq_tokenizer *tok, const char *text, size_t len,
                               int add_special, int32_t **ids, size_t *n_ids);
 
 /* Decode ids to UTF-8 (HF decode with skip_special_tokens=skip_special).
- * *out is malloc'd and NUL-terminated. */
+ * *out is malloc'd and NUL-terminated. An id outside the vocabulary is
+ * LQ_ERR_ARG naming it and its position (HF would silently drop it). */
 lq_status lq_tokenizer_decode(const lq_tokenizer *tok, const int32_t *ids, size_t n_ids,
                               int skip_special, char **out, size_t *out_len);
 
