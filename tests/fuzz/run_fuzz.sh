@@ -63,7 +63,8 @@ FLAGS_FILE="$OUT/lib.flags"
 LIB_FLAGS="$CLANG $CFLAGS -fsanitize=fuzzer-no-link,$SAN"
 [ "$(cat "$FLAGS_FILE" 2>/dev/null)" = "$LIB_FLAGS" ] || rm -rf "$OUT/obj"
 echo "$LIB_FLAGS" >"$FLAGS_FILE"
-newest_header=$(ls -t $HEADERS 2>/dev/null | head -1)
+newest_header=""
+[ -n "$HEADERS" ] && newest_header=$(ls -t $HEADERS | head -1)
 stale=""
 objs=""
 for src in $LIB_SRC; do
