@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "lq_formats.h"
+#include "lq_lqq.h"
 
 lq_status lq_checkpoint_new(lq_checkpoint **out, const char *source, const char *format) {
     lq_checkpoint *ck = calloc(1, sizeof *ck);
@@ -149,16 +150,18 @@ lq_status lq_checkpoint_open(const char *path, lq_checkpoint **out) {
     LQ_FORWARD(lq_mmap_open(path, &m));
     const unsigned char *p = m.data;
     int is_gguf = m.n_bytes >= 4 && memcmp(p, "GGUF", 4) == 0;
+    int is_lqq = m.n_bytes >= 4 && memcmp(p, LQ_LQQ_MAGIC, 4) == 0;
     int is_zip = m.n_bytes >= 4 && memcmp(p, "PK\x03\x04", 4) == 0;
     int is_gz = m.n_bytes >= 2 && p[0] == 0x1f && p[1] == 0x8b;
     int is_tar = m.n_bytes >= 262 && memcmp(p + 257, "ustar", 5) == 0;
     lq_mmap_close(&m);
     if (is_gguf) return lq_gguf_load(path, out);
+    if (is_lqq) return lq_lqq_load(path, out);
     if (is_zip || is_gz || is_tar) return lq_archive_load(path, out);
     if (ends_with(path, ".safetensors")) return lq_hf_file_load(path, out);
     if (ends_with(path, ".bin")) return lq_llama2c_load(path, NULL, out);
     return lq_error(LQ_ERR_UNSUPPORTED,
                     "%s: unrecognised input (expected a directory with config.json, .safetensors, "
-                    ".gguf, llama2.c .bin, or .tar/.tar.gz/.tar.zst/.zip)",
+                    ".gguf, llama2.c .bin, lq packed .lqq, or .tar/.tar.gz/.tar.zst/.zip)",
                     path);
 }

@@ -19,6 +19,8 @@ static const lq_command commands[] = {
     {"convert", lq_cmd_convert, "write any supported checkpoint as a Hugging Face directory"},
     {"ppl", lq_cmd_ppl, "perplexity of a model on a text file"},
     {"generate", lq_cmd_generate, "generate text from a prompt (greedy or sampled)"},
+    {"quantize", lq_cmd_quantize, "W4A16 (2..8-bit) weight quantization, RTN or GPTQ, into a packed .lqq file"},
+    {"eval", lq_cmd_eval, "compare a quantized model with its base: PPL, KL divergence, top-1 agreement"},
     {"bench", lq_cmd_bench, "benchmark kernels (vs cuBLAS fp16) or a whole model (prefill/decode tok/s)"},
     {"synth", lq_cmd_synth, "write a random-weight checkpoint with a real model's shapes (speed work only)"},
 };

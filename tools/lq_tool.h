@@ -13,6 +13,8 @@ int lq_cmd_inspect(int argc, char **argv);
 int lq_cmd_convert(int argc, char **argv);
 int lq_cmd_ppl(int argc, char **argv);
 int lq_cmd_generate(int argc, char **argv);
+int lq_cmd_quantize(int argc, char **argv);
+int lq_cmd_eval(int argc, char **argv);
 int lq_cmd_synth(int argc, char **argv);
 int lq_cmd_bench(int argc, char **argv);
 
