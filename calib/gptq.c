@@ -227,8 +227,10 @@ lq_status lq_gptq_update_cpu(float *W, int64_t N, int64_t K, const float *U, con
     volatile int bad = 0; /* first failing row + 1 */
     for (int64_t i1 = 0; i1 < K && !bad; i1 += B) {
         const int64_t i2 = i1 + B < K ? i1 + B : K, nb = i2 - i1;
-        /* inside the block every row is independent */
-#pragma omp parallel for schedule(static) if (N * nb * nb > 65536)
+        /* inside the block every row is independent; below ~1e6 multiply-adds
+         * a parallel region costs more than it saves (and far more on a loaded
+         * machine, where a descheduled thread stalls the barrier) */
+#pragma omp parallel for schedule(static) if (N * nb * nb / 2 > 1000000)
         for (int64_t r = 0; r < N; r++) {
             float *w = W + r * K;
             for (int64_t j = i1; j < i2; j++) {
