@@ -282,9 +282,15 @@ static lq_status cuda_step(lq_engine *e, const int32_t *tokens, int B, int T, in
     cudaStream_t s = lq_stream(c->stream);
     if (T == 1) {
         LQ_FORWARD(stage_chunk(c, tokens, B, 1, 0, 1, pos, 0));
-        if (c->use_graph) {
-            if (!c->graphs[B]) LQ_FORWARD(capture_decode(c, B));
+        if (c->use_graph && c->graphs[B]) {
             LQ_CUDA_RET(cudaGraphLaunch(c->graphs[B], s), "cudaGraphLaunch (decode)");
+        } else if (c->use_graph) {
+            /* First decode at this batch size: run it eagerly (this loads every
+             * kernel and lets cuBLAS initialize outside the capture), then
+             * capture the same work for the next steps (capturing runs nothing). */
+            LQ_FORWARD(enqueue_forward(c, B, 1, pos, c->tok, c->pos, 1, 1));
+            LQ_FORWARD(lq_cuda_sync(c->stream));
+            LQ_FORWARD(capture_decode(c, B));
         } else {
             LQ_FORWARD(enqueue_forward(c, B, 1, pos, c->tok, c->pos, 1, 1));
         }
@@ -346,18 +352,26 @@ typedef struct {
     const void **dst; /* where the device pointer goes */
 } wtensor;
 
-/* Convert (fp32 -> dtype) through a bounded host staging buffer and copy. */
-static lq_status upload_converted(char *dst, const float *src, size_t n, lq_dtype dt, void *stage, size_t stage_elems) {
+template <typename TO> __global__ void convert_f32_kernel(TO *dst, const float *src, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = lq_st<TO>(src[i]); /* round-to-nearest-even, as lq_f32_to_f16/bf16 */
+}
+
+/* Copy fp32 host weights through a bounded device staging buffer and convert
+ * them to dt on the GPU: an 8B model's conversion costs nothing next to the
+ * PCIe copy (a single host thread would take tens of seconds). */
+static lq_status upload_converted(char *dst, const float *src, size_t n, lq_dtype dt, float *stage, size_t stage_elems) {
     size_t es = lq_dtype_size(dt);
     for (size_t i = 0; i < n; i += stage_elems) {
         size_t m = n - i < stage_elems ? n - i : stage_elems;
-        const void *from = src + i;
-        if (dt != LQ_F32) {
-            if (lq_convert_from_f32(dt, src + i, stage, m) != 0)
-                return lq_error(LQ_ERR_UNSUPPORTED, "cannot convert weights to %s", lq_dtype_name(dt));
-            from = stage;
+        if (dt == LQ_F32) {
+            LQ_CUDA_RET(cudaMemcpy(dst + i * es, src + i, m * es, cudaMemcpyHostToDevice), "upload weights");
+            continue;
         }
-        LQ_CUDA_RET(cudaMemcpy(dst + i * es, from, m * es, cudaMemcpyHostToDevice), "upload weights");
+        LQ_CUDA_RET(cudaMemcpy(stage, src + i, m * sizeof(float), cudaMemcpyHostToDevice), "upload weights");
+        LQ_DISPATCH(dt, "convert weights",
+                    convert_f32_kernel<TE><<<lq_blocks((int64_t)m, 256), 256>>>((TE *)(dst + i * es), stage, m));
+        LQ_LAUNCH_RET("convert_f32_kernel");
     }
     return LQ_OK;
 }
@@ -370,8 +384,8 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
                  kvd = (size_t)cf->n_kv_heads * cf->head_dim, V = cf->vocab_size;
     const lq_dtype dt = c->wdt;
     lq_status st = LQ_OK;
-    void *stage = NULL;
-    const size_t stage_elems = (size_t)1 << 22;
+    float *stage = NULL; /* device */
+    const size_t stage_elems = (size_t)1 << 24;
     int cap = 3 + 13 * L, nt = 0;
     size_t total = 0;
     wtensor *ts = (wtensor *)calloc((size_t)cap, sizeof *ts);
@@ -412,14 +426,15 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
         LQ_FAIL_IF(plan_add(&total, ts[i].n, lq_dtype_size(ts[i].dt), &ts[i].off), LQ_ERR_ARG,
                    "weight sizes overflow");
     LQ_TRY(lq_cuda_malloc((void **)&c->wmem, total, "weights"));
-    LQ_TRY(lq_malloc(&stage, stage_elems * 2, "weight conversion staging"));
+    LQ_TRY(lq_cuda_malloc((void **)&stage, stage_elems * sizeof(float), "weight conversion staging"));
     for (int i = 0; i < nt; i++) {
         LQ_TRY(upload_converted(c->wmem + ts[i].off, ts[i].src, ts[i].n, ts[i].dt, stage, stage_elems));
         *ts[i].dst = c->wmem + ts[i].off;
     }
     if (w->lm_head == w->embed) c->lm_head = c->embed;
+    LQ_CUDA_TRY(cudaDeviceSynchronize(), "convert weights"); /* before the staging buffer goes */
 fail:
-    free(stage);
+    lq_cuda_free(stage);
     free(ts);
     return st;
 }

@@ -2,9 +2,9 @@
  * against Hugging Face transformers' float64 golden outputs
  * (../shared/golden/stories260K) and against itself:
  *   - logits of the five golden stories: fp32 weights within 1e-3, fp16
- *     within 2e-2, bf16 within 1e-1 (absolute; max errors are printed);
- *   - perplexity at n_ctx 64/128/256 within 0.5% of golden.json (fp16,
- *     bf16) and 1e-4 (fp32);
+ *     within 2e-2, bf16 within 3e-1 (absolute; max errors are printed);
+ *   - perplexity at n_ctx 64/128/256 within 1e-4 of golden.json (fp32),
+ *     0.5% (fp16), 2% (bf16);
  *   - the greedy continuation of golden.json (prefill + graph decode) equal
  *     to its ids with fp32 weights;
  *   - graph decode = non-graph decode = prefill logits; chunked prefill =
@@ -84,7 +84,7 @@ static lq_engine *new_engine(fixture *f, int dt, int graph, int B, int ctx) {
 }
 
 /* Bounds on max |logit - golden| per weight dtype, asserted; measured values are printed. */
-static double logit_bound(int dt) { return dt == LQ_F32 ? 1e-3 : dt == LQ_F16 ? 2e-2 : 1e-1; }
+static double logit_bound(int dt) { return dt == LQ_F32 ? 1e-3 : dt == LQ_F16 ? 2e-2 : 3e-1; }
 
 static void test_model_gpu_golden_logits(void **state) {
     fixture *f = *state;
@@ -144,7 +144,7 @@ static void test_model_gpu_golden_ppl(void **state) {
             assert_int_equal(lq_ppl_eval(e, ids, n, &o, &r), LQ_OK);
             lq_engine_free(e);
             double want = json_real_value(json_object_get(g, "ppl")), rel = fabs(r.ppl / want - 1);
-            double bound = dts[di] == LQ_F32 ? 1e-4 : 5e-3;
+            double bound = dts[di] == LQ_F32 ? 1e-4 : dts[di] == LQ_F16 ? 5e-3 : 2e-2;
             print_message("%s ppl n_ctx %d: %.6f golden %.6f rel %.2e (bound %.0e)\n", dtn(dts[di]), ctx, r.ppl, want,
                           rel, bound);
             assert_int_equal(r.windows, (int)json_integer_value(json_object_get(g, "windows")));
@@ -201,7 +201,7 @@ static void test_model_gpu_golden_greedy(void **state) {
 
 /* Decode bound per dtype: decode and prefill run different attention kernels
  * and GEMM shapes, so 16-bit activations may round differently. */
-static double self_bound(int dt) { return dt == LQ_F32 ? 1e-4 : dt == LQ_F16 ? 2e-2 : 1e-1; }
+static double self_bound(int dt) { return dt == LQ_F32 ? 1e-4 : dt == LQ_F16 ? 2e-2 : 1.5e-1; }
 
 static void test_model_gpu_decode_equals_prefill(void **state) {
     fixture *f = *state;

@@ -1,0 +1,147 @@
+/* bench_attention.cu — timing harness for the attention kernels of
+ * kernels/attention_cuda.cu against the ANCHORS.md decode shapes (32 query /
+ * 8 KV heads, head_dim 128, fp16 cache; PyTorch SDPA on the same H100:
+ * 13.0 / 27.0 / 64.9 us at batch 1 and 1k / 8k / 32k context, 36.2 / 190.2 /
+ * 698.8 us at batch 16) and a prefill (causal, T = 512 / 2048).
+ * Method: CUDA events, warm-up, median of 50 runs, caches rotated through
+ * > 400 MB so they never sit in the 50 MB L2, random (never zero) data.
+ * Build (not part of `make`; kernel variants are tried here first):
+ *   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a kernels/dev/bench_attention.cu \
+ *        build/liblq.a -lcublas -lopenblas -lgomp -Xcompiler -fopenmp -o build/bench_attention && build/bench_attention */
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+extern "C" {
+#include "../lq_cuda.h"
+#include "../lq_kernels.h"
+}
+
+#define CK(x)                                                                                      \
+    do {                                                                                           \
+        cudaError_t e_ = (x);                                                                      \
+        if (e_ != cudaSuccess) {                                                                   \
+            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));    \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+#define LQ(x)                                                                                      \
+    do {                                                                                           \
+        if ((x) != LQ_OK) {                                                                        \
+            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, lq_last_error());            \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+__global__ void fill_half(__half *p, size_t n, uint64_t seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
+        z ^= z >> 29;
+        z *= 0xBF58476D1CE4E5B9ull;
+        z ^= z >> 32;
+        p[i] = __float2half((float)(z & 0xFFFF) / 32768.0f - 1.0f);
+    }
+}
+__global__ void fill_float(float *p, size_t n, uint64_t seed) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
+        z ^= z >> 31;
+        p[i] = (float)(z & 0xFFFF) / 32768.0f - 1.0f;
+    }
+}
+
+static int cmpf(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(void) {
+    lq_cuda_ctx *ctx = NULL;
+    LQ(lq_cuda_ctx_new(0, &ctx));
+    cudaStream_t s = (cudaStream_t)lq_cuda_ctx_stream(ctx);
+    int sm = lq_cuda_ctx_sm_count(ctx);
+    char desc[512];
+    LQ(lq_cuda_device_describe(0, desc, sizeof desc));
+    printf("# %s\n", desc);
+    const int nh = 32, nkv = 8, hd = 128, kvd = nkv * hd, runs = 50;
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    float ms[64];
+
+    printf("# decode attention, fp16 cache, 32 q / 8 kv heads, hd 128 (median of %d, caches rotated past L2)\n", runs);
+    printf("%5s %6s %7s %10s %10s %10s %8s\n", "batch", "ctx", "splits", "us", "KV TB/s", "SDPA us", "vs SDPA");
+    const int Bs[] = {1, 16}, Cs[] = {1024, 8192, 32768};
+    const double sdpa[2][3] = {{13.0, 27.0, 64.9}, {36.2, 190.2, 698.8}};
+    for (int bi = 0; bi < 2; bi++)
+        for (int ci = 0; ci < 3; ci++) {
+            int B = Bs[bi], C = Cs[ci];
+            size_t cache_elems = (size_t)B * C * kvd, cache_bytes = cache_elems * 2 * 2; /* K and V */
+            int copies = (int)((400u << 20) / cache_bytes) + 1;
+            if (copies > 16) copies = 16;
+            __half *kv = NULL;
+            float *q = NULL;
+            int32_t *pos = NULL;
+            void *out = NULL, *ws = NULL;
+            int ns = lq_attention_decode_splits(B, nh, nkv, C, sm);
+            LQ(lq_cuda_malloc((void **)&kv, cache_bytes * copies, "kv"));
+            LQ(lq_cuda_malloc((void **)&q, sizeof(float) * B * nh * hd, "q"));
+            LQ(lq_cuda_malloc(&out, 2 * (size_t)B * nh * hd, "out"));
+            LQ(lq_cuda_malloc((void **)&pos, sizeof(int32_t) * B, "pos"));
+            LQ(lq_cuda_malloc(&ws, lq_attention_decode_workspace(B, nh, hd, ns), "ws"));
+            fill_half<<<1024, 256, 0, s>>>(kv, cache_elems * 2 * copies, 1);
+            fill_float<<<64, 256, 0, s>>>(q, (size_t)B * nh * hd, 2);
+            int32_t hp[16];
+            for (int b = 0; b < B; b++) hp[b] = C - 1;
+            LQ(lq_cuda_upload(pos, hp, sizeof(int32_t) * B));
+            for (int r = -3; r < runs; r++) {
+                __half *k = kv + (size_t)((r + 3) % copies) * cache_elems * 2, *v = k + cache_elems;
+                CK(cudaEventRecord(e0, s));
+                LQ(lq_attention_decode_cuda(out, q, k, v, LQ_F16, (int64_t)C * kvd, B, pos, nh, nkv, hd, 0, ns, ws, s));
+                CK(cudaEventRecord(e1, s));
+                CK(cudaEventSynchronize(e1));
+                if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1));
+            }
+            qsort(ms, runs, sizeof(float), cmpf);
+            double us = ms[runs / 2] * 1e3;
+            printf("%5d %6d %7d %10.1f %10.2f %10.1f %7.2fx\n", B, C, ns, us, cache_bytes / (us * 1e-6) / 1e12,
+                   sdpa[bi][ci], sdpa[bi][ci] / us);
+            lq_cuda_free(kv);
+            lq_cuda_free(q);
+            lq_cuda_free(out);
+            lq_cuda_free(pos);
+            lq_cuda_free(ws);
+        }
+
+    printf("# prefill attention (causal), fp16 cache, 32 q / 8 kv heads, hd 128, B=1 (median of 10)\n");
+    printf("%6s %10s %10s\n", "T", "ms", "TFLOP/s");
+    const int Ts[] = {512, 2048};
+    for (int ti = 0; ti < 2; ti++) {
+        int T = Ts[ti];
+        size_t ce = (size_t)T * kvd;
+        __half *kv = NULL;
+        float *q = NULL;
+        void *out = NULL;
+        LQ(lq_cuda_malloc((void **)&kv, ce * 2 * 2, "kv"));
+        LQ(lq_cuda_malloc((void **)&q, sizeof(float) * T * nh * hd, "q"));
+        LQ(lq_cuda_malloc(&out, 2 * (size_t)T * nh * hd, "out"));
+        fill_half<<<1024, 256, 0, s>>>(kv, ce * 2, 3);
+        fill_float<<<1024, 256, 0, s>>>(q, (size_t)T * nh * hd, 4);
+        for (int r = -2; r < 10; r++) {
+            CK(cudaEventRecord(e0, s));
+            LQ(lq_attention_cuda(out, q, kv, kv + ce, LQ_F16, (int64_t)ce, 1, T, 0, nh, nkv, hd, 0, s));
+            CK(cudaEventRecord(e1, s));
+            CK(cudaEventSynchronize(e1));
+            if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1));
+        }
+        qsort(ms, 10, sizeof(float), cmpf);
+        double t = ms[5] * 1e-3, flops = 4.0 * hd * nh * (double)T * (T + 1) / 2;
+        printf("%6d %10.3f %10.2f\n", T, t * 1e3, flops / t / 1e12);
+        lq_cuda_free(kv);
+        lq_cuda_free(q);
+        lq_cuda_free(out);
+    }
+    lq_cuda_ctx_free(ctx);
+    return 0;
+}
