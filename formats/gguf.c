@@ -1289,11 +1289,15 @@ static lq_status check_shape(const lq_gguf *g, const lq_gguf_tensor *t, const hp
     /* GGUF dims are innermost first: HF [rows, cols] is ne = [cols, rows] */
     int ok = cols ? t->n_dims == 2 && t->ne[0] == cols && t->ne[1] == rows
                   : t->n_dims == 1 && t->ne[0] == rows;
-    LQ_RETURN_IF(!ok, LQ_ERR_SHAPE,
-                 "%s: tensor '%s': GGUF dims [%lld, %lld] (n_dims %u), expected [%lld%s%lld] from "
-                 "the config",
-                 g->path, t->name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims,
-                 (long long)(cols ? cols : rows), cols ? ", " : "", cols ? (long long)rows : 0LL);
+    if (!ok) {
+        char want[64];
+        if (cols) snprintf(want, sizeof want, "[%lld, %lld]", (long long)cols, (long long)rows);
+        else snprintf(want, sizeof want, "[%lld]", (long long)rows);
+        return lq_error(LQ_ERR_SHAPE,
+                        "%s: tensor '%s': GGUF dims [%lld, %lld] (n_dims %u), expected %s from the "
+                        "config",
+                        g->path, t->name, (long long)t->ne[0], (long long)t->ne[1], t->n_dims, want);
+    }
     return LQ_OK;
 }
 
@@ -1327,6 +1331,10 @@ lq_status lq_gguf_to_checkpoint(const lq_gguf *g, lq_checkpoint **out) {
             lq_error_prefix(st, "%s", g->path);
             goto fail;
         }
+        const lq_ggml_traits *tr = lq_ggml_type_traits(t->type);
+        LQ_FAIL_IF(!tr->to_f32, LQ_ERR_UNSUPPORTED,
+                   "%s: tensor '%s' has type %s (%u), which lq cannot dequantize", g->path, t->name,
+                   tr->name, t->type);
         LQ_TRY(check_shape(g, t, &h, role, layer, is_bias));
         size_t n_bytes;
         LQ_FAIL_IF(lq_mul_overflow((size_t)t->n_elems, sizeof(float), &n_bytes), LQ_ERR_SHAPE,

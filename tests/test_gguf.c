@@ -457,6 +457,47 @@ static void test_gguf_dequant_edge_scales(void **state) {
     assert_true(y[0] == 9.0f && y[16] == 2.0f && y[1] == -1.0f);
 }
 
+/* Known answers from a third party: llama.cpp's own Python package (pip
+ * gguf 2.4.6, gguf.quants.dequantize), on one block per type whose byte i is
+ * (i*37 + 11*type) & 0xFF, with the fp16 scale d = 0.75 (0x3A00) and the
+ * min/dmin = -0.25 (0xB400) written over it. Produced once by
+ *   b = np.array([(i*37 + 11*ty) & 0xFF for i in range(type_size)], np.uint8)
+ *   b[d_off:d_off+2] = (0x00, 0x3A); b[m_off:m_off+2] = (0x00, 0xB4)
+ *   gguf.quants.dequantize(b, GGMLQuantizationType.<T>)[[0,1,15,16,31,63,64,127,128,200,255]]
+ * (the same script over 200 random blocks per type matched bit for bit). */
+static void test_gguf_dequant_known_answers(void **state) {
+    (void)state;
+    static const struct {
+        uint32_t type;
+        float v[11];
+    } kat[] = {
+        {LQ_GGML_Q4_0, {-6.0f, -2.25f, 2.25f, -1.5f, 0.0f}},
+        {LQ_GGML_Q4_1, {3.5f, 7.25f, -0.25f, 8.0f, 10.25f}},
+        {LQ_GGML_Q5_0, {-12.0f, -8.25f, 8.25f, -10.5f, 3.0f}},
+        {LQ_GGML_Q5_1, {15.5f, 7.25f, -0.25f, 17.0f, 7.25f}},
+        {LQ_GGML_Q8_0, {-70.5f, -42.75f, -38.25f, -10.5f, 21.75f}},
+        {LQ_GGML_Q2_K, {22.5f, 33.0f, 12.0f, 6.75f, 4.5f, 22.75f, 4.5f, 1.75f, 11.25f, 0.5f, 22.5f}},
+        {LQ_GGML_Q3_K, {-5.25f, 10.5f, 21.0f, 10.5f, -42.0f, 54.0f, 42.75f, 30.0f, -20.25f, -21.0f, 0.0f}},
+        {LQ_GGML_Q4_K, {83.0f, 173.0f, 281.0f, 83.0f, 281.0f, 187.25f, 115.5f, 80.25f, 9.0f, 248.0f, 73.0f}},
+        {LQ_GGML_Q5_K, {827.5f, 118.75f, 276.25f, 827.5f, 276.25f, 193.0f, 1046.5f, 347.0f, 264.75f, 112.5f, 412.25f}},
+        {LQ_GGML_Q6_K, {675.0f, 2092.5f, -742.5f, 952.5f, -1047.75f, 453.75f, 94.5f, 767.25f, -945.0f, 0.0f, 1568.25f}},
+    };
+    static const int idx[11] = {0, 1, 15, 16, 31, 63, 64, 127, 128, 200, 255};
+    for (size_t k = 0; k < sizeof kat / sizeof *kat; k++) {
+        const qinfo *q = qinfo_of(kat[k].type);
+        uint8_t b[292];
+        for (int i = 0; i < q->size; i++) b[i] = (uint8_t)((i * 37 + 11 * (int)q->type) & 0xFF);
+        b[q->d_off] = 0x00, b[q->d_off + 1] = 0x3A;
+        if (q->m_off >= 0) b[q->m_off] = 0x00, b[q->m_off + 1] = 0xB4;
+        float y[256];
+        lq_ggml_type_traits(q->type)->to_f32(b, y, q->blck);
+        for (int i = 0; i < 11 && idx[i] < q->blck; i++)
+            if (y[idx[i]] != kat[k].v[i])
+                fail_msg("%s element %d: %.9g, gguf-py says %.9g", lq_ggml_type_name(q->type), idx[i], y[idx[i]],
+                         kat[k].v[i]);
+    }
+}
+
 static void test_gguf_dequant_plain_types(void **state) {
     (void)state;
     uint8_t h[6] = {0x00, 0x3C, 0x00, 0xC0, 0xFF, 0x7B}; /* f16: 1, -2, 65504 */
@@ -577,7 +618,7 @@ static void add_tensor(gw *w, expects *ex, uint64_t *s, const char *gguf, const 
     free(data);
 }
 
-static const char *const k_tokens[8] = {"<|endoftext|>", "a", "b", "c", "ab", "abc", "\xc4\xa0", "\xc4\xa0" "a"};
+static const char *const k_tokens[8] = {"<|endoftext|>", "a", "b", "c", "ab", "abc", "\xc4\xa0", ("\xc4\xa0" "a")};
 static const char *const k_merges[3] = {"a b", "ab c", "\xc4\xa0 a"};
 
 /* builds the model into a buffer; expectations in ex (caller frees wants) */
@@ -1415,7 +1456,28 @@ static void test_gguf_smollm2_real(void **state) {
             fail_msg("%s[%lld][%lld] = %.9g, Python says %.9g", k_smol_ref[i].name, (long long)k_smol_ref[i].row,
                      (long long)k_smol_ref[i].col, v, k_smol_ref[i].v);
     }
+    /* the tokenizer.json built from tokenizer.ggml.* works end to end: the
+     * chat-template special token maps to its id, and text round-trips */
     assert_non_null(ck->tokenizer);
+    lq_tokenizer *tok = NULL;
+    st = lq_tokenizer_from_json(ck->tokenizer, path, &tok);
+    if (st) print_message("%s\n", lq_last_error());
+    assert_int_equal(st, LQ_OK);
+    assert_int_equal(lq_tokenizer_vocab_size(tok), 49152);
+    const char *text = "<|im_start|>user\nWhat is 12345 + 678? Caf\xc3\xa9 na\xc3\xafve.<|im_end|>";
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    assert_int_equal(lq_tokenizer_encode(tok, text, strlen(text), 1, &ids, &n_ids), LQ_OK);
+    assert_true(n_ids > 5);
+    assert_int_equal(ids[0], 1);          /* <|im_start|>; add_bos_token is false */
+    assert_int_equal(ids[n_ids - 1], 2);  /* <|im_end|> */
+    char *back = NULL;
+    size_t n_back = 0;
+    assert_int_equal(lq_tokenizer_decode(tok, ids, n_ids, 0, &back, &n_back), LQ_OK);
+    assert_string_equal(back, text);
+    free(ids);
+    free(back);
+    lq_tokenizer_free(tok);
     lq_checkpoint_free(ck);
 }
 
@@ -1424,6 +1486,7 @@ int main(void) {
         cmocka_unit_test(test_gguf_block_layouts),
         cmocka_unit_test(test_gguf_dequant_random_blocks),
         cmocka_unit_test(test_gguf_dequant_edge_scales),
+        cmocka_unit_test(test_gguf_dequant_known_answers),
         cmocka_unit_test(test_gguf_dequant_plain_types),
         cmocka_unit_test(test_gguf_permute_hand_example),
         cmocka_unit_test(test_gguf_permute_inverse_identity),
