@@ -16,10 +16,10 @@
  *
  * Supported: model BPE (merges as "a b" or [a, b]; byte_fallback, unk_token,
  * fuse_unk, ignore_merges, continuing_subword_prefix, end_of_word_suffix).
- * Normalizers: Sequence, Prepend, Replace, Lowercase, Strip, and NFC/NFD/
- * NFKC/NFKD only where they are the identity (see normalize_unicode: text
- * they would change is refused with LQ_ERR_UNSUPPORTED at encode time, never
- * silently mis-tokenized). Pre-tokenizers: Sequence, Split, ByteLevel,
+ * Normalizers: Sequence, Prepend, Replace, Lowercase (C.UTF-8 towlower plus
+ * Rust's U+0130 rule), Strip, and NFC/NFKC/NFD/NFKD only where they are the
+ * identity (normalize_unicode: text they would change is refused with
+ * LQ_ERR_UNSUPPORTED at encode time, never silently mis-tokenized). Pre-tokenizers: Sequence, Split, ByteLevel,
  * Digits, Metaspace, Whitespace, WhitespaceSplit. Post-processors:
  * TemplateProcessing, ByteLevel, BertProcessing, RobertaProcessing,
  * Sequence. Decoders: Sequence, Replace, ByteFallback, Fuse, Strip,
@@ -727,38 +727,25 @@ static lq_status norm_parse(lq_tokenizer *t, const char *field, const json_t *j,
     return LQ_OK;
 }
 
-/* Code points NFC leaves alone whatever follows them (NFC_Quick_Check=Yes,
- * combining class 0, and no composition with a following char that is also in
- * this set). Below U+0300 this holds for every char; above, a conservative list
- * of common scripts and symbols. Outside it we refuse rather than guess. */
-static int nfc_stable(uint32_t c) {
-    if (c < 0x300) return 1;
-    static const uint32_t r[][2] = {
-        {0x386, 0x386},     {0x388, 0x3CE},     {0x400, 0x482},     {0x48A, 0x52F},     {0x531, 0x556},
-        {0x561, 0x587},     {0x5D0, 0x5EA},     {0x621, 0x63A},     {0x641, 0x64A},     {0xE01, 0xE30},
-        {0xE32, 0xE33},     {0xE3F, 0xE46},     {0xE4F, 0xE5B},     {0x1E00, 0x1EFF},   {0x2002, 0x2027},
-        {0x2030, 0x205E},   {0x2070, 0x20BF},   {0x2100, 0x2125},   {0x2127, 0x2129},   {0x212C, 0x214F},
-        {0x2150, 0x2328},   {0x232B, 0x2BFF},   {0x3000, 0x3029},   {0x3030, 0x303F},   {0x3041, 0x3096},
-        {0x309B, 0x30FF},   {0x3400, 0x4DBF},   {0x4E00, 0x9FFF},   {0xAC00, 0xD7A3},   {0xFE00, 0xFE0F},
-        {0xFF01, 0xFFEF},   {0xFFFD, 0xFFFD},   {0x1F000, 0x1FAFF},
-    };
-    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
-        if (c >= r[i][0] && c <= r[i][1]) return 1;
-    return 0;
-}
+/* tokenizer_unicode.c (generated): 1 when normalization form `form` (0 NFC,
+ * 1 NFKC, 2 NFD, 3 NFKD) leaves cp unchanged whatever surrounds it. */
+int lq_tok_unicode_stable(uint32_t cp, int form);
 
+/* lq does not implement the Unicode normalization forms. Text made only of
+ * chars each form leaves alone in any context is its own normal form, so we
+ * pass it through; anything else is refused rather than mis-tokenized (HF
+ * would change it). Real text in NFC (nearly all text) passes NFC. */
 static lq_status normalize_unicode(const tk_norm *n, const char *s, size_t len) {
-    static const char *names[] = {[N_NFC] = "NFC", [N_NFD] = "NFD", [N_NFKC] = "NFKC", [N_NFKD] = "NFKD"};
+    static const char *names[] = {"NFC", "NFKC", "NFD", "NFKD"};
+    int form = n->kind == N_NFC ? 0 : n->kind == N_NFKC ? 1 : n->kind == N_NFD ? 2 : 3;
     for (size_t i = 0; i < len;) {
         size_t cl;
         uint32_t c = u8_dec(s + i, &cl);
-        /* NFD/NFKC/NFKD are only known to be the identity on ASCII. */
-        int ok = n->kind == N_NFC ? nfc_stable(c) : c < 0x80;
-        if (!ok)
+        if (!lq_tok_unicode_stable(c, form))
             return lq_error(LQ_ERR_UNSUPPORTED,
-                            "tokenizer: %s normalizer: U+%04X at byte %zu may change under %s, which lq does not "
-                            "implement (only where it is the identity)",
-                            names[n->kind], (unsigned)c, i, names[n->kind]);
+                            "tokenizer: %s normalizer: U+%04X at byte %zu would be changed by %s, which lq does not "
+                            "implement (text must already be in %s)",
+                            names[form], (unsigned)c, i, names[form], names[form]);
         i += cl;
     }
     return LQ_OK;
@@ -793,7 +780,13 @@ static lq_status normalize(const lq_tokenizer *t, tk_rx *r, const tk_norm *n, co
             uint32_t c = u8_dec(s + i, &cl);
             char e[4];
             if (c < 0x80) c = (c >= 'A' && c <= 'Z') ? c + 32 : c;
-            else if (t->lc) {
+            else if (c == 0x130) {
+                /* Rust's char::to_lowercase: the one unconditional multi-char
+                 * mapping, U+0130 -> "i" U+0307 */
+                LQ_FORWARD(buf_add(out, "i\xCC\x87", 3));
+                i += cl;
+                continue;
+            } else if (t->lc) {
                 uint32_t l = (uint32_t)towlower_l((wint_t)c, t->lc);
                 if (l && l <= 0x10FFFF && !(l >= 0xD800 && l <= 0xDFFF)) c = l;
             }
@@ -1939,7 +1932,13 @@ lq_status lq_tokenizer_from_json(const json_t *doc, const char *source, lq_token
         t->post_pre = pre.p, t->n_post_pre = pre.n, pre.p = NULL;
         t->post_post = post.p, t->n_post_post = post.n, post.p = NULL;
     }
-    LQ_TRY(rx_compile(src, "(internal \\w)", "\\w", 2, &t->word_re));
+    /* regex_syntax's is_word_character (what HF's single_word uses): Unicode
+     * \w = Alphabetic, marks, decimal digits, connector punctuation,
+     * Join_Control; PCRE2's \w lacks the marks and joiners */
+    {
+        static const char wre[] = "[\\p{L}\\p{Nl}\\p{Nd}\\p{M}\\p{Pc}\\x{200C}\\x{200D}]";
+        LQ_TRY(rx_compile(src, "(internal word class)", wre, sizeof wre - 1, &t->word_re));
+    }
     LQ_TRY(addset_build(t, 0, &t->raw_set));
     LQ_TRY(addset_build(t, 1, &t->norm_set));
     guess_bos_eos(t);

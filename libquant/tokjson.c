@@ -268,8 +268,13 @@ lq_status lq_tokjson_build(const lq_tokjson_spec *sp, json_t **out) {
         /* llama.cpp splits at the first space after the first byte */
         const char *space = m && m[0] ? strchr(m + 1, ' ') : NULL;
         LQ_FAIL_IF(!space, LQ_ERR_FORMAT, "tokenizer.ggml.merges[%zu]: \"%s\" is not \"left right\"", i, m ? m : "");
-        json_t *pr = jchk(json_array(), &bad), *l = json_stringn(m, (size_t)(space - m)), *r = json_string(space + 1);
-        LQ_FAIL_IF(!l || !r, LQ_ERR_FORMAT, "tokenizer.ggml.merges[%zu]: not valid UTF-8", i);
+        json_t *l = json_stringn(m, (size_t)(space - m)), *r = json_string(space + 1);
+        if (!l || !r) {
+            json_decref(l);
+            json_decref(r);
+            LQ_FAIL_IF(1, LQ_ERR_FORMAT, "tokenizer.ggml.merges[%zu]: not valid UTF-8", i);
+        }
+        json_t *pr = jchk(json_array(), &bad);
         jpush(pr, l, &bad);
         jpush(pr, r, &bad);
         jpush(merges, pr, &bad);

@@ -363,7 +363,7 @@ static void test_tokenizer_hand_made_options(void **state) {
         lq_tokenizer_free(t);
         n_fix++;
     }
-    assert_true(n_fix >= 8);
+    assert_true(n_fix >= 9);
     assert_int_equal(bad, 0);
     json_decref(all);
 }
@@ -721,10 +721,19 @@ static void test_tokenizer_nfc_refuses_what_it_cannot_do(void **state) {
     assert_int_equal(lq_tokenizer_encode(t, "cafe\xcc\x81", 6, 1, &ids, &n), LQ_ERR_UNSUPPORTED);
     assert_non_null(strstr(lq_last_error(), "U+0301"));
     assert_null(ids);
-    /* precomposed text is fine */
-    encode_ok(t, "caf\xc3\xa9", 5, 1, &ids, &n);
+    /* precomposed text is fine, and so are chars NFC never touches */
+    encode_ok(t, "caf\xc3\xa9 \xef\xac\x81 \xd9\xa3 \xef\xbb\xbf", 15, 1, &ids, &n);
     free(ids);
     lq_tokenizer_free(t);
+    /* NFKC: the "fi" ligature U+FB01 would become "fi": refused */
+    json_t *doc = json_loads("{\"normalizer\":{\"type\":\"NFKC\"}," MODEL_OK "}", 0, NULL);
+    assert_int_equal(lq_tokenizer_from_json(doc, "nfkc.json", &t), LQ_OK);
+    assert_int_equal(lq_tokenizer_encode(t, "ab\xef\xac\x81", 5, 1, &ids, &n), LQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(lq_last_error(), "U+FB01"));
+    encode_ok(t, "ab\xc3\xa9", 4, 1, &ids, &n);
+    free(ids);
+    lq_tokenizer_free(t);
+    json_decref(doc);
 }
 
 static void write_file(const char *path, const void *buf, size_t n) {
