@@ -743,7 +743,7 @@ static lq_status normalize_unicode(const tk_norm *n, const char *s, size_t len) 
         uint32_t c = u8_dec(s + i, &cl);
         if (!lq_tok_unicode_stable(c, form))
             return lq_error(LQ_ERR_UNSUPPORTED,
-                            "tokenizer: %s normalizer: U+%04X at byte %zu would be changed by %s, which lq does not "
+                            "%s normalizer: U+%04X at byte %zu of a normalized segment would be changed by %s, which lq does not "
                             "implement (text must already be in %s)",
                             names[form], (unsigned)c, i, names[form], names[form]);
         i += cl;
@@ -2045,6 +2045,7 @@ lq_status lq_tokenizer_encode(const lq_tokenizer *t, const char *text, size_t le
     *n_ids = out.n;
     out.p = NULL;
 fail:
+    if (st != LQ_OK && t) lq_error_prefix(st, "%s: encode", t->source);
     free(out.p);
     free(clean.p);
     free(segs.p);
