@@ -100,10 +100,10 @@ static void check_ppl(fixture *f, lq_model *m, const char *label) {
         assert_int_equal((long)n, (long)json_integer_value(json_object_get(e, "n_tokens_total")));
         lq_ppl_opts o = {ctx, 0, 0, NULL, NULL};
         lq_ppl_result r;
-        lq_engine *e = NULL;
-        assert_int_equal(lq_engine_cpu_new(m, 4, ctx, &e), LQ_OK);
-        assert_int_equal(lq_ppl_eval(e, ids, n, &o, &r), LQ_OK);
-        lq_engine_free(e);
+        lq_engine *eng = NULL;
+        assert_int_equal(lq_engine_cpu_new(m, 4, ctx, &eng), LQ_OK);
+        assert_int_equal(lq_ppl_eval(eng, ids, n, &o, &r), LQ_OK);
+        lq_engine_free(eng);
         double want = json_real_value(json_object_get(e, "ppl"));
         print_message("%s ppl n_ctx %d: %.9f golden %.9f rel %.2e\n", label, ctx, r.ppl, want, fabs(r.ppl / want - 1));
         assert_int_equal(r.windows, (int)json_integer_value(json_object_get(e, "windows")));
