@@ -789,6 +789,11 @@ static lq_status normalize(const lq_tokenizer *t, tk_rx *r, const tk_norm *n, co
             } else if (t->lc) {
                 uint32_t l = (uint32_t)towlower_l((wint_t)c, t->lc);
                 if (l && l <= 0x10FFFF && !(l >= 0xD800 && l <= 0xDFFF)) c = l;
+            } else {
+                /* no C.UTF-8 locale on this system: refuse rather than guess */
+                return lq_error(LQ_ERR_UNSUPPORTED,
+                                "Lowercase normalizer: U+%04X needs the C.UTF-8 locale, which is not available",
+                                (unsigned)c);
             }
             LQ_FORWARD(buf_add(out, e, u8_enc(c, e)));
             i += cl;
