@@ -223,6 +223,12 @@ lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out) {
     if (c->tie_embeddings) m->w.lm_head = m->w.embed;
     if (ck->tokenizer) {
         LQ_TRY(lq_tokenizer_from_json(ck->tokenizer, ck->source, &m->tok));
+        /* tokenizer.json has no BOS/EOS fields; config.json's ids are authoritative
+         * (generation stops at eos_token_id, e.g. <|im_end|> for SmolLM2-Instruct). */
+        int32_t tv = lq_tokenizer_vocab_size(m->tok);
+        int32_t bos = c->bos_id >= 0 && c->bos_id < tv ? c->bos_id : lq_tokenizer_bos_id(m->tok);
+        int32_t eos = c->eos_id >= 0 && c->eos_id < tv ? c->eos_id : lq_tokenizer_eos_id(m->tok);
+        LQ_TRY(lq_tokenizer_set_bos_eos(m->tok, bos, eos));
         LQ_FAIL_IF(lq_tokenizer_vocab_size(m->tok) > c->vocab_size, LQ_ERR_SHAPE,
                    "%s: tokenizer has %d tokens but the model's vocab_size is %d", ck->source,
                    lq_tokenizer_vocab_size(m->tok), c->vocab_size);
