@@ -77,6 +77,10 @@ lq_status lq_config_from_json(const json_t *cfg, const char *src, lq_config *c) 
                  c->n_kv_heads);
     int dflt_hd = c->dim / c->n_heads;
     LQ_FORWARD(get_int(cfg, src, "head_dim", 0, dflt_hd, 2, 2048, &c->head_dim));
+    /* the default (hidden_size / heads) is not range-checked by get_int */
+    LQ_RETURN_IF(c->head_dim < 2 || c->head_dim > 2048, LQ_ERR_FORMAT,
+                 "%s: head_dim %d (hidden_size %d / num_attention_heads %d unless given) is out of range [2, 2048]",
+                 src, c->head_dim, c->dim, c->n_heads);
     LQ_RETURN_IF(c->head_dim % 2 != 0, LQ_ERR_FORMAT, "%s: head_dim %d is odd", src, c->head_dim);
     LQ_FORWARD(get_int(cfg, src, "vocab_size", 1, 0, 1, 1 << 22, &c->vocab_size));
     LQ_FORWARD(get_int(cfg, src, "max_position_embeddings", 0, 2048, 1, 1 << 24, &c->max_seq_len));

@@ -275,6 +275,10 @@ static void test_model_config_errors(void **state) {
     json_object_set_new(j, "hidden_size", json_integer(-5));
     assert_int_equal(lq_config_from_json(j, "cfg.json", &c), LQ_ERR_FORMAT);
     assert_non_null(strstr(lq_last_error(), "hidden_size"));
+    /* found by fuzz_config: hidden_size < heads made the default head_dim 0 */
+    json_object_set_new(j, "hidden_size", json_integer(6));
+    assert_int_equal(lq_config_from_json(j, "cfg.json", &c), LQ_ERR_FORMAT);
+    assert_non_null(strstr(lq_last_error(), "head_dim"));
     json_object_set_new(j, "hidden_size", json_integer(64));
     json_object_set_new(j, "rope_scaling", json_pack("{s:s,s:f}", "rope_type", "yarn", "factor", 4.0));
     assert_int_equal(lq_config_from_json(j, "cfg.json", &c), LQ_ERR_UNSUPPORTED);
