@@ -94,7 +94,7 @@ say "attention kernels vs ANCHORS.md"
 
 if [ "${SKIP_BENCH8B:-0}" != 1 ]; then
   say "lq bench model: llama3-8b shapes (random weights), fp16, CUDA"
-  timeout 330 $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,32 --ctx 512,2048 \
+  timeout 330 $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,8,32 --ctx 512,2048 \
     --steps 16 --reps 2 --out "$OUTD/bench_llama3_8b.json" 2>&1 | grep -v "^\[ppl\]"
 fi
 

@@ -1120,7 +1120,7 @@ static lq_status rope_scaling(const lq_gguf *g, const char *arch, const hparams 
     LQ_FORWARD(opt_f64(g, KEY(k, arch, "rope.scale_linear"), &factor)); /* older files */
     if (lq_gguf_get(g, KEY(k, arch, "rope.scaling.type"))) LQ_FORWARD(lq_gguf_get_str(g, k, &type));
     else if (factor > 0 && factor != 1) type = strdup("linear");
-    LQ_FORWARD(opt_f64(g, KEY(k, arch, "rope.scaling.factor"), &factor));
+    LQ_TRY(opt_f64(g, KEY(k, arch, "rope.scaling.factor"), &factor));
     const lq_gguf_tensor *rf = lq_gguf_find_tensor(g, "rope_freqs.weight");
     if (rf) {
         LQ_FAIL_IF(type && strcmp(type, "none") != 0, LQ_ERR_UNSUPPORTED,

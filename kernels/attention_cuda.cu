@@ -1,28 +1,32 @@
 /* attention_cuda.cu — causal GQA attention over the KV cache, the CUDA twins
  * of lq_attention_ref (libquant/ops.c):
  *
- *  - prefill (lq_attention_cuda): one block per (32-query tile, query head,
- *    sequence); K/V tiles of 32 keys go through shared memory (converted to
- *    fp32), scores of the tile are computed, masked (causal, window), folded
- *    into a running max / sum (online softmax, FlashAttention's recurrence)
- *    and multiplied into fp32 accumulators held in registers. Memory is
- *    O(tile), never O(T^2). Arithmetic runs on the fp32 units, so one kernel
- *    serves fp32, fp16 and bf16 caches and the tiny head_dim 8 of stories260K.
+ *  - prefill (lq_attention_cuda), FlashAttention's recurrence: key tiles go
+ *    through shared memory, scores of a tile are masked (causal, window),
+ *    folded into a running max / sum (online softmax) and multiplied into the
+ *    output; memory is O(tile), never O(T^2). Two kernels:
+ *      tensor cores (fp16/bf16 caches, head_dim 32/64/128): 64 queries x
+ *        64 keys per step, WMMA for Q K^T and P V, fp32 softmax and output;
+ *      fp32 units (fp32 caches, head_dim 8/16/256, and any case the first
+ *        does not take): 32 x 32 tiles, accumulators in registers.
  *
  *  - decode (lq_attention_decode_cuda): one query per sequence, the classic
  *    memory-bound case. One block per (context split, KV head [x up to 8 of
  *    its query heads], sequence): each K/V row is read once for all the query
- *    heads that share it (GQA). Within a block one thread scores one key
- *    (16-byte loads of its row), a warp per head updates the online softmax,
- *    and threads over head_dim accumulate P·V. Each split leaves an
- *    unnormalized output with its max and sum; a second kernel merges the
- *    splits (log-sum-exp). Positions come from device memory and split sizes
- *    are derived from them in the kernel, so one captured CUDA graph serves
- *    every decode step.
+ *    heads that share it (GQA); a tile's K and V rows are loaded into shared
+ *    memory with every 16-byte load in flight at once, then scored, folded
+ *    into the online softmax (a warp per head) and accumulated. Each split
+ *    leaves an unnormalized output with its max and sum; a second kernel
+ *    merges the splits (log-sum-exp). Positions come from device memory and
+ *    split sizes are derived from them in the kernel, so one captured CUDA
+ *    graph serves every decode step.
  *
- * Tested by tests/test_kernels.c (head_dim 8/64/128, GQA 1/2/4/8, windows,
- * long contexts). Variants belong in kernels/dev/. */
+ * Tested by tests/test_kernels.c (head_dim 8/16/32/64/128/256, GQA 1..16,
+ * windows, long contexts, both prefill paths). Earlier versions and the
+ * timing harness are in kernels/dev/ (bench_attention.cu, decode_v1.cuh). */
 #include "cuda_common.cuh"
+
+#include <mma.h>
 
 extern "C" {
 #include "lq_kernels.h"
@@ -45,8 +49,8 @@ template <int HD> static size_t prefill_smem_bytes(void) {
  *   output, so the row's running max/sum live in their registers. */
 template <typename TK, int HD>
 __global__ void __launch_bounds__(PF_THREADS)
-    attn_prefill_kernel(TK *out, const float *q, const TK *kc, const TK *vc, int64_t seq_stride, int T, int pos0,
-                        int nh, int nkv, int window, float scale) {
+    attn_prefill_kernel(TK *out, const float *q, int64_t ldq, const TK *kc, const TK *vc, int64_t seq_stride, int T,
+                        int pos0, int nh, int nkv, int window, float scale) {
     extern __shared__ float smem[];
     float *Qs = smem;                     /* (BQ, HD+1): padded against bank conflicts */
     float *Ks = Qs + PF_BQ * (HD + 1);    /* (BK, HD+1) */
@@ -61,7 +65,7 @@ __global__ void __launch_bounds__(PF_THREADS)
 
     for (int i = tid; i < PF_BQ * HD; i += PF_THREADS) {
         int r = i / HD, d = i % HD;
-        Qs[r * (HD + 1) + d] = r < nq ? q[(((int64_t)b * T + t0 + r) * nh + h) * HD + d] : 0.0f;
+        Qs[r * (HD + 1) + d] = r < nq ? q[((int64_t)b * T + t0 + r) * ldq + h * HD + d] : 0.0f;
     }
     const int p_first = pos0 + t0, p_last = pos0 + t0 + nq - 1;
     const int k_lo = window > 0 ? max(0, p_first - window + 1) : 0, k_hi = p_last;
@@ -156,19 +160,190 @@ __global__ void __launch_bounds__(PF_THREADS)
 }
 
 template <typename TK, int HD>
-static lq_status launch_prefill(void *out, const float *q, const void *kc, const void *vc, int64_t seq_stride, int B,
-                                int T, int pos0, int nh, int nkv, int window, cudaStream_t s) {
+static lq_status launch_prefill(void *out, const float *q, int64_t ldq, const void *kc, const void *vc,
+                                int64_t seq_stride, int B, int T, int pos0, int nh, int nkv, int window,
+                                cudaStream_t s) {
     size_t smem = prefill_smem_bytes<HD>();
     if (smem > 48 * 1024)
         LQ_CUDA_RET(cudaFuncSetAttribute(attn_prefill_kernel<TK, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)smem),
                     "cudaFuncSetAttribute(attn_prefill_kernel shared memory)");
     dim3 grid((unsigned)((T + PF_BQ - 1) / PF_BQ), (unsigned)nh, (unsigned)B);
-    attn_prefill_kernel<TK, HD><<<grid, PF_THREADS, smem, s>>>((TK *)out, q, (const TK *)kc, (const TK *)vc,
+    attn_prefill_kernel<TK, HD><<<grid, PF_THREADS, smem, s>>>((TK *)out, q, ldq, (const TK *)kc, (const TK *)vc,
                                                               seq_stride, T, pos0, nh, nkv, window,
                                                               (float)(1.0 / sqrt((double)HD)));
     LQ_LAUNCH_RET("attn_prefill_kernel");
     return LQ_OK;
+}
+
+/* ---- prefill on the tensor cores (fp16 / bf16 caches, head_dim 32/64/128) ----
+ * One block of 4 warps per (64-query tile, head, sequence); each warp owns 16
+ * query rows. Per 64-key tile: S = Q K^T with WMMA (16x16x16, fp32
+ * accumulate) into shared memory, the online softmax in fp32 by 2 lanes per
+ * row (running max / sum in registers), P rounded to the cache dtype, and
+ * O += P V with WMMA on an fp32 O kept in shared memory (rescaled by the
+ * softmax correction before each update). Q is rounded to the cache dtype
+ * (the tensor cores take 16-bit operands); scores, softmax and O stay fp32. */
+#define TC_BQ 64
+#define TC_BK 64
+#define TC_THREADS 128
+
+template <int HD> struct tc_geom {
+    static constexpr int LDQ = HD + 8;     /* 16-bit rows padded by 16 bytes (bank conflicts; wmma ldm % 8 == 0) */
+    static constexpr int LDS = TC_BK + 4;  /* fp32 score rows */
+    static constexpr int LDP = TC_BK + 8;  /* 16-bit probability rows */
+    static constexpr int LDO = HD + 4;     /* fp32 output rows */
+    static constexpr size_t Q_OFF = 0, K_OFF = Q_OFF + 2 * TC_BQ * LDQ, V_OFF = K_OFF + 2 * TC_BK * LDQ,
+                            S_OFF = V_OFF + 2 * TC_BK * LDQ, P_OFF = S_OFF + 4 * TC_BQ * LDS,
+                            O_OFF = P_OFF + 2 * TC_BQ * LDP, BYTES = O_OFF + 4 * TC_BQ * LDO;
+    static_assert(Q_OFF % 32 == 0 && K_OFF % 32 == 0 && V_OFF % 32 == 0 && S_OFF % 32 == 0 && P_OFF % 32 == 0 &&
+                      O_OFF % 32 == 0,
+                  "wmma needs 32-byte aligned tiles");
+};
+
+template <typename TK, int HD>
+__global__ void __launch_bounds__(TC_THREADS)
+    attn_prefill_tc_kernel(TK *out, const float *q, int64_t ldq, const TK *kc, const TK *vc, int64_t seq_stride, int T,
+                           int pos0, int nh, int nkv, int window, float scale) {
+    using namespace nvcuda;
+    typedef tc_geom<HD> Gm;
+    constexpr int LDQ = Gm::LDQ, LDS = Gm::LDS, LDP = Gm::LDP, LDO = Gm::LDO;
+    constexpr int VEC = 8; /* 16-bit elements per 16-byte vector */
+    extern __shared__ __align__(128) unsigned char smem_tc[];
+    TK *Qs = (TK *)(smem_tc + Gm::Q_OFF);
+    TK *Ks = (TK *)(smem_tc + Gm::K_OFF);
+    TK *Vs = (TK *)(smem_tc + Gm::V_OFF);
+    float *S = (float *)(smem_tc + Gm::S_OFF);
+    TK *Pm = (TK *)(smem_tc + Gm::P_OFF);
+    float *O = (float *)(smem_tc + Gm::O_OFF);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int t0 = blockIdx.x * TC_BQ, h = blockIdx.y, b = blockIdx.z;
+    const int kvh = h / (nh / nkv), kvd = nkv * HD;
+    const int nq = min(TC_BQ, T - t0);
+    const TK *kb = kc + (int64_t)b * seq_stride + kvh * HD;
+    const TK *vb = vc + (int64_t)b * seq_stride + kvh * HD;
+
+    for (int i = tid; i < TC_BQ * HD; i += TC_THREADS) {
+        int r = i / HD, d = i % HD;
+        Qs[r * LDQ + d] = lq_st<TK>(r < nq ? q[((int64_t)b * T + t0 + r) * ldq + h * HD + d] : 0.0f);
+        O[r * LDO + d] = 0.0f;
+    }
+    const int p_first = pos0 + t0, p_last = pos0 + t0 + nq - 1;
+    const int k_lo = window > 0 ? max(0, p_first - window + 1) : 0, k_hi = p_last;
+    /* softmax role: row r of this warp's 16, columns half*32 .. half*32+31 */
+    const int r = warp * 16 + lane / 2, half = lane & 1;
+    const int p_row = pos0 + t0 + r, lo_row = window > 0 ? p_row - window + 1 : 0;
+    float m = -INFINITY, l = 0.0f;
+
+    for (int k0 = (k_lo / TC_BK) * TC_BK; k0 <= k_hi; k0 += TC_BK) {
+        __syncthreads();
+        for (int i = tid; i < TC_BK * (HD / VEC); i += TC_THREADS) {
+            int kk = i / (HD / VEC), c = (i % (HD / VEC)) * VEC, key = k0 + kk;
+            uint4 kv4 = make_uint4(0, 0, 0, 0), vv4 = make_uint4(0, 0, 0, 0);
+            if (key >= k_lo && key <= k_hi) { /* zeros outside: no NaN from unwritten rows */
+                kv4 = *(const uint4 *)(kb + (int64_t)key * kvd + c);
+                vv4 = *(const uint4 *)(vb + (int64_t)key * kvd + c);
+            }
+            *(uint4 *)(Ks + kk * LDQ + c) = kv4;
+            *(uint4 *)(Vs + kk * LDQ + c) = vv4;
+        }
+        __syncthreads();
+        /* S (this warp's 16 rows x 64 keys) = Q K^T */
+#pragma unroll
+        for (int j = 0; j < TC_BK / 16; j++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+            for (int kd = 0; kd < HD / 16; kd++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, TK, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, TK, wmma::col_major> fb;
+                wmma::load_matrix_sync(fa, Qs + warp * 16 * LDQ + kd * 16, LDQ);
+                wmma::load_matrix_sync(fb, Ks + j * 16 * LDQ + kd * 16, LDQ);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(S + warp * 16 * LDS + j * 16, acc, LDS, wmma::mem_row_major);
+        }
+        __syncwarp();
+        /* online softmax of row r over this tile (the row's two lanes are adjacent) */
+        float sv[32], mx = -INFINITY;
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            int c = half * 32 + i, key = k0 + c;
+            bool valid = r < nq && key <= p_row && key >= lo_row && key >= k_lo;
+            sv[i] = valid ? S[r * LDS + c] * scale : -INFINITY;
+            mx = fmaxf(mx, sv[i]);
+        }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        float m_new = fmaxf(m, mx), alpha = 1.0f, sum = 0.0f;
+        if (m_new != -INFINITY) alpha = expf(m - m_new);
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            float pv = m_new == -INFINITY ? 0.0f : expf(sv[i] - m_new);
+            TK pt = lq_st<TK>(pv);
+            Pm[r * LDP + half * 32 + i] = pt;
+            sum += lq_ld(pt); /* the sum of what P·V multiplies */
+        }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        l = l * alpha + sum;
+        m = m_new;
+#pragma unroll 8
+        for (int c = half * (HD / 2); c < (half + 1) * (HD / 2); c++) O[r * LDO + c] *= alpha;
+        __syncwarp();
+        /* O (16 x HD) += P (16 x 64) V (64 x HD) */
+#pragma unroll
+        for (int j = 0; j < HD / 16; j++) {
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+            wmma::load_matrix_sync(acc, O + warp * 16 * LDO + j * 16, LDO, wmma::mem_row_major);
+#pragma unroll
+            for (int kk = 0; kk < TC_BK / 16; kk++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, TK, wmma::row_major> fa;
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, TK, wmma::row_major> fb;
+                wmma::load_matrix_sync(fa, Pm + warp * 16 * LDP + kk * 16, LDP);
+                wmma::load_matrix_sync(fb, Vs + kk * 16 * LDQ + j * 16, LDQ);
+                wmma::mma_sync(acc, fa, fb, acc);
+            }
+            wmma::store_matrix_sync(O + warp * 16 * LDO + j * 16, acc, LDO, wmma::mem_row_major);
+        }
+        __syncwarp();
+    }
+    if (r < nq) {
+        TK *orow = out + (((int64_t)b * T + t0 + r) * nh + h) * HD;
+        for (int c = half * (HD / 2); c < (half + 1) * (HD / 2); c++) orow[c] = lq_st<TK>(O[r * LDO + c] / l);
+    }
+}
+
+template <typename TK, int HD>
+static lq_status launch_prefill_tc(void *out, const float *q, int64_t ldq, const void *kc, const void *vc,
+                                   int64_t seq_stride, int B, int T, int pos0, int nh, int nkv, int window,
+                                   cudaStream_t s) {
+    size_t smem = tc_geom<HD>::BYTES;
+    LQ_CUDA_RET(cudaFuncSetAttribute(attn_prefill_tc_kernel<TK, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     (int)smem),
+                "cudaFuncSetAttribute(attn_prefill_tc_kernel shared memory)");
+    dim3 grid((unsigned)((T + TC_BQ - 1) / TC_BQ), (unsigned)nh, (unsigned)B);
+    attn_prefill_tc_kernel<TK, HD><<<grid, TC_THREADS, smem, s>>>((TK *)out, q, ldq, (const TK *)kc, (const TK *)vc,
+                                                                 seq_stride, T, pos0, nh, nkv, window,
+                                                                 (float)(1.0 / sqrt((double)HD)));
+    LQ_LAUNCH_RET("attn_prefill_tc_kernel");
+    return LQ_OK;
+}
+
+/* Tensor-core path for 16-bit caches with head_dim 32, 64 or 128; returns
+ * LQ_ERR_UNSUPPORTED (no message) when it does not apply. */
+static lq_status prefill_tc(void *out, const float *q, int64_t ldq, const void *kc, const void *vc, lq_dtype dt,
+                            int64_t seq_stride, int B, int T, int pos0, int nh, int nkv, int hd, int window,
+                            cudaStream_t s) {
+#define LQ_TC_HD(TY)                                                                                          \
+    switch (hd) {                                                                                             \
+    case 32: return launch_prefill_tc<TY, 32>(out, q, ldq, kc, vc, seq_stride, B, T, pos0, nh, nkv, window, s);  \
+    case 64: return launch_prefill_tc<TY, 64>(out, q, ldq, kc, vc, seq_stride, B, T, pos0, nh, nkv, window, s);  \
+    case 128: return launch_prefill_tc<TY, 128>(out, q, ldq, kc, vc, seq_stride, B, T, pos0, nh, nkv, window, s); \
+    default: return LQ_ERR_UNSUPPORTED;                                                                       \
+    }
+    if (dt == LQ_F16) LQ_TC_HD(__half)
+    if (dt == LQ_BF16) LQ_TC_HD(__nv_bfloat16)
+#undef LQ_TC_HD
+    return LQ_ERR_UNSUPPORTED;
 }
 
 #define LQ_HD_SWITCH(hd, what, ...)                                                               \
@@ -189,117 +364,184 @@ static lq_status check_heads(const char *what, int B, int nh, int nkv) {
     return LQ_OK;
 }
 
-extern "C" lq_status lq_attention_cuda(void *out, const float *q, const void *k_cache, const void *v_cache,
-                                       lq_dtype kv_dtype, int64_t seq_stride, int B, int T, int pos0, int n_heads,
-                                       int n_kv, int hd, int window, void *stream) {
+extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
+                                            const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B, int T,
+                                            int pos0, int n_heads, int n_kv, int hd, int window, void *stream);
+
+extern "C" lq_status lq_attention_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
+                                       const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B, int T,
+                                       int pos0, int n_heads, int n_kv, int hd, int window, void *stream) {
     if (T <= 0) return LQ_OK;
     LQ_FORWARD(check_heads("lq_attention_cuda", B, n_heads, n_kv));
     LQ_RETURN_IF(pos0 < 0, LQ_ERR_ARG, "lq_attention_cuda: pos0 %d", pos0);
+    if (ldq == 0) ldq = (int64_t)n_heads * hd;
+    lq_status st = prefill_tc(out, q, ldq, k_cache, v_cache, kv_dtype, seq_stride, B, T, pos0, n_heads, n_kv, hd,
+                              window, lq_stream(stream));
+    if (st != LQ_ERR_UNSUPPORTED) return st;
+    return lq_attention_simt_cuda(out, q, ldq, k_cache, v_cache, kv_dtype, seq_stride, B, T, pos0, n_heads, n_kv, hd,
+                                  window, stream);
+}
+
+/* The fp32-unit prefill kernel for any cache dtype and head_dim: the path for
+ * fp32 caches and head_dims the tensor-core kernel does not take. Not in the
+ * public header; kernels/dev/bench_attention.cu times it against the
+ * tensor-core path. */
+extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
+                                            const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B, int T,
+                                            int pos0, int n_heads, int n_kv, int hd, int window, void *stream) {
+    if (T <= 0) return LQ_OK;
+    LQ_FORWARD(check_heads("lq_attention_cuda", B, n_heads, n_kv));
+    if (ldq == 0) ldq = (int64_t)n_heads * hd;
     lq_status st = LQ_OK;
     LQ_DISPATCH(kv_dtype, "lq_attention_cuda",
                 LQ_HD_SWITCH(hd, "lq_attention_cuda",
-                             st = (launch_prefill<TE, HD>(out, q, k_cache, v_cache, seq_stride, B, T, pos0, n_heads,
-                                                         n_kv, window, lq_stream(stream)))));
+                             st = (launch_prefill<TE, HD>(out, q, ldq, k_cache, v_cache, seq_stride, B, T, pos0,
+                                                         n_heads, n_kv, window, lq_stream(stream)))));
     return st;
 }
 
 /* ---------------- decode ---------------- */
 
 #define DC_THREADS 128
-#define DC_KT 128  /* keys per tile: one per thread in the scoring phase */
-#define DC_GMAX 8  /* query heads per block (more GQA heads: more blocks) */
+#define DC_GMAX 8 /* query heads per block (more GQA heads: more blocks) */
 
-template <typename TK, int HD>
+/* Tile geometry of the decode kernel for a cache type and head_dim: KT keys
+ * per tile (16 KB of K, 16 KB of V, at most 128 keys), P threads per key in
+ * the scoring phase (DP dims each), KS key slices in the P·V phase. */
+template <typename TK, int HD> struct dc_geom {
+    static constexpr int VEC = 16 / (int)sizeof(TK);           /* elements per 16-byte vector */
+    static constexpr int RV = HD / VEC;                         /* vectors per row */
+    static constexpr int ROWB = HD * (int)sizeof(TK);
+    static constexpr int KT = ROWB <= 128 ? 128 : 16384 / ROWB;
+    static constexpr int P = DC_THREADS / KT;
+    static constexpr int DP = HD / P;
+    static constexpr int DPT = HD > DC_THREADS ? HD / DC_THREADS : 1; /* output dims per thread */
+    static constexpr int DW = HD / DPT;                               /* threads across head_dim */
+    static constexpr int KS = DC_THREADS / DW;                        /* key slices in P·V */
+    /* shared memory (bytes): K tile (rows padded by one vector against bank
+     * conflicts), V tile, q, scores; the P·V partials reuse the K/V tiles */
+    static constexpr int K_BYTES = KT * (RV + 1) * 16, V_BYTES = KT * RV * 16;
+    static constexpr int Q_BYTES = DC_GMAX * HD * 4, S_BYTES = P * DC_GMAX * KT * 4;
+    static constexpr int RED_BYTES = KS * DC_GMAX * HD * 4;
+    static constexpr int TILE_BYTES = K_BYTES + V_BYTES > RED_BYTES ? K_BYTES + V_BYTES : RED_BYTES;
+    static constexpr int SMEM = TILE_BYTES + Q_BYTES + S_BYTES;
+    static_assert(HD % VEC == 0 && DP % VEC == 0, "head_dim vs 16-byte vectors");
+    static_assert(SMEM <= 48 * 1024, "decode tile exceeds static shared memory");
+};
+
+/* One block per (context split, KV head x up to G of its query heads,
+ * sequence). Per tile of KT keys: every thread issues its 16-byte loads of
+ * the K and V tiles at once (memory-level parallelism is what a decode
+ * kernel lives on), then scores (P threads per key, G heads each), a warp per
+ * head updates the online softmax, and threads over head_dim accumulate P·V
+ * from shared memory. Each split leaves an unnormalized output and its
+ * (max, sum) for the merge kernel. */
+template <typename TK, int HD, int G>
 __global__ void __launch_bounds__(DC_THREADS)
-    attn_decode_kernel(float *ws_o, float *ws_ml, const float *q, const TK *kc, const TK *vc, int64_t seq_stride,
-                       const int32_t *pos, int nh, int nkv, int window, int ns, float scale) {
-    constexpr int VEC = 16 / (int)sizeof(TK);           /* elements per 16-byte load */
-    constexpr int DPT = HD > DC_THREADS ? HD / DC_THREADS : 1; /* output dims per thread */
-    constexpr int DW = HD / DPT;                        /* threads across head_dim */
-    constexpr int KS = DC_THREADS / DW;                 /* key slices in P·V */
-    static_assert(HD % VEC == 0, "head_dim must be a multiple of the 16-byte vector");
-    __shared__ float qs[DC_GMAX][HD];
-    __shared__ float sc[DC_GMAX][DC_KT];
-    __shared__ float m_s[DC_GMAX], l_s[DC_GMAX], alpha_s[DC_GMAX];
-    __shared__ float red[KS][DC_GMAX][HD];
+    attn_decode_kernel(float *ws_o, float *ws_ml, const float *q, int64_t ldq, const TK *kc, const TK *vc,
+                       int64_t seq_stride, const int32_t *pos, int nh, int nkv, int window, int ns, float scale) {
+    typedef dc_geom<TK, HD> Gm;
+    constexpr int KT = Gm::KT, P = Gm::P, DP = Gm::DP, VEC = Gm::VEC, RV = Gm::RV;
+    constexpr int DPT = Gm::DPT, DW = Gm::DW, KS = Gm::KS;
+    __shared__ __align__(16) unsigned char smem[Gm::SMEM];
+    uint4 *Ks = (uint4 *)smem;                                  /* (KT, RV+1) vectors */
+    uint4 *Vs = (uint4 *)(smem + Gm::K_BYTES);                  /* (KT, RV) vectors */
+    float *red = (float *)smem;                                 /* (KS, G, HD), after the last tile */
+    float *qs = (float *)(smem + Gm::TILE_BYTES);               /* (G, HD) */
+    float *sc = (float *)(smem + Gm::TILE_BYTES + Gm::Q_BYTES); /* (P, G, KT) partial scores; [0] = probabilities */
+    __shared__ float m_s[G], l_s[G], alpha_s[G];
 
     const int split = blockIdx.x, hg = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
-    const int group = nh / nkv, n_hg = (group + DC_GMAX - 1) / DC_GMAX;
-    const int kvh = hg / n_hg, g0 = (hg % n_hg) * DC_GMAX, h0 = kvh * group + g0;
-    const int gb = min(DC_GMAX, group - g0);
+    const int group = nh / nkv, n_hg = (group + G - 1) / G;
+    const int kvh = hg / n_hg, g0 = (hg % n_hg) * G, h0 = kvh * group + g0;
+    const int gb = min(G, group - g0);
     const int kvd = nkv * HD;
     const int p = pos[b];
     const int lo = window > 0 ? max(0, p - window + 1) : 0;
     const int n = p + 1 - lo;
     int chunk = (n + ns - 1) / ns;
-    chunk = (chunk + DC_KT - 1) / DC_KT * DC_KT; /* whole tiles: fewer, fuller splits at short contexts */
+    chunk = (chunk + KT - 1) / KT * KT; /* whole tiles */
     const int s0 = lo + split * chunk, s1 = min(p + 1, s0 + chunk);
     const TK *kb = kc + (int64_t)b * seq_stride + kvh * HD;
     const TK *vb = vc + (int64_t)b * seq_stride + kvh * HD;
 
-    for (int i = tid; i < DC_GMAX * HD; i += DC_THREADS) {
+    for (int i = tid; i < G * HD; i += DC_THREADS) {
         int g = i / HD, d = i % HD;
-        qs[g][d] = g < gb ? q[((int64_t)b * nh + h0 + g) * HD + d] : 0.0f;
+        qs[i] = g < gb ? q[(int64_t)b * ldq + (h0 + g) * HD + d] : 0.0f;
     }
-    if (tid < DC_GMAX) {
+    if (tid < G) {
         m_s[tid] = -INFINITY;
         l_s[tid] = 0.0f;
         alpha_s[tid] = 1.0f;
     }
-    const int dsl = tid % DW, ks = tid / DW;
-    float o[DC_GMAX][DPT];
+    const int kk = tid % KT, part = tid / KT; /* scoring role */
+    const int dsl = tid % DW, ks = tid / DW;  /* P·V role */
+    float o[G][DPT];
 #pragma unroll
-    for (int g = 0; g < DC_GMAX; g++)
+    for (int g = 0; g < G; g++)
 #pragma unroll
         for (int j = 0; j < DPT; j++) o[g][j] = 0.0f;
-    __syncthreads();
 
-    for (int k0 = s0; k0 < s1; k0 += DC_KT) {
-        const int nk = min(DC_KT, s1 - k0);
-        if (tid < nk) {
-            float acc[DC_GMAX];
+    for (int k0 = s0; k0 < s1; k0 += KT) {
+        const int nk = min(KT, s1 - k0);
+        __syncthreads(); /* the previous tile (and qs/stats at the start) are settled */
+        for (int i = tid; i < nk * RV; i += DC_THREADS) {
+            int r = i / RV, c = i % RV;
+            int64_t off = (int64_t)(k0 + r) * kvd + c * VEC;
+            Ks[r * (RV + 1) + c] = *(const uint4 *)(kb + off);
+            Vs[r * RV + c] = *(const uint4 *)(vb + off);
+        }
+        __syncthreads();
+        if (kk < nk) {
+            float acc[G];
 #pragma unroll
-            for (int g = 0; g < DC_GMAX; g++) acc[g] = 0.0f;
-            const TK *kr = kb + (int64_t)(k0 + tid) * kvd;
+            for (int g = 0; g < G; g++) acc[g] = 0.0f;
+            const uint4 *kr = Ks + kk * (RV + 1) + part * (DP / VEC);
 #pragma unroll 4
-            for (int d0 = 0; d0 < HD; d0 += VEC) {
+            for (int c = 0; c < DP / VEC; c++) {
                 union {
                     uint4 u;
                     TK e[VEC];
                 } ld;
-                ld.u = *(const uint4 *)(kr + d0);
+                ld.u = kr[c];
+                const int d0 = part * DP + c * VEC;
 #pragma unroll
                 for (int e = 0; e < VEC; e++) {
                     float kf = lq_ld(ld.e[e]);
 #pragma unroll
-                    for (int g = 0; g < DC_GMAX; g++) acc[g] = fmaf(qs[g][d0 + e], kf, acc[g]);
+                    for (int g = 0; g < G; g++) acc[g] = fmaf(qs[g * HD + d0 + e], kf, acc[g]);
                 }
             }
 #pragma unroll
-            for (int g = 0; g < DC_GMAX; g++) sc[g][tid] = acc[g] * scale;
-        } else {
-#pragma unroll
-            for (int g = 0; g < DC_GMAX; g++) sc[g][tid] = -INFINITY;
+            for (int g = 0; g < G; g++) sc[(part * G + g) * KT + kk] = acc[g];
         }
         __syncthreads();
         const int warp = tid >> 5, lane = tid & 31;
         for (int g = warp; g < gb; g += DC_THREADS / 32) {
-            float v[DC_KT / 32], mx = -INFINITY;
+            float v[(KT + 31) / 32], mx = -INFINITY;
 #pragma unroll
-            for (int i = 0; i < DC_KT / 32; i++) {
-                v[i] = sc[g][lane + 32 * i];
-                mx = fmaxf(mx, v[i]);
+            for (int i = 0; i < (KT + 31) / 32; i++) {
+                int k = lane + 32 * i;
+                float sv = -INFINITY;
+                if (k < nk) {
+                    sv = 0.0f;
+#pragma unroll
+                    for (int pp = 0; pp < P; pp++) sv += sc[(pp * G + g) * KT + k];
+                    sv *= scale;
+                }
+                v[i] = sv;
+                mx = fmaxf(mx, sv);
             }
             mx = lq_warp_max(mx);
             float m_old = m_s[g], m_new = fmaxf(m_old, mx), sum = 0.0f; /* m_new finite: nk >= 1 */
 #pragma unroll
-            for (int i = 0; i < DC_KT / 32; i++) {
-                v[i] = expf(v[i] - m_new);
-                sum += v[i];
-                sc[g][lane + 32 * i] = v[i];
+            for (int i = 0; i < (KT + 31) / 32; i++) {
+                int k = lane + 32 * i;
+                float e = expf(v[i] - m_new); /* -inf -> 0 */
+                sum += e;
+                if (k < KT) sc[g * KT + k] = e;
             }
             sum = lq_warp_sum(sum);
-            __syncwarp();
             if (lane == 0) {
                 float a = expf(m_old - m_new);
                 alpha_s[g] = a;
@@ -308,37 +550,37 @@ __global__ void __launch_bounds__(DC_THREADS)
             }
         }
         __syncthreads();
+        const TK *vt = (const TK *)Vs;
 #pragma unroll
-        for (int g = 0; g < DC_GMAX; g++) {
+        for (int g = 0; g < G; g++) {
             float a = alpha_s[g];
 #pragma unroll
             for (int j = 0; j < DPT; j++) o[g][j] *= a;
         }
         for (int k = ks; k < nk; k += KS) {
-            const TK *vr = vb + (int64_t)(k0 + k) * kvd;
             float vv[DPT];
 #pragma unroll
-            for (int j = 0; j < DPT; j++) vv[j] = lq_ld(vr[dsl + j * DW]);
+            for (int j = 0; j < DPT; j++) vv[j] = lq_ld(vt[k * HD + dsl + j * DW]);
 #pragma unroll
-            for (int g = 0; g < DC_GMAX; g++) {
-                float pg = sc[g][k];
+            for (int g = 0; g < G; g++) {
+                float pg = sc[g * KT + k];
 #pragma unroll
                 for (int j = 0; j < DPT; j++) o[g][j] = fmaf(pg, vv[j], o[g][j]);
             }
         }
-        __syncthreads(); /* sc and alpha_s are rewritten by the next tile */
     }
 
     /* workspace layout: ws_o (B, nh, ns, HD), ws_ml (B, nh, ns, 2) = (max, sum) */
     if (KS > 1) {
+        __syncthreads(); /* the tiles are dead: reuse them for the key-slice partials */
 #pragma unroll
-        for (int g = 0; g < DC_GMAX; g++) red[ks][g][dsl] = o[g][0];
+        for (int g = 0; g < G; g++) red[(ks * G + g) * HD + dsl] = o[g][0];
         __syncthreads();
         for (int i = tid; i < gb * HD; i += DC_THREADS) {
             int g = i / HD, d = i % HD;
             float s = 0.0f;
 #pragma unroll
-            for (int k = 0; k < KS; k++) s += red[k][g][d];
+            for (int k = 0; k < KS; k++) s += red[(k * G + g) * HD + d];
             ws_o[(((int64_t)b * nh + h0 + g) * ns + split) * HD + d] = s;
         }
     } else {
@@ -377,26 +619,29 @@ extern "C" size_t lq_attention_decode_workspace(int B, int n_heads, int hd, int 
     return sizeof(float) * (size_t)B * (size_t)n_heads * (size_t)n_splits * ((size_t)hd + 2);
 }
 
+/* Splits: about four blocks per SM, at least 64 keys per split, at most 256. */
 extern "C" int lq_attention_decode_splits(int B, int n_heads, int n_kv, int max_ctx, int sm_count) {
     if (n_kv < 1 || B < 1) return 1;
     int group = n_heads / n_kv;
     long blocks = (long)B * n_kv * ((group + DC_GMAX - 1) / DC_GMAX);
-    long want = (2L * sm_count + blocks - 1) / blocks; /* two blocks per SM */
-    long cap = (max_ctx + DC_KT - 1) / DC_KT;           /* at least one full tile per split */
+    long want = (4L * sm_count + blocks - 1) / blocks;
+    long cap = (max_ctx + 63) / 64;
     if (want > cap) want = cap;
     if (want > 256) want = 256;
     return want < 1 ? 1 : (int)want;
 }
 
-template <typename TK, int HD>
-static lq_status launch_decode(void *out, const float *q, const void *kc, const void *vc, int64_t seq_stride, int B,
-                               const int32_t *pos, int nh, int nkv, int window, int ns, void *ws, cudaStream_t s) {
+template <typename TK, int HD, int G>
+static lq_status launch_decode_g(void *out, const float *q, int64_t ldq, const void *kc, const void *vc,
+                                 int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int window, int ns,
+                                 void *ws, cudaStream_t s) {
     float *ws_o = (float *)ws;
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
-    dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DC_GMAX - 1) / DC_GMAX)), (unsigned)B);
-    attn_decode_kernel<TK, HD><<<grid, DC_THREADS, 0, s>>>(ws_o, ws_ml, q, (const TK *)kc, (const TK *)vc, seq_stride,
-                                                          pos, nh, nkv, window, ns, (float)(1.0 / sqrt((double)HD)));
+    dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + G - 1) / G)), (unsigned)B);
+    attn_decode_kernel<TK, HD, G><<<grid, DC_THREADS, 0, s>>>(ws_o, ws_ml, q, ldq, (const TK *)kc, (const TK *)vc,
+                                                             seq_stride, pos, nh, nkv, window, ns,
+                                                             (float)(1.0 / sqrt((double)HD)));
     LQ_LAUNCH_RET("attn_decode_kernel");
     attn_decode_reduce_kernel<TK, HD><<<dim3((unsigned)nh, (unsigned)B), HD < 32 ? 32 : (HD > 128 ? 128 : HD), 0, s>>>(
         (TK *)out, ws_o, ws_ml, nh, ns);
@@ -404,16 +649,33 @@ static lq_status launch_decode(void *out, const float *q, const void *kc, const 
     return LQ_OK;
 }
 
-extern "C" lq_status lq_attention_decode_cuda(void *out, const float *q, const void *k_cache, const void *v_cache,
-                                              lq_dtype kv_dtype, int64_t seq_stride, int B, const int32_t *pos,
-                                              int n_heads, int n_kv, int hd, int window, int n_splits,
-                                              void *workspace, void *stream) {
+/* G = query heads per block: the group size rounded up to 1, 2, 4 or 8 (no
+ * FMAs wasted on absent heads for the usual GQA ratios). */
+template <typename TK, int HD>
+static lq_status launch_decode(void *out, const float *q, int64_t ldq, const void *kc, const void *vc,
+                               int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int window, int ns,
+                               void *ws, cudaStream_t s) {
+    int group = nh / nkv;
+    if (group == 1)
+        return launch_decode_g<TK, HD, 1>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
+    if (group == 2)
+        return launch_decode_g<TK, HD, 2>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
+    if (group <= 4)
+        return launch_decode_g<TK, HD, 4>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
+    return launch_decode_g<TK, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
+}
+
+extern "C" lq_status lq_attention_decode_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
+                                              const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B,
+                                              const int32_t *pos, int n_heads, int n_kv, int hd, int window,
+                                              int n_splits, void *workspace, void *stream) {
     LQ_FORWARD(check_heads("lq_attention_decode_cuda", B, n_heads, n_kv));
     LQ_RETURN_IF(n_splits < 1 || n_splits > 65535, LQ_ERR_ARG, "lq_attention_decode_cuda: %d splits", n_splits);
+    if (ldq == 0) ldq = (int64_t)n_heads * hd;
     lq_status st = LQ_OK;
     LQ_DISPATCH(kv_dtype, "lq_attention_decode_cuda",
                 LQ_HD_SWITCH(hd, "lq_attention_decode_cuda",
-                             st = (launch_decode<TE, HD>(out, q, k_cache, v_cache, seq_stride, B, pos, n_heads, n_kv,
-                                                        window, n_splits, workspace, lq_stream(stream)))));
+                             st = (launch_decode<TE, HD>(out, q, ldq, k_cache, v_cache, seq_stride, B, pos, n_heads,
+                                                         n_kv, window, n_splits, workspace, lq_stream(stream)))));
     return st;
 }

@@ -39,9 +39,16 @@ extern "C" {
 #include <stdlib.h>
 #include <string.h>
 
+/* One layer on the device. q/k/v and gate/up are stored fused, so that one
+ * GEMM reads each group (at batch 1 a larger GEMV runs closer to the memory
+ * bandwidth than three or two small ones). */
 typedef struct {
-    const float *attn_norm, *ffn_norm, *bq, *bk, *bv; /* fp32 */
-    const void *wq, *wk, *wv, *wo, *wg, *wu, *wd;     /* compute dtype, [out, in] */
+    const float *attn_norm, *ffn_norm; /* (D) fp32 */
+    const float *bqkv;                 /* (qd + 2 kvd) fp32, or NULL */
+    const void *wqkv;                  /* (qd + 2 kvd, D): rows of wq, then wk, then wv */
+    const void *wo;                    /* (D, qd) */
+    const void *wgu;                   /* (2 H, D): rows of w_gate, then w_up */
+    const void *wd;                    /* (D, H) */
 } dev_layer;
 
 typedef struct {
@@ -63,8 +70,8 @@ typedef struct {
     /* activations (one allocation); rows = rows_cap */
     char *amem;
     float *x, *delta;          /* (rows, D) residual stream, GEMM output to add into it */
-    float *q, *k, *v;          /* (rows, qd) (rows, kvd) (rows, kvd) */
-    float *gate, *up;          /* (rows, H) */
+    float *qkv;                /* (rows, qd + 2 kvd): q | k | v of each row */
+    float *gu;                 /* (rows, 2 H): gate | up of each row */
     float *logits;             /* (rows, V) */
     float *rope_cos, *rope_sin;/* (max_ctx, hd/2) */
     void *xn, *att, *hact;     /* (rows, D) (rows, qd) (rows, H), compute dtype */
@@ -128,34 +135,32 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
     const lq_config *cf = &c->cfg;
     const int64_t n = (int64_t)B * T;
     const int D = cf->dim, hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads, H = cf->hidden_dim;
-    const int qd = nh * hd, kvd = nkv * hd, V = cf->vocab_size;
+    const int qd = nh * hd, kvd = nkv * hd, V = cf->vocab_size, ldqkv = qd + 2 * kvd;
     const lq_dtype dt = c->wdt;
     void *s = c->stream, *blas = c->blas;
+    float *q = c->qkv, *k = c->qkv + qd, *v = c->qkv + qd + kvd;
     LQ_FORWARD(lq_embedding_cuda(c->x, c->embed, dt, d_tok, n, D, s));
     for (int l = 0; l < cf->n_layers; l++) {
         const dev_layer *lw = &c->layers[l];
         char *kc = c->k_cache + (size_t)l * c->layer_bytes, *vc = c->v_cache + (size_t)l * c->layer_bytes;
         /* x += previous layer's MLP output (fused), xn = norm(x) */
         LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, l ? c->delta : NULL, lw->attn_norm, n, D, cf->rms_eps, s));
-        LQ_FORWARD(lq_matmul_cuda(blas, c->q, c->xn, lw->wq, dt, lw->bq, n, qd, D, 0, s));
-        LQ_FORWARD(lq_matmul_cuda(blas, c->k, c->xn, lw->wk, dt, lw->bk, n, kvd, D, 0, s));
-        LQ_FORWARD(lq_matmul_cuda(blas, c->v, c->xn, lw->wv, dt, lw->bv, n, kvd, D, 0, s));
-        LQ_FORWARD(lq_rope_cuda(c->q, d_pos, n, nh, hd, c->rope_cos, c->rope_sin, s));
-        LQ_FORWARD(lq_rope_cuda(c->k, d_pos, n, nkv, hd, c->rope_cos, c->rope_sin, s));
-        LQ_FORWARD(lq_kv_store_cuda(kc, vc, dt, c->k, c->v, d_pos, B, T, kvd, c->seq_stride, s));
+        LQ_FORWARD(lq_matmul_cuda(blas, c->qkv, c->xn, lw->wqkv, dt, lw->bqkv, n, ldqkv, D, 0, s));
+        LQ_FORWARD(lq_rope_cuda(q, ldqkv, d_pos, n, nh, hd, c->rope_cos, c->rope_sin, s));
+        LQ_FORWARD(lq_rope_cuda(k, ldqkv, d_pos, n, nkv, hd, c->rope_cos, c->rope_sin, s));
+        LQ_FORWARD(lq_kv_store_cuda(kc, vc, dt, k, v, ldqkv, d_pos, B, T, kvd, c->seq_stride, s));
         if (decode) {
             int ns = lq_attention_decode_splits(B, nh, nkv, c->max_ctx, lq_cuda_ctx_sm_count(c->ctx));
-            LQ_FORWARD(lq_attention_decode_cuda(c->att, c->q, kc, vc, dt, c->seq_stride, B, d_pos, nh, nkv, hd,
+            LQ_FORWARD(lq_attention_decode_cuda(c->att, q, ldqkv, kc, vc, dt, c->seq_stride, B, d_pos, nh, nkv, hd,
                                                 cf->sliding_window, ns, c->attn_ws, s));
         } else {
-            LQ_FORWARD(lq_attention_cuda(c->att, c->q, kc, vc, dt, c->seq_stride, B, T, pos0, nh, nkv, hd,
+            LQ_FORWARD(lq_attention_cuda(c->att, q, ldqkv, kc, vc, dt, c->seq_stride, B, T, pos0, nh, nkv, hd,
                                          cf->sliding_window, s));
         }
         LQ_FORWARD(lq_matmul_cuda(blas, c->delta, c->att, lw->wo, dt, NULL, n, D, qd, 0, s));
         LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, c->delta, lw->ffn_norm, n, D, cf->rms_eps, s));
-        LQ_FORWARD(lq_matmul_cuda(blas, c->gate, c->xn, lw->wg, dt, NULL, n, H, D, 0, s));
-        LQ_FORWARD(lq_matmul_cuda(blas, c->up, c->xn, lw->wu, dt, NULL, n, H, D, 0, s));
-        LQ_FORWARD(lq_swiglu_cuda(c->hact, dt, c->gate, c->up, n * H, s));
+        LQ_FORWARD(lq_matmul_cuda(blas, c->gu, c->xn, lw->wgu, dt, NULL, n, 2 * H, D, 0, s));
+        LQ_FORWARD(lq_swiglu_cuda(c->hact, dt, c->gu, c->gu + H, n, H, 2 * H, s));
         LQ_FORWARD(lq_matmul_cuda(blas, c->delta, c->hact, lw->wd, dt, NULL, n, D, H, 0, s));
     }
     if (logits_mode == 0) return LQ_OK;
@@ -345,8 +350,8 @@ static int plan_add(size_t *total, size_t elems, size_t elem_bytes, size_t *offs
 }
 
 typedef struct {
-    const float *src; /* host fp32 */
-    size_t n;
+    const float *src[3]; /* host fp32 pieces, stored one after the other (fused q|k|v, gate|up) */
+    size_t n[3];
     lq_dtype dt;
     size_t off;
     const void **dst; /* where the device pointer goes */
@@ -386,20 +391,25 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     lq_status st = LQ_OK;
     float *stage = NULL; /* device */
     const size_t stage_elems = (size_t)1 << 24;
-    int cap = 3 + 13 * L, nt = 0;
+    int cap = 3 + 7 * L, nt = 0;
     size_t total = 0;
     wtensor *ts = (wtensor *)calloc((size_t)cap, sizeof *ts);
     LQ_RETURN_IF(!ts, LQ_ERR_NOMEM, "out of memory (weight table)");
     c->layers = (dev_layer *)calloc((size_t)L, sizeof *c->layers);
     LQ_FAIL_IF(!c->layers, LQ_ERR_NOMEM, "out of memory (layers)");
-#define ADD(p, cnt, ty, slot)                                                                                          \
+#define ADD3(p0, n0, p1, n1, p2, n2, ty, slot)                                                                        \
     do {                                                                                                               \
-        ts[nt].src = (p);                                                                                              \
-        ts[nt].n = (cnt);                                                                                              \
+        ts[nt].src[0] = (p0);                                                                                          \
+        ts[nt].n[0] = (n0);                                                                                            \
+        ts[nt].src[1] = (p1);                                                                                          \
+        ts[nt].n[1] = (n1);                                                                                            \
+        ts[nt].src[2] = (p2);                                                                                          \
+        ts[nt].n[2] = (n2);                                                                                            \
         ts[nt].dt = (ty);                                                                                              \
         ts[nt].dst = (const void **)(slot);                                                                            \
         nt++;                                                                                                          \
     } while (0)
+#define ADD(p, cnt, ty, slot) ADD3(p, cnt, NULL, 0, NULL, 0, ty, slot)
     ADD(w->embed, V * D, dt, &c->embed);
     ADD(w->final_norm, D, LQ_F32, &c->final_norm);
     if (w->lm_head != w->embed) ADD(w->lm_head, V * D, dt, &c->lm_head);
@@ -408,27 +418,26 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
         dev_layer *dl = &c->layers[l];
         ADD(lw->attn_norm, D, LQ_F32, &dl->attn_norm);
         ADD(lw->ffn_norm, D, LQ_F32, &dl->ffn_norm);
-        ADD(lw->wq, qd * D, dt, &dl->wq);
-        ADD(lw->wk, kvd * D, dt, &dl->wk);
-        ADD(lw->wv, kvd * D, dt, &dl->wv);
+        ADD3(lw->wq, qd * D, lw->wk, kvd * D, lw->wv, kvd * D, dt, &dl->wqkv);
         ADD(lw->wo, D * qd, dt, &dl->wo);
-        ADD(lw->w_gate, H * D, dt, &dl->wg);
-        ADD(lw->w_up, H * D, dt, &dl->wu);
+        ADD3(lw->w_gate, H * D, lw->w_up, H * D, NULL, 0, dt, &dl->wgu);
         ADD(lw->w_down, D * H, dt, &dl->wd);
-        if (lw->bq) {
-            ADD(lw->bq, qd, LQ_F32, &dl->bq);
-            ADD(lw->bk, kvd, LQ_F32, &dl->bk);
-            ADD(lw->bv, kvd, LQ_F32, &dl->bv);
-        }
+        if (lw->bq) ADD3(lw->bq, qd, lw->bk, kvd, lw->bv, kvd, LQ_F32, &dl->bqkv);
     }
 #undef ADD
+#undef ADD3
     for (int i = 0; i < nt; i++)
-        LQ_FAIL_IF(plan_add(&total, ts[i].n, lq_dtype_size(ts[i].dt), &ts[i].off), LQ_ERR_ARG,
-                   "weight sizes overflow");
+        LQ_FAIL_IF(plan_add(&total, ts[i].n[0] + ts[i].n[1] + ts[i].n[2], lq_dtype_size(ts[i].dt), &ts[i].off),
+                   LQ_ERR_ARG, "weight sizes overflow");
     LQ_TRY(lq_cuda_malloc((void **)&c->wmem, total, "weights"));
     LQ_TRY(lq_cuda_malloc((void **)&stage, stage_elems * sizeof(float), "weight conversion staging"));
     for (int i = 0; i < nt; i++) {
-        LQ_TRY(upload_converted(c->wmem + ts[i].off, ts[i].src, ts[i].n, ts[i].dt, stage, stage_elems));
+        size_t done = 0;
+        for (int j = 0; j < 3 && ts[i].src[j]; j++) {
+            LQ_TRY(upload_converted(c->wmem + ts[i].off + done * lq_dtype_size(ts[i].dt), ts[i].src[j], ts[i].n[j],
+                                    ts[i].dt, stage, stage_elems));
+            done += ts[i].n[j];
+        }
         *ts[i].dst = c->wmem + ts[i].off;
     }
     if (w->lm_head == w->embed) c->lm_head = c->embed;
@@ -507,12 +516,10 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
             size_t wsb = lq_attention_decode_workspace(b, cf->n_heads, (int)hd, ns);
             if (wsb > ws_bytes) ws_bytes = wsb;
         }
-        size_t a_total = 0, o_x, o_d, o_q, o_k, o_v, o_g, o_u, o_lg, o_rc, o_rs, o_xn, o_at, o_ha, o_ws, o_nll, o_tok,
-               o_pos, o_tgt;
+        size_t a_total = 0, o_x, o_d, o_qkv, o_gu, o_lg, o_rc, o_rs, o_xn, o_at, o_ha, o_ws, o_nll, o_tok, o_pos, o_tgt;
         int bad = plan_add(&a_total, rows * D, 4, &o_x) || plan_add(&a_total, rows * D, 4, &o_d) ||
-                  plan_add(&a_total, rows * qd, 4, &o_q) || plan_add(&a_total, rows * kvd, 4, &o_k) ||
-                  plan_add(&a_total, rows * kvd, 4, &o_v) || plan_add(&a_total, rows * H, 4, &o_g) ||
-                  plan_add(&a_total, rows * H, 4, &o_u) || plan_add(&a_total, rows * V, 4, &o_lg) ||
+                  plan_add(&a_total, rows * (qd + 2 * kvd), 4, &o_qkv) || plan_add(&a_total, rows * 2 * H, 4, &o_gu) ||
+                  plan_add(&a_total, rows * V, 4, &o_lg) ||
                   plan_add(&a_total, (size_t)max_ctx * hd / 2, 4, &o_rc) ||
                   plan_add(&a_total, (size_t)max_ctx * hd / 2, 4, &o_rs) || plan_add(&a_total, rows * D, es, &o_xn) ||
                   plan_add(&a_total, rows * qd, es, &o_at) || plan_add(&a_total, rows * H, es, &o_ha) ||
@@ -524,11 +531,8 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
         char *a = c->amem;
         c->x = (float *)(a + o_x);
         c->delta = (float *)(a + o_d);
-        c->q = (float *)(a + o_q);
-        c->k = (float *)(a + o_k);
-        c->v = (float *)(a + o_v);
-        c->gate = (float *)(a + o_g);
-        c->up = (float *)(a + o_u);
+        c->qkv = (float *)(a + o_qkv);
+        c->gu = (float *)(a + o_gu);
         c->logits = (float *)(a + o_lg);
         c->rope_cos = (float *)(a + o_rc);
         c->rope_sin = (float *)(a + o_rs);

@@ -66,13 +66,17 @@ lq_status lq_embedding_cuda(float *out, const void *table, lq_dtype table_dtype,
 lq_status lq_rmsnorm_cuda(void *out, lq_dtype out_dtype, float *x, const float *delta, const float *w, int64_t n,
                           int64_t dim, float eps, void *stream);
 
-/* Rotate-half RoPE in place, as lq_rope_ref.   x (n, n_heads, head_dim) fp32; pos (n);
- * cos/sin tables (max_pos, head_dim/2) fp32. */
-lq_status lq_rope_cuda(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim, const float *cos_tab,
-                       const float *sin_tab, void *stream);
+/* Rotate-half RoPE in place, as lq_rope_ref.   x (n, n_heads, head_dim) fp32, rows ld
+ * elements apart (ld = 0: n_heads*head_dim; a fused q|k|v GEMM output has
+ * wider rows); pos (n); cos/sin tables (max_pos, head_dim/2) fp32. */
+lq_status lq_rope_cuda(float *x, int64_t ld, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+                       const float *cos_tab, const float *sin_tab, void *stream);
 
-/* out = silu(gate) * up.                          gate, up (n) fp32; out (n) out_dtype */
-lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *gate, const float *up, int64_t n, void *stream);
+/* out = silu(gate) * up, as lq_swiglu_ref over rows x cols elements.
+ * gate, up (rows, cols) fp32 with rows ld elements apart (ld = 0: cols; a fused
+ * gate|up GEMM output has ld = 2*cols); out (rows, cols) out_dtype, contiguous. */
+lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *gate, const float *up, int64_t rows, int64_t cols,
+                         int64_t ld, void *stream);
 
 /* y = x W^T + b through cuBLAS (cublasGemmEx, fp32 accumulation).
  * x (m, k) rows ldx elements apart (ldx = 0 means k), W (n, k), both `dtype`;
@@ -81,20 +85,24 @@ lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const void *w, lq_
                          int64_t m, int64_t n, int64_t k, int64_t ldx, void *stream);
 
 /* Write new keys/values into the cache: for b < B, t < T
- *   cache[b * seq_stride + pos[b*T + t] * kv_dim + j] = k/v[(b*T + t) * kv_dim + j]
- * k, v (B, T, kv_dim) fp32; caches kv_dtype. (lq_forward's memcpy into its cache.) */
-lq_status lq_kv_store_cuda(void *k_cache, void *v_cache, lq_dtype kv_dtype, const float *k, const float *v,
+ *   cache[b * seq_stride + pos[b*T + t] * kv_dim + j] = k/v[(b*T + t) * ld + j]
+ * k, v (B, T, kv_dim) fp32, rows ld elements apart (0: kv_dim); caches
+ * kv_dtype. (lq_forward's memcpy into its cache.) */
+lq_status lq_kv_store_cuda(void *k_cache, void *v_cache, lq_dtype kv_dtype, const float *k, const float *v, int64_t ld,
                            const int32_t *pos, int B, int T, int kv_dim, int64_t seq_stride, void *stream);
 
 /* Prefill attention, the twin of lq_attention_ref for B sequences at once:
  * T queries per sequence at positions pos0 .. pos0+T-1 over cache positions
  * 0 .. pos0+T-1 (causal, GQA, window > 0 = sliding window).
- * q (B, T, n_heads*hd) fp32; cache of sequence b at b*seq_stride, rows of
+ * q (B, T, n_heads*hd) fp32, rows ldq elements apart (0: n_heads*hd);
+ * cache of sequence b at b*seq_stride, rows of
  * n_kv*hd (kv_dtype); out (B, T, n_heads*hd) kv_dtype (the GEMM input that follows).
- * Tiled (32 queries x 32 keys per step) with an online softmax: no T x T
- * matrix is ever stored. head_dim 8, 16, 32, 64, 128 or 256. */
-lq_status lq_attention_cuda(void *out, const float *q, const void *k_cache, const void *v_cache, lq_dtype kv_dtype,
-                            int64_t seq_stride, int B, int T, int pos0, int n_heads, int n_kv, int hd, int window,
+ * Tiled with an online softmax: no T x T matrix is ever stored. fp16/bf16
+ * caches with head_dim 32/64/128 run on the tensor cores (q and the
+ * probabilities rounded to the cache dtype, fp32 accumulation); the rest on
+ * the fp32 units. head_dim 8, 16, 32, 64, 128 or 256. */
+lq_status lq_attention_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
+                            lq_dtype kv_dtype, int64_t seq_stride, int B, int T, int pos0, int n_heads, int n_kv, int hd, int window,
                             void *stream);
 
 /* Decode attention (one query per sequence) over the preallocated cache, split
@@ -102,9 +110,9 @@ lq_status lq_attention_cuda(void *out, const float *q, const void *k_cache, cons
  * merged (log-sum-exp) by a second kernel. Sequence b's query sits at
  * position pos[b], read from device memory so that a CUDA graph replays it
  * with new positions; the split sizes follow pos at run time.
- * q (B, n_heads*hd) fp32; out (B, n_heads*hd) kv_dtype;
+ * q (B, n_heads*hd) fp32, rows ldq apart (0: n_heads*hd); out (B, n_heads*hd) kv_dtype;
  * workspace: lq_attention_decode_workspace() bytes. */
-lq_status lq_attention_decode_cuda(void *out, const float *q, const void *k_cache, const void *v_cache,
+lq_status lq_attention_decode_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
                                    lq_dtype kv_dtype, int64_t seq_stride, int B,
                                    const int32_t *pos, int n_heads, int n_kv, int hd, int window, int n_splits,
                                    void *workspace, void *stream);

@@ -174,8 +174,8 @@ extern "C" lq_status lq_rmsnorm_cuda(void *out, lq_dtype out_dtype, float *x, co
 
 /* One thread per (row, head, i < half); the products are kept unfused
  * (__fmul_rn / __fsub_rn) so the GPU rounds exactly as the C reference. */
-__global__ void rope_kernel(float *x, const int32_t *pos, int64_t total, int n_heads, int half, const float *cos_tab,
-                            const float *sin_tab) {
+__global__ void rope_kernel(float *x, int64_t ld, const int32_t *pos, int64_t total, int n_heads, int half,
+                            const float *cos_tab, const float *sin_tab) {
     int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= total) return;
     int i = (int)(idx % half);
@@ -183,37 +183,43 @@ __global__ void rope_kernel(float *x, const int32_t *pos, int64_t total, int n_h
     int64_t r = rh / n_heads;
     int64_t p = pos[r];
     float c = cos_tab[p * half + i], s = sin_tab[p * half + i];
-    float *v = x + rh * 2 * half;
+    float *v = x + r * ld + (rh % n_heads) * 2 * half;
     float a = v[i], b = v[i + half];
     v[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, s));
     v[i + half] = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, s));
 }
 
-extern "C" lq_status lq_rope_cuda(float *x, const int32_t *pos, int64_t n, int n_heads, int head_dim,
+extern "C" lq_status lq_rope_cuda(float *x, int64_t ld, const int32_t *pos, int64_t n, int n_heads, int head_dim,
                                   const float *cos_tab, const float *sin_tab, void *stream) {
     int half = head_dim / 2;
     int64_t total = n * n_heads * half;
     if (total <= 0) return LQ_OK;
-    rope_kernel<<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(x, pos, total, n_heads, half, cos_tab, sin_tab);
+    if (ld == 0) ld = (int64_t)n_heads * head_dim;
+    rope_kernel<<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(x, ld, pos, total, n_heads, half, cos_tab,
+                                                                      sin_tab);
     LQ_LAUNCH_RET("rope_kernel");
     return LQ_OK;
 }
 
 /* ---------------- SwiGLU ---------------- */
 
-template <typename TO> __global__ void swiglu_kernel(TO *out, const float *gate, const float *up, int64_t n) {
+template <typename TO>
+__global__ void swiglu_kernel(TO *out, const float *gate, const float *up, int64_t n, int64_t cols, int64_t ld) {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    float g = gate[i];
+    int64_t src = (i / cols) * ld + i % cols;
+    float g = gate[src];
     /* expf (not __expf): full precision, the reference's formula */
-    out[i] = lq_st<TO>(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[i]));
+    out[i] = lq_st<TO>(__fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), up[src]));
 }
 
-extern "C" lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *gate, const float *up, int64_t n,
-                                    void *stream) {
+extern "C" lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *gate, const float *up, int64_t rows,
+                                    int64_t cols, int64_t ld, void *stream) {
+    int64_t n = rows * cols;
     if (n <= 0) return LQ_OK;
+    if (ld == 0) ld = cols;
     LQ_DISPATCH(out_dtype, "lq_swiglu_cuda",
-                swiglu_kernel<TE><<<lq_blocks(n, 256), 256, 0, lq_stream(stream)>>>((TE *)out, gate, up, n));
+                swiglu_kernel<TE><<<lq_blocks(n, 256), 256, 0, lq_stream(stream)>>>((TE *)out, gate, up, n, cols, ld));
     LQ_LAUNCH_RET("swiglu_kernel");
     return LQ_OK;
 }
@@ -269,25 +275,27 @@ extern "C" lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const v
 /* ---------------- KV-cache store ---------------- */
 
 template <typename TK>
-__global__ void kv_store_kernel(TK *kc, TK *vc, const float *k, const float *v, const int32_t *pos, int64_t total,
-                                int T, int kv_dim, int64_t seq_stride) {
+__global__ void kv_store_kernel(TK *kc, TK *vc, const float *k, const float *v, int64_t ld, const int32_t *pos,
+                                int64_t total, int T, int kv_dim, int64_t seq_stride) {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     int j = (int)(i % kv_dim);
     int64_t row = i / kv_dim; /* b * T + t */
     int64_t b = row / T;
     int64_t dst = b * seq_stride + (int64_t)pos[row] * kv_dim + j;
-    kc[dst] = lq_st<TK>(k[i]);
-    vc[dst] = lq_st<TK>(v[i]);
+    kc[dst] = lq_st<TK>(k[row * ld + j]);
+    vc[dst] = lq_st<TK>(v[row * ld + j]);
 }
 
 extern "C" lq_status lq_kv_store_cuda(void *k_cache, void *v_cache, lq_dtype kv_dtype, const float *k, const float *v,
-                                      const int32_t *pos, int B, int T, int kv_dim, int64_t seq_stride, void *stream) {
+                                      int64_t ld, const int32_t *pos, int B, int T, int kv_dim, int64_t seq_stride,
+                                      void *stream) {
     int64_t total = (int64_t)B * T * kv_dim;
     if (total <= 0) return LQ_OK;
+    if (ld == 0) ld = kv_dim;
     LQ_DISPATCH(kv_dtype, "lq_kv_store_cuda",
                 kv_store_kernel<TE><<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(
-                    (TE *)k_cache, (TE *)v_cache, k, v, pos, total, T, kv_dim, seq_stride));
+                    (TE *)k_cache, (TE *)v_cache, k, v, ld, pos, total, T, kv_dim, seq_stride));
     LQ_LAUNCH_RET("kv_store_kernel");
     return LQ_OK;
 }

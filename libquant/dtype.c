@@ -81,6 +81,7 @@ uint16_t lq_f32_to_bf16(float f) {
 }
 
 int lq_convert_to_f32(lq_dtype t, const void *src, float *dst, size_t n) {
+    if (n == 0) return (unsigned)t < LQ_DTYPE_COUNT ? 0 : -1; /* src/dst may be NULL */
     switch (t) {
     case LQ_F32: memcpy(dst, src, n * 4); return 0;
     case LQ_F16: {
@@ -127,6 +128,7 @@ int lq_convert_to_f32(lq_dtype t, const void *src, float *dst, size_t n) {
 
 int lq_convert_from_f32(lq_dtype t, const float *src, void *dst, size_t n) {
     uint8_t *d = dst;
+    if (n == 0) return t == LQ_F32 || t == LQ_F16 || t == LQ_BF16 ? 0 : -1;
     switch (t) {
     case LQ_F32: memcpy(dst, src, n * 4); return 0;
     case LQ_F16:

@@ -1,9 +1,9 @@
 /* lq_dtype.h — element types lq reads and writes, and the scalar fp16/bf16
  * conversions (round-to-nearest-even, as IEEE and torch do).
  *
- * Block-quantized GGUF types (Q8_0, Q4_0, Q4_1) are listed here so that a
- * tensor table can name them; their block structs and dequantizers live in
- * formats/lq_gguf.h. Tested by tests/test_common.c. */
+ * GGUF's block-quantized types (Q8_0, Q4_0, Q4_1, K-quants) are not lq_dtypes:
+ * the GGUF loader dequantizes them to F32 (formats/lq_gguf.h has their block
+ * structs and dequantizers). Tested by tests/test_common.c. */
 #ifndef LQ_DTYPE_H
 #define LQ_DTYPE_H
 

@@ -223,7 +223,9 @@ static void test_kernels_rope(void **state) {
             for (int nh = 0; nh < 3; nh++) {
                 int hd = hds[hi], H = heads[nh];
                 int64_t n = ns[ni];
-                size_t ne = (size_t)n * H * hd, tab = (size_t)max_pos * hd / 2;
+                /* rows ld apart (a fused q|k|v row holds more than these heads) for the multi-row cases */
+                int64_t ld = ni ? (int64_t)H * hd + 24 : 0, row = ld ? ld : (int64_t)H * hd;
+                size_t ne = (size_t)n * row, tab = (size_t)max_pos * hd / 2;
                 float *cs = malloc(sizeof(float) * tab), *sn = malloc(sizeof(float) * tab);
                 if (hi == 2) rp.theta = 500000.0; /* Llama-3 */
                 lq_rope_tables(&rp, hd, max_pos, cs, sn);
@@ -235,12 +237,12 @@ static void test_kernels_rope(void **state) {
                       *d_s = upload_as(LQ_F32, sn, tab);
                 int32_t *d_pos = dmalloc(sizeof(int32_t) * n);
                 assert_int_equal(lq_cuda_upload(d_pos, pos, sizeof(int32_t) * n), LQ_OK);
-                assert_int_equal(lq_rope_cuda(d_x, d_pos, n, H, hd, d_c, d_s, f->stream), LQ_OK);
+                assert_int_equal(lq_rope_cuda(d_x, ld, d_pos, n, H, hd, d_c, d_s, f->stream), LQ_OK);
                 assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
                 assert_int_equal(lq_cuda_download(got, d_x, sizeof(float) * ne), LQ_OK);
-                lq_rope_ref(x, pos, n, H, hd, cs, sn);
+                for (int64_t i = 0; i < n; i++) lq_rope_ref(x + i * row, pos + i, 1, H, hd, cs, sn);
                 char what[96];
-                snprintf(what, sizeof what, "rope n=%lld heads=%d hd=%d", (long long)n, H, hd);
+                snprintf(what, sizeof what, "rope n=%lld heads=%d hd=%d ld=%lld", (long long)n, H, hd, (long long)ld);
                 check(what, got, x, ne, 1e-6, 1e-6); /* unfused products: the reference's rounding */
                 lq_cuda_free(d_x);
                 lq_cuda_free(d_c);
@@ -259,28 +261,42 @@ static void test_kernels_rope(void **state) {
 static void test_kernels_swiglu(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
-    const int64_t ns[] = {1, 1000, 100003};
-    for (int ni = 0; ni < 3; ni++)
+    /* (rows, cols): flat vectors, and gate|up rows of a fused GEMM output (ld = 2 cols) */
+    const int64_t shapes[][2] = {{1, 1}, {1, 1000}, {1, 100003}, {7, 172}, {33, 1001}};
+    for (int si = 0; si < 5; si++)
         for (int ti = 0; ti < 3; ti++) {
-            int64_t n = ns[ni];
+            int64_t rows = shapes[si][0], cols = shapes[si][1], n = rows * cols, ld = rows > 1 ? 2 * cols : 0;
             lq_dtype dt = DTS[ti];
-            float *g = hrand(&f->seed, (size_t)n, -10, 10), *u = hrand(&f->seed, (size_t)n, -2, 2),
+            size_t nin = (size_t)(rows * 2 * cols);
+            float *gu = hrand(&f->seed, nin, -10, 10), *g = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n),
                   *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
-            float *d_g = upload_as(LQ_F32, g, (size_t)n), *d_u = upload_as(LQ_F32, u, (size_t)n);
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < cols; j++) {
+                    if (ld) {
+                        g[r * cols + j] = gu[r * 2 * cols + j];
+                        u[r * cols + j] = gu[r * 2 * cols + cols + j];
+                    } else {
+                        g[r * cols + j] = gu[r * cols + j];
+                        u[r * cols + j] = gu[n + r * cols + j];
+                    }
+                }
+            float *d_gu = upload_as(LQ_F32, gu, nin);
+            const float *d_g = d_gu, *d_u = ld ? d_gu + cols : d_gu + n;
             void *d_o = dmalloc((size_t)n * lq_dtype_size(dt));
             poison(d_o, (size_t)n * lq_dtype_size(dt));
-            assert_int_equal(lq_swiglu_cuda(d_o, dt, d_g, d_u, n, f->stream), LQ_OK);
+            assert_int_equal(lq_swiglu_cuda(d_o, dt, d_g, d_u, rows, cols, ld, f->stream), LQ_OK);
             assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
             download_as(dt, d_o, (size_t)n, got);
             lq_swiglu_ref(want, g, u, n);
             double atol, rtol;
             tol_for(dt, &atol, &rtol);
             char what[96];
-            snprintf(what, sizeof what, "swiglu %s n=%lld", lq_dtype_name(dt), (long long)n);
+            snprintf(what, sizeof what, "swiglu %s %lld x %lld ld=%lld", lq_dtype_name(dt), (long long)rows,
+                     (long long)cols, (long long)ld);
             check(what, got, want, (size_t)n, atol, rtol);
-            lq_cuda_free(d_g);
-            lq_cuda_free(d_u);
+            lq_cuda_free(d_gu);
             lq_cuda_free(d_o);
+            free(gu);
             free(g);
             free(u);
             free(want);
@@ -345,7 +361,9 @@ static void test_kernels_kv_store(void **state) {
     const int B = 3, T = 5, kvd = 40, ctx = 16, pos0 = 9;
     for (int ti = 0; ti < 3; ti++) {
         lq_dtype dt = DTS[ti];
-        size_t nk = (size_t)B * T * kvd, nc = (size_t)B * ctx * kvd, es = lq_dtype_size(dt);
+        /* k and v inside q|k|v rows (ld = 3 kvd) for the 16-bit cases, contiguous for fp32 */
+        const int ld = dt == LQ_F32 ? 0 : 3 * kvd, row = ld ? ld : kvd;
+        size_t nk = (size_t)B * T * row, nc = (size_t)B * ctx * kvd, es = lq_dtype_size(dt);
         float *k = hrand(&f->seed, nk, -1, 1), *v = hrand(&f->seed, nk, -1, 1), *kc = malloc(sizeof(float) * nc),
               *vc = malloc(sizeof(float) * nc);
         int32_t pos[3 * 5];
@@ -357,8 +375,8 @@ static void test_kernels_kv_store(void **state) {
         void *d_kc = dmalloc(nc * es), *d_vc = dmalloc(nc * es);
         poison(d_kc, nc * es);
         poison(d_vc, nc * es);
-        assert_int_equal(lq_kv_store_cuda(d_kc, d_vc, dt, d_k, d_v, d_pos, B, T, kvd, (int64_t)ctx * kvd, f->stream),
-                         LQ_OK);
+        assert_int_equal(
+            lq_kv_store_cuda(d_kc, d_vc, dt, d_k, d_v, ld, d_pos, B, T, kvd, (int64_t)ctx * kvd, f->stream), LQ_OK);
         assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
         download_as(dt, d_kc, nc, kc);
         download_as(dt, d_vc, nc, vc);
@@ -371,7 +389,7 @@ static void test_kernels_kv_store(void **state) {
                 for (int j = 0; j < kvd; j++) {
                     size_t ci = ((size_t)b * ctx + p) * kvd + j;
                     if (t >= 0 && t < T) {
-                        size_t si = ((size_t)b * T + t) * kvd + j;
+                        size_t si = ((size_t)b * T + t) * row + j;
                         bad += kc[ci] != k[si] || vc[ci] != v[si];
                     } else {
                         bad += !isnan(kc[ci]) || !isnan(vc[ci]); /* untouched */
@@ -427,20 +445,27 @@ static void test_kernels_attention_prefill(void **state) {
         {1, 40, 0, 4, 1, 256, 0},   /* hd 256 (dynamic shared memory > 48 KB) */
         {1, 300, 0, 4, 4, 16, 0},   /* many tiles */
         {1, 50, 5, 4, 4, 32, 0},
+        {1, 300, 0, 8, 2, 128, 0},  /* several 64-query tiles (tensor-core path for 16-bit caches) */
+        {2, 130, 70, 4, 1, 64, 50}, /* GQA 4, chunk at pos0 70, window across tile borders */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int ti = 0; ti < 3; ti++) {
             attn_case c = cases[ci];
             lq_dtype dt = DTS[ti];
             int ctx = c.pos0 + c.T + 3, kvd = c.nkv * c.hd, qd = c.nh * c.hd;
-            size_t nq = (size_t)c.B * c.T * qd, nc = (size_t)c.B * ctx * kvd, es = lq_dtype_size(dt);
+            /* odd cases read q from q|k|v rows (ldq = qd + 2 kvd) */
+            int64_t ldq = ci % 2 ? qd + 2 * kvd : 0, qrow = ldq ? ldq : qd;
+            size_t nq = (size_t)c.B * c.T * qd, nqi = (size_t)c.B * c.T * qrow, nc = (size_t)c.B * ctx * kvd,
+                   es = lq_dtype_size(dt);
             float *hk, *hv;
             make_cache(&f->seed, dt, c.B, ctx, kvd, c.pos0 + c.T, &hk, &hv);
-            float *q = hrand(&f->seed, nq, -2, 2), *want = malloc(sizeof(float) * nq), *got = malloc(sizeof(float) * nq);
-            float *d_q = upload_as(LQ_F32, q, nq);
+            float *qi = hrand(&f->seed, nqi, -2, 2), *q = malloc(sizeof(float) * nq), *want = malloc(sizeof(float) * nq),
+                  *got = malloc(sizeof(float) * nq);
+            for (size_t r = 0; r < (size_t)c.B * c.T; r++) memcpy(q + r * qd, qi + r * qrow, sizeof(float) * qd);
+            float *d_q = upload_as(LQ_F32, qi, nqi);
             void *d_k = upload_as(dt, hk, nc), *d_v = upload_as(dt, hv, nc), *d_o = dmalloc(nq * es);
             poison(d_o, nq * es);
-            assert_int_equal(lq_attention_cuda(d_o, d_q, d_k, d_v, dt, (int64_t)ctx * kvd, c.B, c.T, c.pos0, c.nh,
+            assert_int_equal(lq_attention_cuda(d_o, d_q, ldq, d_k, d_v, dt, (int64_t)ctx * kvd, c.B, c.T, c.pos0, c.nh,
                                                c.nkv, c.hd, c.window, f->stream),
                              LQ_OK);
             assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
@@ -452,8 +477,8 @@ static void test_kernels_attention_prefill(void **state) {
             tol_for(dt, &atol, &rtol);
             if (dt == LQ_F32) atol = 2e-5, rtol = 1e-4; /* fp32 softmax/accumulation vs double */
             char what[128];
-            snprintf(what, sizeof what, "attention %s B=%d T=%d pos0=%d heads=%d/%d hd=%d window=%d", lq_dtype_name(dt),
-                     c.B, c.T, c.pos0, c.nh, c.nkv, c.hd, c.window);
+            snprintf(what, sizeof what, "attention %s B=%d T=%d pos0=%d heads=%d/%d hd=%d window=%d%s", lq_dtype_name(dt),
+                     c.B, c.T, c.pos0, c.nh, c.nkv, c.hd, c.window, ldq ? " ldq" : "");
             check(what, got, want, nq, atol, rtol);
             lq_cuda_free(d_q);
             lq_cuda_free(d_k);
@@ -461,6 +486,7 @@ static void test_kernels_attention_prefill(void **state) {
             lq_cuda_free(d_o);
             free(hk);
             free(hv);
+            free(qi);
             free(q);
             free(want);
             free(got);
@@ -502,8 +528,11 @@ static void test_kernels_attention_decode(void **state) {
             for (int b = 0; b < B; b++) /* NaN past each sequence's own position */
                 for (size_t i = ((size_t)b * ctx + pos[b] + 1) * kvd; i < (size_t)(b + 1) * ctx * kvd; i++)
                     hk[i] = hv[i] = NAN;
-            float *q = hrand(&f->seed, nq, -2, 2), *want = malloc(sizeof(float) * nq), *got = malloc(sizeof(float) * nq);
-            float *d_q = upload_as(LQ_F32, q, nq);
+            int64_t ldq = ci % 2 ? qd + 2 * kvd : 0, qrow = ldq ? ldq : qd; /* odd cases: q inside q|k|v rows */
+            float *qi = hrand(&f->seed, (size_t)B * qrow, -2, 2), *q = malloc(sizeof(float) * nq),
+                  *want = malloc(sizeof(float) * nq), *got = malloc(sizeof(float) * nq);
+            for (int b = 0; b < B; b++) memcpy(q + (size_t)b * qd, qi + (size_t)b * qrow, sizeof(float) * qd);
+            float *d_q = upload_as(LQ_F32, qi, (size_t)B * qrow);
             void *d_k = upload_as(dt, hk, nc), *d_v = upload_as(dt, hv, nc), *d_o = dmalloc(nq * es);
             int32_t *d_pos = dmalloc(sizeof(int32_t) * B);
             assert_int_equal(lq_cuda_upload(d_pos, pos, sizeof(int32_t) * B), LQ_OK);
@@ -511,8 +540,8 @@ static void test_kernels_attention_decode(void **state) {
             void *d_ws = dmalloc(wsb);
             poison(d_ws, wsb);
             poison(d_o, nq * es);
-            assert_int_equal(lq_attention_decode_cuda(d_o, d_q, d_k, d_v, dt, (int64_t)ctx * kvd, B, d_pos, nh, nkv, hd,
-                                                      win, ns, d_ws, f->stream),
+            assert_int_equal(lq_attention_decode_cuda(d_o, d_q, ldq, d_k, d_v, dt, (int64_t)ctx * kvd, B, d_pos, nh, nkv,
+                                                      hd, win, ns, d_ws, f->stream),
                              LQ_OK);
             assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
             download_as(dt, d_o, nq, got);
@@ -523,8 +552,8 @@ static void test_kernels_attention_decode(void **state) {
             tol_for(dt, &atol, &rtol);
             if (dt == LQ_F32) atol = 2e-5, rtol = 1e-4;
             char what[128];
-            snprintf(what, sizeof what, "decode %s B=%d pos=%d heads=%d/%d hd=%d window=%d splits=%d", lq_dtype_name(dt),
-                     B, P, nh, nkv, hd, win, ns);
+            snprintf(what, sizeof what, "decode %s B=%d pos=%d heads=%d/%d hd=%d window=%d splits=%d%s",
+                     lq_dtype_name(dt), B, P, nh, nkv, hd, win, ns, ldq ? " ldq" : "");
             check(what, got, want, nq, atol, rtol);
             lq_cuda_free(d_q);
             lq_cuda_free(d_k);
@@ -534,6 +563,7 @@ static void test_kernels_attention_decode(void **state) {
             lq_cuda_free(d_ws);
             free(hk);
             free(hv);
+            free(qi);
             free(q);
             free(want);
             free(got);
@@ -635,11 +665,11 @@ static void test_kernels_errors(void **state) {
     p = dmalloc(64);
     lq_cuda_free(p);
     /* unsupported head_dim and dtype are refused before any launch */
-    assert_int_equal(lq_attention_cuda(NULL, NULL, NULL, NULL, LQ_F16, 0, 1, 4, 0, 4, 4, 96, 0, f->stream),
+    assert_int_equal(lq_attention_cuda(NULL, NULL, 0, NULL, NULL, LQ_F16, 0, 1, 4, 0, 4, 4, 96, 0, f->stream),
                      LQ_ERR_UNSUPPORTED);
     assert_non_null(strstr(lq_last_error(), "head_dim 96"));
-    assert_int_equal(lq_swiglu_cuda(NULL, LQ_I8, NULL, NULL, 4, f->stream), LQ_ERR_UNSUPPORTED);
-    assert_int_equal(lq_attention_decode_cuda(NULL, NULL, NULL, NULL, LQ_F16, 0, 1, NULL, 6, 4, 64, 0, 1, NULL,
+    assert_int_equal(lq_swiglu_cuda(NULL, LQ_I8, NULL, NULL, 1, 4, 0, f->stream), LQ_ERR_UNSUPPORTED);
+    assert_int_equal(lq_attention_decode_cuda(NULL, NULL, 0, NULL, NULL, LQ_F16, 0, 1, NULL, 6, 4, 64, 0, 1, NULL,
                                               f->stream),
                      LQ_ERR_ARG);
     lq_cuda_free(NULL);

@@ -1,8 +1,10 @@
 /* test_model_gpu.c — the CUDA engine (kernels/engine_cuda.cu) on stories260K
  * against Hugging Face transformers' float64 golden outputs
  * (../shared/golden/stories260K) and against itself:
- *   - logits of the five golden stories: fp32 weights within 1e-3, fp16
- *     within 2e-2, bf16 within 3e-1 (absolute; max errors are printed);
+ *   - logits of the five golden stories: fp32 weights within 2e-4 of
+ *     golden; fp16 within 5e-2 of golden and 4e-2 of the CPU reference run
+ *     on the same fp16-rounded weights (fp16 weights alone cost 0.0235, see
+ *     test_model_gpu_golden_logits); bf16 within 0.6 / 0.4;
  *   - perplexity at n_ctx 64/128/256 within 1e-4 of golden.json (fp32),
  *     0.5% (fp16), 2% (bf16);
  *   - the greedy continuation of golden.json (prefill + graph decode) equal
@@ -83,16 +85,48 @@ static lq_engine *new_engine(fixture *f, int dt, int graph, int B, int ctx) {
     return e;
 }
 
-/* Bounds on max |logit - golden| per weight dtype, asserted; measured values are printed. */
-static double logit_bound(int dt) { return dt == LQ_F32 ? 1e-3 : dt == LQ_F16 ? 2e-2 : 3e-1; }
+/* Bounds on max |logit - golden| per weight dtype, asserted after every
+ * number is printed. Rounding stories260K's weights to fp16 alone, with exact
+ * fp32 arithmetic after it (the CPU reference on rounded weights), already
+ * moves the logits by up to 0.0235 (bf16: 0.21): a max-abs bound of 2e-2 is
+ * below the floor of fp16 weights. So 16-bit engines are held to
+ *   - |gpu - golden|            <= the bound below, and
+ *   - |gpu - cpu(same weights)| <= the engine's own error budget (fp16
+ *     activations, GEMM inputs and KV cache), the part this code controls. */
+static double logit_bound(int dt) { return dt == LQ_F32 ? 2e-4 : dt == LQ_F16 ? 5e-2 : 6e-1; }
+static double engine_bound(int dt) { return dt == LQ_F32 ? 2e-4 : dt == LQ_F16 ? 4e-2 : 4e-1; }
+
+/* CPU reference logits of story s with the model's weights rounded to dt. */
+static float *cpu_logits_rounded(lq_model *m, const lq_tensor_info *tt, int dt) {
+    int T = (int)tt->shape[0];
+    lq_runstate *rs = NULL;
+    assert_int_equal(lq_runstate_new(m, 1, T, T, &rs), LQ_OK);
+    assert_int_equal(lq_forward(m, rs, (const int32_t *)tt->data, 1, T, 0, 0), LQ_OK);
+    float *out = malloc(sizeof(float) * (size_t)T * 512);
+    memcpy(out, rs->logits, sizeof(float) * (size_t)T * 512);
+    lq_runstate_free(rs);
+    (void)dt;
+    return out;
+}
 
 static void test_model_gpu_golden_logits(void **state) {
     fixture *f = *state;
     NEED(f);
     const int dts[3] = {LQ_F32, LQ_F16, LQ_BF16};
+    double worst_g[3] = {0}, worst_c[3] = {0}, rms_g[3] = {0};
+    char p[1024];
+    lq_test_shared_path(p, sizeof p, "models/stories260K");
     for (int di = 0; di < 3; di++) {
         lq_engine *e = new_engine(f, dts[di], 1, 1, 512);
-        double worst = 0;
+        lq_model *mr = NULL; /* the CPU reference on the same rounded weights */
+        assert_int_equal(lq_model_load(p, &mr), LQ_OK);
+        for (size_t i = 0; i < mr->w.n_floats; i++) {
+            float x = mr->w.mem[i];
+            if (dts[di] == LQ_F16) mr->w.mem[i] = lq_f16_to_f32(lq_f32_to_f16(x));
+            if (dts[di] == LQ_BF16) mr->w.mem[i] = lq_bf16_to_f32(lq_f32_to_bf16(x));
+        }
+        double sq = 0;
+        size_t cnt = 0;
         for (int s = 0; s < 5; s++) {
             char tn[32], ln[32];
             snprintf(tn, sizeof tn, "tokens.%d", s);
@@ -101,22 +135,37 @@ static void test_model_gpu_golden_logits(void **state) {
             assert_non_null(tt);
             assert_non_null(lt);
             int T = (int)tt->shape[0];
-            float *lg = malloc(sizeof(float) * (size_t)T * 512);
-            for (size_t i = 0; i < (size_t)T * 512; i++) lg[i] = NAN;
+            size_t n = (size_t)T * 512;
+            float *lg = malloc(sizeof(float) * n);
+            for (size_t i = 0; i < n; i++) lg[i] = NAN;
             assert_int_equal(e->logits(e, (const int32_t *)tt->data, 1, T, lg), LQ_OK);
-            double ma, mr;
-            lq_test_errors(lg, (const float *)lt->data, (size_t)T * 512, &ma, &mr);
-            print_message("%s logits.%d: T=%d max |logit - golden| = %.3g\n", dtn(dts[di]), s, T, ma);
-            char what[64];
-            snprintf(what, sizeof what, "%s logits.%d", dtn(dts[di]), s);
-            assert_int_equal(lq_test_compare(what, lg, (const float *)lt->data, (size_t)T * 512, logit_bound(dts[di]), 0),
-                             0);
-            if (ma > worst) worst = ma;
+            float *ref = cpu_logits_rounded(mr, tt, dts[di]);
+            const float *gold = (const float *)lt->data;
+            double mg, mc, rr;
+            lq_test_errors(lg, gold, n, &mg, &rr);
+            lq_test_errors(lg, ref, n, &mc, &rr);
+            for (size_t i = 0; i < n; i++) sq += ((double)lg[i] - gold[i]) * ((double)lg[i] - gold[i]);
+            cnt += n;
+            double mw;
+            lq_test_errors(ref, gold, n, &mw, &rr);
+            print_message("%s logits.%d: T=%d max |gpu - golden| %.3g, |gpu - cpu same weights| %.3g, "
+                          "|cpu same weights - golden| %.3g\n", dtn(dts[di]), s, T, mg, mc, mw);
+            if (mg > worst_g[di]) worst_g[di] = mg;
+            if (mc > worst_c[di]) worst_c[di] = mc;
             free(lg);
+            free(ref);
         }
-        print_message("%s weights: worst max |logit - golden| over 5 stories = %.3g (bound %.0e)\n", dtn(dts[di]), worst,
-                      logit_bound(dts[di]));
+        rms_g[di] = sqrt(sq / (double)cnt);
+        lq_model_free(mr);
         lq_engine_free(e);
+    }
+    for (int di = 0; di < 3; di++)
+        print_message("%s weights: max |logit - golden| %.3g (bound %.0e), rms %.3g; max |gpu - cpu same weights| %.3g "
+                      "(bound %.0e)\n", dtn(dts[di]), worst_g[di], logit_bound(dts[di]), rms_g[di], worst_c[di],
+                      engine_bound(dts[di]));
+    for (int di = 0; di < 3; di++) {
+        assert_true(worst_g[di] <= logit_bound(dts[di]));
+        assert_true(worst_c[di] <= engine_bound(dts[di]));
     }
 }
 

@@ -2,7 +2,9 @@
  * kernels/attention_cuda.cu against the ANCHORS.md decode shapes (32 query /
  * 8 KV heads, head_dim 128, fp16 cache; PyTorch SDPA on the same H100:
  * 13.0 / 27.0 / 64.9 us at batch 1 and 1k / 8k / 32k context, 36.2 / 190.2 /
- * 698.8 us at batch 16) and a prefill (causal, T = 512 / 2048).
+ * 698.8 us at batch 16) and a prefill (causal, T = 512 / 2048); the current
+ * kernels side by side with the earlier ones (decode v1: decode_v1.cuh;
+ * prefill on the fp32 units: lq_attention_simt_cuda), measured in the same run.
  * Method: CUDA events, warm-up, median of 50 runs, caches rotated through
  * > 400 MB so they never sit in the 50 MB L2, random (never zero) data.
  * Build (not part of `make`; kernel variants are tried here first):
@@ -16,7 +18,11 @@
 extern "C" {
 #include "../lq_cuda.h"
 #include "../lq_kernels.h"
+lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
+                                 lq_dtype kv_dtype, int64_t seq_stride, int B, int T, int pos0, int n_heads, int n_kv, int hd, int window,
+                                 void *stream);
 }
+#include "decode_v1.cuh"
 
 #define CK(x)                                                                                      \
     do {                                                                                           \
@@ -71,53 +77,65 @@ int main(void) {
     float ms[64];
 
     printf("# decode attention, fp16 cache, 32 q / 8 kv heads, hd 128 (median of %d, caches rotated past L2)\n", runs);
-    printf("%5s %6s %7s %10s %10s %10s %8s\n", "batch", "ctx", "splits", "us", "KV TB/s", "SDPA us", "vs SDPA");
-    const int Bs[] = {1, 16}, Cs[] = {1024, 8192, 32768};
-    const double sdpa[2][3] = {{13.0, 27.0, 64.9}, {36.2, 190.2, 698.8}};
-    for (int bi = 0; bi < 2; bi++)
-        for (int ci = 0; ci < 3; ci++) {
-            int B = Bs[bi], C = Cs[ci];
-            size_t cache_elems = (size_t)B * C * kvd, cache_bytes = cache_elems * 2 * 2; /* K and V */
-            int copies = (int)((400u << 20) / cache_bytes) + 1;
-            if (copies > 16) copies = 16;
-            __half *kv = NULL;
-            float *q = NULL;
-            int32_t *pos = NULL;
-            void *out = NULL, *ws = NULL;
-            int ns = lq_attention_decode_splits(B, nh, nkv, C, sm);
-            LQ(lq_cuda_malloc((void **)&kv, cache_bytes * copies, "kv"));
-            LQ(lq_cuda_malloc((void **)&q, sizeof(float) * B * nh * hd, "q"));
-            LQ(lq_cuda_malloc(&out, 2 * (size_t)B * nh * hd, "out"));
-            LQ(lq_cuda_malloc((void **)&pos, sizeof(int32_t) * B, "pos"));
-            LQ(lq_cuda_malloc(&ws, lq_attention_decode_workspace(B, nh, hd, ns), "ws"));
-            fill_half<<<1024, 256, 0, s>>>(kv, cache_elems * 2 * copies, 1);
-            fill_float<<<64, 256, 0, s>>>(q, (size_t)B * nh * hd, 2);
-            int32_t hp[16];
-            for (int b = 0; b < B; b++) hp[b] = C - 1;
-            LQ(lq_cuda_upload(pos, hp, sizeof(int32_t) * B));
+    printf("%5s %6s %6s %9s %8s %9s %8s %9s %8s\n", "batch", "ctx", "splits", "v2 us", "TB/s", "v1 us", "v2/v1", "SDPA us",
+           "SDPA/v2");
+    const int Bs[] = {1, 1, 1, 16, 16, 16, 32}, Cs[] = {1024, 8192, 32768, 1024, 8192, 32768, 2048};
+    const double sdpa[] = {13.0, 27.0, 64.9, 36.2, 190.2, 698.8, 0};
+    for (int ci = 0; ci < 7; ci++) {
+        int B = Bs[ci], C = Cs[ci];
+        size_t cache_elems = (size_t)B * C * kvd, cache_bytes = cache_elems * 2 * 2; /* K and V */
+        int copies = (int)((400u << 20) / cache_bytes) + 1;
+        if (copies > 16) copies = 16;
+        __half *kv = NULL;
+        float *q = NULL;
+        int32_t *pos = NULL;
+        void *out = NULL, *ws = NULL;
+        int ns = lq_attention_decode_splits(B, nh, nkv, C, sm);
+        /* v1's own split rule: two blocks per SM, >= 128 keys per split */
+        long blocks1 = (long)B * nkv, want1 = (2L * sm + blocks1 - 1) / blocks1, cap1 = (C + 127) / 128;
+        int ns1 = (int)(want1 < cap1 ? want1 : cap1);
+        if (ns1 < 1) ns1 = 1;
+        int nsmax = ns > ns1 ? ns : ns1;
+        LQ(lq_cuda_malloc((void **)&kv, cache_bytes * copies, "kv"));
+        LQ(lq_cuda_malloc((void **)&q, sizeof(float) * B * nh * hd, "q"));
+        LQ(lq_cuda_malloc(&out, 2 * (size_t)B * nh * hd, "out"));
+        LQ(lq_cuda_malloc((void **)&pos, sizeof(int32_t) * B, "pos"));
+        LQ(lq_cuda_malloc(&ws, lq_attention_decode_workspace(B, nh, hd, nsmax), "ws"));
+        fill_half<<<1024, 256, 0, s>>>(kv, cache_elems * 2 * copies, 1);
+        fill_float<<<64, 256, 0, s>>>(q, (size_t)B * nh * hd, 2);
+        int32_t hp[64];
+        for (int b = 0; b < B; b++) hp[b] = C - 1;
+        LQ(lq_cuda_upload(pos, hp, sizeof(int32_t) * B));
+        double us[2];
+        for (int ver = 0; ver < 2; ver++) {
             for (int r = -3; r < runs; r++) {
                 __half *k = kv + (size_t)((r + 3) % copies) * cache_elems * 2, *v = k + cache_elems;
                 CK(cudaEventRecord(e0, s));
-                LQ(lq_attention_decode_cuda(out, q, k, v, LQ_F16, (int64_t)C * kvd, B, pos, nh, nkv, hd, 0, ns, ws, s));
+                if (ver == 0)
+                    LQ(lq_attention_decode_cuda(out, q, 0, k, v, LQ_F16, (int64_t)C * kvd, B, pos, nh, nkv, hd, 0, ns, ws, s));
+                else
+                    decode_v1_launch<__half, 128>(out, q, k, v, (int64_t)C * kvd, B, pos, nh, nkv, 0, ns1, ws, s);
                 CK(cudaEventRecord(e1, s));
                 CK(cudaEventSynchronize(e1));
                 if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1));
             }
+            CK(cudaGetLastError());
             qsort(ms, runs, sizeof(float), cmpf);
-            double us = ms[runs / 2] * 1e3;
-            printf("%5d %6d %7d %10.1f %10.2f %10.1f %7.2fx\n", B, C, ns, us, cache_bytes / (us * 1e-6) / 1e12,
-                   sdpa[bi][ci], sdpa[bi][ci] / us);
-            lq_cuda_free(kv);
-            lq_cuda_free(q);
-            lq_cuda_free(out);
-            lq_cuda_free(pos);
-            lq_cuda_free(ws);
+            us[ver] = ms[runs / 2] * 1e3;
         }
+        printf("%5d %6d %6d %9.1f %8.2f %9.1f %7.2fx %9.1f %7.2fx\n", B, C, ns, us[0], cache_bytes / (us[0] * 1e-6) / 1e12,
+               us[1], us[1] / us[0], sdpa[ci], sdpa[ci] / us[0]);
+        lq_cuda_free(kv);
+        lq_cuda_free(q);
+        lq_cuda_free(out);
+        lq_cuda_free(pos);
+        lq_cuda_free(ws);
+    }
 
     printf("# prefill attention (causal), fp16 cache, 32 q / 8 kv heads, hd 128, B=1 (median of 10)\n");
-    printf("%6s %10s %10s\n", "T", "ms", "TFLOP/s");
-    const int Ts[] = {512, 2048};
-    for (int ti = 0; ti < 2; ti++) {
+    printf("%6s %12s %12s %12s %12s\n", "T", "tc ms", "tc TFLOP/s", "simt ms", "simt TFLOP/s");
+    const int Ts[] = {512, 2048, 8192};
+    for (int ti = 0; ti < 3; ti++) {
         int T = Ts[ti];
         size_t ce = (size_t)T * kvd;
         __half *kv = NULL;
@@ -128,16 +146,20 @@ int main(void) {
         LQ(lq_cuda_malloc(&out, 2 * (size_t)T * nh * hd, "out"));
         fill_half<<<1024, 256, 0, s>>>(kv, ce * 2, 3);
         fill_float<<<1024, 256, 0, s>>>(q, (size_t)T * nh * hd, 4);
-        for (int r = -2; r < 10; r++) {
-            CK(cudaEventRecord(e0, s));
-            LQ(lq_attention_cuda(out, q, kv, kv + ce, LQ_F16, (int64_t)ce, 1, T, 0, nh, nkv, hd, 0, s));
-            CK(cudaEventRecord(e1, s));
-            CK(cudaEventSynchronize(e1));
-            if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1));
+        double t[2], flops = 4.0 * hd * nh * (double)T * (T + 1) / 2;
+        for (int ver = 0; ver < 2; ver++) {
+            for (int r = -2; r < 10; r++) {
+                CK(cudaEventRecord(e0, s));
+                if (ver == 0) LQ(lq_attention_cuda(out, q, 0, kv, kv + ce, LQ_F16, (int64_t)ce, 1, T, 0, nh, nkv, hd, 0, s));
+                else LQ(lq_attention_simt_cuda(out, q, 0, kv, kv + ce, LQ_F16, (int64_t)ce, 1, T, 0, nh, nkv, hd, 0, s));
+                CK(cudaEventRecord(e1, s));
+                CK(cudaEventSynchronize(e1));
+                if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1));
+            }
+            qsort(ms, 10, sizeof(float), cmpf);
+            t[ver] = ms[5] * 1e-3;
         }
-        qsort(ms, 10, sizeof(float), cmpf);
-        double t = ms[5] * 1e-3, flops = 4.0 * hd * nh * (double)T * (T + 1) / 2;
-        printf("%6d %10.3f %10.2f\n", T, t * 1e3, flops / t / 1e12);
+        printf("%6d %12.3f %12.2f %12.3f %12.2f\n", T, t[0] * 1e3, flops / t[0] / 1e12, t[1] * 1e3, flops / t[1] / 1e12);
         lq_cuda_free(kv);
         lq_cuda_free(q);
         lq_cuda_free(out);
