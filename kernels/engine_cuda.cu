@@ -9,7 +9,10 @@
  * double on the device. See kernels/lq_kernels.h.
  *
  * Memory plan (all allocated once by lq_cuda_engine_new):
- *   weights      one allocation, each tensor 256-byte aligned;
+ *   weights      one allocation, each tensor 256-byte aligned; q|k|v and
+ *                gate|up stored fused, one GEMM each (the larger GEMV of a
+ *                decode step runs closer to the memory bandwidth), converted
+ *                from the model's fp32 on the GPU;
  *   KV cache     (L, max_B, max_ctx, kv_dim) for K and for V, zeroed;
  *   activations  for rows_cap = B x T rows per forward. Longer inputs are
  *                run in chunks of whole positions (chunked prefill: each
