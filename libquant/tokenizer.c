@@ -136,7 +136,8 @@ static lq_status list_push(tk_list *l, const char *s, size_t n, int first) {
     LQ_FORWARD(list_open(l, first));
     return list_cat(l, s, n);
 }
-static const char *list_str(const tk_list *l, size_t i) { return l->b.p + l->p[i].off; }
+/* An empty list's buffer is still NULL: NULL + 0 is undefined in C (UBSan, found by fuzz_tokenizer). */
+static const char *list_str(const tk_list *l, size_t i) { return l->b.p ? l->b.p + l->p[i].off : ""; }
 
 /* ------------------------------------------------------------------------ */
 /* hash maps                                                                */
