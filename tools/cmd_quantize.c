@@ -105,6 +105,12 @@ int lq_cmd_quantize(int argc, char **argv) {
                                    {"device", required_argument, 0, 'D'}, {"json", no_argument, 0, 'j'},
                                    {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
                                    {0, 0, 0, 0}};
+    /* the command line as typed, for the metadata (getopt permutes argv) */
+    char cmdline[4096] = "lq";
+    for (int i = 0; i < argc; i++) {
+        size_t l = strlen(cmdline);
+        snprintf(cmdline + l, sizeof cmdline - l, " %s", argv[i]);
+    }
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
@@ -319,20 +325,7 @@ int lq_cmd_quantize(int argc, char **argv) {
         json_object_set_new(meta, "quantization", q);
     }
     json_object_set_new(meta, "calibration", calib ? lq_calib_data_provenance(&cd) : json_null());
-    {
-        size_t len = 0;
-        for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 1;
-        char *cl = malloc(len + 4);
-        if (cl) {
-            strcpy(cl, "lq");
-            for (int i = 0; i < argc; i++) {
-                strcat(cl, " ");
-                strcat(cl, argv[i]);
-            }
-            json_object_set_new(meta, "command", json_string(cl));
-            free(cl);
-        }
-    }
+    json_object_set_new(meta, "command", json_string(cmdline));
     CHECK(lq_lqq_write(w, meta, out, NULL, NULL));
     double secs = lq_now() - t0;
     if (as_json) {
