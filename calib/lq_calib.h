@@ -128,7 +128,11 @@ lq_status lq_gptq_hinv_cpu(const double *H, int64_t K, double percdamp, int max_
  *                     the loop: per-channel, or act-order's static groups);
  *                     0: the params of group g are computed from the current,
  *                     already-compensated weights when its first column is
- *                     reached (needs col_group[j] == j / G: no permutation)
+ *                     reached (needs col_group[j] == j / G: no permutation).
+ *                     The GPTQ reference code reads them from W before the
+ *                     current block's in-block updates when a group starts
+ *                     mid-block (G < 128); here they always see the updated
+ *                     weights (identical when G is a multiple of the block)
  *   codes (N, K)      output, processing order
  * _ref: one column at a time over the whole row (the definition).
  * _cpu: lazy blocks (block_size columns; with non-static groups the block is
