@@ -106,8 +106,8 @@ int lq_cmd_ppl(int argc, char **argv) {
     }
     double t_tok = lq_now() - t0 - t_load;
     if (!quiet && !as_json)
-        fprintf(stderr, "[ppl] %s: %zu tokens, n_ctx %ld, %zu windows%s (load %.1f s, tokenize %.1f s)\n", tpath, n_ids,
-                ctx, n_ids / (size_t)ctx, maxw ? " (limited by --max-windows)" : "", t_load, t_tok);
+        fprintf(stderr, "[ppl] %s: %zu tokens, n_ctx %ld, %d of %zu windows (load %.1f s, tokenize %.1f s)\n", tpath,
+                n_ids, ctx, lq_ppl_n_windows(n_ids, (int)ctx, (int)maxw), n_ids / (size_t)ctx, t_load, t_tok);
     int nw = lq_ppl_n_windows(n_ids, (int)ctx, (int)maxw);
     int B = batch ? (int)batch : lq_ppl_auto_batch((int)ctx, m->cfg.vocab_size, nw);
     if (nw > 0 && B > nw) B = nw;

@@ -33,7 +33,8 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\ninputs: a Hugging Face directory (config.json + model.safetensors[.index.json] + tokenizer.json),\n"
-            "a .safetensors file, a .gguf file, a llama2.c .bin (tokenizer beside it), or a .tar/.tar.gz/.tar.zst/.zip of these.\n");
+            "a .safetensors file, a .gguf file, a llama2.c .bin (tokenizer beside it), a packed .lqq from lq quantize,\n"
+            "or a .tar/.tar.gz/.tar.zst/.zip of these.\n");
 }
 
 int main(int argc, char **argv) {
