@@ -33,6 +33,28 @@ static int parse_list(const char *s, int *out, int max) {
     return n;
 }
 
+/* Print the result document (--json) and/or write it to --out. Returns 0 or the exit code. */
+static int emit(json_t *res, int as_json, const char *out) {
+    char *js = json_dumps(res, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    int rc = 0;
+    if (!js) {
+        lq_error(LQ_ERR_NOMEM, "out of memory serialising results");
+        return lq_tool_fail("bench", LQ_ERR_NOMEM);
+    }
+    if (as_json) puts(js);
+    if (out) {
+        FILE *f = fopen(out, "w");
+        int bad = !f || fputs(js, f) < 0;
+        if (f && fclose(f) != 0) bad = 1;
+        if (bad) {
+            lq_error(LQ_ERR_IO, "%s: cannot write results", out);
+            rc = lq_tool_fail("bench", LQ_ERR_IO);
+        }
+    }
+    free(js);
+    return rc;
+}
+
 typedef struct {
     const char *name;
     int K, N;
@@ -117,20 +139,9 @@ static int bench_kernels(int argc, char **argv) {
             }
         }
     json_object_set_new(res, "linear", rows);
-    char *js = json_dumps(res, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    if (as_json) puts(js);
-    if (out) {
-        FILE *f = fopen(out, "w");
-        if (!f || fputs(js, f) < 0 || fclose(f) != 0) {
-            lq_error(LQ_ERR_IO, "%s: cannot write results", out);
-            free(js);
-            json_decref(res);
-            return lq_tool_fail("bench", LQ_ERR_IO);
-        }
-    }
-    free(js);
+    int rc = emit(res, as_json, out);
     json_decref(res);
-    return 0;
+    return rc;
 }
 
 static const char *UM =
@@ -288,16 +299,7 @@ static int bench_model(int argc, char **argv) {
     json_object_set_new(res, "prefill", pre);
     json_object_set_new(res, "decode", dec);
     pre = dec = NULL;
-    char *js = json_dumps(res, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    if (as_json) puts(js);
-    if (out) {
-        FILE *f = fopen(out, "w");
-        if (!f || fputs(js, f) < 0 || fclose(f) != 0) {
-            lq_error(LQ_ERR_IO, "%s: cannot write results", out);
-            rc = lq_tool_fail("bench", LQ_ERR_IO);
-        }
-    }
-    free(js);
+    rc = emit(res, as_json, out);
 done:
     if (pre) json_decref(pre);
     if (dec) json_decref(dec);
