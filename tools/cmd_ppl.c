@@ -98,6 +98,11 @@ int lq_cmd_ppl(int argc, char **argv) {
         return lq_tool_fail("ppl", LQ_ERR_FORMAT);
     }
     double t_load = lq_now() - t0;
+    if (ctx > m->cfg.max_seq_len) {
+        lq_error(LQ_ERR_ARG, "--ctx %ld exceeds the model's max_position_embeddings %d", ctx, m->cfg.max_seq_len);
+        rc = lq_tool_fail("ppl", LQ_ERR_ARG);
+        goto done;
+    }
     st = lq_tool_read_text(tpath, &text, &n_text);
     if (st == LQ_OK) st = lq_tokenizer_encode(m->tok, text, n_text, 1, &ids, &n_ids);
     if (st != LQ_OK) {
@@ -111,11 +116,6 @@ int lq_cmd_ppl(int argc, char **argv) {
     int nw = lq_ppl_n_windows(n_ids, (int)ctx, (int)maxw);
     int B = batch ? (int)batch : lq_ppl_auto_batch((int)ctx, m->cfg.vocab_size, nw);
     if (nw > 0 && B > nw) B = nw;
-    if (ctx > m->cfg.max_seq_len) {
-        lq_error(LQ_ERR_ARG, "--ctx %ld exceeds the model's max_position_embeddings %d", ctx, m->cfg.max_seq_len);
-        rc = lq_tool_fail("ppl", LQ_ERR_ARG);
-        goto done;
-    }
     st = lq_tool_engine(m, device, wdtype, B, (int)ctx, &e);
     if (st != LQ_OK) {
         rc = lq_tool_fail("ppl", st);
