@@ -26,6 +26,7 @@
 
 #include "../libquant/lq_common.h"
 #include "../libquant/lq_dtype.h"
+#include "../libquant/lq_w4a16.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -126,6 +127,37 @@ lq_status lq_nll_cuda(double *nll, const float *logits, const int32_t *target, i
 
 /* out[t] = argmax(logits[t]) (ties: the lowest id, like lq_sample's greedy). */
 lq_status lq_argmax_cuda(int32_t *out, const float *logits, int64_t T, int64_t V, void *stream);
+
+
+/* ---------------- W4A16 (kernels/w4a16_cuda.cu) ---------------- */
+
+/* A 4-bit weight on the device in the mma layout of libquant/lq_w4a16.h
+ * (written by lq_w4a16_repack on the host, then uploaded). */
+typedef struct {
+    lq_w4a16_shape s;
+    const uint32_t *qw;  /* (Np/16, Kp/64, 32, 4) */
+    const void *scales;  /* fp16 (n_groups, Np), lq_w4a16_group_index order */
+    const void *zeros;   /* fp16, same shape; NULL when symmetric */
+} lq_w4a16_weight;
+
+/* Fused tensor-core path up to this M; above it, dequantize + cuBLAS. */
+#define LQ_W4A16_FUSED_MAX_M 64
+
+/* y (m, N) fp32 = x (m, K) fp16 (rows ldx apart, 0: K) · W^T (+ b (N) fp32),
+ * the twin of lq_w4a16_matmul_ref. path: 0 auto (fused up to
+ * LQ_W4A16_FUSED_MAX_M, then dequantize + cuBLAS), 1 fused (any m: the codes
+ * are re-read per 64 rows), 2 dequantize + cuBLAS. ws: a device workspace of
+ * at least lq_w4a16_workspace_bytes(&w->s, m, sm_count) bytes, zeroed once
+ * when allocated (the split-K counters in it are left at zero after every
+ * launch, so a CUDA graph can replay it); one launch at a time per workspace.
+ * sm_count: the device's multiprocessors (lq_cuda_ctx_sm_count), which sets
+ * the K split. blas: lq_cuda_ctx_blas() (path 2 only). */
+lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
+                               const float *b, int64_t m, int path, int sm_count, void *ws, size_t ws_bytes,
+                               void *stream);
+size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_m, int sm_count);
+/* out (N, K) fp16 row-major = the dequantized weight (exactly what the fused path multiplies). */
+lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, void *stream);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,406 @@
+/* w4a16_cuda.cu — W4A16 matrix products with the dequantization fused in:
+ * y (M, N) fp32 = x (M, K) fp16 · W^T (+ b), W held as 4-bit codes in the
+ * mma layout of libquant/lq_w4a16.h. The CUDA twin of lq_w4a16_matmul_ref.
+ *
+ * Two paths, one launcher (lq_w4a16_matmul_cuda):
+ *  - fused (M <= LQ_W4A16_FUSED_MAX_M): tensor cores (mma.sync m16n8k16,
+ *    fp16 in, fp32 accumulate). Each warp owns 16 output columns and streams
+ *    their codes straight from device memory, one 16-byte load per lane per
+ *    16 x 64 tile (the layout puts every lane's codes in its own word), two
+ *    chunks of 4 tiles in flight; the codes become fp16 in registers (one
+ *    LOP3 per pair, then (c - z) * s), never in memory. The block's 8 warps
+ *    share one K-slice of the activations, staged once in shared memory and
+ *    read with ldmatrix. K is split across blocks until the grid fills the
+ *    GPU; the last block of a column tile to finish adds the partial sums in
+ *    split order (deterministic: no float atomics) and the bias. M-chunks of
+ *    16/32/64 rows per pass; larger M re-reads the codes per 64 rows.
+ *  - large M: dequantize the whole weight to fp16 into the workspace (one
+ *    pass, memory-bound), then cuBLAS fp16 GEMM with fp32 accumulation. The
+ *    dequantization costs about (N K / 2 + 2 N K) bytes of traffic, small
+ *    next to the GEMM once M is in the hundreds.
+ *
+ * Precision: the tensor cores get f16((code - zero) * scale) — the product
+ * rounded once to fp16, as the reference defines — and accumulate in fp32.
+ * Tested by tests/test_w4a16_gpu.c against lq_w4a16_matmul_ref; timed by
+ * `lq bench kernels --w4a16` (kernels/bench_cuda.cu). */
+#include "cuda_common.cuh"
+
+extern "C" {
+#include "lq_kernels.h"
+}
+
+#include <stdint.h>
+
+#define W4_WARPS 8          /* warps per block = n16 blocks per column tile */
+#define W4_COLS (16 * W4_WARPS)
+#define W4_CHUNK 4          /* 16x64 tiles per register chunk */
+#define W4_SMEM_A_MAX (96 * 1024)
+
+/* ---------------- the fused kernel ---------------- */
+
+__device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t *>(&h); }
+__device__ __forceinline__ __half2 bits_h2(uint32_t u) { return *reinterpret_cast<__half2 *>(&u); }
+
+__device__ __forceinline__ void mma_16816(float *c, const uint32_t *a, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t *a, const __half *p) {
+    uint32_t addr = (uint32_t)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+                 : "r"(addr));
+}
+
+/* Streaming 16-byte load that skips L1 (every code is read once). */
+__device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.cs.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+/* Group scales / zeros of one 16x64 tile for this lane: half2 (row n0, row n1)
+ * for the inputs 0..31 (lo) and 32..63 (hi) of the tile. */
+struct tile_groups {
+    uint32_t s_lo, s_hi, z_lo, z_hi;
+};
+
+__device__ __forceinline__ tile_groups load_groups(const uint32_t *sc, const uint32_t *zr, int64_t kb, int64_t G,
+                                                   int64_t n_groups, int64_t Np2, int64_t col2) {
+    /* sc / zr: the fp16 arrays seen as uint32 (pairs); Np2 = Np / 2 pairs per group;
+     * col2 = this lane's pair index in a group row */
+    int64_t g0 = (kb * 64) / G, g1 = (kb * 64 + 32) / G;
+    if (g0 >= n_groups) g0 = n_groups - 1;
+    if (g1 >= n_groups) g1 = n_groups - 1;
+    tile_groups t;
+    t.s_lo = __ldg(sc + g0 * Np2 + col2);
+    t.s_hi = __ldg(sc + g1 * Np2 + col2);
+    if (zr) {
+        t.z_lo = __ldg(zr + g0 * Np2 + col2);
+        t.z_hi = __ldg(zr + g1 * Np2 + col2);
+    } else {
+        t.z_lo = t.z_hi = 0x48004800u; /* half2(8, 8) */
+    }
+    return t;
+}
+
+/* One 16-input step: word -> B fragments of n-tile 0 (row n0) and n-tile 1 (row n1). */
+__device__ __forceinline__ void dequant_step(uint32_t w, uint32_t s2, uint32_t z2, uint32_t *b) {
+    const __half2 sc = bits_h2(s2), z = bits_h2(z2);
+    const __half2 s0 = __low2half2(sc), s1 = __high2half2(sc);
+    const __half2 z0 = __low2half2(z), z1 = __high2half2(z);
+    const __half2 k1024 = bits_h2(0x64006400u), k64 = bits_h2(0x54005400u), r16 = bits_h2(0x2c002c00u);
+    const __half2 z0a = __hadd2(z0, k1024), z1a = __hadd2(z1, k1024); /* 1024 + z */
+    const __half2 z0b = __hadd2(z0, k64), z1b = __hadd2(z1, k64);     /* 64 + z */
+    uint32_t w8 = w >> 8;
+    __half2 lo0 = bits_h2((w & 0x000F000Fu) | 0x64006400u);  /* 1024 + c(n0, 2q | 2q+1) */
+    __half2 hi0 = bits_h2((w & 0x00F000F0u) | 0x64006400u);  /* 1024 + 16 c(n0, 2q+8 | 2q+9) */
+    __half2 lo1 = bits_h2((w8 & 0x000F000Fu) | 0x64006400u); /* row n1 */
+    __half2 hi1 = bits_h2((w8 & 0x00F000F0u) | 0x64006400u);
+    b[0] = h2_bits(__hmul2(__hsub2(lo0, z0a), s0));
+    b[1] = h2_bits(__hmul2(__hsub2(__hmul2(hi0, r16), z0b), s0));
+    b[2] = h2_bits(__hmul2(__hsub2(lo1, z1a), s1));
+    b[3] = h2_bits(__hmul2(__hsub2(__hmul2(hi1, r16), z1b), s1));
+}
+
+/* grid (column tiles, K splits, M chunks), block 32 * W4_WARPS.
+ * MT m16 tiles (16 MT rows of x) per pass. */
+template <int MT>
+__global__ void __launch_bounds__(32 * W4_WARPS)
+w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
+                 const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
+                 int64_t M, int64_t N, int64_t K, int64_t Np, int64_t KB, int64_t G, int64_t n_groups, int kb_per_split,
+                 int vec_x, float *__restrict__ ws, int *__restrict__ counters) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    __half *As = reinterpret_cast<__half *>(smem_raw);
+    const int MC = 16 * MT;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int S = gridDim.y, split = blockIdx.y;
+    const int64_t kb0 = (int64_t)split * kb_per_split;
+    int64_t kb1 = kb0 + kb_per_split;
+    if (kb1 > KB) kb1 = KB;
+    const int nkb = kb1 > kb0 ? (int)(kb1 - kb0) : 0;
+    const int KS = kb_per_split * 64;  /* slice width (halves) */
+    const int lda = KS + 8;            /* +16 bytes: ldmatrix rows land in distinct banks */
+    const int64_t m0 = (int64_t)blockIdx.z * MC;
+    const int64_t nb = (int64_t)blockIdx.x * W4_WARPS + warp; /* this warp's n16 block */
+    const bool warp_on = nb * 16 < Np;
+
+    /* first chunk of codes in flight before anything else */
+    const uint4 *wp = qw + ((nb * KB + kb0) * 32 + lane);
+    uint4 cur[W4_CHUNK], nxt[W4_CHUNK];
+    tile_groups gc[W4_CHUNK], gn[W4_CHUNK];
+    const int64_t Np2 = Np >> 1, col2 = (nb * 16 + 2 * (lane >> 2)) >> 1;
+#pragma unroll
+    for (int i = 0; i < W4_CHUNK; i++) {
+        if (warp_on && i < nkb) {
+            cur[i] = ld_stream(wp + (int64_t)i * 32);
+            gc[i] = load_groups(sc, zr, kb0 + i, G, n_groups, Np2, col2);
+        }
+    }
+
+    /* activations of this slice -> shared memory, zero outside (M, K) */
+    {
+        const int chunks = MC * (KS / 8); /* 8 halves each */
+        for (int c = tid; c < chunks; c += blockDim.x) {
+            int r = c / (KS / 8), kc = (c % (KS / 8)) * 8;
+            int64_t gm = m0 + r, gk = kb0 * 64 + kc;
+            __half *dst = As + r * lda + kc;
+            if (gm < M && vec_x && gk + 8 <= K) {
+                *reinterpret_cast<uint4 *>(dst) = __ldg(reinterpret_cast<const uint4 *>(x + gm * ldx + gk));
+            } else {
+#pragma unroll
+                for (int e = 0; e < 8; e++)
+                    dst[e] = (gm < M && gk + e < K) ? x[gm * ldx + gk + e] : __float2half(0.0f);
+            }
+        }
+    }
+    __syncthreads();
+
+    float acc[MT][2][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
+
+    if (warp_on) {
+        for (int c0 = 0; c0 < nkb; c0 += W4_CHUNK) {
+            /* next chunk in flight while this one is computed */
+#pragma unroll
+            for (int i = 0; i < W4_CHUNK; i++) {
+                int t = c0 + W4_CHUNK + i;
+                if (t < nkb) {
+                    nxt[i] = ld_stream(wp + (int64_t)t * 32);
+                    gn[i] = load_groups(sc, zr, kb0 + t, G, n_groups, Np2, col2);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < W4_CHUNK; i++) {
+                if (c0 + i < nkb) {
+                    const uint32_t words[4] = {cur[i].x, cur[i].y, cur[i].z, cur[i].w};
+#pragma unroll
+                    for (int j = 0; j < 4; j++) {
+                        uint32_t b[4];
+                        dequant_step(words[j], j < 2 ? gc[i].s_lo : gc[i].s_hi, j < 2 ? gc[i].z_lo : gc[i].z_hi, b);
+                        const int kofs = (c0 + i) * 64 + j * 16 + (lane >> 4) * 8;
+#pragma unroll
+                        for (int mt = 0; mt < MT; mt++) {
+                            uint32_t a[4];
+                            ldmatrix_x4(a, As + (mt * 16 + (lane & 15)) * lda + kofs);
+                            mma_16816(acc[mt][0], a, b[0], b[1]);
+                            mma_16816(acc[mt][1], a, b[2], b[3]);
+                        }
+                    }
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < W4_CHUNK; i++) {
+                cur[i] = nxt[i];
+                gc[i] = gn[i];
+            }
+        }
+    }
+
+    /* epilogue: fragment (mt, nt): rows mt*16 + lane/4 (+8), cols nt*8 + 2 (lane%4) (+1) of the warp's 16 */
+    const int64_t col_tile0 = (int64_t)blockIdx.x * W4_COLS;
+    if (S == 1) {
+        if (!warp_on) return;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int64_t row = m0 + mt * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
+                    int64_t col = nb * 16 + nt * 8 + 2 * (lane & 3) + (e & 1);
+                    if (row < M && col < N) y[row * N + col] = acc[mt][nt][e] + (bias ? bias[col] : 0.0f);
+                }
+        return;
+    }
+    /* split K: partial tile -> workspace [tile][split][MC][W4_COLS]; the last block reduces */
+    const int64_t tile = (int64_t)blockIdx.z * gridDim.x + blockIdx.x;
+    float *part = ws + (tile * S + split) * (int64_t)(MC * W4_COLS);
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int r = mt * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
+                int cl = warp * 16 + nt * 8 + 2 * (lane & 3) + (e & 1);
+                part[r * W4_COLS + cl] = acc[mt][nt][e];
+            }
+    __threadfence();
+    __syncthreads();
+    __shared__ int s_last;
+    if (tid == 0) s_last = atomicAdd(&counters[tile], 1) == S - 1;
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    const float *base = ws + tile * S * (int64_t)(MC * W4_COLS);
+    int64_t rows = M - m0 < MC ? M - m0 : MC;
+    for (int e = tid; e < rows * W4_COLS; e += blockDim.x) {
+        int64_t col = col_tile0 + e % W4_COLS, row = m0 + e / W4_COLS;
+        if (col >= N) continue;
+        float sum = bias ? bias[col] : 0.0f;
+        for (int s = 0; s < S; s++) sum += __ldcg(base + (int64_t)s * (MC * W4_COLS) + e);
+        y[row * N + col] = sum;
+    }
+    if (tid == 0) counters[tile] = 0; /* ready for the next launch */
+}
+
+/* ---------------- dequantization to fp16 (the large-M path) ---------------- */
+
+/* one thread per (n16 block, k64 block, lane): 4 words -> 32 fp16 weights of rows n0, n1 */
+__global__ void w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw,
+                                     const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, int64_t N,
+                                     int64_t K, int64_t Np, int64_t KB, int64_t G, int64_t n_groups) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int64_t total = (Np / 16) * KB * 32;
+    if (i >= total) return;
+    int lane = (int)(i & 31);
+    int64_t kb = (i >> 5) % KB, nb = (i >> 5) / KB;
+    uint4 v = __ldg(qw + i);
+    tile_groups tg = load_groups(sc, zr, kb, G, n_groups, Np >> 1, (nb * 16 + 2 * (lane >> 2)) >> 1);
+    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+    int64_t n0 = nb * 16 + (lane >> 2), n1 = n0 + 8;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        uint32_t b[4];
+        dequant_step(words[j], j < 2 ? tg.s_lo : tg.s_hi, j < 2 ? tg.z_lo : tg.z_hi, b);
+        int64_t k = kb * 64 + j * 16 + 2 * (lane & 3);
+        /* b[0]: (n0, k, k+1)  b[1]: (n0, k+8, k+9)  b[2], b[3]: row n1 */
+#pragma unroll
+        for (int h = 0; h < 4; h++) {
+            int64_t n = h < 2 ? n0 : n1, kk = k + ((h & 1) ? 8 : 0);
+            if (n >= N) continue;
+            __half2 p = bits_h2(b[h]);
+            if (kk < K) out[n * K + kk] = __low2half(p);
+            if (kk + 1 < K) out[n * K + kk + 1] = __high2half(p);
+        }
+    }
+}
+
+/* ---------------- launchers ---------------- */
+
+static int64_t fused_mt(int64_t m) { return m <= 16 ? 1 : m <= 32 ? 2 : 4; }
+
+typedef struct {
+    int MT, S, kb_per_split;
+    unsigned tiles, chunks;
+    size_t smem;
+} fused_plan;
+
+static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
+    fused_plan p;
+    p.MT = (int)fused_mt(m);
+    const int MC = 16 * p.MT;
+    const int64_t KB = s->Kp / 64, NB = s->Np / 16;
+    p.tiles = (unsigned)((NB + W4_WARPS - 1) / W4_WARPS);
+    p.chunks = (unsigned)((m + MC - 1) / MC);
+    /* split K until about 3 blocks per SM, and until the slice fits the shared-memory budget */
+    int64_t blocks = (int64_t)p.tiles * p.chunks;
+    int64_t S = (3LL * (sm_count > 0 ? sm_count : 132) + blocks - 1) / blocks;
+    int64_t kbmax = W4_SMEM_A_MAX / (MC * 64 * 2);
+    if (kbmax < 1) kbmax = 1;
+    int64_t smin = (KB + kbmax - 1) / kbmax;
+    if (S < smin) S = smin;
+    if (S > KB) S = KB;
+    if (S < 1) S = 1;
+    int64_t kps = (KB + S - 1) / S;
+    S = (KB + kps - 1) / kps; /* no empty splits */
+    p.S = (int)S;
+    p.kb_per_split = (int)kps;
+    p.smem = (size_t)MC * (size_t)(kps * 64 + 8) * sizeof(__half);
+    return p;
+}
+
+extern "C" size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_m, int sm_count) {
+    size_t need = 0;
+    /* split-K partials and counters for every fused M-chunk size up to max_m */
+    int64_t mlim = max_m < LQ_W4A16_FUSED_MAX_M ? max_m : LQ_W4A16_FUSED_MAX_M;
+    for (int64_t m = 1; m <= mlim; m++) {
+        fused_plan p = plan_fused(s, m, sm_count);
+        size_t parts = (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float);
+        size_t cnt = (size_t)p.tiles * p.chunks * sizeof(int);
+        size_t b = ((cnt + 255) & ~(size_t)255) + parts;
+        if (b > need) need = b;
+    }
+    /* dequantized fp16 weight for the cuBLAS path */
+    if (max_m > LQ_W4A16_FUSED_MAX_M) {
+        size_t b = (size_t)s->N * (size_t)s->K * sizeof(__half) + 256;
+        if (b > need) need = b;
+    }
+    return need;
+}
+
+extern "C" lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, void *stream) {
+    const lq_w4a16_shape *s = &w->s;
+    int64_t total = (s->Np / 16) * (s->Kp / 64) * 32;
+    if (total == 0) return LQ_OK;
+    w4a16_dequant_kernel<<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(
+        (__half *)out, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, s->N, s->K,
+        s->Np, s->Kp / 64, s->G, s->n_groups);
+    LQ_LAUNCH_RET("w4a16_dequant_kernel");
+    return LQ_OK;
+}
+
+template <int MT>
+static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
+                              const float *b, int64_t m, int vec_x, float *parts, int *counters, cudaStream_t st) {
+    const lq_w4a16_shape *s = &w->s;
+    static int attr_set[5] = {0, 0, 0, 0, 0}; /* per MT: the dynamic shared-memory limit raised once */
+    if (!attr_set[MT]) {
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         W4_SMEM_A_MAX + 16 * 4 * 16),
+                    "cudaFuncSetAttribute (w4a16_mma_kernel)");
+        attr_set[MT] = 1;
+    }
+    dim3 grid(p.tiles, (unsigned)p.S, p.chunks);
+    w4a16_mma_kernel<MT><<<grid, 32 * W4_WARPS, p.smem, st>>>(
+        y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
+        m, s->N, s->K, s->Np, s->Kp / 64, s->G, s->n_groups, p.kb_per_split, vec_x, parts, counters);
+    LQ_LAUNCH_RET("w4a16_mma_kernel");
+    return LQ_OK;
+}
+
+extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
+                                          const float *b, int64_t m, int path, int sm_count, void *ws,
+                                          size_t ws_bytes, void *stream) {
+    const lq_w4a16_shape *s = &w->s;
+    if (m <= 0 || s->N <= 0) return LQ_OK;
+    if (ldx == 0) ldx = s->K;
+    LQ_RETURN_IF(ldx < s->K || s->K < 1, LQ_ERR_ARG, "lq_w4a16_matmul_cuda: K=%lld ldx=%lld", (long long)s->K,
+                 (long long)ldx);
+    if (path == 0) path = m <= LQ_W4A16_FUSED_MAX_M ? 1 : 2;
+    cudaStream_t st = lq_stream(stream);
+    if (path == 2) {
+        size_t need = (size_t)s->N * (size_t)s->K * sizeof(__half);
+        LQ_RETURN_IF(ws_bytes < need, LQ_ERR_ARG,
+                     "lq_w4a16_matmul_cuda: workspace of %zu bytes is smaller than the %zu the fp16 weight needs",
+                     ws_bytes, need);
+        LQ_FORWARD(lq_w4a16_dequant_cuda(ws, w, stream));
+        return lq_matmul_cuda(blas, y, x, ws, LQ_F16, b, m, s->N, s->K, ldx, stream);
+    }
+    fused_plan p = plan_fused(s, m, sm_count);
+    size_t cnt_bytes = ((size_t)p.tiles * p.chunks * sizeof(int) + 255) & ~(size_t)255;
+    size_t parts = p.S > 1 ? (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float) : 0;
+    LQ_RETURN_IF(p.S > 1 && ws_bytes < cnt_bytes + parts, LQ_ERR_ARG,
+                 "lq_w4a16_matmul_cuda: workspace of %zu bytes, %zu needed (M=%lld N=%lld K=%lld)", ws_bytes,
+                 cnt_bytes + parts, (long long)m, (long long)s->N, (long long)s->K);
+    int *counters = (int *)ws;
+    float *part = (float *)((char *)ws + cnt_bytes);
+    int vec_x = (s->K % 8 == 0) && (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
+    switch (p.MT) {
+    case 1: return launch_fused<1>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    case 2: return launch_fused<2>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    default: return launch_fused<4>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    }
+}

@@ -1,0 +1,103 @@
+/* lq_w4a16.h — the W4A16 weight layout of the fused GPU kernels
+ * (kernels/w4a16_cuda.cu), its host-side packer and the CPU reference of the
+ * fused product.
+ *
+ * Why a second layout: the file layout (libquant/lq_quant.h, "lq-bitstream")
+ * keeps 8 consecutive codes of one row per uint32, which a CUDA-core GEMV
+ * reads well but a tensor-core kernel does not: mma.sync.m16n8k16 wants, in
+ * each lane, 4 codes of one output row at inputs 2q, 2q+1, 2q+8, 2q+9 of a
+ * 16-input step (q = lane % 4). The "mma" layout stores exactly one uint32
+ * per lane per 16x16 (rows x inputs) tile, and 4 such tiles along K next to
+ * each other, so one 16-byte load per lane brings the codes of a 16 x 64 tile
+ * and a warp reads 512 contiguous bytes — no shared memory, no shuffles.
+ *
+ * ---- The mma layout (4-bit codes) ----
+ * Rows are padded to Np = ceil(N/16)*16, inputs to Kp = ceil(K/64)*64.
+ *   qw    uint32 [Np/16][Kp/64][32 lanes][4 sub-tiles]
+ * Word (nb, kb, lane, j) holds the codes of rows n0 = 16 nb + lane/4 and
+ * n1 = n0 + 8 at inputs k = 64 kb + 16 j + {2q, 2q+1, 2q+8, 2q+9}, q = lane%4:
+ *   nibble 0: (n0, 2q)    nibble 4: (n0, 2q+1)      -> B fragment b0 of n-tile 0
+ *   nibble 1: (n0, 2q+8)  nibble 5: (n0, 2q+9)      -> b1 of n-tile 0
+ *   nibble 2: (n1, 2q)    nibble 6: (n1, 2q+1)      -> b0 of n-tile 1
+ *   nibble 3: (n1, 2q+8)  nibble 7: (n1, 2q+9)      -> b1 of n-tile 1
+ * (nibble i = bits 4i..4i+3). Pairs (i, i+4) sit at bits 4i and 16+4i, so
+ * (w >> 4i) & 0x000F000F OR'ed with 0x6400 in each half is the half2
+ * (1024 + lo, 1024 + hi): two codes become fp16 with one LOP3 each.
+ *   scales fp16 [n_groups][Np/16][16]  group-major; inside a 16-row block row
+ *                                r sits at 2 (r % 8) + r / 8, so rows n0 and
+ *                                n1 = n0 + 8 of one lane are one 32-bit load
+ *   zeros  fp16 [n_groups][Np/16][16]  the zero point as a small integer in
+ *                                fp16, same order; absent (NULL) when
+ *                                symmetric (zero 8)
+ * (lq_w4a16_group_index gives the position of (n, g).)
+ * Padding: rows n >= N have codes 0, scale 0 and zero 0; inputs k >= K have
+ * the code equal to their row's zero point (of group min(k/G, n_groups-1)),
+ * so every padded weight dequantizes to exactly 0 whatever the activations
+ * there (the kernels also zero-fill those activations).
+ *
+ * Dequantization is the file's rule, w = (code - zero) * scale, with the
+ * product rounded once to fp16 (the tensor cores take fp16 operands): the
+ * fused kernels compute sum_k x[m,k] * f16((code - zero) * scale) with fp32
+ * accumulation. lq_w4a16_matmul_ref is that definition in scalar code.
+ *
+ * Supported by the fused kernels: bits = 4, symmetric or asymmetric, group
+ * size a multiple of 32 or a single group per row (per channel), g_idx absent
+ * or equal to k / G (GPTQ act-order with static groups stores exactly that).
+ * lq_w4a16_supported says why anything else is not.
+ * Tested by tests/test_w4a16.c (layout) and tests/test_w4a16_gpu.c (kernels). */
+#ifndef LQ_W4A16_H
+#define LQ_W4A16_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lq_common.h"
+#include "lq_quant.h"
+
+/* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */
+typedef struct {
+    int64_t N, K;       /* logical shape */
+    int64_t Np, Kp;     /* padded: multiples of 16 and 64 */
+    int64_t G;          /* effective group size */
+    int64_t n_groups;   /* ceil(K / G) */
+    int sym;            /* 1: no zeros array (zero point 8) */
+} lq_w4a16_shape;
+
+/* 0 when q can run on the fused kernels; else LQ_ERR_UNSUPPORTED with the
+ * reason (bits, group size, g_idx), `what` naming the tensor. */
+lq_status lq_w4a16_supported(const lq_qweight *q, const char *what);
+
+/* Shape of n_parts weights stacked along N (fused q|k|v, gate|up). All parts
+ * must share K, bits, G and symmetry (LQ_ERR_SHAPE otherwise). */
+lq_status lq_w4a16_shape_of(const lq_qweight *const *parts, int n_parts, lq_w4a16_shape *s);
+
+size_t lq_w4a16_qw_words(const lq_w4a16_shape *s);     /* uint32 words of qw */
+size_t lq_w4a16_group_elems(const lq_w4a16_shape *s);  /* fp16 elements of scales (and of zeros) */
+
+/* Repack parts (stacked along N) from the file layout into the mma layout.
+ * qw (lq_w4a16_qw_words), scales and zeros (lq_w4a16_group_elems fp16 each;
+ * zeros may be NULL when symmetric) are written completely, padding
+ * included. Rows in parallel (OpenMP). */
+void lq_w4a16_repack(const lq_qweight *const *parts, int n_parts, const lq_w4a16_shape *s, uint32_t *qw,
+                     uint16_t *scales, uint16_t *zeros);
+
+/* Position of row n, group g in scales / zeros. */
+static inline size_t lq_w4a16_group_index(const lq_w4a16_shape *s, int64_t n, int64_t g) {
+    return (size_t)g * (size_t)s->Np + (size_t)(n & ~(int64_t)15) + (size_t)(2 * (n & 7) + ((n >> 3) & 1));
+}
+
+/* The code stored for (n, k) in an mma-layout qw (the reference unpacker). */
+static inline int lq_w4a16_code(const uint32_t *qw, const lq_w4a16_shape *s, int64_t n, int64_t k) {
+    int64_t nb = n >> 4, r = n & 15, kb = k >> 6, j = (k >> 4) & 3, kk = k & 15;
+    int lane = (int)((r & 7) * 4 + ((kk & 7) >> 1));
+    int nib = (r >= 8 ? 2 : 0) + (kk >= 8 ? 1 : 0) + ((kk & 1) ? 4 : 0);
+    uint32_t w = qw[(((size_t)nb * (size_t)(s->Kp >> 6) + (size_t)kb) * 32 + (size_t)lane) * 4 + (size_t)j];
+    return (int)((w >> (4 * nib)) & 15u);
+}
+
+/* Reference of the fused product: y (m, N) = x (m, K) * W^T (+ b), with
+ * W[n,k] = f16((code - zero) * scale) from the file-layout q, summed in
+ * double. x is fp32 here (tests pass fp16-representable values). */
+void lq_w4a16_matmul_ref(float *y, const float *x, const lq_qweight *q, const float *b, int64_t m);
+
+#endif

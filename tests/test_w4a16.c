@@ -1,0 +1,193 @@
+/* test_w4a16.c — the host side of the W4A16 fused kernels
+ * (libquant/lq_w4a16.h): which weights the fused kernels accept, the mma
+ * layout written by lq_w4a16_repack (every code, scale and zero point where
+ * the layout says, padding that dequantizes to 0, stacked parts), and the
+ * reference product lq_w4a16_matmul_ref against dequantize-then-multiply.
+ * The kernels themselves are tested by tests/test_w4a16_gpu.c.
+ * Run: make test (or build/tests/test_w4a16). */
+#include "lq_test.h"
+
+#include "../libquant/lq_dtype.h"
+#include "../libquant/lq_quant.h"
+#include "../libquant/lq_w4a16.h"
+
+static uint64_t g_seed;
+
+static int setup(void **state) {
+    (void)state;
+    g_seed = lq_test_seed();
+    return 0;
+}
+
+/* RTN-quantize a random (rows, cols) weight; a few all-zero groups and rows of
+ * very different magnitudes. */
+static void make_qweight(lq_qweight *q, int64_t rows, int64_t cols, int bits, int G, int sym) {
+    float *w = malloc(sizeof(float) * (size_t)(rows * cols));
+    assert_non_null(w);
+    lq_test_fill(&g_seed, w, (size_t)(rows * cols), -1.0f, 1.0f);
+    for (int64_t n = 0; n < rows; n++) {
+        float mag = (n % 7 == 3) ? 300.0f : (n % 5 == 1) ? 1e-3f : 1.0f;
+        for (int64_t k = 0; k < cols; k++) w[n * cols + k] *= mag;
+        if (n % 9 == 2) /* an all-zero first group */
+            for (int64_t k = 0; k < (G ? G : cols) && k < cols; k++) w[n * cols + k] = 0.0f;
+        if (!sym && n % 4 == 0) /* one-signed rows: zero point at an edge */
+            for (int64_t k = 0; k < cols; k++) w[n * cols + k] = fabsf(w[n * cols + k]);
+    }
+    lq_quant_params p = {bits, G, sym};
+    assert_int_equal(lq_rtn_quantize_packed(w, rows, cols, &p, q), LQ_OK);
+    free(w);
+}
+
+static int file_zero(const lq_qweight *q, int64_t n, int64_t g) {
+    if (q->p.sym) return 1 << (q->p.bits - 1);
+    return lq_packed_get(q->qzeros + n * lq_packed_words(q->n_groups, q->p.bits), g, q->p.bits);
+}
+
+/* Every (n, k) of the stacked parts, and every padded position, checked. */
+static void check_layout(const lq_qweight *const *parts, int n_parts) {
+    lq_w4a16_shape s;
+    assert_int_equal(lq_w4a16_shape_of(parts, n_parts, &s), LQ_OK);
+    assert_true(s.Np % 16 == 0 && s.Np >= s.N && s.Np - s.N < 16);
+    assert_true(s.Kp % 64 == 0 && s.Kp >= s.K && s.Kp - s.K < 64);
+    uint32_t *qw = malloc(lq_w4a16_qw_words(&s) * 4);
+    uint16_t *sc = malloc(lq_w4a16_group_elems(&s) * 2), *zr = malloc(lq_w4a16_group_elems(&s) * 2);
+    assert_true(qw && sc && zr);
+    memset(qw, 0xA5, lq_w4a16_qw_words(&s) * 4); /* poison: every word must be written */
+    lq_w4a16_repack(parts, n_parts, &s, qw, sc, s.sym ? NULL : zr);
+    int64_t row0 = 0;
+    for (int p = 0; p < n_parts; p++) {
+        const lq_qweight *q = parts[p];
+        for (int64_t r = 0; r < q->rows; r++) {
+            int64_t n = row0 + r;
+            const uint32_t *frow = q->qweight + r * lq_packed_words(q->cols, 4);
+            for (int64_t k = 0; k < s.Kp; k++) {
+                int64_t g = k / s.G < s.n_groups ? k / s.G : s.n_groups - 1;
+                int want = k < s.K ? lq_packed_get(frow, k, 4) : file_zero(q, r, g);
+                if (lq_w4a16_code(qw, &s, n, k) != want)
+                    fail_msg("part %d row %lld k %lld: code %d, want %d", p, (long long)r, (long long)k,
+                             lq_w4a16_code(qw, &s, n, k), want);
+            }
+            for (int64_t g = 0; g < s.n_groups; g++) {
+                size_t i = lq_w4a16_group_index(&s, n, g);
+                assert_int_equal(sc[i], q->scales[r * q->n_groups + g]);
+                if (!s.sym) assert_int_equal((int)lq_f16_to_f32(zr[i]), file_zero(q, r, g));
+            }
+        }
+        row0 += q->rows;
+    }
+    for (int64_t n = s.N; n < s.Np; n++) { /* padded rows: code 0, scale 0, zero 0 */
+        for (int64_t k = 0; k < s.Kp; k++) assert_int_equal(lq_w4a16_code(qw, &s, n, k), 0);
+        for (int64_t g = 0; g < s.n_groups; g++) {
+            assert_int_equal(sc[lq_w4a16_group_index(&s, n, g)], 0);
+            if (!s.sym) assert_int_equal(zr[lq_w4a16_group_index(&s, n, g)], 0);
+        }
+    }
+    free(qw);
+    free(sc);
+    free(zr);
+}
+
+static void test_w4a16_layout_every_code(void **state) {
+    (void)state;
+    struct { int64_t N, K; int G, sym; } cases[] = {
+        {16, 64, 32, 1}, {64, 128, 128, 0}, {200, 172, 0, 0}, {48, 256, 64, 1}, {33, 100, 0, 1}, {128, 320, 32, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        lq_qweight q;
+        make_qweight(&q, cases[c].N, cases[c].K, 4, cases[c].G, cases[c].sym);
+        assert_int_equal(lq_w4a16_supported(&q, "case"), LQ_OK);
+        const lq_qweight *parts[1] = {&q};
+        check_layout(parts, 1);
+        lq_qweight_free(&q);
+    }
+}
+
+static void test_w4a16_layout_stacked_parts(void **state) {
+    (void)state;
+    for (int sym = 0; sym < 2; sym++) {
+        lq_qweight a, b, c;
+        make_qweight(&a, 64, 192, 4, 64, sym); /* q | k | v with uneven row counts */
+        make_qweight(&b, 24, 192, 4, 64, sym);
+        make_qweight(&c, 8, 192, 4, 64, sym);
+        const lq_qweight *parts[3] = {&a, &b, &c};
+        check_layout(parts, 3);
+        lq_qweight_free(&a);
+        lq_qweight_free(&b);
+        lq_qweight_free(&c);
+    }
+}
+
+static void test_w4a16_shape_mismatch_refused(void **state) {
+    (void)state;
+    lq_qweight a, b;
+    make_qweight(&a, 16, 128, 4, 64, 1);
+    make_qweight(&b, 16, 128, 4, 32, 1);
+    const lq_qweight *parts[2] = {&a, &b};
+    lq_w4a16_shape s;
+    assert_int_equal(lq_w4a16_shape_of(parts, 2, &s), LQ_ERR_SHAPE);
+    assert_non_null(strstr(lq_last_error(), "part 1"));
+    lq_qweight_free(&a);
+    lq_qweight_free(&b);
+}
+
+static void test_w4a16_supported_says_why(void **state) {
+    (void)state;
+    lq_qweight q;
+    make_qweight(&q, 16, 128, 3, 64, 1);
+    assert_int_equal(lq_w4a16_supported(&q, "layers.0.q"), LQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(lq_last_error(), "3-bit"));
+    assert_non_null(strstr(lq_last_error(), "layers.0.q"));
+    lq_qweight_free(&q);
+    make_qweight(&q, 16, 128, 4, 48, 1);
+    assert_int_equal(lq_w4a16_supported(&q, "w"), LQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(lq_last_error(), "multiple of 32"));
+    lq_qweight_free(&q);
+    /* act-order with a non-static g_idx */
+    lq_quant_params p = {4, 32, 1};
+    assert_int_equal(lq_qweight_alloc(&q, 16, 128, &p, 1), LQ_OK);
+    for (int k = 0; k < 128; k++) q.g_idx[k] = k / 32;
+    assert_int_equal(lq_w4a16_supported(&q, "w"), LQ_OK);
+    q.g_idx[40] = 3;
+    assert_int_equal(lq_w4a16_supported(&q, "w"), LQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(lq_last_error(), "g_idx[40]"));
+    lq_qweight_free(&q);
+}
+
+/* lq_w4a16_matmul_ref = x times the dequantized weight rounded to fp16. */
+static void test_w4a16_matmul_ref_definition(void **state) {
+    (void)state;
+    const int64_t N = 40, K = 172, M = 3;
+    lq_qweight q;
+    make_qweight(&q, N, K, 4, 64, 0);
+    float *w = malloc(sizeof(float) * N * K), *x = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N);
+    float *y = malloc(sizeof(float) * M * N), *y2 = malloc(sizeof(float) * M * N);
+    lq_dequant_ref(&q, w);
+    for (int64_t i = 0; i < N * K; i++) w[i] = lq_f16_to_f32(lq_f32_to_f16(w[i]));
+    lq_test_fill(&g_seed, x, (size_t)(M * K), -1.0f, 1.0f);
+    lq_test_fill(&g_seed, b, (size_t)N, -1.0f, 1.0f);
+    lq_w4a16_matmul_ref(y, x, &q, b, M);
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double acc = b[n];
+            for (int64_t k = 0; k < K; k++) acc += (double)x[m * K + k] * w[n * K + k];
+            y2[m * N + n] = (float)acc;
+        }
+    assert_int_equal(lq_test_compare("matmul_ref", y, y2, (size_t)(M * N), 1e-6, 1e-6), 0);
+    lq_qweight_free(&q);
+    free(w);
+    free(x);
+    free(b);
+    free(y);
+    free(y2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_w4a16_layout_every_code),
+        cmocka_unit_test(test_w4a16_layout_stacked_parts),
+        cmocka_unit_test(test_w4a16_shape_mismatch_refused),
+        cmocka_unit_test(test_w4a16_supported_says_why),
+        cmocka_unit_test(test_w4a16_matmul_ref_definition),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
