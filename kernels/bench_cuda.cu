@@ -147,3 +147,114 @@ fail:
     free(us);
     return st;
 }
+
+/* ---------------- W4A16 ---------------- */
+
+#include "lq_kernels.h"
+
+static __global__ void fill_random_u32(uint32_t *p, size_t n, uint64_t seed) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    size_t stride = (size_t)gridDim.x * blockDim.x;
+    for (; i < n; i += stride) {
+        uint64_t z = seed + i * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        p[i] = (uint32_t)(z ^ (z >> 31));
+    }
+}
+
+/* scales: |U(-1,1)| * 0.01 + 1e-4; zeros: integers 0..15 */
+static __global__ void fill_groups(__half *sc, __half *zr, size_t n, uint64_t seed) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    uint64_t z = seed + i * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z ^= z >> 27;
+    sc[i] = __float2half((float)(z & 0xffff) * (0.01f / 65536.0f) + 1e-4f);
+    if (zr) zr[i] = __float2half((float)((z >> 16) & 15));
+}
+
+extern "C" lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, int sym, int path, size_t rotate_bytes,
+                                         int iters, lq_bench_timing *t) {
+    lq_status st = LQ_OK;
+    lq_cuda_ctx *ctx = NULL;
+    lq_w4a16_shape s;
+    memset(&s, 0, sizeof s);
+    s.N = N;
+    s.K = K;
+    s.Np = (N + 15) / 16 * 16;
+    s.Kp = (K + 63) / 64 * 64;
+    s.G = G > 0 && G < K ? G : K;
+    s.n_groups = (K + s.G - 1) / s.G;
+    s.sym = sym;
+    size_t wb = lq_w4a16_device_bytes(&s);
+    int R = (int)((rotate_bytes + wb - 1) / wb);
+    if (R < 2) R = 2;
+    char **wmem = (char **)calloc((size_t)R, sizeof(char *));
+    lq_w4a16_weight *w = (lq_w4a16_weight *)calloc((size_t)R, sizeof(lq_w4a16_weight));
+    double *us = (double *)calloc((size_t)iters, sizeof(double));
+    void *x = NULL, *y = NULL, *ws = NULL;
+    size_t wsb = 0;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    if (!wmem || !w || !us) {
+        st = lq_error(LQ_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    LQ_TRY(lq_cuda_ctx_new(dev, &ctx));
+    for (int r = 0; r < R; r++) {
+        LQ_TRY(lq_cuda_malloc((void **)&wmem[r], wb, "w4a16 bench weights"));
+        size_t qb = (lq_w4a16_qw_words(&s) * 4 + 255) & ~(size_t)255;
+        size_t gb = (lq_w4a16_group_elems(&s) * 2 + 255) & ~(size_t)255;
+        w[r].s = s;
+        w[r].qw = (const uint32_t *)wmem[r];
+        w[r].scales = wmem[r] + qb;
+        w[r].zeros = sym ? NULL : wmem[r] + qb + gb;
+        fill_random_u32<<<1024, 256>>>((uint32_t *)wmem[r], lq_w4a16_qw_words(&s), 1000 + r);
+        CU(cudaGetLastError(), "fill launch");
+        size_t ng = lq_w4a16_group_elems(&s);
+        fill_groups<<<(unsigned)((ng + 255) / 256), 256>>>((__half *)(wmem[r] + qb),
+                                                           sym ? NULL : (__half *)(wmem[r] + qb + gb), ng, 77 + r);
+        CU(cudaGetLastError(), "fill launch");
+    }
+    wsb = lq_w4a16_workspace_bytes(&s, M, lq_cuda_ctx_sm_count(ctx));
+    if (path == 2 && wsb < (size_t)N * K * 2) wsb = (size_t)N * K * 2;
+    if (path == 1 && M > LQ_W4A16_FUSED_MAX_M)
+        wsb = lq_w4a16_workspace_bytes(&s, LQ_W4A16_FUSED_MAX_M, lq_cuda_ctx_sm_count(ctx)) * (size_t)((M + 63) / 64);
+    LQ_TRY(lq_cuda_malloc(&ws, wsb, "w4a16 bench workspace"));
+    CU(cudaMemset(ws, 0, wsb), "cudaMemset");
+    LQ_TRY(lq_cuda_malloc(&x, (size_t)M * K * 2, "w4a16 bench x"));
+    LQ_TRY(lq_cuda_malloc(&y, (size_t)M * N * 4, "w4a16 bench y"));
+    fill_random_half<<<1024, 256>>>((__half *)x, (size_t)M * K, 7);
+    CU(cudaGetLastError(), "fill launch");
+    CU(cudaDeviceSynchronize(), "fill");
+    CU(cudaEventCreate(&e0), "cudaEventCreate");
+    CU(cudaEventCreate(&e1), "cudaEventCreate");
+    for (int i = 0; i < iters + 5; i++) {
+        int r = i % R;
+        void *sp = lq_cuda_ctx_stream(ctx);
+        if (i >= 5) CU(cudaEventRecord(e0, (cudaStream_t)sp), "cudaEventRecord");
+        LQ_TRY(lq_w4a16_matmul_cuda(lq_cuda_ctx_blas(ctx), (float *)y, x, 0, &w[r], NULL, M, path,
+                                    lq_cuda_ctx_sm_count(ctx), ws, wsb, sp));
+        if (i >= 5) {
+            CU(cudaEventRecord(e1, (cudaStream_t)sp), "cudaEventRecord");
+            CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
+            float ms;
+            CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+            us[i - 5] = ms * 1000.0;
+        }
+    }
+    summarize(us, iters, t);
+fail:
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    if (wmem)
+        for (int r = 0; r < R; r++) lq_cuda_free(wmem[r]);
+    free(wmem);
+    free(w);
+    free(us);
+    lq_cuda_free(x);
+    lq_cuda_free(y);
+    lq_cuda_free(ws);
+    lq_cuda_ctx_free(ctx);
+    return st;
+}

@@ -140,9 +140,6 @@ typedef struct {
     const void *zeros;   /* fp16, same shape; NULL when symmetric */
 } lq_w4a16_weight;
 
-/* Fused tensor-core path up to this M; above it, dequantize + cuBLAS. */
-#define LQ_W4A16_FUSED_MAX_M 64
-
 /* y (m, N) fp32 = x (m, K) fp16 (rows ldx apart, 0: K) · W^T (+ b (N) fp32),
  * the twin of lq_w4a16_matmul_ref. path: 0 auto (fused up to
  * LQ_W4A16_FUSED_MAX_M, then dequantize + cuBLAS), 1 fused (any m: the codes
@@ -156,6 +153,12 @@ lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx,
                                const float *b, int64_t m, int path, int sm_count, void *ws, size_t ws_bytes,
                                void *stream);
 size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_m, int sm_count);
+/* Device bytes of a weight in the mma layout (codes, scales, zeros; 256-aligned pieces). */
+size_t lq_w4a16_device_bytes(const lq_w4a16_shape *s);
+/* Repack parts (stacked along N, libquant/lq_w4a16.h) on the host and copy
+ * them into dev (lq_w4a16_device_bytes bytes); *out points into dev. */
+lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts, void *dev, size_t dev_bytes,
+                          lq_w4a16_weight *out);
 /* out (N, K) fp16 row-major = the dequantized weight (exactly what the fused path multiplies). */
 lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, void *stream);
 

@@ -404,3 +404,44 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     default: return launch_fused<4>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
     }
 }
+
+/* ---------------- upload ---------------- */
+
+extern "C" size_t lq_w4a16_device_bytes(const lq_w4a16_shape *s) {
+    size_t qb = (lq_w4a16_qw_words(s) * 4 + 255) & ~(size_t)255;
+    size_t gb = (lq_w4a16_group_elems(s) * 2 + 255) & ~(size_t)255;
+    return qb + gb * (s->sym ? 1 : 2);
+}
+
+extern "C" lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts, void *dev, size_t dev_bytes,
+                                     lq_w4a16_weight *out) {
+    lq_status st = LQ_OK;
+    lq_w4a16_shape s;
+    uint32_t *qw = NULL;
+    uint16_t *sc = NULL, *zr = NULL;
+    LQ_FORWARD(lq_w4a16_shape_of(parts, n_parts, &s));
+    for (int i = 0; i < n_parts; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], "w4a16 upload"));
+    size_t need = lq_w4a16_device_bytes(&s);
+    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "w4a16 upload: %zu device bytes given, %zu needed", dev_bytes, need);
+    size_t qb = (lq_w4a16_qw_words(&s) * 4 + 255) & ~(size_t)255;
+    size_t gb = (lq_w4a16_group_elems(&s) * 2 + 255) & ~(size_t)255;
+    LQ_TRY(lq_malloc((void **)&qw, lq_w4a16_qw_words(&s) * 4, "w4a16 repack (codes)"));
+    LQ_TRY(lq_malloc((void **)&sc, lq_w4a16_group_elems(&s) * 2, "w4a16 repack (scales)"));
+    if (!s.sym) LQ_TRY(lq_malloc((void **)&zr, lq_w4a16_group_elems(&s) * 2, "w4a16 repack (zeros)"));
+    lq_w4a16_repack(parts, n_parts, &s, qw, sc, zr);
+    LQ_CUDA_TRY(cudaMemcpy(dev, qw, lq_w4a16_qw_words(&s) * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
+    LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb, sc, lq_w4a16_group_elems(&s) * 2, cudaMemcpyHostToDevice),
+                "upload w4a16 scales");
+    if (zr)
+        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + gb, zr, lq_w4a16_group_elems(&s) * 2, cudaMemcpyHostToDevice),
+                    "upload w4a16 zeros");
+    out->s = s;
+    out->qw = (const uint32_t *)dev;
+    out->scales = (char *)dev + qb;
+    out->zeros = zr ? (char *)dev + qb + gb : NULL;
+fail:
+    free(qw);
+    free(sc);
+    free(zr);
+    return st;
+}

@@ -54,6 +54,14 @@
 #include "lq_common.h"
 #include "lq_quant.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* lq_w4a16_matmul_cuda's automatic choice: the fused tensor-core kernel up to
+ * this M, dequantize + cuBLAS above (set from `lq bench kernels --w4a16`). */
+#define LQ_W4A16_FUSED_MAX_M 64
+
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */
 typedef struct {
     int64_t N, K;       /* logical shape */
@@ -99,5 +107,9 @@ static inline int lq_w4a16_code(const uint32_t *qw, const lq_w4a16_shape *s, int
  * W[n,k] = f16((code - zero) * scale) from the file-layout q, summed in
  * double. x is fp32 here (tests pass fp16-representable values). */
 void lq_w4a16_matmul_ref(float *y, const float *x, const lq_qweight *q, const float *b, int64_t m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

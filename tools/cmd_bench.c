@@ -16,6 +16,7 @@
 #include "../formats/lq_checkpoint.h"
 #include "../kernels/lq_cuda.h"
 #include "../libquant/lq_synth.h"
+#include "../libquant/lq_w4a16.h"
 #include "lq_tool.h"
 
 static int parse_list(const char *s, int *out, int max) {
@@ -65,14 +66,21 @@ static const lin_shape llama2[] = {{"qkv", 4096, 12288}, {"o", 4096, 4096}, {"ga
                                    {"sq8192", 8192, 8192}};
 
 static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama3|llama2|all] [--iters N] [--gpu I]\n"
-                        "                        [--json] [--out FILE]\n";
+                        "                        [--w4a16] [--group G] [--asym] [--json] [--out FILE]\n"
+                        "  --w4a16   also time lq's W4A16 kernels (random 4-bit codes, fp16 scales, group G = 128;\n"
+                        "            0 = per channel) next to cuBLAS fp16 in the same run: the fused tensor-core\n"
+                        "            path for M <= 256 and dequantize + cuBLAS for M >= 64; TB/s counts the\n"
+                        "            int4 codes, scales/zeros, activations and outputs\n";
 
 static int bench_kernels(int argc, char **argv) {
     int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
+    int w4 = 0, w4_group = 128, w4_sym = 1;
     const char *shapes = "llama3", *out = NULL;
     static struct option opts[] = {{"m", required_argument, 0, 'm'},      {"shapes", required_argument, 0, 's'},
                                    {"iters", required_argument, 0, 'i'},  {"json", no_argument, 0, 'j'},
                                    {"out", required_argument, 0, 'o'},    {"gpu", required_argument, 0, 'g'},
+                                   {"w4a16", no_argument, 0, 'w'},        {"group", required_argument, 0, 'G'},
+                                   {"asym", no_argument, 0, 'a'},
                                    {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int c;
     long v;
@@ -80,6 +88,13 @@ static int bench_kernels(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': fputs(UK, stdout); return 0;
+        case 'w': w4 = 1; break;
+        case 'a': w4_sym = 0; break;
+        case 'G':
+            if (lq_parse_int(optarg, 0, 1 << 20, &v) || (v && v % 32))
+                return lq_tool_usage("bench", UK, "bad --group '%s' (0 or a multiple of 32)", optarg);
+            w4_group = (int)v;
+            break;
         case 'm':
             if ((n_m = parse_list(optarg, ms, 32)) < 1) return lq_tool_usage("bench", UK, "bad --m '%s'", optarg);
             break;
@@ -118,7 +133,13 @@ static int bench_kernels(int argc, char **argv) {
     if (!strcmp(shapes, "llama3") || !strcmp(shapes, "all")) sets[0] = llama3, nsets[0] = 4;
     if (!strcmp(shapes, "llama2") || !strcmp(shapes, "all")) sets[1] = llama2, nsets[1] = 5;
     if (!sets[0] && !sets[1]) return lq_tool_usage("bench", UK, "unknown --shapes '%s'", shapes);
-    fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s\n", "layer", "K", "N", "M", "cuBLAS us", "TB/s", "TFLOP/s");
+    if (w4) {
+        json_object_set_new(res, "w4a16", json_pack("{s:i, s:b, s:i}", "group", w4_group, "sym", w4_sym,
+                                                     "fused_max_m_auto", LQ_W4A16_FUSED_MAX_M));
+        fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s | %9s %9s %8s %8s\n", "layer", "K", "N", "M", "cuBLAS us",
+                "TB/s", "TFLOP/s", "w4 fused", "w4 deq", "w4 TB/s", "speedup");
+    } else
+        fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s\n", "layer", "K", "N", "M", "cuBLAS us", "TB/s", "TFLOP/s");
     for (int si = 0; si < 2; si++)
         for (int i = 0; i < nsets[si]; i++) {
             const lin_shape *s = &sets[si][i];
@@ -129,8 +150,35 @@ static int bench_kernels(int argc, char **argv) {
                 double bytes = 2.0 * ((double)s->N * s->K + (double)M * s->K + (double)M * s->N);
                 double sec = t.us_median * 1e-6;
                 double flops = 2.0 * M * (double)s->N * s->K;
-                fprintf(stderr, "%-8s %6d %6d %5d | %10.1f %8.3f %8.1f\n", s->name, s->K, s->N, M, t.us_median,
+                fprintf(stderr, "%-8s %6d %6d %5d | %10.1f %8.3f %8.1f", s->name, s->K, s->N, M, t.us_median,
                         bytes / sec / 1e12, flops / sec / 1e12);
+                if (w4) {
+                    lq_bench_timing tf = {0}, td = {0};
+                    int have_f = M <= 256, have_d = M >= 64;
+                    if (have_f && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 1, (size_t)512 << 20,
+                                                            iters, &tf)) != LQ_OK)
+                        return lq_tool_fail("bench", st);
+                    if (have_d && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 2, (size_t)512 << 20,
+                                                            iters, &td)) != LQ_OK)
+                        return lq_tool_fail("bench", st);
+                    double best = have_f && (!have_d || tf.us_median <= td.us_median) ? tf.us_median : td.us_median;
+                    int g = w4_group > 0 && w4_group < s->K ? w4_group : s->K;
+                    double ng = (double)((s->K + g - 1) / g);
+                    double w4bytes = (double)s->N * s->K / 2 + (double)s->N * ng * 2 * (w4_sym ? 1 : 2) +
+                                     2.0 * M * s->K + 4.0 * M * s->N;
+                    fprintf(stderr, " | %9.1f %9.1f %8.3f %7.2fx", have_f ? tf.us_median : 0.0,
+                            have_d ? td.us_median : 0.0, w4bytes / (best * 1e-6) / 1e12, t.us_median / best);
+                    json_t *row = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:b, s:f, s:f, s:f}", "set",
+                                            si == 0 ? "llama3-8b" : "llama2-7b", "layer", s->name, "K", s->K, "N",
+                                            s->N, "M", M, "impl", "lq_w4a16", "group", w4_group, "sym", w4_sym,
+                                            "us_median", best, "tbps", w4bytes / (best * 1e-6) / 1e12,
+                                            "speedup_vs_cublas_f16", t.us_median / best);
+                    if (have_f) json_object_set_new(row, "us_fused", json_real(tf.us_median));
+                    if (have_d) json_object_set_new(row, "us_dequant_cublas", json_real(td.us_median));
+                    json_object_set_new(row, "cublas_f16_us", json_real(t.us_median));
+                    json_array_append_new(rows, row);
+                }
+                fputc('\n', stderr);
                 json_array_append_new(
                     rows, json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, s:f}", "set",
                                     si == 0 ? "llama3-8b" : "llama2-7b", "layer", s->name, "K", s->K, "N", s->N, "M",

@@ -1,0 +1,365 @@
+/* test_w4a16_gpu.c — the W4A16 kernels (kernels/w4a16_cuda.cu) against their
+ * CPU reference lq_w4a16_matmul_ref on fresh random inputs (seed printed;
+ * LQ_TEST_SEED replays): the fused tensor-core path for M = 1..64 and beyond
+ * (codes re-read per 64 rows), the dequantize + cuBLAS path, symmetric and
+ * asymmetric, group sizes 32/64/128 and per channel, act-order g_idx (static
+ * groups), shapes that are not multiples of the tiles (N = 200, K = 172),
+ * all-zero groups, rows of very different magnitudes, bias, ldx > K,
+ * unaligned activations, split-K determinism, outputs poisoned with NaN.
+ * The dequantization kernel must reproduce f16((code - zero) * scale) bit for
+ * bit.
+ *
+ * Tolerance: both sides multiply the same fp16 weights by the same fp16
+ * activations; the GPU sums in fp32 (tensor-core order), the reference in
+ * double, so |got - want| <= 1e-4 * sum_k |x w| + 1e-6 (fp32 accumulation
+ * over <= 16K terms), and the normalized error ||got - want|| / ||want|| must
+ * stay under 2e-3 (the issue's bound for fp16 accumulation).
+ * Without a GPU every test skips (make test); make test-gpu requires one. */
+#include "lq_test.h"
+
+#include "../kernels/lq_cuda.h"
+#include "../libquant/lq_dtype.h"
+#include "../libquant/lq_quant.h"
+#include "../libquant/lq_w4a16.h"
+
+#ifdef LQ_HAVE_CUDA
+#include "../kernels/lq_kernels.h"
+
+typedef struct {
+    lq_cuda_ctx *ctx;
+    void *stream, *blas;
+    int sm;
+    uint64_t seed;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+    *state = f;
+    if (lq_cuda_device_count() > 0) {
+        if (lq_cuda_ctx_new(0, &f->ctx) != LQ_OK) {
+            print_message("lq_cuda_ctx_new: %s\n", lq_last_error());
+            return -1;
+        }
+        f->stream = lq_cuda_ctx_stream(f->ctx);
+        f->blas = lq_cuda_ctx_blas(f->ctx);
+        f->sm = lq_cuda_ctx_sm_count(f->ctx);
+    }
+    f->seed = lq_test_seed();
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    lq_cuda_ctx_free(f->ctx);
+    free(f);
+    return 0;
+}
+
+#define NEED_GPU(f) LQ_SKIP_IF_NO_GPU((f)->ctx ? 1 : 0)
+#define OK(call)                                                                                    \
+    do {                                                                                            \
+        lq_status s_ = (call);                                                                      \
+        if (s_ != LQ_OK) fail_msg("%s: %s", #call, lq_last_error());                                \
+    } while (0)
+
+/* Random weight -> RTN codes; with act_order a g_idx equal to k / G (static groups). */
+static void make_qweight(fixture *f, lq_qweight *q, int64_t N, int64_t K, int G, int sym, int act_order) {
+    float *w = malloc(sizeof(float) * (size_t)(N * K));
+    assert_non_null(w);
+    lq_test_fill(&f->seed, w, (size_t)(N * K), -1.0f, 1.0f);
+    for (int64_t n = 0; n < N; n++) {
+        float mag = (n % 7 == 3) ? 200.0f : (n % 5 == 1) ? 2e-3f : 0.05f;
+        for (int64_t k = 0; k < K; k++) w[n * K + k] *= mag;
+        if (n % 11 == 4) /* an all-zero group */
+            for (int64_t k = 0; k < (G ? G : K) && k < K; k++) w[n * K + k] = 0.0f;
+    }
+    lq_quant_params p = {4, G, sym};
+    OK(lq_rtn_quantize_packed(w, N, K, &p, q));
+    if (act_order) {
+        lq_qweight q2;
+        OK(lq_qweight_alloc(&q2, N, K, &p, 1));
+        memcpy(q2.qweight, q->qweight, lq_qweight_qweight_bytes(N, K, 4));
+        memcpy(q2.scales, q->scales, lq_qweight_scales_bytes(N, q->n_groups));
+        if (q->qzeros) memcpy(q2.qzeros, q->qzeros, lq_qweight_qzeros_bytes(N, q->n_groups, 4));
+        for (int64_t k = 0; k < K; k++) q2.g_idx[k] = (int32_t)(k / q2.group_size);
+        lq_qweight_free(q);
+        *q = q2;
+    }
+    free(w);
+}
+
+typedef struct {
+    int64_t M, N, K;
+    int G, sym, act_order, path, bias;
+    int64_t ldx;  /* 0: K */
+    int x_offset; /* elements: an unaligned activation pointer */
+} mcase;
+
+/* Runs one case, twice (bit-identical results: split K reduces in a fixed order). */
+static void run_case(fixture *f, const mcase *c) {
+    lq_qweight q;
+    make_qweight(f, &q, c->N, c->K, c->G, c->sym, c->act_order);
+    const int64_t M = c->M, N = c->N, K = c->K, ldx = c->ldx ? c->ldx : K;
+    float *x = malloc(sizeof(float) * (size_t)(M * K)), *b = malloc(sizeof(float) * (size_t)N);
+    float *want = malloc(sizeof(float) * (size_t)(M * N)), *got = malloc(sizeof(float) * (size_t)(M * N));
+    float *got2 = malloc(sizeof(float) * (size_t)(M * N)), *absum = calloc((size_t)(M * N), sizeof(float));
+    float *wd = malloc(sizeof(float) * (size_t)(N * K));
+    uint16_t *xh = calloc((size_t)(M * ldx + c->x_offset), 2);
+    assert_true(x && b && want && got && got2 && absum && wd && xh);
+    lq_test_fill(&f->seed, x, (size_t)(M * K), -2.0f, 2.0f);
+    for (int64_t i = 0; i < M * K; i++) x[i] = lq_f16_to_f32(lq_f32_to_f16(x[i])); /* what the GPU reads */
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t k = 0; k < K; k++) xh[c->x_offset + m * ldx + k] = lq_f32_to_f16(x[m * K + k]);
+    lq_test_fill(&f->seed, b, (size_t)N, -1.0f, 1.0f);
+    lq_w4a16_matmul_ref(want, x, &q, c->bias ? b : NULL, M);
+    lq_dequant_ref(&q, wd);
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t n = 0; n < N; n++) {
+            double s = 0;
+            for (int64_t k = 0; k < K; k++) s += fabs((double)x[m * K + k] * wd[n * K + k]);
+            absum[m * N + n] = (float)s;
+        }
+
+    const lq_qweight *parts[1] = {&q};
+    lq_w4a16_shape s;
+    OK(lq_w4a16_shape_of(parts, 1, &s));
+    size_t wbytes = lq_w4a16_device_bytes(&s);
+    size_t wsb = lq_w4a16_workspace_bytes(&s, M, f->sm);
+    if (c->path == 2 && wsb < (size_t)(N * K * 2)) wsb = (size_t)(N * K * 2);
+    if (c->path == 1 && M > LQ_W4A16_FUSED_MAX_M) { /* forced fused beyond the auto limit: size by hand */
+        size_t big = lq_w4a16_workspace_bytes(&s, LQ_W4A16_FUSED_MAX_M, f->sm) * (size_t)((M + 63) / 64);
+        if (wsb < big) wsb = big;
+    }
+    void *dw = NULL, *dws = NULL, *dx = NULL, *db = NULL, *dy = NULL;
+    lq_w4a16_weight w;
+    OK(lq_cuda_malloc(&dw, wbytes, "w"));
+    OK(lq_cuda_malloc(&dws, wsb + 256, "ws"));
+    OK(lq_cuda_memset(dws, 0, wsb + 256));
+    OK(lq_cuda_malloc(&dx, (size_t)(M * ldx + c->x_offset) * 2, "x"));
+    OK(lq_cuda_malloc(&db, (size_t)N * 4, "b"));
+    OK(lq_cuda_malloc(&dy, (size_t)(M * N) * 4, "y"));
+    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
+    OK(lq_cuda_upload(dx, xh, (size_t)(M * ldx + c->x_offset) * 2));
+    OK(lq_cuda_upload(db, b, (size_t)N * 4));
+    const void *xp = (const char *)dx + (size_t)c->x_offset * 2;
+    for (int rep = 0; rep < 2; rep++) {
+        OK(lq_cuda_memset(dy, 0xFF, (size_t)(M * N) * 4)); /* NaN poison */
+        OK(lq_w4a16_matmul_cuda(f->blas, dy, xp, c->ldx, &w, c->bias ? db : NULL, M, c->path, f->sm, dws, wsb,
+                                f->stream));
+        OK(lq_cuda_sync(f->stream));
+        OK(lq_cuda_download(rep ? got2 : got, dy, (size_t)(M * N) * 4));
+    }
+    long bad = 0;
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < M * N; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        num += d * d;
+        den += (double)want[i] * want[i];
+        if (!(d <= 1e-4 * absum[i] + 1e-6)) {
+            if (bad < 5)
+                print_message("  mismatch at m=%lld n=%lld: got %.8g want %.8g (sum|xw| %.4g)\n", (long long)(i / N),
+                              (long long)(i % N), got[i], want[i], absum[i]);
+            bad++;
+        }
+    }
+    double rel = sqrt(num / (den + 1e-300));
+    print_message("M=%-4lld N=%-5lld K=%-5lld G=%-3d %s%s path %d%s%s: normalized error %.2e, %ld mismatches\n",
+                  (long long)M, (long long)N, (long long)K, c->G, c->sym ? "sym " : "asym", c->act_order ? " act" : "",
+                  c->path, c->bias ? " bias" : "", c->ldx ? " ldx" : "", rel, bad);
+    assert_int_equal(bad, 0);
+    assert_true(rel <= 2e-3);
+    assert_memory_equal(got, got2, (size_t)(M * N) * 4);
+    lq_cuda_free(dw);
+    lq_cuda_free(dws);
+    lq_cuda_free(dx);
+    lq_cuda_free(db);
+    lq_cuda_free(dy);
+    lq_qweight_free(&q);
+    free(x);
+    free(b);
+    free(want);
+    free(got);
+    free(got2);
+    free(absum);
+    free(wd);
+    free(xh);
+}
+
+static void test_w4a16_gpu_fused_small_m(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const mcase cases[] = {
+        {1, 64, 64, 32, 1, 0, 1, 0, 0, 0},       {1, 6144, 4096, 128, 1, 0, 1, 1, 0, 0},
+        {1, 4096, 14336, 128, 0, 0, 1, 0, 0, 0}, {2, 200, 172, 0, 0, 0, 1, 1, 0, 0},
+        {3, 1000, 512, 32, 0, 0, 1, 0, 520, 0},  {4, 512, 1024, 64, 1, 1, 1, 1, 0, 0},
+        {8, 384, 2048, 128, 0, 1, 1, 0, 0, 1},   {16, 4096, 4096, 64, 0, 0, 1, 1, 0, 0},
+        {5, 48, 100, 0, 1, 0, 1, 0, 0, 0},       {1, 16, 4096, 32, 0, 0, 1, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(f, &cases[i]);
+}
+
+static void test_w4a16_gpu_fused_larger_m(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const mcase cases[] = {
+        {17, 1000, 512, 32, 0, 0, 1, 1, 0, 0},   {32, 256, 14336, 128, 1, 0, 1, 0, 0, 0},
+        {33, 640, 1024, 128, 0, 0, 1, 1, 0, 0},  {64, 512, 1024, 128, 1, 0, 1, 0, 1032, 0},
+        {100, 384, 256, 128, 0, 0, 1, 1, 0, 0},  {130, 200, 172, 0, 1, 0, 1, 0, 0, 0},
+        {63, 2048, 4096, 64, 0, 1, 1, 1, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(f, &cases[i]);
+}
+
+static void test_w4a16_gpu_dequant_cublas_path(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const mcase cases[] = {
+        {300, 128, 128, 32, 0, 0, 2, 1, 0, 0},
+        {65, 1000, 512, 64, 1, 0, 0, 0, 0, 0}, /* auto: above the fused limit */
+        {256, 200, 172, 0, 0, 0, 2, 1, 180, 0},
+        {1, 512, 1024, 128, 1, 1, 2, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(f, &cases[i]);
+}
+
+/* The dequantized weight is exactly f16((code - zero) * scale), every element. */
+static void test_w4a16_gpu_dequant_bit_exact(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t shapes[][3] = {{200, 172, 0}, {64, 320, 32}, {48, 4096, 128}};
+    for (int c = 0; c < 3; c++)
+        for (int sym = 0; sym < 2; sym++) {
+            const int64_t N = shapes[c][0], K = shapes[c][1];
+            lq_qweight q;
+            make_qweight(f, &q, N, K, (int)shapes[c][2], sym, 0);
+            float *wd = malloc(sizeof(float) * (size_t)(N * K));
+            uint16_t *got = malloc((size_t)(N * K) * 2);
+            lq_dequant_ref(&q, wd);
+            const lq_qweight *parts[1] = {&q};
+            lq_w4a16_shape s;
+            OK(lq_w4a16_shape_of(parts, 1, &s));
+            size_t wbytes = lq_w4a16_device_bytes(&s);
+            void *dw = NULL, *dout = NULL;
+            lq_w4a16_weight w;
+            OK(lq_cuda_malloc(&dw, wbytes, "w"));
+            OK(lq_cuda_malloc(&dout, (size_t)(N * K) * 2, "out"));
+            OK(lq_cuda_memset(dout, 0xFF, (size_t)(N * K) * 2));
+            OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
+            OK(lq_w4a16_dequant_cuda(dout, &w, f->stream));
+            OK(lq_cuda_sync(f->stream));
+            OK(lq_cuda_download(got, dout, (size_t)(N * K) * 2));
+            long bad = 0;
+            for (int64_t i = 0; i < N * K; i++)
+                if (got[i] != lq_f32_to_f16(wd[i])) {
+                    if (bad < 5)
+                        print_message("  n=%lld k=%lld: got 0x%04x want 0x%04x\n", (long long)(i / K),
+                                      (long long)(i % K), got[i], lq_f32_to_f16(wd[i]));
+                    bad++;
+                }
+            assert_int_equal(bad, 0);
+            lq_cuda_free(dw);
+            lq_cuda_free(dout);
+            lq_qweight_free(&q);
+            free(wd);
+            free(got);
+        }
+}
+
+/* q | k | v stacked into one weight equals the three products side by side. */
+static void test_w4a16_gpu_stacked_parts(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t K = 576, rows[3] = {576, 192, 192}, M = 3;
+    lq_qweight q[3];
+    for (int i = 0; i < 3; i++) make_qweight(f, &q[i], rows[i], K, 64, 0, 0);
+    const lq_qweight *parts[3] = {&q[0], &q[1], &q[2]};
+    lq_w4a16_shape s;
+    OK(lq_w4a16_shape_of(parts, 3, &s));
+    const int64_t N = s.N;
+    float *x = malloc(sizeof(float) * M * K), *want = malloc(sizeof(float) * M * N), *got = malloc(sizeof(float) * M * N);
+    uint16_t *xh = malloc((size_t)(M * K) * 2);
+    lq_test_fill(&f->seed, x, (size_t)(M * K), -1.0f, 1.0f);
+    for (int64_t i = 0; i < M * K; i++) {
+        xh[i] = lq_f32_to_f16(x[i]);
+        x[i] = lq_f16_to_f32(xh[i]);
+    }
+    int64_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        float *yi = malloc(sizeof(float) * M * rows[i]);
+        lq_w4a16_matmul_ref(yi, x, &q[i], NULL, M);
+        for (int64_t m = 0; m < M; m++) memcpy(want + m * N + off, yi + m * rows[i], sizeof(float) * rows[i]);
+        off += rows[i];
+        free(yi);
+    }
+    size_t wbytes = lq_w4a16_device_bytes(&s), wsb = lq_w4a16_workspace_bytes(&s, M, f->sm);
+    void *dw, *dws, *dx, *dy;
+    lq_w4a16_weight w;
+    OK(lq_cuda_malloc(&dw, wbytes, "w"));
+    OK(lq_cuda_malloc(&dws, wsb, "ws"));
+    OK(lq_cuda_memset(dws, 0, wsb));
+    OK(lq_cuda_malloc(&dx, (size_t)(M * K) * 2, "x"));
+    OK(lq_cuda_malloc(&dy, (size_t)(M * N) * 4, "y"));
+    OK(lq_cuda_memset(dy, 0xFF, (size_t)(M * N) * 4));
+    OK(lq_w4a16_upload(parts, 3, dw, wbytes, &w));
+    OK(lq_cuda_upload(dx, xh, (size_t)(M * K) * 2));
+    OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 0, f->sm, dws, wsb, f->stream));
+    OK(lq_cuda_sync(f->stream));
+    OK(lq_cuda_download(got, dy, (size_t)(M * N) * 4));
+    double ma, mr;
+    lq_test_errors(got, want, (size_t)(M * N), &ma, &mr);
+    print_message("stacked q|k|v: max abs %.3g\n", ma);
+    assert_int_equal(lq_test_compare("stacked", got, want, (size_t)(M * N), 1e-3, 1e-3), 0);
+    lq_cuda_free(dw);
+    lq_cuda_free(dws);
+    lq_cuda_free(dx);
+    lq_cuda_free(dy);
+    for (int i = 0; i < 3; i++) lq_qweight_free(&q[i]);
+    free(x);
+    free(want);
+    free(got);
+    free(xh);
+}
+
+/* A too-small workspace is an error, not an out-of-bounds write. */
+static void test_w4a16_gpu_workspace_checked(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    lq_qweight q;
+    make_qweight(f, &q, 4096, 4096, 128, 1, 0);
+    const lq_qweight *parts[1] = {&q};
+    lq_w4a16_shape s;
+    OK(lq_w4a16_shape_of(parts, 1, &s));
+    size_t wbytes = lq_w4a16_device_bytes(&s);
+    void *dw, *dx, *dy, *dws;
+    lq_w4a16_weight w;
+    OK(lq_cuda_malloc(&dw, wbytes, "w"));
+    OK(lq_cuda_malloc(&dx, 4096 * 2 * 300, "x"));
+    OK(lq_cuda_malloc(&dy, 4096 * 4 * 300, "y"));
+    OK(lq_cuda_malloc(&dws, 1024, "ws"));
+    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 1, 1, f->sm, dws, 16, f->stream),
+                     LQ_ERR_ARG);
+    assert_non_null(strstr(lq_last_error(), "workspace"));
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 300, 2, f->sm, dws, 1024, f->stream),
+                     LQ_ERR_ARG);
+    lq_cuda_free(dw);
+    lq_cuda_free(dx);
+    lq_cuda_free(dy);
+    lq_cuda_free(dws);
+    lq_qweight_free(&q);
+}
+#endif
+
+int main(void) {
+#ifdef LQ_HAVE_CUDA
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_w4a16_gpu_fused_small_m),      cmocka_unit_test(test_w4a16_gpu_fused_larger_m),
+        cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
+        cmocka_unit_test(test_w4a16_gpu_stacked_parts),      cmocka_unit_test(test_w4a16_gpu_workspace_checked),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+#else
+    print_message("skipped: lq built without CUDA\n");
+    return 0;
+#endif
+}
