@@ -45,7 +45,12 @@ extern "C" lq_status lq_cuda_download(void *dst, const void *src, size_t n_bytes
 }
 
 extern "C" lq_status lq_cuda_memset(void *dst, int byte, size_t n_bytes) {
+    /* cudaMemset runs on the legacy default stream and may return before it is
+     * done; lq's streams are non-blocking (they do not wait for that stream),
+     * so without this wait a kernel launched next on them can race the memset
+     * (seen: test_kernels' NaN poison landing after swiglu's output, H200). */
     LQ_CUDA_RET(cudaMemset(dst, byte, n_bytes), "cudaMemset");
+    LQ_CUDA_RET(cudaDeviceSynchronize(), "cudaMemset (wait)");
     return LQ_OK;
 }
 

@@ -6,8 +6,9 @@
  *  - fused (M <= LQ_W4A16_FUSED_MAX_M): tensor cores (mma.sync m16n8k16,
  *    fp16 in, fp32 accumulate). Each warp owns 16 output columns and streams
  *    their codes straight from device memory, one 16-byte load per lane per
- *    16 x 64 tile (the layout puts every lane's codes in its own word), two
- *    chunks of 4 tiles in flight; the codes become fp16 in registers (one
+ *    16 x 64 tile (the layout puts every lane's codes in its own word),
+ *    through a per-warp cp.async ring W4_STAGES tiles deep; the codes become
+ *    fp16 in registers (one
  *    LOP3 per pair, then (c - z) * s), never in memory. The block's 8 warps
  *    share one K-slice of the activations, staged once in shared memory and
  *    read with ldmatrix. K is split across blocks until the grid fills the
@@ -33,8 +34,9 @@ extern "C" {
 
 #define W4_WARPS 8          /* warps per block = n16 blocks per column tile */
 #define W4_COLS (16 * W4_WARPS)
-#define W4_CHUNK 4          /* 16x64 tiles per register chunk */
-#define W4_SMEM_A_MAX (96 * 1024)
+#define W4_STAGES 6         /* per-warp cp.async ring depth (16x64 code tiles) */
+#define W4_SMEM_A_MAX (32 * 1024)
+#define W4_SMEM_RING (2 * W4_WARPS * W4_STAGES * 32 * 16)
 
 /* ---------------- the fused kernel ---------------- */
 
@@ -64,31 +66,6 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     return v;
 }
 
-/* Group scales / zeros of one 16x64 tile for this lane: half2 (row n0, row n1)
- * for the inputs 0..31 (lo) and 32..63 (hi) of the tile. */
-struct tile_groups {
-    uint32_t s_lo, s_hi, z_lo, z_hi;
-};
-
-__device__ __forceinline__ tile_groups load_groups(const uint32_t *sc, const uint32_t *zr, int64_t kb, int64_t G,
-                                                   int64_t n_groups, int64_t Np2, int64_t col2) {
-    /* sc / zr: the fp16 arrays seen as uint32 (pairs); Np2 = Np / 2 pairs per group;
-     * col2 = this lane's pair index in a group row */
-    int64_t g0 = (kb * 64) / G, g1 = (kb * 64 + 32) / G;
-    if (g0 >= n_groups) g0 = n_groups - 1;
-    if (g1 >= n_groups) g1 = n_groups - 1;
-    tile_groups t;
-    t.s_lo = __ldg(sc + g0 * Np2 + col2);
-    t.s_hi = __ldg(sc + g1 * Np2 + col2);
-    if (zr) {
-        t.z_lo = __ldg(zr + g0 * Np2 + col2);
-        t.z_hi = __ldg(zr + g1 * Np2 + col2);
-    } else {
-        t.z_lo = t.z_hi = 0x48004800u; /* half2(8, 8) */
-    }
-    return t;
-}
-
 /* One 16-input step: word -> B fragments of n-tile 0 (row n0) and n-tile 1 (row n1). */
 __device__ __forceinline__ void dequant_step(uint32_t w, uint32_t s2, uint32_t z2, uint32_t *b) {
     const __half2 sc = bits_h2(s2), z = bits_h2(z2);
@@ -108,16 +85,32 @@ __device__ __forceinline__ void dequant_step(uint32_t w, uint32_t s2, uint32_t z
     b[3] = h2_bits(__hmul2(__hsub2(__hmul2(hi1, r16), z1b), s1));
 }
 
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(a), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async4(void *smem, const void *gmem) {
+    uint32_t a = (uint32_t)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(a), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 /* grid (column tiles, K splits, M chunks), block 32 * W4_WARPS.
- * MT m16 tiles (16 MT rows of x) per pass. */
+ * MT m16 tiles (16 MT rows of x) per pass.
+ * Each warp streams its 16 x 64 code tiles (and their group scales / zeros)
+ * through a private W4_STAGES-deep ring in shared memory with cp.async: every
+ * lane copies and later reads only its own slots, so the ring needs no
+ * barriers, and W4_STAGES - 1 tiles per warp are always in flight — the
+ * memory-level parallelism a streaming GEMV needs (the first version kept
+ * two register chunks and reached only ~0.9 TB/s on an H200). */
 template <int MT>
-__global__ void __launch_bounds__(32 * W4_WARPS)
+__global__ void __launch_bounds__(32 * W4_WARPS, 2)
 w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
                  const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
                  int64_t M, int64_t N, int64_t K, int64_t Np, int64_t KB, int64_t G, int64_t n_groups, int kb_per_split,
                  int vec_x, float *__restrict__ ws, int *__restrict__ counters) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    __half *As = reinterpret_cast<__half *>(smem_raw);
     const int MC = 16 * MT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int S = gridDim.y, split = blockIdx.y;
@@ -127,36 +120,52 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
     const int nkb = kb1 > kb0 ? (int)(kb1 - kb0) : 0;
     const int KS = kb_per_split * 64;  /* slice width (halves) */
     const int lda = KS + 8;            /* +16 bytes: ldmatrix rows land in distinct banks */
+    uint4 *ring_w = reinterpret_cast<uint4 *>(smem_raw);                 /* [W4_WARPS][W4_STAGES][32] */
+    uint4 *ring_g = ring_w + W4_WARPS * W4_STAGES * 32;                  /* same: s_lo, s_hi, z_lo, z_hi */
+    __half *As = reinterpret_cast<__half *>(ring_g + W4_WARPS * W4_STAGES * 32); /* [MC][lda] */
     const int64_t m0 = (int64_t)blockIdx.z * MC;
     const int64_t nb = (int64_t)blockIdx.x * W4_WARPS + warp; /* this warp's n16 block */
     const bool warp_on = nb * 16 < Np;
-
-    /* first chunk of codes in flight before anything else */
     const uint4 *wp = qw + ((nb * KB + kb0) * 32 + lane);
-    uint4 cur[W4_CHUNK], nxt[W4_CHUNK];
-    tile_groups gc[W4_CHUNK], gn[W4_CHUNK];
     const int64_t Np2 = Np >> 1, col2 = (nb * 16 + 2 * (lane >> 2)) >> 1;
-#pragma unroll
-    for (int i = 0; i < W4_CHUNK; i++) {
-        if (warp_on && i < nkb) {
-            cur[i] = ld_stream(wp + (int64_t)i * 32);
-            gc[i] = load_groups(sc, zr, kb0 + i, G, n_groups, Np2, col2);
+    uint4 *my_w = ring_w + (warp * W4_STAGES) * 32 + lane, *my_g = ring_g + (warp * W4_STAGES) * 32 + lane;
+
+    auto issue = [&](int t) { /* tile kb0 + t into ring slot t % W4_STAGES */
+        const int st = t % W4_STAGES;
+        cp_async16(my_w + st * 32, wp + (int64_t)t * 32);
+        const int64_t kb = kb0 + t;
+        int64_t g0 = (kb * 64) / G, g1 = (kb * 64 + 32) / G;
+        if (g0 >= n_groups) g0 = n_groups - 1;
+        if (g1 >= n_groups) g1 = n_groups - 1;
+        uint32_t *gs = reinterpret_cast<uint32_t *>(my_g + st * 32);
+        cp_async4(gs + 0, sc + g0 * Np2 + col2);
+        cp_async4(gs + 1, sc + g1 * Np2 + col2);
+        if (zr) {
+            cp_async4(gs + 2, zr + g0 * Np2 + col2);
+            cp_async4(gs + 3, zr + g1 * Np2 + col2);
         }
+    };
+    /* the first W4_STAGES - 1 tiles in flight before anything else */
+#pragma unroll
+    for (int t = 0; t < W4_STAGES - 1; t++) {
+        if (warp_on && t < nkb) issue(t);
+        cp_async_commit();
     }
 
     /* activations of this slice -> shared memory, zero outside (M, K) */
     {
-        const int chunks = MC * (KS / 8); /* 8 halves each */
+        const int per_row = KS / 8, chunks = MC * per_row; /* 8 halves each */
         for (int c = tid; c < chunks; c += blockDim.x) {
-            int r = c / (KS / 8), kc = (c % (KS / 8)) * 8;
+            int r = c / per_row, kc = (c - r * per_row) * 8;
             int64_t gm = m0 + r, gk = kb0 * 64 + kc;
             __half *dst = As + r * lda + kc;
             if (gm < M && vec_x && gk + 8 <= K) {
                 *reinterpret_cast<uint4 *>(dst) = __ldg(reinterpret_cast<const uint4 *>(x + gm * ldx + gk));
+            } else if (gm >= M || gk >= K) {
+                *reinterpret_cast<uint4 *>(dst) = make_uint4(0, 0, 0, 0);
             } else {
 #pragma unroll
-                for (int e = 0; e < 8; e++)
-                    dst[e] = (gm < M && gk + e < K) ? x[gm * ldx + gk + e] : __float2half(0.0f);
+                for (int e = 0; e < 8; e++) dst[e] = gk + e < K ? x[gm * ldx + gk + e] : __float2half(0.0f);
             }
         }
     }
@@ -170,46 +179,34 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
 
-    if (warp_on) {
-        for (int c0 = 0; c0 < nkb; c0 += W4_CHUNK) {
-            /* next chunk in flight while this one is computed */
+    for (int t = 0; t < nkb; t++) {
+        if (warp_on && t + W4_STAGES - 1 < nkb) issue(t + W4_STAGES - 1);
+        cp_async_commit();
+        cp_async_wait<W4_STAGES - 1>(); /* this lane's copies of tile t have landed */
+        if (!warp_on) continue;
+        const int st = t % W4_STAGES;
+        const uint4 wv = my_w[st * 32];
+        const uint4 gv = my_g[st * 32];
+        const uint32_t zlo = zr ? gv.z : 0x48004800u, zhi = zr ? gv.w : 0x48004800u; /* half2(8, 8) when symmetric */
+        const uint32_t words[4] = {wv.x, wv.y, wv.z, wv.w};
 #pragma unroll
-            for (int i = 0; i < W4_CHUNK; i++) {
-                int t = c0 + W4_CHUNK + i;
-                if (t < nkb) {
-                    nxt[i] = ld_stream(wp + (int64_t)t * 32);
-                    gn[i] = load_groups(sc, zr, kb0 + t, G, n_groups, Np2, col2);
-                }
-            }
+        for (int j = 0; j < 4; j++) {
+            uint32_t b[4];
+            dequant_step(words[j], j < 2 ? gv.x : gv.y, j < 2 ? zlo : zhi, b);
+            const int kofs = t * 64 + j * 16 + (lane >> 4) * 8;
 #pragma unroll
-            for (int i = 0; i < W4_CHUNK; i++) {
-                if (c0 + i < nkb) {
-                    const uint32_t words[4] = {cur[i].x, cur[i].y, cur[i].z, cur[i].w};
-#pragma unroll
-                    for (int j = 0; j < 4; j++) {
-                        uint32_t b[4];
-                        dequant_step(words[j], j < 2 ? gc[i].s_lo : gc[i].s_hi, j < 2 ? gc[i].z_lo : gc[i].z_hi, b);
-                        const int kofs = (c0 + i) * 64 + j * 16 + (lane >> 4) * 8;
-#pragma unroll
-                        for (int mt = 0; mt < MT; mt++) {
-                            uint32_t a[4];
-                            ldmatrix_x4(a, As + (mt * 16 + (lane & 15)) * lda + kofs);
-                            mma_16816(acc[mt][0], a, b[0], b[1]);
-                            mma_16816(acc[mt][1], a, b[2], b[3]);
-                        }
-                    }
-                }
-            }
-#pragma unroll
-            for (int i = 0; i < W4_CHUNK; i++) {
-                cur[i] = nxt[i];
-                gc[i] = gn[i];
+            for (int mt = 0; mt < MT; mt++) {
+                uint32_t a[4];
+                ldmatrix_x4(a, As + (mt * 16 + (lane & 15)) * lda + kofs);
+                mma_16816(acc[mt][0], a, b[0], b[1]);
+                mma_16816(acc[mt][1], a, b[2], b[3]);
             }
         }
     }
 
     /* epilogue: fragment (mt, nt): rows mt*16 + lane/4 (+8), cols nt*8 + 2 (lane%4) (+1) of the warp's 16 */
     const int64_t col_tile0 = (int64_t)blockIdx.x * W4_COLS;
+    const int64_t rows = M - m0 < MC ? M - m0 : MC; /* valid rows of this chunk */
     if (S == 1) {
         if (!warp_on) return;
 #pragma unroll
@@ -218,13 +215,13 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
             for (int nt = 0; nt < 2; nt++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
-                    int64_t row = m0 + mt * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
+                    int r = mt * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
                     int64_t col = nb * 16 + nt * 8 + 2 * (lane & 3) + (e & 1);
-                    if (row < M && col < N) y[row * N + col] = acc[mt][nt][e] + (bias ? bias[col] : 0.0f);
+                    if (r < rows && col < N) y[(m0 + r) * N + col] = acc[mt][nt][e] + (bias ? bias[col] : 0.0f);
                 }
         return;
     }
-    /* split K: partial tile -> workspace [tile][split][MC][W4_COLS]; the last block reduces */
+    /* split K: partial tile -> workspace [tile][split][MC][W4_COLS] (valid rows only); the last block reduces */
     const int64_t tile = (int64_t)blockIdx.z * gridDim.x + blockIdx.x;
     float *part = ws + (tile * S + split) * (int64_t)(MC * W4_COLS);
 #pragma unroll
@@ -235,7 +232,7 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
             for (int e = 0; e < 4; e++) {
                 int r = mt * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
                 int cl = warp * 16 + nt * 8 + 2 * (lane & 3) + (e & 1);
-                part[r * W4_COLS + cl] = acc[mt][nt][e];
+                if (r < rows) part[r * W4_COLS + cl] = acc[mt][nt][e];
             }
     __threadfence();
     __syncthreads();
@@ -245,7 +242,6 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
     if (!s_last) return;
     __threadfence();
     const float *base = ws + tile * S * (int64_t)(MC * W4_COLS);
-    int64_t rows = M - m0 < MC ? M - m0 : MC;
     for (int e = tid; e < rows * W4_COLS; e += blockDim.x) {
         int64_t col = col_tile0 + e % W4_COLS, row = m0 + e / W4_COLS;
         if (col >= N) continue;
@@ -258,33 +254,39 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
 
 /* ---------------- dequantization to fp16 (the large-M path) ---------------- */
 
-/* one thread per (n16 block, k64 block, lane): 4 words -> 32 fp16 weights of rows n0, n1 */
-__global__ void w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw,
-                                     const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, int64_t N,
-                                     int64_t K, int64_t Np, int64_t KB, int64_t G, int64_t n_groups) {
+/* One thread per (row n, 8 consecutive inputs): the 8 codes sit in 4 lanes'
+ * words of one tile (lanes 4 (n%8) + q hold inputs 2q, 2q+1 of each half of
+ * a 16-input step), so a warp writes 512 contiguous bytes of a row. The value
+ * is f16((code - zero) * scale) — the same operations, so the same bits, as
+ * the fused path's dequant_step. */
+__global__ void w4a16_dequant_kernel(__half *__restrict__ out, const uint32_t *__restrict__ qw,
+                                     const __half *__restrict__ sc, const __half *__restrict__ zr, int64_t N,
+                                     int64_t K, int64_t Np, int64_t KB, int64_t G, int64_t n_groups, int vec) {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    int64_t total = (Np / 16) * KB * 32;
-    if (i >= total) return;
-    int lane = (int)(i & 31);
-    int64_t kb = (i >> 5) % KB, nb = (i >> 5) / KB;
-    uint4 v = __ldg(qw + i);
-    tile_groups tg = load_groups(sc, zr, kb, G, n_groups, Np >> 1, (nb * 16 + 2 * (lane >> 2)) >> 1);
-    const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-    int64_t n0 = nb * 16 + (lane >> 2), n1 = n0 + 8;
+    const int64_t per_row = KB * 8; /* 8-input chunks per padded row */
+    if (i >= N * per_row) return;
+    int64_t n = i / per_row, k0 = (i - n * per_row) * 8;
+    if (k0 >= K) return;
+    int64_t nb = n >> 4, kb = k0 >> 6;
+    int r = (int)(n & 15), j = (int)((k0 >> 4) & 3), half = (int)((k0 >> 3) & 1);
+    int lo = (r >= 8 ? 2 : 0) + half;
+    int64_t g = k0 / G;
+    if (g >= n_groups) g = n_groups - 1;
+    size_t gi = (size_t)g * (size_t)Np + (size_t)(n & ~(int64_t)15) + (size_t)(2 * (r & 7) + (r >> 3));
+    const __half s = sc[gi], z = zr ? zr[gi] : __float2half(8.0f);
+    const uint32_t *tw = qw + ((nb * KB + kb) * 32 + (r & 7) * 4) * 4 + j; /* lane (r%8)*4 + q, word j */
+    __half v[8];
 #pragma unroll
-    for (int j = 0; j < 4; j++) {
-        uint32_t b[4];
-        dequant_step(words[j], j < 2 ? tg.s_lo : tg.s_hi, j < 2 ? tg.z_lo : tg.z_hi, b);
-        int64_t k = kb * 64 + j * 16 + 2 * (lane & 3);
-        /* b[0]: (n0, k, k+1)  b[1]: (n0, k+8, k+9)  b[2], b[3]: row n1 */
-#pragma unroll
-        for (int h = 0; h < 4; h++) {
-            int64_t n = h < 2 ? n0 : n1, kk = k + ((h & 1) ? 8 : 0);
-            if (n >= N) continue;
-            __half2 p = bits_h2(b[h]);
-            if (kk < K) out[n * K + kk] = __low2half(p);
-            if (kk + 1 < K) out[n * K + kk + 1] = __high2half(p);
-        }
+    for (int q = 0; q < 4; q++) {
+        uint32_t w = __ldg(tw + q * 4);
+        v[2 * q] = __hmul(__hsub(__int2half_rn((int)((w >> (4 * lo)) & 15u)), z), s);
+        v[2 * q + 1] = __hmul(__hsub(__int2half_rn((int)((w >> (4 * (lo + 4))) & 15u)), z), s);
+    }
+    __half *dst = out + n * K + k0;
+    if (vec && k0 + 8 <= K) {
+        *reinterpret_cast<uint4 *>(dst) = *reinterpret_cast<const uint4 *>(v);
+    } else {
+        for (int e = 0; e < 8 && k0 + e < K; e++) dst[e] = v[e];
     }
 }
 
@@ -318,7 +320,7 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     S = (KB + kps - 1) / kps; /* no empty splits */
     p.S = (int)S;
     p.kb_per_split = (int)kps;
-    p.smem = (size_t)MC * (size_t)(kps * 64 + 8) * sizeof(__half);
+    p.smem = W4_SMEM_RING + (size_t)MC * (size_t)(kps * 64 + 8) * sizeof(__half);
     return p;
 }
 
@@ -343,11 +345,12 @@ extern "C" size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_
 
 extern "C" lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, void *stream) {
     const lq_w4a16_shape *s = &w->s;
-    int64_t total = (s->Np / 16) * (s->Kp / 64) * 32;
+    int64_t total = s->N * (s->Kp / 8);
     if (total == 0) return LQ_OK;
+    int vec = (s->K % 8 == 0) && (((uintptr_t)out & 15) == 0);
     w4a16_dequant_kernel<<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(
-        (__half *)out, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, s->N, s->K,
-        s->Np, s->Kp / 64, s->G, s->n_groups);
+        (__half *)out, w->qw, (const __half *)w->scales, (const __half *)w->zeros, s->N, s->K, s->Np, s->Kp / 64,
+        s->G, s->n_groups, vec);
     LQ_LAUNCH_RET("w4a16_dequant_kernel");
     return LQ_OK;
 }
@@ -359,7 +362,7 @@ static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int6
     static int attr_set[5] = {0, 0, 0, 0, 0}; /* per MT: the dynamic shared-memory limit raised once */
     if (!attr_set[MT]) {
         LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         W4_SMEM_A_MAX + 16 * 4 * 16),
+                                         W4_SMEM_RING + W4_SMEM_A_MAX + 16 * 4 * 16),
                     "cudaFuncSetAttribute (w4a16_mma_kernel)");
         attr_set[MT] = 1;
     }
