@@ -182,7 +182,7 @@ extern "C" lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, in
     memset(&s, 0, sizeof s);
     s.N = N;
     s.K = K;
-    s.Np = (N + 15) / 16 * 16;
+    s.Np = (N + 31) / 32 * 32;
     s.Kp = (K + 63) / 64 * 64;
     s.G = G > 0 && G < K ? G : K;
     s.n_groups = (K + s.G - 1) / s.G;

@@ -32,11 +32,11 @@ extern "C" {
 
 #include <stdint.h>
 
-#define W4_WARPS 8          /* warps per block = n16 blocks per column tile */
-#define W4_COLS (16 * W4_WARPS)
-#define W4_STAGES 6         /* per-warp cp.async ring depth (16x64 code tiles) */
+#define W4_WARPS 8          /* warps per block; each owns 32 output columns */
+#define W4_COLS (32 * W4_WARPS)
+#define W4_STAGES 4         /* per-warp cp.async ring depth (pairs of 16x64 code tiles) */
 #define W4_SMEM_A_MAX (32 * 1024)
-#define W4_SMEM_RING (2 * W4_WARPS * W4_STAGES * 32 * 16)
+#define W4_SMEM_RING (2 * W4_WARPS * W4_STAGES * 64 * 16)
 
 /* ---------------- the fused kernel ---------------- */
 
@@ -66,23 +66,55 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     return v;
 }
 
-/* One 16-input step: word -> B fragments of n-tile 0 (row n0) and n-tile 1 (row n1). */
-__device__ __forceinline__ void dequant_step(uint32_t w, uint32_t s2, uint32_t z2, uint32_t *b) {
-    const __half2 sc = bits_h2(s2), z = bits_h2(z2);
-    const __half2 s0 = __low2half2(sc), s1 = __high2half2(sc);
-    const __half2 z0 = __low2half2(z), z1 = __high2half2(z);
-    const __half2 k1024 = bits_h2(0x64006400u), k64 = bits_h2(0x54005400u), r16 = bits_h2(0x2c002c00u);
-    const __half2 z0a = __hadd2(z0, k1024), z1a = __hadd2(z1, k1024); /* 1024 + z */
-    const __half2 z0b = __hadd2(z0, k64), z1b = __hadd2(z1, k64);     /* 64 + z */
-    uint32_t w8 = w >> 8;
-    __half2 lo0 = bits_h2((w & 0x000F000Fu) | 0x64006400u);  /* 1024 + c(n0, 2q | 2q+1) */
-    __half2 hi0 = bits_h2((w & 0x00F000F0u) | 0x64006400u);  /* 1024 + 16 c(n0, 2q+8 | 2q+9) */
-    __half2 lo1 = bits_h2((w8 & 0x000F000Fu) | 0x64006400u); /* row n1 */
-    __half2 hi1 = bits_h2((w8 & 0x00F000F0u) | 0x64006400u);
-    b[0] = h2_bits(__hmul2(__hsub2(lo0, z0a), s0));
-    b[1] = h2_bits(__hmul2(__hsub2(__hmul2(hi0, r16), z0b), s0));
-    b[2] = h2_bits(__hmul2(__hsub2(lo1, z1a), s1));
-    b[3] = h2_bits(__hmul2(__hsub2(__hmul2(hi1, r16), z1b), s1));
+/* Per-tile constants of one lane and one 16-row block: fp16 scales of rows
+ * n0 and n1 for the two 32-input halves of the tile, and the negated
+ * offsets that turn the LOP3 results into (code - zero):
+ *   lo pair: (1024 + c) - (1024 + z)        hi pair: (1024 + 16 c) / 16 - (64 + z)
+ * all exact in fp16 (small integers); only the final * scale rounds. */
+struct tile_consts {
+    __half2 s0[2], s1[2]; /* [half of tile]: scale of row n0 / n1, splatted */
+    __half2 a0[2], a1[2]; /* -(1024 + z) of row n0 / n1 */
+    __half2 b0[2], b1[2]; /* -(64 + z) */
+};
+
+template <bool SYM>
+__device__ __forceinline__ void tile_setup(tile_consts &c, uint4 g) {
+    const __half2 s_lo = bits_h2(g.x), s_hi = bits_h2(g.y);
+    c.s0[0] = __low2half2(s_lo);
+    c.s1[0] = __high2half2(s_lo);
+    c.s0[1] = __low2half2(s_hi);
+    c.s1[1] = __high2half2(s_hi);
+    if (SYM) {
+        const __half2 A = bits_h2(0xE408E408u), B = bits_h2(0xD480D480u); /* -1032, -72: zero point 8 */
+        c.a0[0] = c.a0[1] = c.a1[0] = c.a1[1] = A;
+        c.b0[0] = c.b0[1] = c.b1[0] = c.b1[1] = B;
+    } else {
+        const __half2 n1024 = bits_h2(0xE400E400u), n64 = bits_h2(0xD400D400u);
+        const __half2 z_lo = bits_h2(g.z), z_hi = bits_h2(g.w);
+        const __half2 z[2][2] = {{__low2half2(z_lo), __high2half2(z_lo)}, {__low2half2(z_hi), __high2half2(z_hi)}};
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            c.a0[h] = __hsub2(n1024, z[h][0]);
+            c.a1[h] = __hsub2(n1024, z[h][1]);
+            c.b0[h] = __hsub2(n64, z[h][0]);
+            c.b1[h] = __hsub2(n64, z[h][1]);
+        }
+    }
+}
+
+/* One 16-input step (sub-tile j, tile half h = j / 2): word -> B fragments
+ * b[0], b[1] of n-tile 0 (row n0) and b[2], b[3] of n-tile 1 (row n1). */
+__device__ __forceinline__ void dequant_step(uint32_t w, const tile_consts &c, int h, uint32_t *b) {
+    const __half2 r16 = bits_h2(0x2c002c00u); /* 1/16 */
+    const uint32_t w8 = w >> 8;
+    const __half2 lo0 = bits_h2((w & 0x000F000Fu) | 0x64006400u);  /* 1024 + c(n0, 2q | 2q+1) */
+    const __half2 hi0 = bits_h2((w & 0x00F000F0u) | 0x64006400u);  /* 1024 + 16 c(n0, 2q+8 | 2q+9) */
+    const __half2 lo1 = bits_h2((w8 & 0x000F000Fu) | 0x64006400u); /* row n1 */
+    const __half2 hi1 = bits_h2((w8 & 0x00F000F0u) | 0x64006400u);
+    b[0] = h2_bits(__hmul2(__hadd2(lo0, c.a0[h]), c.s0[h]));
+    b[1] = h2_bits(__hmul2(__hfma2(hi0, r16, c.b0[h]), c.s0[h]));
+    b[2] = h2_bits(__hmul2(__hadd2(lo1, c.a1[h]), c.s1[h]));
+    b[3] = h2_bits(__hmul2(__hfma2(hi1, r16, c.b1[h]), c.s1[h]));
 }
 
 __device__ __forceinline__ void cp_async16(void *smem, const void *gmem) {
@@ -96,15 +128,21 @@ __device__ __forceinline__ void cp_async4(void *smem, const void *gmem) {
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-/* grid (column tiles, K splits, M chunks), block 32 * W4_WARPS.
- * MT m16 tiles (16 MT rows of x) per pass.
+/* grid (column tiles, K splits, M chunks), block 32 * W4_WARPS; each warp
+ * owns 32 output columns (two 16-row blocks of W, so that every activation
+ * fragment read from shared memory feeds four MMAs per m-tile), MT m16 tiles
+ * (16 MT rows of x) per pass.
  * Each warp streams its 16 x 64 code tiles (and their group scales / zeros)
  * through a private W4_STAGES-deep ring in shared memory with cp.async: every
  * lane copies and later reads only its own slots, so the ring needs no
- * barriers, and W4_STAGES - 1 tiles per warp are always in flight — the
- * memory-level parallelism a streaming GEMV needs (the first version kept
- * two register chunks and reached only ~0.9 TB/s on an H200). */
-template <int MT>
+ * barriers, and W4_STAGES - 1 tile pairs per warp are always in flight.
+ * History (H200, gate_up 28672 x 4096, M = 1): two register chunks, one
+ * block per warp: 69 us (0.9 TB/s); cp.async ring: 66 us; no 64-bit
+ * divisions in the group index: 53 us — the kernel was issue-bound (ncu: 2.4
+ * instructions per cycle per SM, ~290 per 512-byte tile), hence this version:
+ * constants hoisted per tile, compile-time zero points when symmetric, two
+ * row blocks per warp. */
+template <int MT, bool SYM>
 __global__ void __launch_bounds__(32 * W4_WARPS, 2)
 w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
                  const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
@@ -120,35 +158,51 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
     const int nkb = kb1 > kb0 ? (int)(kb1 - kb0) : 0;
     const int KS = kb_per_split * 64;  /* slice width (halves) */
     const int lda = KS + 8;            /* +16 bytes: ldmatrix rows land in distinct banks */
-    uint4 *ring_w = reinterpret_cast<uint4 *>(smem_raw);                 /* [W4_WARPS][W4_STAGES][32] */
-    uint4 *ring_g = ring_w + W4_WARPS * W4_STAGES * 32;                  /* same: s_lo, s_hi, z_lo, z_hi */
-    __half *As = reinterpret_cast<__half *>(ring_g + W4_WARPS * W4_STAGES * 32); /* [MC][lda] */
+    uint4 *ring_w = reinterpret_cast<uint4 *>(smem_raw);                 /* [W4_WARPS][W4_STAGES][2][32] */
+    uint4 *ring_g = ring_w + W4_WARPS * W4_STAGES * 64;                  /* same: s_lo, s_hi, z_lo, z_hi */
+    __half *As = reinterpret_cast<__half *>(ring_g + W4_WARPS * W4_STAGES * 64); /* [MC][lda] */
     const int64_t m0 = (int64_t)blockIdx.z * MC;
-    const int64_t nb = (int64_t)blockIdx.x * W4_WARPS + warp; /* this warp's n16 block */
-    const bool warp_on = nb * 16 < Np;
+    const int64_t nb = ((int64_t)blockIdx.x * W4_WARPS + warp) * 2; /* this warp's first n16 block */
+    const bool warp_on = nb * 16 < Np; /* then nb + 1 is too: Np is a multiple of 32 */
     const uint4 *wp = qw + ((nb * KB + kb0) * 32 + lane);
-    const int64_t Np2 = Np >> 1, col2 = (nb * 16 + 2 * (lane >> 2)) >> 1;
-    uint4 *my_w = ring_w + (warp * W4_STAGES) * 32 + lane, *my_g = ring_g + (warp * W4_STAGES) * 32 + lane;
+    const int64_t wstride = KB * 32; /* uint4 from one n16 block to the next */
+    uint4 *my_w = ring_w + warp * W4_STAGES * 64 + lane, *my_g = ring_g + warp * W4_STAGES * 64 + lane;
+    /* group of each 32-input half of a tile: h = 2 kb (+1), g = h / (G / 32) —
+     * a shift for power-of-two G, a 32-bit division otherwise, 0 per channel
+     * (a 64-bit division here cost more than the whole tile's arithmetic) */
+    const int gpk = (int)(G >> 5), gshift = gpk > 0 && (gpk & (gpk - 1)) == 0 ? __ffs(gpk) - 1 : -1;
+    const int ng = (int)n_groups, np2 = (int)(Np >> 1), c2 = (int)(nb * 8 + (lane >> 2));
 
-    auto issue = [&](int t) { /* tile kb0 + t into ring slot t % W4_STAGES */
-        const int st = t % W4_STAGES;
-        cp_async16(my_w + st * 32, wp + (int64_t)t * 32);
-        const int64_t kb = kb0 + t;
-        int64_t g0 = (kb * 64) / G, g1 = (kb * 64 + 32) / G;
-        if (g0 >= n_groups) g0 = n_groups - 1;
-        if (g1 >= n_groups) g1 = n_groups - 1;
-        uint32_t *gs = reinterpret_cast<uint32_t *>(my_g + st * 32);
-        cp_async4(gs + 0, sc + g0 * Np2 + col2);
-        cp_async4(gs + 1, sc + g1 * Np2 + col2);
-        if (zr) {
-            cp_async4(gs + 2, zr + g0 * Np2 + col2);
-            cp_async4(gs + 3, zr + g1 * Np2 + col2);
+    auto issue = [&](int t, int st) { /* tile pair kb0 + t into ring slot st */
+        uint4 *dw = my_w + st * 64, *dg = my_g + st * 64;
+        cp_async16(dw, wp + t * 32);
+        cp_async16(dw + 32, wp + wstride + t * 32);
+        const int h = 2 * ((int)kb0 + t);
+        int g0 = 0, g1 = 0;
+        if (ng > 1) {
+            g0 = gshift >= 0 ? h >> gshift : h / gpk;
+            g1 = gshift >= 0 ? (h + 1) >> gshift : (h + 1) / gpk;
+            g0 = g0 < ng ? g0 : ng - 1;
+            g1 = g1 < ng ? g1 : ng - 1;
+        }
+        const uint32_t *s0 = sc + (g0 * np2 + c2), *s1 = sc + (g1 * np2 + c2);
+        uint32_t *gs = reinterpret_cast<uint32_t *>(dg), *gs2 = reinterpret_cast<uint32_t *>(dg + 32);
+        cp_async4(gs + 0, s0);
+        cp_async4(gs + 1, s1);
+        cp_async4(gs2 + 0, s0 + 8); /* the second row block: 16 rows = 8 pairs further */
+        cp_async4(gs2 + 1, s1 + 8);
+        if (!SYM) {
+            const uint32_t *z0 = zr + (g0 * np2 + c2), *z1 = zr + (g1 * np2 + c2);
+            cp_async4(gs + 2, z0);
+            cp_async4(gs + 3, z1);
+            cp_async4(gs2 + 2, z0 + 8);
+            cp_async4(gs2 + 3, z1 + 8);
         }
     };
-    /* the first W4_STAGES - 1 tiles in flight before anything else */
+    /* the first W4_STAGES - 1 tile pairs in flight before anything else */
 #pragma unroll
     for (int t = 0; t < W4_STAGES - 1; t++) {
-        if (warp_on && t < nkb) issue(t);
+        if (warp_on && t < nkb) issue(t, t);
         cp_async_commit();
     }
 
@@ -171,40 +225,48 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
     }
     __syncthreads();
 
-    float acc[MT][2][4];
+    float acc[MT][4][4]; /* [m-tile][n-tile of 8 columns: 0,1 row block 0; 2,3 row block 1][fragment] */
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 2; nt++)
+        for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
 
+    const __half *a_base = As + (lane & 15) * lda + (lane >> 4) * 8;
+    int st_issue = W4_STAGES - 1, st_read = 0;
     for (int t = 0; t < nkb; t++) {
-        if (warp_on && t + W4_STAGES - 1 < nkb) issue(t + W4_STAGES - 1);
+        if (warp_on && t + W4_STAGES - 1 < nkb) issue(t + W4_STAGES - 1, st_issue);
+        st_issue = st_issue + 1 == W4_STAGES ? 0 : st_issue + 1;
         cp_async_commit();
-        cp_async_wait<W4_STAGES - 1>(); /* this lane's copies of tile t have landed */
-        if (!warp_on) continue;
-        const int st = t % W4_STAGES;
-        const uint4 wv = my_w[st * 32];
-        const uint4 gv = my_g[st * 32];
-        const uint32_t zlo = zr ? gv.z : 0x48004800u, zhi = zr ? gv.w : 0x48004800u; /* half2(8, 8) when symmetric */
-        const uint32_t words[4] = {wv.x, wv.y, wv.z, wv.w};
+        cp_async_wait<W4_STAGES - 1>(); /* this lane's copies of tile pair t have landed */
+        if (warp_on) {
+            const uint4 w0 = my_w[st_read * 64], w1 = my_w[st_read * 64 + 32];
+            tile_consts c0, c1;
+            tile_setup<SYM>(c0, my_g[st_read * 64]);
+            tile_setup<SYM>(c1, my_g[st_read * 64 + 32]);
+            const uint32_t words0[4] = {w0.x, w0.y, w0.z, w0.w}, words1[4] = {w1.x, w1.y, w1.z, w1.w};
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            uint32_t b[4];
-            dequant_step(words[j], j < 2 ? gv.x : gv.y, j < 2 ? zlo : zhi, b);
-            const int kofs = t * 64 + j * 16 + (lane >> 4) * 8;
+            for (int j = 0; j < 4; j++) {
+                uint32_t a[MT][4], b0[4], b1[4];
 #pragma unroll
-            for (int mt = 0; mt < MT; mt++) {
-                uint32_t a[4];
-                ldmatrix_x4(a, As + (mt * 16 + (lane & 15)) * lda + kofs);
-                mma_16816(acc[mt][0], a, b[0], b[1]);
-                mma_16816(acc[mt][1], a, b[2], b[3]);
+                for (int mt = 0; mt < MT; mt++) ldmatrix_x4(a[mt], a_base + mt * 16 * lda + t * 64 + j * 16);
+                dequant_step(words0[j], c0, j >> 1, b0);
+                dequant_step(words1[j], c1, j >> 1, b1);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    mma_16816(acc[mt][0], a[mt], b0[0], b0[1]);
+                    mma_16816(acc[mt][1], a[mt], b0[2], b0[3]);
+                    mma_16816(acc[mt][2], a[mt], b1[0], b1[1]);
+                    mma_16816(acc[mt][3], a[mt], b1[2], b1[3]);
+                }
             }
         }
+        st_read = st_read + 1 == W4_STAGES ? 0 : st_read + 1;
     }
 
-    /* epilogue: fragment (mt, nt): rows mt*16 + lane/4 (+8), cols nt*8 + 2 (lane%4) (+1) of the warp's 16 */
+    /* epilogue: fragment (mt, nt): rows mt*16 + lane/4 (+8), columns
+     * 8 nt + 2 (lane%4) (+1) of the warp's 32 (n-tiles 0,1: row block nb; 2,3: nb + 1) */
     const int64_t col_tile0 = (int64_t)blockIdx.x * W4_COLS;
     const int64_t rows = M - m0 < MC ? M - m0 : MC; /* valid rows of this chunk */
     if (S == 1) {
@@ -212,7 +274,7 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
 #pragma unroll
         for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-            for (int nt = 0; nt < 2; nt++)
+            for (int nt = 0; nt < 4; nt++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) {
                     int r = mt * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
@@ -227,11 +289,11 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 2; nt++)
+        for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int r = mt * 16 + (lane >> 2) + (e >= 2 ? 8 : 0);
-                int cl = warp * 16 + nt * 8 + 2 * (lane & 3) + (e & 1);
+                int cl = warp * 32 + nt * 8 + 2 * (lane & 3) + (e & 1);
                 if (r < rows) part[r * W4_COLS + cl] = acc[mt][nt][e];
             }
     __threadfence();
@@ -304,8 +366,8 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     fused_plan p;
     p.MT = (int)fused_mt(m);
     const int MC = 16 * p.MT;
-    const int64_t KB = s->Kp / 64, NB = s->Np / 16;
-    p.tiles = (unsigned)((NB + W4_WARPS - 1) / W4_WARPS);
+    const int64_t KB = s->Kp / 64, NW = s->Np / 32; /* warps' worth of columns */
+    p.tiles = (unsigned)((NW + W4_WARPS - 1) / W4_WARPS);
     p.chunks = (unsigned)((m + MC - 1) / MC);
     /* split K until about 3 blocks per SM, and until the slice fits the shared-memory budget */
     int64_t blocks = (int64_t)p.tiles * p.chunks;
@@ -355,19 +417,19 @@ extern "C" lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, 
     return LQ_OK;
 }
 
-template <int MT>
+template <int MT, bool SYM>
 static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
                               const float *b, int64_t m, int vec_x, float *parts, int *counters, cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
-    static int attr_set[5] = {0, 0, 0, 0, 0}; /* per MT: the dynamic shared-memory limit raised once */
-    if (!attr_set[MT]) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+    static int attr_set = 0; /* per instantiation: the dynamic shared-memory limit raised once */
+    if (!attr_set) {
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT, SYM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          W4_SMEM_RING + W4_SMEM_A_MAX + 16 * 4 * 16),
                     "cudaFuncSetAttribute (w4a16_mma_kernel)");
-        attr_set[MT] = 1;
+        attr_set = 1;
     }
     dim3 grid(p.tiles, (unsigned)p.S, p.chunks);
-    w4a16_mma_kernel<MT><<<grid, 32 * W4_WARPS, p.smem, st>>>(
+    w4a16_mma_kernel<MT, SYM><<<grid, 32 * W4_WARPS, p.smem, st>>>(
         y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
         m, s->N, s->K, s->Np, s->Kp / 64, s->G, s->n_groups, p.kb_per_split, vec_x, parts, counters);
     LQ_LAUNCH_RET("w4a16_mma_kernel");
@@ -401,10 +463,14 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     int *counters = (int *)ws;
     float *part = (float *)((char *)ws + cnt_bytes);
     int vec_x = (s->K % 8 == 0) && (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
-    switch (p.MT) {
-    case 1: return launch_fused<1>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
-    case 2: return launch_fused<2>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
-    default: return launch_fused<4>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    const bool sym = w->zeros == NULL;
+    switch (p.MT * 2 + (sym ? 1 : 0)) {
+    case 2: return launch_fused<1, false>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    case 3: return launch_fused<1, true>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    case 4: return launch_fused<2, false>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    case 5: return launch_fused<2, true>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    case 8: return launch_fused<4, false>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    default: return launch_fused<4, true>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
     }
 }
 

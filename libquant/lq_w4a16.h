@@ -12,7 +12,8 @@
  * and a warp reads 512 contiguous bytes — no shared memory, no shuffles.
  *
  * ---- The mma layout (4-bit codes) ----
- * Rows are padded to Np = ceil(N/16)*16, inputs to Kp = ceil(K/64)*64.
+ * Rows are padded to Np = ceil(N/32)*32 (a warp streams two 16-row blocks),
+ * inputs to Kp = ceil(K/64)*64.
  *   qw    uint32 [Np/16][Kp/64][32 lanes][4 sub-tiles]
  * Word (nb, kb, lane, j) holds the codes of rows n0 = 16 nb + lane/4 and
  * n1 = n0 + 8 at inputs k = 64 kb + 16 j + {2q, 2q+1, 2q+8, 2q+9}, q = lane%4:
@@ -65,7 +66,7 @@ extern "C" {
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */
 typedef struct {
     int64_t N, K;       /* logical shape */
-    int64_t Np, Kp;     /* padded: multiples of 16 and 64 */
+    int64_t Np, Kp;     /* padded: multiples of 32 and 64 */
     int64_t G;          /* effective group size */
     int64_t n_groups;   /* ceil(K / G) */
     int sym;            /* 1: no zeros array (zero point 8) */

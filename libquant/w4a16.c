@@ -44,7 +44,7 @@ lq_status lq_w4a16_shape_of(const lq_qweight *const *parts, int n_parts, lq_w4a1
     s->G = p0->group_size;
     s->n_groups = p0->n_groups;
     s->sym = p0->p.sym;
-    s->Np = (s->N + 15) / 16 * 16;
+    s->Np = (s->N + 31) / 32 * 32;
     s->Kp = (s->K + 63) / 64 * 64;
     return LQ_OK;
 }

@@ -47,7 +47,7 @@ static int file_zero(const lq_qweight *q, int64_t n, int64_t g) {
 static void check_layout(const lq_qweight *const *parts, int n_parts) {
     lq_w4a16_shape s;
     assert_int_equal(lq_w4a16_shape_of(parts, n_parts, &s), LQ_OK);
-    assert_true(s.Np % 16 == 0 && s.Np >= s.N && s.Np - s.N < 16);
+    assert_true(s.Np % 32 == 0 && s.Np >= s.N && s.Np - s.N < 32);
     assert_true(s.Kp % 64 == 0 && s.Kp >= s.K && s.Kp - s.K < 64);
     uint32_t *qw = malloc(lq_w4a16_qw_words(&s) * 4);
     uint16_t *sc = malloc(lq_w4a16_group_elems(&s) * 2), *zr = malloc(lq_w4a16_group_elems(&s) * 2);
