@@ -144,9 +144,9 @@ typedef struct {
  * the twin of lq_w4a16_matmul_ref. path: 0 auto (fused up to
  * LQ_W4A16_FUSED_MAX_M, then dequantize + cuBLAS), 1 fused (any m: the codes
  * are re-read per 64 rows), 2 dequantize + cuBLAS. ws: a device workspace of
- * at least lq_w4a16_workspace_bytes(&w->s, m, sm_count) bytes, zeroed once
- * when allocated (the split-K counters in it are left at zero after every
- * launch, so a CUDA graph can replay it); one launch at a time per workspace.
+ * at least lq_w4a16_workspace_bytes(&w->s, m, sm_count) bytes (split-K
+ * partial sums, or the fp16 weight of path 2); one launch at a time per
+ * workspace. Deterministic: the same inputs give the same bits.
  * sm_count: the device's multiprocessors (lq_cuda_ctx_sm_count), which sets
  * the K split. blas: lq_cuda_ctx_blas() (path 2 only). */
 lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,

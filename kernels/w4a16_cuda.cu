@@ -12,8 +12,8 @@
  *    LOP3 per pair, then (c - z) * s), never in memory. The block's 8 warps
  *    share one K-slice of the activations, staged once in shared memory and
  *    read with ldmatrix. K is split across blocks until the grid fills the
- *    GPU; the last block of a column tile to finish adds the partial sums in
- *    split order (deterministic: no float atomics) and the bias. M-chunks of
+ *    GPU; a second small kernel adds the partial sums in split order
+ *    (deterministic: no float atomics) and the bias. M-chunks of
  *    16/32/64 rows per pass; larger M re-reads the codes per 64 rows.
  *  - large M: dequantize the whole weight to fp16 into the workspace (one
  *    pass, memory-bound), then cuBLAS fp16 GEMM with fp32 accumulation. The
@@ -35,7 +35,7 @@ extern "C" {
 #define W4_WARPS 8          /* warps per block; each owns 32 output columns */
 #define W4_COLS (32 * W4_WARPS)
 #define W4_STAGES 4         /* per-warp cp.async ring depth (pairs of 16x64 code tiles) */
-#define W4_SMEM_A_MAX (32 * 1024)
+#define W4_SMEM_A_MAX (46 * 1024) /* with the 64 KB ring: two blocks per SM */
 #define W4_SMEM_RING (2 * W4_WARPS * W4_STAGES * 64 * 16)
 
 /* ---------------- the fused kernel ---------------- */
@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(32 * W4_WARPS, 2)
 w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
                  const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
                  int64_t M, int64_t N, int64_t K, int64_t Np, int64_t KB, int64_t G, int64_t n_groups, int kb_per_split,
-                 int vec_x, float *__restrict__ ws, int *__restrict__ counters) {
+                 int vec_x, float *__restrict__ ws) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const int MC = 16 * MT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -267,7 +267,6 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
 
     /* epilogue: fragment (mt, nt): rows mt*16 + lane/4 (+8), columns
      * 8 nt + 2 (lane%4) (+1) of the warp's 32 (n-tiles 0,1: row block nb; 2,3: nb + 1) */
-    const int64_t col_tile0 = (int64_t)blockIdx.x * W4_COLS;
     const int64_t rows = M - m0 < MC ? M - m0 : MC; /* valid rows of this chunk */
     if (S == 1) {
         if (!warp_on) return;
@@ -283,7 +282,7 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
                 }
         return;
     }
-    /* split K: partial tile -> workspace [tile][split][MC][W4_COLS] (valid rows only); the last block reduces */
+    /* split K: partial tile -> workspace [tile][split][MC][W4_COLS] (valid rows only); w4a16_reduce_kernel adds them */
     const int64_t tile = (int64_t)blockIdx.z * gridDim.x + blockIdx.x;
     float *part = ws + (tile * S + split) * (int64_t)(MC * W4_COLS);
 #pragma unroll
@@ -296,22 +295,23 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
                 int cl = warp * 32 + nt * 8 + 2 * (lane & 3) + (e & 1);
                 if (r < rows) part[r * W4_COLS + cl] = acc[mt][nt][e];
             }
-    __threadfence();
-    __syncthreads();
-    __shared__ int s_last;
-    if (tid == 0) s_last = atomicAdd(&counters[tile], 1) == S - 1;
-    __syncthreads();
-    if (!s_last) return;
-    __threadfence();
-    const float *base = ws + tile * S * (int64_t)(MC * W4_COLS);
-    for (int e = tid; e < rows * W4_COLS; e += blockDim.x) {
-        int64_t col = col_tile0 + e % W4_COLS, row = m0 + e / W4_COLS;
-        if (col >= N) continue;
-        float sum = bias ? bias[col] : 0.0f;
-        for (int s = 0; s < S; s++) sum += __ldcg(base + (int64_t)s * (MC * W4_COLS) + e);
-        y[row * N + col] = sum;
-    }
-    if (tid == 0) counters[tile] = 0; /* ready for the next launch */
+}
+
+/* y[m, n] = bias[n] + sum over splits of the partial tiles, in split order
+ * (deterministic). One thread per output, consecutive n in a warp.
+ * (A first version let the last block of each column tile add the partials
+ * itself: one block then read S x rows x 256 values alone, a serial tail of
+ * several microseconds at M = 16.) */
+__global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restrict__ ws, const float *__restrict__ bias,
+                                    int64_t M, int64_t N, int MC, int S, int tiles) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= M * N) return;
+    int64_t m = i / N, n = i - m * N;
+    int64_t chunk = m / MC, r = m - chunk * MC, tile = chunk * tiles + n / W4_COLS, cl = n % W4_COLS;
+    const float *p = ws + (tile * S) * (int64_t)(MC * W4_COLS) + r * W4_COLS + cl;
+    float sum = bias ? bias[n] : 0.0f;
+    for (int s = 0; s < S; s++) sum += __ldg(p + (int64_t)s * (MC * W4_COLS));
+    y[i] = sum;
 }
 
 /* ---------------- dequantization to fp16 (the large-M path) ---------------- */
@@ -369,9 +369,11 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     const int64_t KB = s->Kp / 64, NW = s->Np / 32; /* warps' worth of columns */
     p.tiles = (unsigned)((NW + W4_WARPS - 1) / W4_WARPS);
     p.chunks = (unsigned)((m + MC - 1) / MC);
-    /* split K until about 3 blocks per SM, and until the slice fits the shared-memory budget */
+    /* split K until the grid fills one wave (2 blocks per SM fit), and until
+     * the slice fits the shared-memory budget; more splits only add partial
+     * sums to write and read */
     int64_t blocks = (int64_t)p.tiles * p.chunks;
-    int64_t S = (3LL * (sm_count > 0 ? sm_count : 132) + blocks - 1) / blocks;
+    int64_t S = (2LL * (sm_count > 0 ? sm_count : 132) + blocks - 1) / blocks;
     int64_t kbmax = W4_SMEM_A_MAX / (MC * 64 * 2);
     if (kbmax < 1) kbmax = 1;
     int64_t smin = (KB + kbmax - 1) / kbmax;
@@ -388,13 +390,11 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
 
 extern "C" size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_m, int sm_count) {
     size_t need = 0;
-    /* split-K partials and counters for every fused M-chunk size up to max_m */
+    /* split-K partials for every fused M-chunk size up to max_m */
     int64_t mlim = max_m < LQ_W4A16_FUSED_MAX_M ? max_m : LQ_W4A16_FUSED_MAX_M;
     for (int64_t m = 1; m <= mlim; m++) {
         fused_plan p = plan_fused(s, m, sm_count);
-        size_t parts = (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float);
-        size_t cnt = (size_t)p.tiles * p.chunks * sizeof(int);
-        size_t b = ((cnt + 255) & ~(size_t)255) + parts;
+        size_t b = p.S > 1 ? (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float) : 0;
         if (b > need) need = b;
     }
     /* dequantized fp16 weight for the cuBLAS path */
@@ -419,7 +419,7 @@ extern "C" lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, 
 
 template <int MT, bool SYM>
 static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
-                              const float *b, int64_t m, int vec_x, float *parts, int *counters, cudaStream_t st) {
+                              const float *b, int64_t m, int vec_x, float *parts, cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
     static int attr_set = 0; /* per instantiation: the dynamic shared-memory limit raised once */
     if (!attr_set) {
@@ -430,9 +430,13 @@ static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int6
     }
     dim3 grid(p.tiles, (unsigned)p.S, p.chunks);
     w4a16_mma_kernel<MT, SYM><<<grid, 32 * W4_WARPS, p.smem, st>>>(
-        y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
-        m, s->N, s->K, s->Np, s->Kp / 64, s->G, s->n_groups, p.kb_per_split, vec_x, parts, counters);
+        y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros,
+        p.S > 1 ? NULL : b, m, s->N, s->K, s->Np, s->Kp / 64, s->G, s->n_groups, p.kb_per_split, vec_x, parts);
     LQ_LAUNCH_RET("w4a16_mma_kernel");
+    if (p.S > 1) {
+        w4a16_reduce_kernel<<<lq_blocks(m * s->N, 256), 256, 0, st>>>(y, parts, b, m, s->N, 16 * MT, p.S, (int)p.tiles);
+        LQ_LAUNCH_RET("w4a16_reduce_kernel");
+    }
     return LQ_OK;
 }
 
@@ -455,22 +459,20 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
         return lq_matmul_cuda(blas, y, x, ws, LQ_F16, b, m, s->N, s->K, ldx, stream);
     }
     fused_plan p = plan_fused(s, m, sm_count);
-    size_t cnt_bytes = ((size_t)p.tiles * p.chunks * sizeof(int) + 255) & ~(size_t)255;
     size_t parts = p.S > 1 ? (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float) : 0;
-    LQ_RETURN_IF(p.S > 1 && ws_bytes < cnt_bytes + parts, LQ_ERR_ARG,
-                 "lq_w4a16_matmul_cuda: workspace of %zu bytes, %zu needed (M=%lld N=%lld K=%lld)", ws_bytes,
-                 cnt_bytes + parts, (long long)m, (long long)s->N, (long long)s->K);
-    int *counters = (int *)ws;
-    float *part = (float *)((char *)ws + cnt_bytes);
+    LQ_RETURN_IF(p.S > 1 && ws_bytes < parts, LQ_ERR_ARG,
+                 "lq_w4a16_matmul_cuda: workspace of %zu bytes, %zu needed (M=%lld N=%lld K=%lld)", ws_bytes, parts,
+                 (long long)m, (long long)s->N, (long long)s->K);
+    float *part = (float *)ws;
     int vec_x = (s->K % 8 == 0) && (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
     const bool sym = w->zeros == NULL;
     switch (p.MT * 2 + (sym ? 1 : 0)) {
-    case 2: return launch_fused<1, false>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
-    case 3: return launch_fused<1, true>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
-    case 4: return launch_fused<2, false>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
-    case 5: return launch_fused<2, true>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
-    case 8: return launch_fused<4, false>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
-    default: return launch_fused<4, true>(p, y, x, ldx, w, b, m, vec_x, part, counters, st);
+    case 2: return launch_fused<1, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 3: return launch_fused<1, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 4: return launch_fused<2, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 5: return launch_fused<2, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 8: return launch_fused<4, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    default: return launch_fused<4, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
     }
 }
 
