@@ -142,7 +142,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile(
  * instructions per cycle per SM, ~290 per 512-byte tile), hence this version:
  * constants hoisted per tile, compile-time zero points when symmetric, two
  * row blocks per warp. */
-template <int MT, bool SYM>
+template <int MT, bool SYM, bool AG>
 __global__ void __launch_bounds__(32 * W4_WARPS, 2)
 w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
                  const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
@@ -206,8 +206,10 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
         cp_async_commit();
     }
 
-    /* activations of this slice -> shared memory, zero outside (M, K) */
-    {
+    /* activations of this slice -> shared memory, zero outside (M, K); with
+     * AG (M <= 16) the fragments come straight from global memory instead
+     * (x is a few KB, L1-resident), leaving all shared memory to the rings */
+    if (!AG) {
         const int per_row = KS / 8, chunks = MC * per_row; /* 8 halves each */
         for (int c = tid; c < chunks; c += blockDim.x) {
             int r = c / per_row, kc = (c - r * per_row) * 8;
@@ -223,7 +225,7 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
             }
         }
     }
-    __syncthreads();
+    if (!AG) __syncthreads();
 
     float acc[MT][4][4]; /* [m-tile][n-tile of 8 columns: 0,1 row block 0; 2,3 row block 1][fragment] */
 #pragma unroll
@@ -249,8 +251,18 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 uint32_t a[MT][4], b0[4], b1[4];
+                if (AG) {
+                    /* a0: (row g, k 2q..2q+1), a1: row g + 8, a2/a3: k + 8; zero outside (M, K) */
+                    const int64_t k = (kb0 + t) * 64 + j * 16 + 2 * (lane & 3);
+                    const int g = lane >> 2;
+                    a[0][0] = g < M && k < K ? __ldg(reinterpret_cast<const uint32_t *>(x + g * ldx + k)) : 0u;
+                    a[0][1] = g + 8 < M && k < K ? __ldg(reinterpret_cast<const uint32_t *>(x + (g + 8) * ldx + k)) : 0u;
+                    a[0][2] = g < M && k + 8 < K ? __ldg(reinterpret_cast<const uint32_t *>(x + g * ldx + k + 8)) : 0u;
+                    a[0][3] = g + 8 < M && k + 8 < K ? __ldg(reinterpret_cast<const uint32_t *>(x + (g + 8) * ldx + k + 8)) : 0u;
+                } else {
 #pragma unroll
-                for (int mt = 0; mt < MT; mt++) ldmatrix_x4(a[mt], a_base + mt * 16 * lda + t * 64 + j * 16);
+                    for (int mt = 0; mt < MT; mt++) ldmatrix_x4(a[mt], a_base + mt * 16 * lda + t * 64 + j * 16);
+                }
                 dequant_step(words0[j], c0, j >> 1, b0);
                 dequant_step(words1[j], c1, j >> 1, b1);
 #pragma unroll
@@ -357,34 +369,40 @@ __global__ void w4a16_dequant_kernel(__half *__restrict__ out, const uint32_t *_
 static int64_t fused_mt(int64_t m) { return m <= 16 ? 1 : m <= 32 ? 2 : 4; }
 
 typedef struct {
-    int MT, S, kb_per_split;
+    int MT, AG, S, kb_per_split;
     unsigned tiles, chunks;
     size_t smem;
 } fused_plan;
 
-static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
+/* ag: fragments of x from global memory (M <= 16, x 4-byte aligned, ldx and K even) */
+static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count, int ag) {
     fused_plan p;
     p.MT = (int)fused_mt(m);
+    p.AG = ag && p.MT == 1;
     const int MC = 16 * p.MT;
     const int64_t KB = s->Kp / 64, NW = s->Np / 32; /* warps' worth of columns */
     p.tiles = (unsigned)((NW + W4_WARPS - 1) / W4_WARPS);
     p.chunks = (unsigned)((m + MC - 1) / MC);
-    /* split K until the grid fills one wave (2 blocks per SM fit), and until
-     * the slice fits the shared-memory budget; more splits only add partial
-     * sums to write and read */
+    /* split K into as many slices as one wave of resident blocks holds (3
+     * blocks per SM with the rings alone, 2 with an activation slice), and
+     * at least until the slice fits the shared-memory budget: more splits
+     * only add partial sums, a second wave adds a tail */
+    const int64_t per_sm = p.AG ? 3 : 2, sms = sm_count > 0 ? sm_count : 132;
     int64_t blocks = (int64_t)p.tiles * p.chunks;
-    int64_t S = (2LL * (sm_count > 0 ? sm_count : 132) + blocks - 1) / blocks;
-    int64_t kbmax = W4_SMEM_A_MAX / (MC * 64 * 2);
-    if (kbmax < 1) kbmax = 1;
-    int64_t smin = (KB + kbmax - 1) / kbmax;
-    if (S < smin) S = smin;
+    int64_t S = per_sm * sms / blocks;
+    if (!p.AG) {
+        int64_t kbmax = W4_SMEM_A_MAX / (MC * 64 * 2);
+        if (kbmax < 1) kbmax = 1;
+        int64_t smin = (KB + kbmax - 1) / kbmax;
+        if (S < smin) S = smin;
+    }
     if (S > KB) S = KB;
     if (S < 1) S = 1;
     int64_t kps = (KB + S - 1) / S;
     S = (KB + kps - 1) / kps; /* no empty splits */
     p.S = (int)S;
     p.kb_per_split = (int)kps;
-    p.smem = W4_SMEM_RING + (size_t)MC * (size_t)(kps * 64 + 8) * sizeof(__half);
+    p.smem = W4_SMEM_RING + (p.AG ? 0 : (size_t)MC * (size_t)(kps * 64 + 8) * sizeof(__half));
     return p;
 }
 
@@ -393,9 +411,11 @@ extern "C" size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_
     /* split-K partials for every fused M-chunk size up to max_m */
     int64_t mlim = max_m < LQ_W4A16_FUSED_MAX_M ? max_m : LQ_W4A16_FUSED_MAX_M;
     for (int64_t m = 1; m <= mlim; m++) {
-        fused_plan p = plan_fused(s, m, sm_count);
+        for (int ag = 0; ag < 2; ag++) {
+        fused_plan p = plan_fused(s, m, sm_count, ag);
         size_t b = p.S > 1 ? (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float) : 0;
         if (b > need) need = b;
+        }
     }
     /* dequantized fp16 weight for the cuBLAS path */
     if (max_m > LQ_W4A16_FUSED_MAX_M) {
@@ -417,19 +437,19 @@ extern "C" lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, 
     return LQ_OK;
 }
 
-template <int MT, bool SYM>
+template <int MT, bool SYM, bool AG>
 static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
                               const float *b, int64_t m, int vec_x, float *parts, cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
     static int attr_set = 0; /* per instantiation: the dynamic shared-memory limit raised once */
     if (!attr_set) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT, SYM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT, SYM, AG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          W4_SMEM_RING + W4_SMEM_A_MAX + 16 * 4 * 16),
                     "cudaFuncSetAttribute (w4a16_mma_kernel)");
         attr_set = 1;
     }
     dim3 grid(p.tiles, (unsigned)p.S, p.chunks);
-    w4a16_mma_kernel<MT, SYM><<<grid, 32 * W4_WARPS, p.smem, st>>>(
+    w4a16_mma_kernel<MT, SYM, AG><<<grid, 32 * W4_WARPS, p.smem, st>>>(
         y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros,
         p.S > 1 ? NULL : b, m, s->N, s->K, s->Np, s->Kp / 64, s->G, s->n_groups, p.kb_per_split, vec_x, parts);
     LQ_LAUNCH_RET("w4a16_mma_kernel");
@@ -458,7 +478,8 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
         LQ_FORWARD(lq_w4a16_dequant_cuda(ws, w, stream));
         return lq_matmul_cuda(blas, y, x, ws, LQ_F16, b, m, s->N, s->K, ldx, stream);
     }
-    fused_plan p = plan_fused(s, m, sm_count);
+    const int ag = (((uintptr_t)x & 3) == 0) && (ldx % 2 == 0) && (s->K % 2 == 0);
+    fused_plan p = plan_fused(s, m, sm_count, ag);
     size_t parts = p.S > 1 ? (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float) : 0;
     LQ_RETURN_IF(p.S > 1 && ws_bytes < parts, LQ_ERR_ARG,
                  "lq_w4a16_matmul_cuda: workspace of %zu bytes, %zu needed (M=%lld N=%lld K=%lld)", ws_bytes, parts,
@@ -466,13 +487,16 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     float *part = (float *)ws;
     int vec_x = (s->K % 8 == 0) && (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
     const bool sym = w->zeros == NULL;
+    if (p.AG)
+        return sym ? launch_fused<1, true, true>(p, y, x, ldx, w, b, m, vec_x, part, st)
+                   : launch_fused<1, false, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
     switch (p.MT * 2 + (sym ? 1 : 0)) {
-    case 2: return launch_fused<1, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 3: return launch_fused<1, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 4: return launch_fused<2, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 5: return launch_fused<2, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 8: return launch_fused<4, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    default: return launch_fused<4, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 2: return launch_fused<1, false, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 3: return launch_fused<1, true, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 4: return launch_fused<2, false, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 5: return launch_fused<2, true, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 8: return launch_fused<4, false, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    default: return launch_fused<4, true, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
     }
 }
 
