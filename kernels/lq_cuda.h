@@ -44,5 +44,8 @@ typedef struct {
 lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps);
 /* cuBLAS y(M,N) = x(M,K) W(N,K)^T, fp16 inputs, fp32 accumulation, fp16 output. */
 lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);
+/* lq's small-M GEMV (lq_gemv_cuda), same method and data as the cuBLAS
+ * baseline, fp32 output; LQ_ERR_UNSUPPORTED for shapes it does not take (M > 8, K % 8). */
+lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);
 
 #endif

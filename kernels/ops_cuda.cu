@@ -252,6 +252,8 @@ extern "C" lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const v
     LQ_RETURN_IF(m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || ldx > INT32_MAX || ldx < k, LQ_ERR_ARG,
                  "lq_matmul_cuda: shape m=%lld n=%lld k=%lld ldx=%lld", (long long)m, (long long)n, (long long)k,
                  (long long)ldx);
+    /* decode-sized products (m <= LQ_GEMV_MAX_M, fp16/bf16): the memory-bound GEMV beats cuBLAS there */
+    if (k > 0 && lq_gemv_supported(dtype, m, n, k, ldx, x, w)) return lq_gemv_cuda(y, x, w, dtype, b, m, n, k, ldx, stream);
     cublasHandle_t h = (cublasHandle_t)blas;
     LQ_BLAS_RET(cublasSetStream(h, lq_stream(stream)), "cublasSetStream");
     float alpha = 1.0f, beta = 0.0f;
