@@ -649,6 +649,10 @@ static void test_kernels_attention_decode(void **state) {
         {1, 10, 4, 1, 256, 0, 8},    /* hd 256, more splits than keys: empty splits */
         {1, 130, 4, 4, 16, 0, 1},    /* one split */
         {2, 77, 4, 2, 32, 0, 64},
+        {1, 32767, 32, 8, 128, 0, 0},   /* batch 1, 32k context: the automatic split count for 8 KV heads */
+        {1, 32767, 32, 8, 128, 0, 256}, /* the most splits lq_attention_decode_splits chooses (merge over 256) */
+        {16, 8191, 32, 8, 128, 0, 0},   /* batch 16, 8k context, per-sequence positions */
+        {1, 9000, 8, 8, 64, 0, 1000},   /* merge over more splits than its threads */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int ti = 0; ti < 3; ti++) {
@@ -658,7 +662,8 @@ static void test_kernels_attention_decode(void **state) {
             int ctx = P + 1 + 5, kvd = nkv * hd, qd = nh * hd;
             int ns = cases[ci].splits ? cases[ci].splits : lq_attention_decode_splits(B, nh, nkv, ctx, f->sm);
             size_t nq = (size_t)B * qd, nc = (size_t)B * ctx * kvd, es = lq_dtype_size(dt);
-            int32_t pos[4];
+            int32_t pos[16];
+            assert_true(B <= 16);
             for (int b = 0; b < B; b++) pos[b] = P - 7 * b;
             float *hk, *hv;
             make_cache(&f->seed, dt, B, ctx, kvd, ctx, &hk, &hv);
