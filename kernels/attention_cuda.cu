@@ -13,8 +13,8 @@
  *  - decode (lq_attention_decode_cuda): one query per sequence, the classic
  *    memory-bound case. One block per (context split, KV head [x up to 8 of
  *    its query heads], sequence): each K/V row is read once for all the query
- *    heads that share it (GQA); a tile's K and V rows are loaded into shared
- *    memory with every 16-byte load in flight at once, then scored, folded
+ *    heads that share it (GQA); a tile's K and V rows are copied into shared
+ *    memory (cp.async) with every 16-byte copy in flight at once, then scored, folded
  *    into the online softmax (a warp per head) and accumulated. Each split
  *    leaves an unnormalized output with its max and sum; a second kernel
  *    merges the splits (log-sum-exp). Positions come from device memory and
@@ -26,6 +26,7 @@
  * timing harness are in kernels/dev/ (bench_attention.cu, decode_v1.cuh). */
 #include "cuda_common.cuh"
 
+#include <cuda_pipeline.h>
 #include <mma.h>
 
 extern "C" {
@@ -485,13 +486,19 @@ __global__ void __launch_bounds__(DC_THREADS)
     for (int k0 = s0; k0 < s1; k0 += KT) {
         const int nk = min(KT, s1 - k0);
         __syncthreads(); /* the previous tile (and qs/stats at the start) are settled */
+        /* global -> shared without a trip through registers (cp.async, sm_80+): every
+         * copy of the tile is issued before any is waited for, so a thread keeps all
+         * of its 16-byte K and V vectors in flight at once (the register-staged
+         * copy it replaces was unrolled by 4: two round trips per tile) */
         for (int i = tid; i < nk * RV; i += DC_THREADS) {
             int r = i / RV, c = i % RV;
             int64_t off = (int64_t)(k0 + r) * kvd + c * VEC;
-            Ks[r * (RV + 1) + c] = *(const uint4 *)(kb + off);
-            Vs[r * RV + c] = *(const uint4 *)(vb + off);
+            __pipeline_memcpy_async(&Ks[r * (RV + 1) + c], kb + off, 16);
+            __pipeline_memcpy_async(&Vs[r * RV + c], vb + off, 16);
         }
-        __syncthreads();
+        __pipeline_commit();
+        __pipeline_wait_prior(0); /* this thread's copies have landed ... */
+        __syncthreads();          /* ... and everyone's */
         if (kk < nk) {
             float acc[G];
 #pragma unroll
