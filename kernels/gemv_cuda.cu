@@ -8,9 +8,10 @@
  * (ANCHORS.md), which caps batch-1 decode at ~72% of its bound.
  *
  * Design (memory-bound, nothing clever):
- *   - a warp owns one row of W (or 1/2, 1/4, 1/8 of it when N is small, so
- *     that there are enough warps to fill the GPU: WPR warps per row, their
- *     partial sums combined through shared memory);
+ *   - a warp owns one row of W (two from M = 4 on, sharing each x load), or
+ *     1/2, 1/4, 1/8 of it when N is small, so that there are enough warps to
+ *     fill the GPU: WPR warps per row, their partial sums combined through
+ *     shared memory;
  *   - each lane reads W in 16-byte vectors (8 elements), the warp covering 512
  *     contiguous bytes per step; GEMV_U vectors are loaded before any is used,
  *     so every lane keeps GEMV_U * 16 bytes in flight (memory-level parallelism
@@ -62,76 +63,98 @@ __device__ __forceinline__ void gemv_unpack(const uint4 &u, float f[8], __nv_bfl
     }
 }
 
-/* acc[m] += dot(W vector wv, x[m] vector j) for m < M. */
-template <typename T, int M>
-__device__ __forceinline__ void gemv_fma(float acc[M], const uint4 &wv, const uint4 *__restrict__ xv, int64_t ldx8,
-                                         int j) {
-    float wf[8];
-    gemv_unpack(wv, wf, T());
+/* acc[r][m] += dot(W vector wv[r], x[m] vector j) for r < R, m < M: each x
+ * vector is loaded and converted once for the R rows. */
+template <typename T, int M, int R>
+__device__ __forceinline__ void gemv_fma(float (&acc)[R][M], const uint4 (&wv)[R], const uint4 *__restrict__ xv,
+                                         int64_t ldx8, int j) {
+    float wf[R][8];
+#pragma unroll
+    for (int r = 0; r < R; r++) gemv_unpack(wv[r], wf[r], T());
 #pragma unroll
     for (int m = 0; m < M; m++) {
         float xf[8];
         gemv_unpack(__ldg(xv + m * ldx8 + j), xf, T());
 #pragma unroll
-        for (int e = 0; e < 8; e++) acc[m] = fmaf(wf[e], xf[e], acc[m]);
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int e = 0; e < 8; e++) acc[r][m] = fmaf(wf[r][e], xf[e], acc[r][m]);
     }
 }
 
-/* Block: GEMV_WARPS warps = GEMV_WARPS / wpr rows of W; warp `warp` works on
- * row blockIdx.x * (GEMV_WARPS / wpr) + warp / wpr, vectors
- * part*32 + lane + i * 32 * wpr (part = warp % wpr) of it.
- * x (M, ldx8 vectors per row), w (n, kv vectors per row), y (M, n), b (n) or NULL. */
-template <typename T, int M>
+/* Block: GEMV_WARPS warps = GEMV_WARPS / wpr warp groups of R rows each; warp
+ * `warp` works on rows row0 .. row0 + R - 1, row0 = R * (blockIdx.x *
+ * (GEMV_WARPS / wpr) + warp / wpr), vectors part*32 + lane + i * 32 * wpr
+ * (part = warp % wpr) of each. R = 2 halves the x loads and conversions per
+ * byte of W, which dominate the instruction count for M >= 4. A lane visits
+ * its vectors in the same order whatever R is, so R does not change a bit of
+ * the result. x (M, ldx8 vectors per row), w (n, kv vectors per row), y (M, n), b (n) or NULL. */
+template <typename T, int M, int R>
 __global__ void __launch_bounds__(GEMV_THREADS)
     gemv_kernel(float *__restrict__ y, const T *__restrict__ x, int64_t ldx8, const T *__restrict__ w,
                 const float *__restrict__ b, int n, int kv, int wpr) {
-    __shared__ float red[GEMV_WARPS][M];
+    constexpr int UR = GEMV_U / R; /* loads in flight per row: GEMV_U per lane in all */
+    __shared__ float red[GEMV_WARPS][R * M];
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int row = blockIdx.x * (GEMV_WARPS / wpr) + warp / wpr, part = warp % wpr;
+    const int row0 = (blockIdx.x * (GEMV_WARPS / wpr) + warp / wpr) * R, part = warp % wpr;
     const uint4 *xv = (const uint4 *)x;
-    float acc[M];
+    float acc[R][M];
 #pragma unroll
-    for (int m = 0; m < M; m++) acc[m] = 0.0f;
-    if (row < n) {
-        const uint4 *wr = (const uint4 *)w + (int64_t)row * kv;
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[r][m] = 0.0f;
+    if (row0 < n) {
+        const uint4 *wr = (const uint4 *)w + (int64_t)row0 * kv;
         const int step = 32 * wpr;
-        for (int v = part * 32 + lane; v < kv; v += GEMV_U * step) {
-            uint4 wv[GEMV_U];
+        for (int v = part * 32 + lane; v < kv; v += UR * step) {
+            uint4 wv[UR][R];
 #pragma unroll
-            for (int u = 0; u < GEMV_U; u++) { /* all loads first: GEMV_U in flight */
-                int j = v + u * step;
-                wv[u] = j < kv ? __ldcs(wr + j) : make_uint4(0u, 0u, 0u, 0u);
-            }
+            for (int u = 0; u < UR; u++) /* all loads first: GEMV_U in flight */
 #pragma unroll
-            for (int u = 0; u < GEMV_U; u++) {
+                for (int r = 0; r < R; r++) {
+                    int j = v + u * step;
+                    wv[u][r] = j < kv && row0 + r < n ? __ldcs(wr + (int64_t)r * kv + j) : make_uint4(0u, 0u, 0u, 0u);
+                }
+#pragma unroll
+            for (int u = 0; u < UR; u++) {
                 int j = v + u * step;
-                if (j < kv) gemv_fma<T, M>(acc, wv[u], xv, ldx8, j);
+                if (j < kv) gemv_fma<T, M, R>(acc, wv[u], xv, ldx8, j);
             }
         }
     }
 #pragma unroll
-    for (int m = 0; m < M; m++) acc[m] = lq_warp_sum(acc[m]); /* every lane holds the warp's sums */
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int m = 0; m < M; m++) acc[r][m] = lq_warp_sum(acc[r][m]); /* every lane holds the warp's sums */
     if (wpr > 1) {
         if (lane == 0)
 #pragma unroll
-            for (int m = 0; m < M; m++) red[warp][m] = acc[m];
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int m = 0; m < M; m++) red[warp][r * M + m] = acc[r][m];
         __syncthreads(); /* wpr is uniform across the block: every thread gets here */
         if (part == 0) {
 #pragma unroll
-            for (int m = 0; m < M; m++) {
-                float s = 0.0f;
-                for (int p = 0; p < wpr; p++) s += red[warp + p][m];
-                acc[m] = s;
-            }
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int m = 0; m < M; m++) {
+                    float s = 0.0f;
+                    for (int p = 0; p < wpr; p++) s += red[warp + p][r * M + m];
+                    acc[r][m] = s;
+                }
         }
     }
-    if (part == 0 && row < n && lane < M) {
+    /* lane r*M + m writes (m, row0 + r): no dynamic register indexing */
+    const int rr = lane / M, mm = lane % M, row = row0 + rr;
+    if (part == 0 && lane < R * M && row < n) {
         float out = 0.0f;
 #pragma unroll
-        for (int m = 0; m < M; m++) /* lane m writes row m (no dynamic register indexing) */
-            if (lane == m) out = acc[m];
+        for (int r = 0; r < R; r++)
+#pragma unroll
+            for (int m = 0; m < M; m++)
+                if (lane == r * M + m) out = acc[r][m];
         if (b) out += b[row];
-        y[(int64_t)lane * n + row] = out;
+        y[(int64_t)mm * n + row] = out;
     }
 }
 
@@ -152,12 +175,16 @@ static int gemv_wpr(int64_t n, int64_t kv) {
     return wpr;
 }
 
+/* R = 2 rows per warp from M = 4 on (x work per W byte halved); wpr depends
+ * on n and kv only, so every M sums in the same order (a batch of B rows
+ * gives each row the bits it gets alone). */
 template <typename T, int M>
 static lq_status gemv_launch(float *y, const void *x, int64_t ldx, const void *w, const float *b, int n, int kv,
                              cudaStream_t s) {
-    int wpr = gemv_wpr(n, kv), rows = GEMV_WARPS / wpr;
+    constexpr int R = M >= 4 ? 2 : 1;
+    int wpr = gemv_wpr(n, kv), rows = GEMV_WARPS / wpr * R;
     unsigned blocks = (unsigned)(((int64_t)n + rows - 1) / rows);
-    gemv_kernel<T, M><<<blocks, GEMV_THREADS, 0, s>>>(y, (const T *)x, ldx / 8, (const T *)w, b, n, kv, wpr);
+    gemv_kernel<T, M, R><<<blocks, GEMV_THREADS, 0, s>>>(y, (const T *)x, ldx / 8, (const T *)w, b, n, kv, wpr);
     LQ_LAUNCH_RET("gemv_kernel");
     return LQ_OK;
 }

@@ -7,8 +7,8 @@
  * Variant "rows R, U loads": one warp owns R rows of W (R = 2: each x vector
  * is loaded and converted once for two rows, which halves the x traffic and
  * conversions that dominate the instruction count for M >= 4), U 16-byte W
- * loads per row in flight per lane. Mainline = R 1, U 8, rows split across
- * warps for small N.
+ * loads per row in flight per lane. Mainline: R 1 for M < 4 and 2 from M = 4
+ * on, 8 loads per lane in all (U 8 / R), rows split across warps for small N.
  *
  * Method (ANCHORS.md): CUDA events, 5 warm-up runs, median of 50, weights
  * rotated through >= 512 MB so they never sit in L2, random fp16 data.
