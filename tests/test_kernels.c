@@ -397,7 +397,8 @@ static void test_kernels_gemv(void **state) {
     } cases[] = {
         {64, 64, 0, 0, 0, 1},       /* one block */
         {6144, 4096, 0, 0, 0, 0},   /* Llama-3-8B qkv */
-        {131, 200, 1, 0, 0, 1},     /* k not a multiple of 8: cuBLAS fallback */
+        {131, 200, 1, 0, 0, 1},     /* odd n, 25 vectors per row */
+        {131, 203, 1, 0, 0, 1},     /* k not a multiple of 8: cuBLAS fallback */
         {1000, 336, 1, 24, 0, 1},   /* bias, ldx > k, row tail inside one load batch */
         {4096, 14336, 0, 0, 0, 0},  /* down: long rows, rows split over 2 warps, predicated tail */
         {128256, 64, 0, 8, 0, 0},   /* lm_head-sized n, ldx = k + 8 */
