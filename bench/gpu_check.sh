@@ -13,11 +13,11 @@
 #   - the machine has the -dev packages (make deps): `make -j16` builds here;
 #   - it has not (the lent device machines have nvcc but no jansson/archive/
 #     cmocka headers): binaries built elsewhere wait in carry/bin (lq,
-#     test_kernels, test_model_gpu, bench_attention) with their runtime
+#     test_kernels, test_model_gpu, bench_attention, bench_gemv) with their runtime
 #     libraries in carry/libs.tar.xz, and the model/golden/text files in
 #     carry/shared (the ../shared folder does not travel). Prepare them with
 #       make BUILD=build-gpu -j2 build-gpu/lq build-gpu/tests/test_kernels build-gpu/tests/test_model_gpu
-#     and the nvcc line at the top of kernels/dev/bench_attention.cu.
+#     and the nvcc lines at the top of kernels/dev/bench_attention.cu and bench_gemv.cu.
 # Environment: LQ_SHARED (default carry/shared if present, else ../shared),
 # SKIP_BENCH8B=1 to skip the 8B model timing, FORCE_PREBUILT=1 to use carry/bin
 # even where the build could run.
@@ -52,10 +52,13 @@ if [ "${FORCE_PREBUILT:-0}" != 1 ] && pkg-config --exists jansson libpcre2-8 lib
   LQ=$BUILD/lq; TESTS="$BUILD/tests/test_kernels $BUILD/tests/test_model_gpu"
   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a kernels/dev/bench_attention.cu $BUILD/liblq.a \
     -lcublas -lopenblas -lgomp -Xcompiler -fopenmp -o $BUILD/bench_attention && BENCH_ATT=$BUILD/bench_attention
+  nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a kernels/dev/bench_gemv.cu $BUILD/liblq.a \
+    -lcublas -lopenblas -lgomp -Xcompiler -fopenmp -o $BUILD/bench_gemv && BENCH_GEMV=$BUILD/bench_gemv
   GPU_TESTS_CMD="make BUILD=$BUILD test-gpu"
 else
   echo "no -dev packages (jansson/libarchive/cmocka headers) here: using the prebuilt binaries in carry/bin"
   LQ=carry/bin/lq; TESTS="carry/bin/test_kernels carry/bin/test_model_gpu"; BENCH_ATT=carry/bin/bench_attention
+  [ -x carry/bin/bench_gemv ] && BENCH_GEMV=carry/bin/bench_gemv
   GPU_TESTS_CMD="env LQ_REQUIRE_GPU=1 ./tests/run_tests.sh $TESTS"  # the recipe of make test-gpu
 fi
 missing=$(ldd $LQ $TESTS 2>/dev/null | grep "not found" | sort -u)
@@ -90,7 +93,11 @@ say "timing: generation (greedy, 400 tokens)"
 grep -v '^{' "$OUTD/timing_generate.jsonl"
 
 say "attention kernels vs ANCHORS.md"
-[ -n "${BENCH_ATT:-}" ] && timeout 120 $BENCH_ATT 2>&1 | tee "$OUTD/bench_attention.txt"
+[ -n "${BENCH_ATT:-}" ] && timeout 180 $BENCH_ATT 2>&1 | tee "$OUTD/bench_attention.txt"
+
+say "small-M GEMV vs cuBLAS (lq bench kernels; kernels/dev/bench_gemv.cu variants)"
+timeout 300 $LQ bench kernels --m 1,2,4,8 --shapes llama3 --out "$OUTD/bench_kernels.json" 2>&1 | tee "$OUTD/bench_kernels.txt"
+[ -n "${BENCH_GEMV:-}" ] && timeout 300 $BENCH_GEMV 2>&1 | tee "$OUTD/bench_gemv.txt"
 
 if [ "${SKIP_BENCH8B:-0}" != 1 ]; then
   say "lq bench model: llama3-8b shapes (random weights), fp16, CUDA"

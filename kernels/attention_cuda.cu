@@ -13,8 +13,8 @@
  *  - decode (lq_attention_decode_cuda): one query per sequence, the classic
  *    memory-bound case. One block per (context split, KV head [x up to 8 of
  *    its query heads], sequence): each K/V row is read once for all the query
- *    heads that share it (GQA); a tile's K and V rows are loaded into shared
- *    memory with every 16-byte load in flight at once, then scored, folded
+ *    heads that share it (GQA); a tile's K and V rows are copied into shared
+ *    memory (cp.async) with every 16-byte copy in flight at once, then scored, folded
  *    into the online softmax (a warp per head) and accumulated. Each split
  *    leaves an unnormalized output with its max and sum; a second kernel
  *    merges the splits (log-sum-exp). Positions come from device memory and
@@ -26,6 +26,7 @@
  * timing harness are in kernels/dev/ (bench_attention.cu, decode_v1.cuh). */
 #include "cuda_common.cuh"
 
+#include <cuda_pipeline.h>
 #include <mma.h>
 
 extern "C" {
@@ -485,13 +486,19 @@ __global__ void __launch_bounds__(DC_THREADS)
     for (int k0 = s0; k0 < s1; k0 += KT) {
         const int nk = min(KT, s1 - k0);
         __syncthreads(); /* the previous tile (and qs/stats at the start) are settled */
+        /* global -> shared without a trip through registers (cp.async, sm_80+): every
+         * copy of the tile is issued before any is waited for, so a thread keeps all
+         * of its 16-byte K and V vectors in flight at once (the register-staged
+         * copy it replaces was unrolled by 4: two round trips per tile) */
         for (int i = tid; i < nk * RV; i += DC_THREADS) {
             int r = i / RV, c = i % RV;
             int64_t off = (int64_t)(k0 + r) * kvd + c * VEC;
-            Ks[r * (RV + 1) + c] = *(const uint4 *)(kb + off);
-            Vs[r * RV + c] = *(const uint4 *)(vb + off);
+            __pipeline_memcpy_async(&Ks[r * (RV + 1) + c], kb + off, 16);
+            __pipeline_memcpy_async(&Vs[r * RV + c], vb + off, 16);
         }
-        __syncthreads();
+        __pipeline_commit();
+        __pipeline_wait_prior(0); /* this thread's copies have landed ... */
+        __syncthreads();          /* ... and everyone's */
         if (kk < nk) {
             float acc[G];
 #pragma unroll
@@ -595,23 +602,71 @@ __global__ void __launch_bounds__(DC_THREADS)
     }
 }
 
-/* Merge the splits of one (head, sequence): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M). */
+/* Merge the splits of one (head, sequence): out = sum_s o_s e^(m_s - M) / sum_s l_s e^(m_s - M)
+ * over the non-empty splits (l_s > 0). Parallel over the splits: at batch 1
+ * there are dozens to hundreds of them, and a loop over them in one thread
+ * per dimension (the first version) was a chain of dependent L2 round trips
+ * that cost more than the attention itself. Pass 1: block max M; pass 2:
+ * block sum L; pass 3: thread (slice, 4 dims) sums splits slice, slice + NSL,
+ * ... (loads independent of the weights, so they stay in flight), then the
+ * NSL slices are added in shared memory. */
+#define DR_THREADS 256
 template <typename TK, int HD>
-__global__ void attn_decode_reduce_kernel(TK *out, const float *ws_o, const float *ws_ml, int nh, int ns) {
-    const int h = blockIdx.x, b = blockIdx.y;
+__global__ void __launch_bounds__(DR_THREADS)
+    attn_decode_reduce_kernel(TK *out, const float *ws_o, const float *ws_ml, int nh, int ns) {
+    constexpr int VD = HD / 4, NSL = DR_THREADS / VD; /* threads across head_dim (4 dims each), split slices */
+    static_assert(HD % 4 == 0 && DR_THREADS % VD == 0, "merge geometry");
+    __shared__ float red[NSL * HD]; /* 4 * DR_THREADS floats */
+    __shared__ float wred[DR_THREADS / 32], ML[2];
+    const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int64_t base = (int64_t)b * nh + h;
     const float *ml = ws_ml + base * ns * 2;
-    float M = -INFINITY;
-    for (int s = 0; s < ns; s++)
-        if (ml[2 * s + 1] > 0.0f) M = fmaxf(M, ml[2 * s]);
-    float L = 0.0f;
-    for (int s = 0; s < ns; s++)
-        if (ml[2 * s + 1] > 0.0f) L += ml[2 * s + 1] * expf(ml[2 * s] - M);
-    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
-        float acc = 0.0f;
-        for (int s = 0; s < ns; s++)
-            if (ml[2 * s + 1] > 0.0f) acc += ws_o[(base * ns + s) * HD + d] * expf(ml[2 * s] - M);
-        out[base * HD + d] = lq_st<TK>(acc / L);
+    float mx = -INFINITY;
+    for (int s = tid; s < ns; s += DR_THREADS)
+        if (ml[2 * s + 1] > 0.0f) mx = fmaxf(mx, ml[2 * s]);
+    mx = lq_warp_max(mx);
+    if (lane == 0) wred[warp] = mx;
+    __syncthreads();
+    if (tid == 0) {
+        float m = wred[0];
+        for (int i = 1; i < DR_THREADS / 32; i++) m = fmaxf(m, wred[i]);
+        ML[0] = m;
+    }
+    __syncthreads(); /* ML[0] is set; wred was read by thread 0 before this barrier: free again */
+    const float M = ML[0];
+    float l = 0.0f;
+    for (int s = tid; s < ns; s += DR_THREADS)
+        if (ml[2 * s + 1] > 0.0f) l += ml[2 * s + 1] * expf(ml[2 * s] - M);
+    l = lq_warp_sum(l);
+    if (lane == 0) wred[warp] = l;
+    __syncthreads();
+    if (tid == 0) {
+        float t = 0.0f;
+        for (int i = 0; i < DR_THREADS / 32; i++) t += wred[i];
+        ML[1] = t;
+    }
+    const int dv = tid % VD, sl = tid / VD;
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll 4
+    for (int s = sl; s < ns; s += NSL) {
+        const float *o = ws_o + (base * ns + s) * HD + dv * 4; /* in bounds for every s < ns */
+        float lv = ml[2 * s + 1], mv = ml[2 * s], o0 = o[0], o1 = o[1], o2 = o[2], o3 = o[3];
+        if (lv > 0.0f) { /* empty splits (m = -inf, l = 0) contribute nothing */
+            float wgt = expf(mv - M);
+            acc[0] = fmaf(o0, wgt, acc[0]);
+            acc[1] = fmaf(o1, wgt, acc[1]);
+            acc[2] = fmaf(o2, wgt, acc[2]);
+            acc[3] = fmaf(o3, wgt, acc[3]);
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < 4; j++) red[sl * HD + dv * 4 + j] = acc[j];
+    __syncthreads(); /* red complete, ML[1] visible */
+    const float L = ML[1];
+    for (int d = tid; d < HD; d += DR_THREADS) {
+        float a = 0.0f;
+        for (int k = 0; k < NSL; k++) a += red[k * HD + d];
+        out[base * HD + d] = lq_st<TK>(a / L);
     }
 }
 
@@ -643,8 +698,8 @@ static lq_status launch_decode_g(void *out, const float *q, int64_t ldq, const v
                                                              seq_stride, pos, nh, nkv, window, ns,
                                                              (float)(1.0 / sqrt((double)HD)));
     LQ_LAUNCH_RET("attn_decode_kernel");
-    attn_decode_reduce_kernel<TK, HD><<<dim3((unsigned)nh, (unsigned)B), HD < 32 ? 32 : (HD > 128 ? 128 : HD), 0, s>>>(
-        (TK *)out, ws_o, ws_ml, nh, ns);
+    attn_decode_reduce_kernel<TK, HD><<<dim3((unsigned)nh, (unsigned)B), DR_THREADS, 0, s>>>((TK *)out, ws_o, ws_ml, nh,
+                                                                                         ns);
     LQ_LAUNCH_RET("attn_decode_reduce_kernel");
     return LQ_OK;
 }

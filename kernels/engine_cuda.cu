@@ -149,8 +149,9 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
         /* x += previous layer's MLP output (fused), xn = norm(x) */
         LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, l ? c->delta : NULL, lw->attn_norm, n, D, cf->rms_eps, s));
         LQ_FORWARD(lq_matmul_cuda(blas, c->qkv, c->xn, lw->wqkv, dt, lw->bqkv, n, ldqkv, D, 0, s));
-        LQ_FORWARD(lq_rope_cuda(q, ldqkv, d_pos, n, nh, hd, c->rope_cos, c->rope_sin, s));
-        LQ_FORWARD(lq_rope_cuda(k, ldqkv, d_pos, n, nkv, hd, c->rope_cos, c->rope_sin, s));
+        /* q's nh heads and k's nkv heads sit side by side in each q|k|v row: one launch rotates both
+         * (head h >= nh is k's head h - nh at offset qd + (h - nh) * hd; same positions, same tables) */
+        LQ_FORWARD(lq_rope_cuda(q, ldqkv, d_pos, n, nh + nkv, hd, c->rope_cos, c->rope_sin, s));
         LQ_FORWARD(lq_kv_store_cuda(kc, vc, dt, k, v, ldqkv, d_pos, B, T, kvd, c->seq_stride, s));
         if (decode) {
             int ns = lq_attention_decode_splits(B, nh, nkv, c->max_ctx, lq_cuda_ctx_sm_count(c->ctx));

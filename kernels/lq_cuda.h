@@ -44,6 +44,9 @@ typedef struct {
 lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps);
 /* cuBLAS y(M,N) = x(M,K) W(N,K)^T, fp16 inputs, fp32 accumulation, fp16 output. */
 lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);
+/* lq's small-M GEMV (lq_gemv_cuda), same method and data as the cuBLAS
+ * baseline, fp32 output; LQ_ERR_UNSUPPORTED for shapes it does not take (M > 8, K % 8). */
+lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);
 
 /* lq_w4a16_matmul_cuda, y(M,N) fp32 = x(M,K) fp16 W4(N,K)^T with random codes in the mma layout,
  * group size G (0: per channel), sym or asym; path 0 auto, 1 fused, 2 dequantize + cuBLAS. */

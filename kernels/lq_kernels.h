@@ -16,7 +16,8 @@
  * Only the buffers marked `void *` with a dtype argument take 16-bit types.
  *
  * Implementation: kernels/ops_cuda.cu (elementwise ops, norms, GEMM, NLL,
- * argmax), kernels/attention_cuda.cu (prefill and split-context decode).
+ * argmax), kernels/gemv_cuda.cu (small-M GEMV), kernels/attention_cuda.cu
+ * (prefill and split-context decode).
  * Tested against the references by tests/test_kernels.c (make test-gpu). */
 #ifndef LQ_KERNELS_H
 #define LQ_KERNELS_H
@@ -79,11 +80,22 @@ lq_status lq_rope_cuda(float *x, int64_t ld, const int32_t *pos, int64_t n, int 
 lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *gate, const float *up, int64_t rows, int64_t cols,
                          int64_t ld, void *stream);
 
-/* y = x W^T + b through cuBLAS (cublasGemmEx, fp32 accumulation).
+/* y = x W^T + b through cuBLAS (cublasGemmEx, fp32 accumulation), or for
+ * small m with fp16/bf16 through lq_gemv_cuda (below).
  * x (m, k) rows ldx elements apart (ldx = 0 means k), W (n, k), both `dtype`;
  * b (n) fp32 or NULL; y (m, n) fp32. blas: lq_cuda_ctx_blas(). */
 lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const void *w, lq_dtype dtype, const float *b,
                          int64_t m, int64_t n, int64_t k, int64_t ldx, void *stream);
+
+/* The same product for a few rows of x without cuBLAS: a memory-bound GEMV
+ * (kernels/gemv_cuda.cu) for m <= LQ_GEMV_MAX_M, fp16/bf16 x and W, fp32
+ * accumulation. lq_matmul_cuda calls it whenever lq_gemv_supported() says
+ * yes: dtype F16/BF16, 1 <= m <= LQ_GEMV_MAX_M, k and ldx (0: k) multiples of
+ * 8, x and w 16-byte aligned. Otherwise lq_gemv_cuda returns LQ_ERR_UNSUPPORTED. */
+#define LQ_GEMV_MAX_M 8
+int lq_gemv_supported(lq_dtype dtype, int64_t m, int64_t n, int64_t k, int64_t ldx, const void *x, const void *w);
+lq_status lq_gemv_cuda(float *y, const void *x, const void *w, lq_dtype dtype, const float *b, int64_t m, int64_t n,
+                       int64_t k, int64_t ldx, void *stream);
 
 /* Write new keys/values into the cache: for b < B, t < T
  *   cache[b * seq_stride + pos[b*T + t] * kv_dim + j] = k/v[(b*T + t) * ld + j]

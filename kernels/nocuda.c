@@ -55,3 +55,13 @@ lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, int sym, int 
     (void)t;
     return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU benchmarks (device %d)", dev);
 }
+
+lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t) {
+    (void)M;
+    (void)N;
+    (void)K;
+    (void)rotate_bytes;
+    (void)iters;
+    (void)t;
+    return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU benchmarks (device %d)", dev);
+}

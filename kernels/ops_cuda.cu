@@ -245,6 +245,12 @@ static int blas_type(lq_dtype t, cudaDataType_t *out) {
     }
 }
 
+/* Largest m sent to lq_gemv_cuda (at most LQ_GEMV_MAX_M; 0 = always cuBLAS):
+ * set from `lq bench kernels`, which times both for M = 1, 2, 4, 8. */
+#ifndef LQ_GEMV_DISPATCH_M
+#define LQ_GEMV_DISPATCH_M LQ_GEMV_MAX_M
+#endif
+
 /* Row-major y (m, n) = x (m, k) W^T is, read column-major, y^T (n, m) =
  * W^T (n, k) x^T (k, m): W as a column-major (k, n) matrix transposed, x as a
  * column-major (k, m) matrix with leading dimension ldx. */
@@ -257,6 +263,9 @@ extern "C" lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const v
     LQ_RETURN_IF(m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || ldx > INT32_MAX || ldx < k, LQ_ERR_ARG,
                  "lq_matmul_cuda: shape m=%lld n=%lld k=%lld ldx=%lld", (long long)m, (long long)n, (long long)k,
                  (long long)ldx);
+    /* decode-sized products (fp16/bf16, m <= LQ_GEMV_DISPATCH_M): the memory-bound GEMV beats cuBLAS there */
+    if (k > 0 && m <= LQ_GEMV_DISPATCH_M && lq_gemv_supported(dtype, m, n, k, ldx, x, w))
+        return lq_gemv_cuda(y, x, w, dtype, b, m, n, k, ldx, stream);
     cublasHandle_t h = (cublasHandle_t)blas;
     LQ_BLAS_RET(cublasSetStream(h, lq_stream(stream)), "cublasSetStream");
     float alpha = 1.0f, beta = 0.0f;

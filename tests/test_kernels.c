@@ -5,7 +5,8 @@
  * each launch so that an unwritten element fails. Edge cases: sizes not
  * divisible by tiles or blocks, head_dim 8 (stories260K), 64, 128, 256, GQA
  * ratios 1/2/4/8/16, sliding windows, long contexts for the split decode,
- * empty splits, chunked prefill (pos0 > 0), per-sequence decode positions.
+ * empty splits, chunked prefill (pos0 > 0), per-sequence decode positions,
+ * the small-M GEMV for m = 1..8 with its cuBLAS fallbacks.
  *
  * 16-bit cases round the inputs to the dtype first, so the reference sees
  * exactly the values the kernel reads; what remains is accumulation order and
@@ -353,6 +354,145 @@ static void test_kernels_matmul(void **state) {
         }
 }
 
+/* ---------------- small-M GEMV (lq_gemv_cuda, and its fallback) ---------------- */
+
+/* Error bound of an fp32-accumulated dot product of fp16/bf16 values: each
+ * product is exact in fp32 (11x11 or 8x8 significant bits), and each of the
+ * at most L sequential additions rounds once, so |err| <= L * 2^-24 * S with
+ * S = sum_k |x_k w_k| + |b| (first order). The GEMV's longest chain is K/32
+ * fmas per lane, 5 shuffle levels, 3 levels across warps, the bias: L = K/32 +
+ * 16 covers it (and the double reference's final rounding). A cuBLAS fallback
+ * may add sequentially: L = K + 16. A single missing or misplaced product
+ * shows up as ~|x_k w_k| / S ~ 1/K, far above these bounds. */
+static void check_gemv(const char *what, const float *got, const float *want, const float *S, size_t n, double L) {
+    const double u = 1.0 / 16777216.0;
+    double worst = 0, ma = 0;
+    long bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]), e = d / ((double)S[i] + 1e-30);
+        if (!(d <= L * u * S[i] + 1e-30)) {
+            if (bad < 5)
+                print_message("%s: mismatch at %zu: got %.9g want %.9g (abs %.3g, %.3g x sum|xw|)\n", what, i, got[i],
+                              want[i], d, e);
+            bad++;
+        }
+        if (isnan(d)) d = e = INFINITY;
+        if (e > worst) worst = e;
+        if (d > ma) ma = d;
+    }
+    print_message("  %-58s max abs %.3g  max err/sum|xw| %.3g (bound %.2g)\n", what, ma, worst, L * u);
+    if (bad) print_message("%s: %ld/%zu mismatches\n", what, bad, n);
+    assert_int_equal(bad, 0);
+}
+
+static void test_kernels_gemv(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    /* n, k, bias, ldx - k, x misaligned by one element, all m = 1..8 (else 1, 3, 8) */
+    const struct {
+        int64_t n, k;
+        int bias;
+        int64_t gap;
+        int misalign, all_m;
+    } cases[] = {
+        {64, 64, 0, 0, 0, 1},       /* one block */
+        {6144, 4096, 0, 0, 0, 0},   /* Llama-3-8B qkv */
+        {131, 200, 1, 0, 0, 1},     /* odd n, 25 vectors per row */
+        {131, 203, 1, 0, 0, 1},     /* k not a multiple of 8: cuBLAS fallback */
+        {1000, 336, 1, 24, 0, 1},   /* bias, ldx > k, row tail inside one load batch */
+        {4096, 14336, 0, 0, 0, 0},  /* down: long rows, rows split over 2 warps, predicated tail */
+        {128256, 64, 0, 8, 0, 0},   /* lm_head-sized n, ldx = k + 8 */
+        {77, 8, 1, 0, 0, 1},        /* one vector per row */
+        {3, 8200, 1, 0, 0, 1},      /* n smaller than a block's rows: 8 warps per row, tail */
+        {257, 2056, 1, 8, 0, 1},    /* 257 vectors per row, rows split over warps */
+        {300, 512, 0, 0, 1, 0},     /* x not 16-byte aligned: cuBLAS fallback */
+    };
+    const lq_dtype dts[2] = {LQ_F16, LQ_BF16};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int ti = 0; ti < 2; ti++) {
+            const int64_t n = cases[ci].n, k = cases[ci].k, ldx = k + cases[ci].gap;
+            const lq_dtype dt = dts[ti];
+            const size_t es = lq_dtype_size(dt), nw = (size_t)(n * k), pad = 64; /* pad: guard floats after y */
+            float *w = hrand(&f->seed, nw, -1, 1), *b = hrand(&f->seed, (size_t)n, -1, 1);
+            round_to(dt, w, nw);
+            float *wa = malloc(sizeof(float) * nw), *ba = malloc(sizeof(float) * n);
+            for (size_t i = 0; i < nw; i++) wa[i] = fabsf(w[i]);
+            for (int64_t i = 0; i < n; i++) ba[i] = fabsf(b[i]);
+            void *d_w = upload_as(dt, w, nw);
+            float *d_b = upload_as(LQ_F32, b, (size_t)n);
+            const int ms_few[3] = {1, 3, 8};
+            for (int mi = 0; mi < (cases[ci].all_m ? 8 : 3); mi++) {
+                const int64_t m = cases[ci].all_m ? mi + 1 : ms_few[mi];
+                const int off = cases[ci].misalign; /* elements before x in its buffer */
+                size_t nx = (size_t)(m * ldx), ny = (size_t)(m * n);
+                float *x = hrand(&f->seed, nx + off, -1, 1), *xc = malloc(sizeof(float) * m * k),
+                      *xa = malloc(sizeof(float) * m * k), *want = malloc(sizeof(float) * ny),
+                      *S = malloc(sizeof(float) * ny), *got = malloc(sizeof(float) * (ny + pad)),
+                      *got2 = malloc(sizeof(float) * ny);
+                round_to(dt, x, nx + off);
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t j = 0; j < k; j++) {
+                        xc[i * k + j] = x[off + i * ldx + j];
+                        xa[i * k + j] = fabsf(xc[i * k + j]);
+                    }
+                char *d_xb = upload_as(dt, x, nx + off);
+                const void *d_x = d_xb + (size_t)off * es;
+                float *d_y = dmalloc(sizeof(float) * (ny + pad));
+                const float *bias = cases[ci].bias ? d_b : NULL;
+                const int ok = lq_gemv_supported(dt, m, n, k, ldx, d_x, d_w);
+                assert_int_equal(ok, k % 8 == 0 && !off); /* the fallback cases are refused, the rest taken */
+                poison(d_y, sizeof(float) * (ny + pad));
+                if (ok) {
+                    assert_int_equal(lq_gemv_cuda(d_y, d_x, d_w, dt, bias, m, n, k, ldx, f->stream), LQ_OK);
+                } else {
+                    assert_int_equal(lq_gemv_cuda(d_y, d_x, d_w, dt, bias, m, n, k, ldx, f->stream),
+                                     LQ_ERR_UNSUPPORTED);
+                    assert_int_equal(lq_matmul_cuda(f->blas, d_y, d_x, d_w, dt, bias, m, n, k, ldx, f->stream), LQ_OK);
+                }
+                assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+                assert_int_equal(lq_cuda_download(got, d_y, sizeof(float) * (ny + pad)), LQ_OK);
+                for (size_t i = ny; i < ny + pad; i++) assert_true(isnan(got[i])); /* nothing written past y */
+                lq_matmul_ref(want, xc, w, cases[ci].bias ? b : NULL, m, n, k);
+                lq_matmul_ref(S, xa, wa, cases[ci].bias ? ba : NULL, m, n, k);
+                char what[128];
+                snprintf(what, sizeof what, "gemv %s m=%lld n=%lld k=%lld%s%s%s", lq_dtype_name(dt), (long long)m,
+                         (long long)n, (long long)k, cases[ci].bias ? " +bias" : "", cases[ci].gap ? " ldx>k" : "",
+                         ok ? "" : " (cuBLAS fallback)");
+                check_gemv(what, got, want, S, ny, ok ? (double)k / 32 + 16 : (double)k + 16);
+                if (ok) { /* through lq_matmul_cuda: the same bits when it dispatches here (m <= LQ_GEMV_DISPATCH_M) */
+                    poison(d_y, sizeof(float) * ny);
+                    assert_int_equal(lq_matmul_cuda(f->blas, d_y, d_x, d_w, dt, bias, m, n, k, ldx, f->stream), LQ_OK);
+                    assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+                    assert_int_equal(lq_cuda_download(got2, d_y, sizeof(float) * ny), LQ_OK);
+                    int same = memcmp(got, got2, sizeof(float) * ny) == 0;
+                    print_message("    lq_matmul_cuda: %s\n", same ? "bit-identical (dispatched to the GEMV)" : "cuBLAS");
+                    check_gemv("  lq_matmul_cuda", got2, want, S, ny, (double)k + 16);
+                }
+                lq_cuda_free(d_xb);
+                lq_cuda_free(d_y);
+                free(x);
+                free(xc);
+                free(xa);
+                free(want);
+                free(S);
+                free(got);
+                free(got2);
+            }
+            lq_cuda_free(d_w);
+            lq_cuda_free(d_b);
+            free(w);
+            free(b);
+            free(wa);
+            free(ba);
+        }
+    /* what is refused: F32, m > LQ_GEMV_MAX_M, misaligned W, ldx not a multiple of 8 */
+    assert_false(lq_gemv_supported(LQ_F32, 1, 64, 64, 0, NULL, NULL));
+    assert_false(lq_gemv_supported(LQ_F16, LQ_GEMV_MAX_M + 1, 64, 64, 0, NULL, NULL));
+    assert_false(lq_gemv_supported(LQ_F16, 1, 64, 64, 0, NULL, (const void *)(uintptr_t)8));
+    assert_false(lq_gemv_supported(LQ_BF16, 2, 64, 64, 68, NULL, NULL));
+    assert_true(lq_gemv_supported(LQ_BF16, 2, 64, 64, 72, NULL, NULL));
+}
+
 /* ---------------- KV store ---------------- */
 
 static void test_kernels_kv_store(void **state) {
@@ -512,6 +652,10 @@ static void test_kernels_attention_decode(void **state) {
         {1, 10, 4, 1, 256, 0, 8},    /* hd 256, more splits than keys: empty splits */
         {1, 130, 4, 4, 16, 0, 1},    /* one split */
         {2, 77, 4, 2, 32, 0, 64},
+        {1, 32767, 32, 8, 128, 0, 0},   /* batch 1, 32k context: the automatic split count for 8 KV heads */
+        {1, 32767, 32, 8, 128, 0, 256}, /* the most splits lq_attention_decode_splits chooses (merge over 256) */
+        {16, 8191, 32, 8, 128, 0, 0},   /* batch 16, 8k context, per-sequence positions */
+        {1, 9000, 8, 8, 64, 0, 1000},   /* merge over more splits than its threads */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
         for (int ti = 0; ti < 3; ti++) {
@@ -521,7 +665,8 @@ static void test_kernels_attention_decode(void **state) {
             int ctx = P + 1 + 5, kvd = nkv * hd, qd = nh * hd;
             int ns = cases[ci].splits ? cases[ci].splits : lq_attention_decode_splits(B, nh, nkv, ctx, f->sm);
             size_t nq = (size_t)B * qd, nc = (size_t)B * ctx * kvd, es = lq_dtype_size(dt);
-            int32_t pos[4];
+            int32_t pos[16];
+            assert_true(B <= 16);
             for (int b = 0; b < B; b++) pos[b] = P - 7 * b;
             float *hk, *hv;
             make_cache(&f->seed, dt, B, ctx, kvd, ctx, &hk, &hv);
@@ -679,7 +824,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kernels_embedding),         cmocka_unit_test(test_kernels_rmsnorm_residual),
         cmocka_unit_test(test_kernels_rope),              cmocka_unit_test(test_kernels_swiglu),
-        cmocka_unit_test(test_kernels_matmul),            cmocka_unit_test(test_kernels_kv_store),
+        cmocka_unit_test(test_kernels_matmul),            cmocka_unit_test(test_kernels_gemv),
+        cmocka_unit_test(test_kernels_kv_store),
         cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
         cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_argmax),
         cmocka_unit_test(test_kernels_errors),

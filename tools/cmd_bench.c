@@ -2,7 +2,8 @@
  *   lq bench kernels [--m LIST] [--shapes llama3|llama2|all] [--iters N] [--json] [--out FILE]
  *     copy bandwidth, then for each Llama linear shape (K x N) and batch M:
  *     cuBLAS fp16 (the baseline every lq kernel is compared with in the same run):
- *     microseconds (median), effective TB/s (weights + activations), TFLOP/s.
+ *     microseconds (median), effective TB/s (weights + activations), TFLOP/s;
+ *     for M <= 8 also lq's GEMV (lq_gemv_cuda) and its speedup over cuBLAS.
  *   lq bench model (MODEL | --preset NAME) [--device cpu|cuda] [--prompt LIST] [--batch LIST]
  *                  [--ctx LIST] [--steps N] [--json] [--out FILE]
  *     prefill tokens/s for each prompt length, decode tokens/s for each batch x context.
@@ -133,6 +134,7 @@ static int bench_kernels(int argc, char **argv) {
     if (!strcmp(shapes, "llama3") || !strcmp(shapes, "all")) sets[0] = llama3, nsets[0] = 4;
     if (!strcmp(shapes, "llama2") || !strcmp(shapes, "all")) sets[1] = llama2, nsets[1] = 5;
     if (!sets[0] && !sets[1]) return lq_tool_usage("bench", UK, "unknown --shapes '%s'", shapes);
+    fprintf(stderr, "(M <= 8: a second row \"gemv\" times lq's small-M GEMV, with its speedup over cuBLAS)\n");
     if (w4) {
         json_object_set_new(res, "w4a16", json_pack("{s:i, s:b, s:i}", "group", w4_group, "sym", w4_sym,
                                                      "fused_max_m_auto", LQ_W4A16_FUSED_MAX_M));
@@ -184,6 +186,20 @@ static int bench_kernels(int argc, char **argv) {
                                     si == 0 ? "llama3-8b" : "llama2-7b", "layer", s->name, "K", s->K, "N", s->N, "M",
                                     M, "impl", "cublas_f16", "us_median", t.us_median, "us_min", t.us_min, "us_p90",
                                     t.us_p90, "tbps", bytes / sec / 1e12, "tflops", flops / sec / 1e12));
+                if (M <= 8 && s->K % 8 == 0) { /* lq's small-M GEMV, same run, same data: speedup over cuBLAS */
+                    lq_bench_timing tg;
+                    st = lq_cuda_bench_gemv_f16(gpu, M, s->N, s->K, (size_t)512 << 20, iters, &tg);
+                    if (st != LQ_OK) return lq_tool_fail("bench", st);
+                    double gb = 2.0 * ((double)s->N * s->K + (double)M * s->K) + 4.0 * M * s->N, gs = tg.us_median * 1e-6;
+                    fprintf(stderr, "%-8s %6s %6s %5s | %10.1f %8.3f %8.1f   %.2fx cuBLAS\n", "", "", "", "gemv",
+                            tg.us_median, gb / gs / 1e12, flops / gs / 1e12, t.us_median / tg.us_median);
+                    json_array_append_new(
+                        rows, json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, s:f, s:f}", "set",
+                                        si == 0 ? "llama3-8b" : "llama2-7b", "layer", s->name, "K", s->K, "N", s->N,
+                                        "M", M, "impl", "lq_gemv_f16", "us_median", tg.us_median, "us_min", tg.us_min,
+                                        "us_p90", tg.us_p90, "tbps", gb / gs / 1e12, "tflops", flops / gs / 1e12,
+                                        "speedup_vs_cublas", t.us_median / tg.us_median));
+                }
             }
         }
     json_object_set_new(res, "linear", rows);

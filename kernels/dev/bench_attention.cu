@@ -4,7 +4,9 @@
  * 13.0 / 27.0 / 64.9 us at batch 1 and 1k / 8k / 32k context, 36.2 / 190.2 /
  * 698.8 us at batch 16) and a prefill (causal, T = 512 / 2048); the current
  * kernels side by side with the earlier ones (decode v1: decode_v1.cuh;
- * prefill on the fp32 units: lq_attention_simt_cuda), measured in the same run.
+ * prefill on the fp32 units: lq_attention_simt_cuda), measured in the same run;
+ * then a sweep of split counts at batch 1 and 16 (8k, 32k) against the
+ * automatic choice (lq_attention_decode_splits).
  * Method: CUDA events, warm-up, median of 50 runs, caches rotated through
  * > 400 MB so they never sit in the 50 MB L2, random (never zero) data.
  * Build (not part of `make`; kernel variants are tried here first):
@@ -125,6 +127,51 @@ int main(void) {
         }
         printf("%5d %6d %6d %9.1f %8.2f %9.1f %7.2fx %9.1f %7.2fx\n", B, C, ns, us[0], cache_bytes / (us[0] * 1e-6) / 1e12,
                us[1], us[1] / us[0], sdpa[ci], sdpa[ci] / us[0]);
+        lq_cuda_free(kv);
+        lq_cuda_free(q);
+        lq_cuda_free(out);
+        lq_cuda_free(pos);
+        lq_cuda_free(ws);
+    }
+
+    /* split-count sweep for the current kernel: is lq_attention_decode_splits' choice the best? */
+    printf("# decode split sweep (current kernel): us (KV TB/s) per split count; * = lq_attention_decode_splits\n");
+    const int sB[] = {1, 1, 16, 16}, sC[] = {8192, 32768, 8192, 32768}, sns[] = {8, 16, 33, 66, 132, 256};
+    for (int ci = 0; ci < 4; ci++) {
+        int B = sB[ci], C = sC[ci], ns_auto = lq_attention_decode_splits(B, nh, nkv, C, sm);
+        size_t cache_elems = (size_t)B * C * kvd, cache_bytes = cache_elems * 2 * 2;
+        int copies = (int)((400u << 20) / cache_bytes) + 1;
+        if (copies > 16) copies = 16;
+        __half *kv = NULL;
+        float *q = NULL;
+        int32_t *pos = NULL;
+        void *out = NULL, *ws = NULL;
+        LQ(lq_cuda_malloc((void **)&kv, cache_bytes * copies, "kv"));
+        LQ(lq_cuda_malloc((void **)&q, sizeof(float) * B * nh * hd, "q"));
+        LQ(lq_cuda_malloc(&out, 2 * (size_t)B * nh * hd, "out"));
+        LQ(lq_cuda_malloc((void **)&pos, sizeof(int32_t) * B, "pos"));
+        LQ(lq_cuda_malloc(&ws, lq_attention_decode_workspace(B, nh, hd, 256), "ws"));
+        fill_half<<<1024, 256, 0, s>>>(kv, cache_elems * 2 * copies, 1);
+        fill_float<<<64, 256, 0, s>>>(q, (size_t)B * nh * hd, 2);
+        int32_t hp[64];
+        for (int b = 0; b < B; b++) hp[b] = C - 1;
+        LQ(lq_cuda_upload(pos, hp, sizeof(int32_t) * B));
+        printf("B=%-3d ctx %6d:", B, C);
+        for (int si = 0; si < 7; si++) {
+            int ns = si < 6 ? sns[si] : ns_auto;
+            for (int r = -3; r < runs; r++) {
+                __half *k = kv + (size_t)((r + 3) % copies) * cache_elems * 2, *v = k + cache_elems;
+                CK(cudaEventRecord(e0, s));
+                LQ(lq_attention_decode_cuda(out, q, 0, k, v, LQ_F16, (int64_t)C * kvd, B, pos, nh, nkv, hd, 0, ns, ws, s));
+                CK(cudaEventRecord(e1, s));
+                CK(cudaEventSynchronize(e1));
+                if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1));
+            }
+            qsort(ms, runs, sizeof(float), cmpf);
+            double us = ms[runs / 2] * 1e3;
+            printf("  %s%d: %.1f (%.2f)", si < 6 ? "" : "*", ns, us, cache_bytes / (us * 1e-6) / 1e12);
+        }
+        printf("\n");
         lq_cuda_free(kv);
         lq_cuda_free(q);
         lq_cuda_free(out);
