@@ -149,6 +149,66 @@ fail:
     return st;
 }
 
+/* lq_gemv_cuda (kernels/gemv_cuda.cu) timed exactly as the cuBLAS baseline
+ * above: same weights rotation, same random data, default stream; fp32 y (the
+ * GEMV's output contract; M*N*4 bytes, negligible next to the weights). */
+extern "C" lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters,
+                                            lq_bench_timing *t) {
+    lq_status st = LQ_OK;
+    __half **w = NULL, *x = NULL;
+    float *y = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double *us = NULL;
+    size_t wbytes = (size_t)N * K * 2;
+    int R = (int)((rotate_bytes + wbytes - 1) / wbytes);
+    if (R < 2) R = 2;
+    us = (double *)calloc((size_t)iters, sizeof(double));
+    w = (__half **)calloc((size_t)R, sizeof(__half *));
+    if (!us || !w) {
+        free(us);
+        free(w);
+        return lq_error(LQ_ERR_NOMEM, "out of memory");
+    }
+    CU(cudaSetDevice(dev), "cudaSetDevice");
+    for (int r = 0; r < R; r++) {
+        CU(cudaMalloc(&w[r], wbytes), "cudaMalloc (weights)");
+        fill_random_half<<<1024, 256>>>(w[r], (size_t)N * K, 100 + r);
+        CU(cudaGetLastError(), "fill launch");
+    }
+    CU(cudaMalloc(&x, (size_t)M * K * 2), "cudaMalloc (x)");
+    CU(cudaMalloc(&y, (size_t)M * N * 4), "cudaMalloc (y)");
+    fill_random_half<<<1024, 256>>>(x, (size_t)M * K, 7);
+    CU(cudaGetLastError(), "fill launch");
+    CU(cudaEventCreate(&e0), "cudaEventCreate");
+    CU(cudaEventCreate(&e1), "cudaEventCreate");
+    if (!lq_gemv_supported(LQ_F16, M, N, K, K, x, w[0])) {
+        st = lq_error(LQ_ERR_UNSUPPORTED, "lq GEMV does not take M=%d N=%d K=%d", M, N, K);
+        goto fail;
+    }
+    for (int i = 0; i < iters + 5; i++) {
+        if (i >= 5) CU(cudaEventRecord(e0, 0), "cudaEventRecord");
+        if ((st = lq_gemv_cuda(y, x, w[i % R], LQ_F16, NULL, M, N, K, K, NULL)) != LQ_OK) goto fail;
+        if (i >= 5) {
+            CU(cudaEventRecord(e1, 0), "cudaEventRecord");
+            CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
+            float ms;
+            CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+            us[i - 5] = ms * 1000.0;
+        }
+    }
+    CU(cudaDeviceSynchronize(), "gemv (asynchronous error)");
+    summarize(us, iters, t);
+fail:
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    for (int r = 0; r < R; r++) cudaFree(w[r]);
+    free(w);
+    cudaFree(x);
+    cudaFree(y);
+    free(us);
+    return st;
+}
+
 /* ---------------- W4A16 ---------------- */
 
 
@@ -237,54 +297,12 @@ extern "C" lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, in
                                     lq_cuda_ctx_sm_count(ctx), ws, wsb, sp));
         if (i >= 5) {
             CU(cudaEventRecord(e1, (cudaStream_t)sp), "cudaEventRecord");
-/* lq_gemv_cuda (kernels/gemv_cuda.cu) timed exactly as the cuBLAS baseline
- * above: same weights rotation, same random data, default stream; fp32 y (the
- * GEMV's output contract; M*N*4 bytes, negligible next to the weights). */
-extern "C" lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters,
-                                            lq_bench_timing *t) {
-    lq_status st = LQ_OK;
-    __half **w = NULL, *x = NULL;
-    float *y = NULL;
-    cudaEvent_t e0 = NULL, e1 = NULL;
-    double *us = NULL;
-    size_t wbytes = (size_t)N * K * 2;
-    int R = (int)((rotate_bytes + wbytes - 1) / wbytes);
-    if (R < 2) R = 2;
-    us = (double *)calloc((size_t)iters, sizeof(double));
-    w = (__half **)calloc((size_t)R, sizeof(__half *));
-    if (!us || !w) {
-        free(us);
-        free(w);
-        return lq_error(LQ_ERR_NOMEM, "out of memory");
-    }
-    CU(cudaSetDevice(dev), "cudaSetDevice");
-    for (int r = 0; r < R; r++) {
-        CU(cudaMalloc(&w[r], wbytes), "cudaMalloc (weights)");
-        fill_random_half<<<1024, 256>>>(w[r], (size_t)N * K, 100 + r);
-        CU(cudaGetLastError(), "fill launch");
-    }
-    CU(cudaMalloc(&x, (size_t)M * K * 2), "cudaMalloc (x)");
-    CU(cudaMalloc(&y, (size_t)M * N * 4), "cudaMalloc (y)");
-    fill_random_half<<<1024, 256>>>(x, (size_t)M * K, 7);
-    CU(cudaGetLastError(), "fill launch");
-    CU(cudaEventCreate(&e0), "cudaEventCreate");
-    CU(cudaEventCreate(&e1), "cudaEventCreate");
-    if (!lq_gemv_supported(LQ_F16, M, N, K, K, x, w[0])) {
-        st = lq_error(LQ_ERR_UNSUPPORTED, "lq GEMV does not take M=%d N=%d K=%d", M, N, K);
-        goto fail;
-    }
-    for (int i = 0; i < iters + 5; i++) {
-        if (i >= 5) CU(cudaEventRecord(e0, 0), "cudaEventRecord");
-        if ((st = lq_gemv_cuda(y, x, w[i % R], LQ_F16, NULL, M, N, K, K, NULL)) != LQ_OK) goto fail;
-        if (i >= 5) {
-            CU(cudaEventRecord(e1, 0), "cudaEventRecord");
             CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
             float ms;
             CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
             us[i - 5] = ms * 1000.0;
         }
     }
-    CU(cudaDeviceSynchronize(), "gemv (asynchronous error)");
     summarize(us, iters, t);
 fail:
     if (e0) cudaEventDestroy(e0);
@@ -298,10 +316,5 @@ fail:
     lq_cuda_free(y);
     lq_cuda_free(ws);
     lq_cuda_ctx_free(ctx);
-    for (int r = 0; r < R; r++) cudaFree(w[r]);
-    free(w);
-    cudaFree(x);
-    cudaFree(y);
-    free(us);
     return st;
 }
