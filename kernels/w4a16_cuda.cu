@@ -34,9 +34,9 @@ extern "C" {
 
 #define W4_WARPS 8          /* warps per block; each owns 32 output columns */
 #define W4_COLS (32 * W4_WARPS)
-#define W4_STAGES 4         /* per-warp cp.async ring depth (pairs of 16x64 code tiles) */
+#define W4_STAGES 6         /* per-warp cp.async ring depth (pairs of 16x64 code tiles) */
 #define W4_SMEM_A_MAX (46 * 1024) /* with the 64 KB ring: two blocks per SM */
-#define W4_SMEM_RING (2 * W4_WARPS * W4_STAGES * 64 * 16)
+#define W4_SMEM_RING (W4_WARPS * W4_STAGES * (64 + 16) * 16) /* codes + group data */
 
 /* ---------------- the fused kernel ---------------- */
 
@@ -142,7 +142,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile(
  * instructions per cycle per SM, ~290 per 512-byte tile), hence this version:
  * constants hoisted per tile, compile-time zero points when symmetric, two
  * row blocks per warp. */
-template <int MT, bool SYM, bool AG>
+template <int MT, bool SYM>
 __global__ void __launch_bounds__(32 * W4_WARPS, 2)
 w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
                  const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
@@ -158,23 +158,24 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
     const int nkb = kb1 > kb0 ? (int)(kb1 - kb0) : 0;
     const int KS = kb_per_split * 64;  /* slice width (halves) */
     const int lda = KS + 8;            /* +16 bytes: ldmatrix rows land in distinct banks */
-    uint4 *ring_w = reinterpret_cast<uint4 *>(smem_raw);                 /* [W4_WARPS][W4_STAGES][2][32] */
-    uint4 *ring_g = ring_w + W4_WARPS * W4_STAGES * 64;                  /* same: s_lo, s_hi, z_lo, z_hi */
-    __half *As = reinterpret_cast<__half *>(ring_g + W4_WARPS * W4_STAGES * 64); /* [MC][lda] */
+    uint4 *ring_w = reinterpret_cast<uint4 *>(smem_raw); /* [W4_WARPS][W4_STAGES][2 row blocks][32 lanes] */
+    uint4 *ring_g = ring_w + W4_WARPS * W4_STAGES * 64;  /* [W4_WARPS][W4_STAGES][16]: scales lo, hi; zeros lo, hi */
+    __half *As = reinterpret_cast<__half *>(ring_g + W4_WARPS * W4_STAGES * 16); /* [MC][lda] */
     const int64_t m0 = (int64_t)blockIdx.z * MC;
     const int64_t nb = ((int64_t)blockIdx.x * W4_WARPS + warp) * 2; /* this warp's first n16 block */
     const bool warp_on = nb * 16 < Np; /* then nb + 1 is too: Np is a multiple of 32 */
     const uint4 *wp = qw + ((nb * KB + kb0) * 32 + lane);
     const int64_t wstride = KB * 32; /* uint4 from one n16 block to the next */
-    uint4 *my_w = ring_w + warp * W4_STAGES * 64 + lane, *my_g = ring_g + warp * W4_STAGES * 64 + lane;
+    uint4 *my_w = ring_w + warp * W4_STAGES * 64 + lane;
+    uint4 *warp_g = ring_g + warp * W4_STAGES * 16; /* shared by the warp's lanes */
     /* group of each 32-input half of a tile: h = 2 kb (+1), g = h / (G / 32) —
      * a shift for power-of-two G, a 32-bit division otherwise, 0 per channel
      * (a 64-bit division here cost more than the whole tile's arithmetic) */
     const int gpk = (int)(G >> 5), gshift = gpk > 0 && (gpk & (gpk - 1)) == 0 ? __ffs(gpk) - 1 : -1;
-    const int ng = (int)n_groups, np2 = (int)(Np >> 1), c2 = (int)(nb * 8 + (lane >> 2));
+    const int ng = (int)n_groups, np2 = (int)(Np >> 1);
 
     auto issue = [&](int t, int st) { /* tile pair kb0 + t into ring slot st */
-        uint4 *dw = my_w + st * 64, *dg = my_g + st * 64;
+        uint4 *dw = my_w + st * 64;
         cp_async16(dw, wp + t * 32);
         cp_async16(dw + 32, wp + wstride + t * 32);
         const int h = 2 * ((int)kb0 + t);
@@ -185,18 +186,13 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
             g0 = g0 < ng ? g0 : ng - 1;
             g1 = g1 < ng ? g1 : ng - 1;
         }
-        const uint32_t *s0 = sc + (g0 * np2 + c2), *s1 = sc + (g1 * np2 + c2);
-        uint32_t *gs = reinterpret_cast<uint32_t *>(dg), *gs2 = reinterpret_cast<uint32_t *>(dg + 32);
-        cp_async4(gs + 0, s0);
-        cp_async4(gs + 1, s1);
-        cp_async4(gs2 + 0, s0 + 8); /* the second row block: 16 rows = 8 pairs further */
-        cp_async4(gs2 + 1, s1 + 8);
-        if (!SYM) {
-            const uint32_t *z0 = zr + (g0 * np2 + c2), *z1 = zr + (g1 * np2 + c2);
-            cp_async4(gs + 2, z0);
-            cp_async4(gs + 3, z1);
-            cp_async4(gs2 + 2, z0 + 8);
-            cp_async4(gs2 + 3, z1 + 8);
+        /* the warp's 32 rows of one group are 64 contiguous bytes (rows nb*16 ..
+         * nb*16 + 31 of the group-major, pair-interleaved layout): lanes 0-3
+         * copy the scales of the low half, 4-7 the high half, 8-15 the zeros */
+        if (lane < (SYM ? 8 : 16)) {
+            const int part = lane >> 2, g = (part & 1) ? g1 : g0;
+            const uint32_t *src = ((part & 2) ? zr : sc) + (g * np2 + (int)(nb * 8)) + (lane & 3) * 4;
+            cp_async16(warp_g + st * 16 + lane, src);
         }
     };
     /* the first W4_STAGES - 1 tile pairs in flight before anything else */
@@ -206,10 +202,11 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
         cp_async_commit();
     }
 
-    /* activations of this slice -> shared memory, zero outside (M, K); with
-     * AG (M <= 16) the fragments come straight from global memory instead
-     * (x is a few KB, L1-resident), leaving all shared memory to the rings */
-    if (!AG) {
+    /* activations of this slice -> shared memory, zero outside (M, K) (an
+     * experiment that read the fragments of M <= 16 straight from global
+     * memory, to leave all shared memory to the rings, ran slower: 62 vs
+     * 45 us on gate_up, M = 1) */
+    {
         const int per_row = KS / 8, chunks = MC * per_row; /* 8 halves each */
         for (int c = tid; c < chunks; c += blockDim.x) {
             int r = c / per_row, kc = (c - r * per_row) * 8;
@@ -225,7 +222,7 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
             }
         }
     }
-    if (!AG) __syncthreads();
+    __syncthreads();
 
     float acc[MT][4][4]; /* [m-tile][n-tile of 8 columns: 0,1 row block 0; 2,3 row block 1][fragment] */
 #pragma unroll
@@ -242,27 +239,20 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
         st_issue = st_issue + 1 == W4_STAGES ? 0 : st_issue + 1;
         cp_async_commit();
         cp_async_wait<W4_STAGES - 1>(); /* this lane's copies of tile pair t have landed */
+        __syncwarp();                   /* ... and those of the lanes that copied the group data */
         if (warp_on) {
             const uint4 w0 = my_w[st_read * 64], w1 = my_w[st_read * 64 + 32];
+            const uint32_t *gw = reinterpret_cast<const uint32_t *>(warp_g + st_read * 16);
+            const int r2 = lane >> 2; /* this lane's (n0, n1) pair in a 16-row block */
             tile_consts c0, c1;
-            tile_setup<SYM>(c0, my_g[st_read * 64]);
-            tile_setup<SYM>(c1, my_g[st_read * 64 + 32]);
+            tile_setup<SYM>(c0, make_uint4(gw[r2], gw[16 + r2], SYM ? 0u : gw[32 + r2], SYM ? 0u : gw[48 + r2]));
+            tile_setup<SYM>(c1, make_uint4(gw[8 + r2], gw[24 + r2], SYM ? 0u : gw[40 + r2], SYM ? 0u : gw[56 + r2]));
             const uint32_t words0[4] = {w0.x, w0.y, w0.z, w0.w}, words1[4] = {w1.x, w1.y, w1.z, w1.w};
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 uint32_t a[MT][4], b0[4], b1[4];
-                if (AG) {
-                    /* a0: (row g, k 2q..2q+1), a1: row g + 8, a2/a3: k + 8; zero outside (M, K) */
-                    const int64_t k = (kb0 + t) * 64 + j * 16 + 2 * (lane & 3);
-                    const int g = lane >> 2;
-                    a[0][0] = g < M && k < K ? __ldg(reinterpret_cast<const uint32_t *>(x + g * ldx + k)) : 0u;
-                    a[0][1] = g + 8 < M && k < K ? __ldg(reinterpret_cast<const uint32_t *>(x + (g + 8) * ldx + k)) : 0u;
-                    a[0][2] = g < M && k + 8 < K ? __ldg(reinterpret_cast<const uint32_t *>(x + g * ldx + k + 8)) : 0u;
-                    a[0][3] = g + 8 < M && k + 8 < K ? __ldg(reinterpret_cast<const uint32_t *>(x + (g + 8) * ldx + k + 8)) : 0u;
-                } else {
 #pragma unroll
-                    for (int mt = 0; mt < MT; mt++) ldmatrix_x4(a[mt], a_base + mt * 16 * lda + t * 64 + j * 16);
-                }
+                for (int mt = 0; mt < MT; mt++) ldmatrix_x4(a[mt], a_base + mt * 16 * lda + t * 64 + j * 16);
                 dequant_step(words0[j], c0, j >> 1, b0);
                 dequant_step(words1[j], c1, j >> 1, b1);
 #pragma unroll
@@ -369,28 +359,25 @@ __global__ void w4a16_dequant_kernel(__half *__restrict__ out, const uint32_t *_
 static int64_t fused_mt(int64_t m) { return m <= 16 ? 1 : m <= 32 ? 2 : 4; }
 
 typedef struct {
-    int MT, AG, S, kb_per_split;
+    int MT, S, kb_per_split;
     unsigned tiles, chunks;
     size_t smem;
 } fused_plan;
 
-/* ag: fragments of x from global memory (M <= 16, x 4-byte aligned, ldx and K even) */
-static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count, int ag) {
+static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     fused_plan p;
     p.MT = (int)fused_mt(m);
-    p.AG = ag && p.MT == 1;
     const int MC = 16 * p.MT;
     const int64_t KB = s->Kp / 64, NW = s->Np / 32; /* warps' worth of columns */
     p.tiles = (unsigned)((NW + W4_WARPS - 1) / W4_WARPS);
     p.chunks = (unsigned)((m + MC - 1) / MC);
-    /* split K into as many slices as one wave of resident blocks holds (3
-     * blocks per SM with the rings alone, 2 with an activation slice), and
-     * at least until the slice fits the shared-memory budget: more splits
-     * only add partial sums, a second wave adds a tail */
-    const int64_t per_sm = p.AG ? 3 : 2, sms = sm_count > 0 ? sm_count : 132;
+    /* split K into as many slices as one wave of resident blocks (2 per SM)
+     * holds, and at least until the slice fits the shared-memory budget: more
+     * splits only add partial sums, a second wave adds a tail */
+    const int64_t per_sm = 2, sms = sm_count > 0 ? sm_count : 132;
     int64_t blocks = (int64_t)p.tiles * p.chunks;
     int64_t S = per_sm * sms / blocks;
-    if (!p.AG) {
+    {
         int64_t kbmax = W4_SMEM_A_MAX / (MC * 64 * 2);
         if (kbmax < 1) kbmax = 1;
         int64_t smin = (KB + kbmax - 1) / kbmax;
@@ -402,7 +389,7 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count, i
     S = (KB + kps - 1) / kps; /* no empty splits */
     p.S = (int)S;
     p.kb_per_split = (int)kps;
-    p.smem = W4_SMEM_RING + (p.AG ? 0 : (size_t)MC * (size_t)(kps * 64 + 8) * sizeof(__half));
+    p.smem = W4_SMEM_RING + (size_t)MC * (size_t)(kps * 64 + 8) * sizeof(__half);
     return p;
 }
 
@@ -411,8 +398,8 @@ extern "C" size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_
     /* split-K partials for every fused M-chunk size up to max_m */
     int64_t mlim = max_m < LQ_W4A16_FUSED_MAX_M ? max_m : LQ_W4A16_FUSED_MAX_M;
     for (int64_t m = 1; m <= mlim; m++) {
-        for (int ag = 0; ag < 2; ag++) {
-        fused_plan p = plan_fused(s, m, sm_count, ag);
+        {
+        fused_plan p = plan_fused(s, m, sm_count);
         size_t b = p.S > 1 ? (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float) : 0;
         if (b > need) need = b;
         }
@@ -437,19 +424,19 @@ extern "C" lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, 
     return LQ_OK;
 }
 
-template <int MT, bool SYM, bool AG>
+template <int MT, bool SYM>
 static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
                               const float *b, int64_t m, int vec_x, float *parts, cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
     static int attr_set = 0; /* per instantiation: the dynamic shared-memory limit raised once */
     if (!attr_set) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT, SYM, AG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT, SYM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          W4_SMEM_RING + W4_SMEM_A_MAX + 16 * 4 * 16),
                     "cudaFuncSetAttribute (w4a16_mma_kernel)");
         attr_set = 1;
     }
     dim3 grid(p.tiles, (unsigned)p.S, p.chunks);
-    w4a16_mma_kernel<MT, SYM, AG><<<grid, 32 * W4_WARPS, p.smem, st>>>(
+    w4a16_mma_kernel<MT, SYM><<<grid, 32 * W4_WARPS, p.smem, st>>>(
         y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros,
         p.S > 1 ? NULL : b, m, s->N, s->K, s->Np, s->Kp / 64, s->G, s->n_groups, p.kb_per_split, vec_x, parts);
     LQ_LAUNCH_RET("w4a16_mma_kernel");
@@ -478,8 +465,7 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
         LQ_FORWARD(lq_w4a16_dequant_cuda(ws, w, stream));
         return lq_matmul_cuda(blas, y, x, ws, LQ_F16, b, m, s->N, s->K, ldx, stream);
     }
-    const int ag = (((uintptr_t)x & 3) == 0) && (ldx % 2 == 0) && (s->K % 2 == 0);
-    fused_plan p = plan_fused(s, m, sm_count, ag);
+    fused_plan p = plan_fused(s, m, sm_count);
     size_t parts = p.S > 1 ? (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float) : 0;
     LQ_RETURN_IF(p.S > 1 && ws_bytes < parts, LQ_ERR_ARG,
                  "lq_w4a16_matmul_cuda: workspace of %zu bytes, %zu needed (M=%lld N=%lld K=%lld)", ws_bytes, parts,
@@ -487,16 +473,13 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     float *part = (float *)ws;
     int vec_x = (s->K % 8 == 0) && (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
     const bool sym = w->zeros == NULL;
-    if (p.AG)
-        return sym ? launch_fused<1, true, true>(p, y, x, ldx, w, b, m, vec_x, part, st)
-                   : launch_fused<1, false, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
     switch (p.MT * 2 + (sym ? 1 : 0)) {
-    case 2: return launch_fused<1, false, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 3: return launch_fused<1, true, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 4: return launch_fused<2, false, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 5: return launch_fused<2, true, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 8: return launch_fused<4, false, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    default: return launch_fused<4, true, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 2: return launch_fused<1, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 3: return launch_fused<1, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 4: return launch_fused<2, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 5: return launch_fused<2, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 8: return launch_fused<4, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    default: return launch_fused<4, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
     }
 }
 
