@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/lq_gptq_cuda.h"
 #include "../libquant/lq_dtype.h"
 
 /* LAPACK (column-major, Fortran calling convention). */
@@ -280,8 +281,55 @@ static int diag_desc(const void *a, const void *b) {
     return x->i < y->i ? -1 : x->i > y->i; /* stable: ties keep the original order */
 }
 
-lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessian *h, const lq_gptq_opts *o,
-                           lq_qweight *out, float *What, lq_gptq_report *rep) {
+/* The factorisation and the update of lq_gptq_quantize on the GPU: H (K, K)
+ * and W (N, K) in processing order on the host; codes_p, scales, zeros come
+ * back to the host (scales/zeros are inputs too when static_params). */
+static lq_status gptq_on_gpu(lq_gptq_cuda *g, const double *Hp, const float *Wp, int64_t N, int64_t K,
+                             const lq_gptq_opts *o, int64_t G, int64_t ng, const int32_t *col_group, int static_params,
+                             uint16_t *scales, uint8_t *zeros, uint8_t *codes_p, lq_gptq_report *rep) {
+    lq_status st = LQ_OK;
+    double *dH = NULL;
+    float *dU = NULL, *dW = NULL;
+    int32_t *dcg = NULL;
+    uint16_t *ds = NULL;
+    uint8_t *dz = NULL, *dc = NULL;
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dH, sizeof(double) * (size_t)(K * K), "GPTQ H"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dU, sizeof(float) * (size_t)(K * K), "GPTQ U"));
+    LQ_TRY(lq_gptq_cuda_upload(g, dH, Hp, sizeof(double) * (size_t)(K * K)));
+    LQ_TRY(lq_gptq_hinv_cuda(g, dH, K, o->percdamp, o->max_escalations, dU, &rep->percdamp_used, &rep->damp_used,
+                             &rep->escalations));
+    lq_gptq_cuda_dfree(dH); /* before the weight's buffers: a lower peak */
+    dH = NULL;
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dW, sizeof(float) * (size_t)(N * K), "GPTQ W"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dcg, sizeof(int32_t) * (size_t)K, "GPTQ column groups"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&ds, sizeof(uint16_t) * (size_t)(N * ng), "GPTQ scales"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dz, (size_t)(N * ng), "GPTQ zeros"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dc, (size_t)(N * K), "GPTQ codes"));
+    LQ_TRY(lq_gptq_cuda_upload(g, dW, Wp, sizeof(float) * (size_t)(N * K)));
+    LQ_TRY(lq_gptq_cuda_upload(g, dcg, col_group, sizeof(int32_t) * (size_t)K));
+    if (static_params) {
+        LQ_TRY(lq_gptq_cuda_upload(g, ds, scales, sizeof(uint16_t) * (size_t)(N * ng)));
+        LQ_TRY(lq_gptq_cuda_upload(g, dz, zeros, (size_t)(N * ng)));
+    }
+    LQ_TRY(lq_gptq_update_cuda(g, dW, N, K, dU, &o->q, G, dcg, static_params, ds, dz, dc, o->block_size));
+    LQ_TRY(lq_gptq_cuda_download(g, codes_p, dc, (size_t)(N * K)));
+    LQ_TRY(lq_gptq_cuda_download(g, scales, ds, sizeof(uint16_t) * (size_t)(N * ng)));
+    LQ_TRY(lq_gptq_cuda_download(g, zeros, dz, (size_t)(N * ng)));
+fail:
+    lq_gptq_cuda_dfree(dH);
+    lq_gptq_cuda_dfree(dU);
+    lq_gptq_cuda_dfree(dW);
+    lq_gptq_cuda_dfree(dcg);
+    lq_gptq_cuda_dfree(ds);
+    lq_gptq_cuda_dfree(dz);
+    lq_gptq_cuda_dfree(dc);
+    return st;
+}
+
+/* lq_gptq_quantize on the CPU (g == NULL) or with the factorisation and the
+ * update on the GPU of g: everything else is the same code. */
+static lq_status gptq_quantize_impl(lq_gptq_cuda *g, const float *W, int64_t N, int64_t K, const lq_hessian *h,
+                                    const lq_gptq_opts *o, lq_qweight *out, float *What, lq_gptq_report *rep) {
     lq_status st = LQ_OK;
     double *H = NULL, *Hp = NULL;
     float *Wc = NULL, *Wp = NULL, *U = NULL;
@@ -300,7 +348,7 @@ lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessia
     const int static_params = o->act_order || G == K;
     LQ_TRY(lq_malloc((void **)&H, sizeof(double) * (size_t)(K * K), "GPTQ H"));
     LQ_TRY(lq_malloc((void **)&Hp, sizeof(double) * (size_t)(K * K), "GPTQ H permuted"));
-    LQ_TRY(lq_malloc((void **)&U, sizeof(float) * (size_t)(K * K), "GPTQ U"));
+    if (!g) LQ_TRY(lq_malloc((void **)&U, sizeof(float) * (size_t)(K * K), "GPTQ U"));
     LQ_TRY(lq_malloc((void **)&Wc, sizeof(float) * (size_t)(N * K), "GPTQ W"));
     LQ_TRY(lq_malloc((void **)&Wp, sizeof(float) * (size_t)(N * K), "GPTQ W permuted"));
     LQ_TRY(lq_malloc((void **)&scales, sizeof(uint16_t) * (size_t)(N * ng), "GPTQ scales"));
@@ -345,8 +393,13 @@ lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessia
         for (int64_t j = 0; j < K; j++) Wp[r * K + j] = Wc[r * K + perm[j]];
     for (int64_t a = 0; a < K; a++)
         for (int64_t b = 0; b < K; b++) Hp[a * K + b] = H[(int64_t)perm[a] * K + perm[b]];
-    LQ_TRY(lq_gptq_hinv_cpu(Hp, K, o->percdamp, o->max_escalations, U, rep));
-    LQ_TRY(lq_gptq_update_cpu(Wp, N, K, U, &o->q, G, col_group, static_params, scales, zeros, codes_p, o->block_size));
+    if (g) {
+        LQ_TRY(gptq_on_gpu(g, Hp, Wp, N, K, o, G, ng, col_group, static_params, scales, zeros, codes_p, rep));
+    } else {
+        LQ_TRY(lq_gptq_hinv_cpu(Hp, K, o->percdamp, o->max_escalations, U, rep));
+        LQ_TRY(lq_gptq_update_cpu(Wp, N, K, U, &o->q, G, col_group, static_params, scales, zeros, codes_p,
+                                  o->block_size));
+    }
     for (int64_t r = 0; r < N; r++)
         for (int64_t j = 0; j < K; j++) codes[r * K + perm[j]] = codes_p[r * K + j];
     LQ_TRY(lq_qweight_alloc(out, N, K, &o->q, o->act_order));
@@ -368,4 +421,19 @@ fail:
     free(col_group);
     free(di);
     return st;
+}
+
+lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessian *h, const lq_gptq_opts *o,
+                           lq_qweight *out, float *What, lq_gptq_report *rep) {
+    return gptq_quantize_impl(NULL, W, N, K, h, o, out, What, rep);
+}
+
+lq_status lq_gptq_quantize_cuda(lq_gptq_cuda *g, const float *W, int64_t N, int64_t K, const lq_hessian *h,
+                                const lq_gptq_opts *o, lq_qweight *out, float *What, lq_gptq_report *rep) {
+    if (!g) {
+        memset(rep, 0, sizeof *rep);
+        memset(out, 0, sizeof *out);
+        return lq_error(LQ_ERR_ARG, "GPU GPTQ: no GPU context");
+    }
+    return gptq_quantize_impl(g, W, N, K, h, o, out, What, rep);
 }

@@ -157,6 +157,16 @@ lq_status lq_gptq_update_cpu(float *W, int64_t N, int64_t K, const float *U, con
 lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessian *h, const lq_gptq_opts *o,
                            lq_qweight *out, float *What, lq_gptq_report *rep);
 
+/* The GPU context of kernels/lq_gptq_cuda.h (opaque here). */
+typedef struct lq_gptq_cuda lq_gptq_cuda;
+
+/* lq_gptq_quantize with the damping/Cholesky/inverse (lq_gptq_hinv_cuda) and
+ * the update (lq_gptq_update_cuda) on the GPU of g; dead inputs, the
+ * act-order permutation, static groups and packing are the same host code.
+ * Host arrays in and out, as lq_gptq_quantize. */
+lq_status lq_gptq_quantize_cuda(lq_gptq_cuda *g, const float *W, int64_t N, int64_t K, const lq_hessian *h,
+                                const lq_gptq_opts *o, lq_qweight *out, float *What, lq_gptq_report *rep);
+
 /* ---------------- the model-level driver (calib/quantize_model.c) ---------------- */
 
 typedef enum { LQ_QMETHOD_RTN = 0, LQ_QMETHOD_GPTQ = 1 } lq_qmethod;
@@ -184,6 +194,9 @@ typedef struct {
     /* called after each weight (r) and after each layer (r == NULL) */
     void (*progress)(void *ud, int layer, int n_layers, const lq_quant_result *r);
     void *progress_ud;
+    /* non-NULL: Hessians, relative errors, Cholesky and the GPTQ update run on
+     * this GPU (kernels/lq_gptq_cuda.h); the calibration forward stays on the CPU */
+    lq_gptq_cuda *gpu;
 } lq_quantize_opts;
 
 /* Quantize every linear weight of every layer (q/k/v/o/gate/up/down; the

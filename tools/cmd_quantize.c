@@ -13,6 +13,7 @@
 
 #include "../calib/lq_calib.h"
 #include "../formats/lq_lqq.h"
+#include "../kernels/lq_gptq_cuda.h"
 #include "../libquant/lq_dtype.h"
 #include "lq_tool.h"
 
@@ -38,7 +39,8 @@ static const char *U =
     "  --skip REGEX   keep weights whose name matches (POSIX extended regex) unquantized\n"
     "  --dtype D      dtype of the unquantized tensors (embeddings, norms, head): same (default)\n"
     "                 keeps the source dtype; f32, f16 or bf16 convert\n"
-    "  --device D     cpu (default); cuda is not implemented yet for GPTQ\n"
+    "  --device D     cpu (default) or cuda: Hessians, Cholesky and the GPTQ update on GPU 0\n"
+    "                 (the calibration forward stays on the CPU)\n"
     "  --json         JSON summary on stdout (every weight's method, errors, damping, seconds)\n"
     "  --quiet        no progress or table on stderr\n";
 
@@ -174,10 +176,6 @@ int lq_cmd_quantize(int argc, char **argv) {
     const int gptq = !strcmp(method, "gptq");
     if (gptq && !calib) return lq_tool_usage("quantize", U, "--method gptq needs --calib FILE");
     if (act_order && !gptq) return lq_tool_usage("quantize", U, "--act-order applies to --method gptq only");
-    if (!strcmp(device, "cuda")) {
-        lq_error(LQ_ERR_UNSUPPORTED, "GPU GPTQ not implemented yet (use --device cpu)");
-        return lq_tool_fail("quantize", LQ_ERR_UNSUPPORTED);
-    }
     int out_dtype = strcmp(dtype_s, "same") ? lq_tool_parse_wdtype(dtype_s) : -1;
 
     int rc = 0;
@@ -191,6 +189,7 @@ int lq_cmd_quantize(int argc, char **argv) {
     regex_t re;
     int have_re = 0;
     lq_lqq_writer *w = NULL;
+    lq_gptq_cuda *gpu = NULL;
     json_t *meta = NULL, *qt = NULL;
     void **bufs = NULL;
     int n_bufs = 0;
@@ -209,6 +208,10 @@ int lq_cmd_quantize(int argc, char **argv) {
         st = (expr);                                                                                                   \
         if (st != LQ_OK) goto done;                                                                                    \
     } while (0)
+    if (!strcmp(device, "cuda")) {
+        CHECK(lq_gptq_cuda_new(0, &gpu)); /* before any loading: no GPU fails at once */
+        if (!quiet) fprintf(stderr, "[quantize] device: %s\n", lq_gptq_cuda_device_name(gpu));
+    }
     CHECK(lq_checkpoint_open(in, &ck));
     CHECK(lq_model_from_checkpoint(ck, &m));
     if (calib) {
@@ -233,6 +236,7 @@ int lq_cmd_quantize(int argc, char **argv) {
     qo.gptq.percdamp = damp;
     qo.gptq.block_size = (int)block;
     qo.gptq.act_order = act_order;
+    qo.gpu = gpu;
     if (have_re) {
         qo.skip = skip_fn;
         qo.skip_ud = &re;
@@ -333,6 +337,12 @@ int lq_cmd_quantize(int argc, char **argv) {
                               method, "bits", (int)bits, "group_size", (int)group, "sym", sym, "act_order", act_order,
                               "quantized_tensors", n_q, "other_tensors", n_plain, "seconds", secs);
         json_object_set(j, "calibration", json_object_get(meta, "calibration"));
+        json_object_set_new(j, "device", json_string(device));
+        if (gpu) {
+            json_object_set_new(j, "gpu", json_string(lq_gptq_cuda_device_name(gpu)));
+            /* device-wide memory in use (total - free), high-water mark over the run */
+            json_object_set_new(j, "gpu_peak_bytes", json_integer((json_int_t)lq_gptq_cuda_peak_bytes(gpu)));
+        }
         json_t *arr = json_array();
         for (int i = 0; i < n_res; i++) json_array_append_new(arr, result_json(&res[i]));
         json_object_set_new(j, "tensors", arr);
@@ -351,6 +361,7 @@ int lq_cmd_quantize(int argc, char **argv) {
                bits, group, sym ? "sym" : "asym", n_plain, secs);
         if (nr) printf("; mean rel. output error RTN %.5f", sr / nr);
         if (ng) printf(", GPTQ %.5f", sg / ng);
+        if (gpu) printf("; GPU peak memory %.2f GiB", lq_gptq_cuda_peak_bytes(gpu) / 1073741824.0);
         printf("\n");
     }
 done:
@@ -360,6 +371,7 @@ done:
     if (meta) json_decref(meta);
     if (qt) json_decref(qt);
     lq_lqq_writer_free(w);
+    lq_gptq_cuda_free(gpu);
     for (int i = 0; i < n_bufs; i++) free(bufs[i]);
     free(bufs);
     lq_quantize_results_free(res, n_res);
