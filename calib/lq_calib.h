@@ -17,6 +17,9 @@
  *                               with an sgemm per block)
  *   lq_gptq_quantize            the orchestration for one weight (dead inputs,
  *                               act-order permutation, static groups, packing)
+ * GPU twins of these pieces (and of the calibration forward) are in
+ * kernels/lq_gptq_cuda.h; lq_gptq_quantize_cuda and lq_quantize_opts.gpu use
+ * them.
  * Codes come from the one rule of libquant/lq_quant.h (lq_quant_code), so a
  * GPTQ weight dequantizes exactly like an RTN one.
  * Tested by tests/test_gptq.c. */
@@ -195,8 +198,11 @@ typedef struct {
     void (*progress)(void *ud, int layer, int n_layers, const lq_quant_result *r);
     void *progress_ud;
     /* non-NULL: Hessians, relative errors, Cholesky and the GPTQ update run on
-     * this GPU (kernels/lq_gptq_cuda.h); the calibration forward stays on the CPU */
+     * this GPU (kernels/lq_gptq_cuda.h) */
     lq_gptq_cuda *gpu;
+    /* with gpu: 1 runs the calibration forward on the GPU too (lq_calib_cuda_*;
+     * the activations of all tokens live there), 0 keeps it on the CPU */
+    int gpu_forward;
 } lq_quantize_opts;
 
 /* Quantize every linear weight of every layer (q/k/v/o/gate/up/down; the

@@ -8,7 +8,11 @@
  * never the whole model's activations. The forward reuses the reference ops
  * of libquant/lq_ops.h (rmsnorm, matmul, rope, attention, swiglu), so the
  * calibration inputs are exactly what lq_forward computes.
- * Tested by tests/test_gptq.c (stories260K end to end). */
+ * With o->gpu the Hessians, errors and GPTQ run on the GPU (kernels/
+ * lq_gptq_cuda.h), and with o->gpu_forward the forward too (lq_calib_cuda_*:
+ * the same steps, the residual stream and attention outputs in GPU memory).
+ * Tested by tests/test_gptq.c (stories260K end to end) and
+ * tests/test_gptq_gpu.c (the GPU paths against this CPU one). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +121,25 @@ static int64_t chunk_mlp_hidden(calib_state *s, int s0, int ns, const lq_layer_w
     lq_matmul_cpu(s->hu, s->xb, lw->w_up, NULL, rows, c->hidden_dim, c->dim);
     lq_swiglu_ref(s->hg, s->hg, s->hu, rows * c->hidden_dim);
     return rows;
+}
+
+/* The GPU forward's state: the embeddings computed here, uploaded once. */
+static lq_status calib_gpu_new(lq_calib_cuda **out, lq_gptq_cuda *g, const lq_model *m, const int32_t *tokens,
+                               int n_seq, int L) {
+    const lq_config *c = &m->cfg;
+    const size_t NT = (size_t)n_seq * L;
+    lq_status st = LQ_OK;
+    float *x0 = NULL;
+    for (size_t i = 0; i < NT; i++)
+        LQ_RETURN_IF(tokens[i] < 0 || tokens[i] >= c->vocab_size, LQ_ERR_ARG,
+                     "calibration: token id %d at index %zu is outside the vocabulary (%d)", tokens[i], i,
+                     c->vocab_size);
+    LQ_TRY(lq_malloc((void **)&x0, sizeof(float) * NT * (size_t)c->dim, "calibration embeddings"));
+    lq_embedding_ref(x0, m->w.embed, tokens, (int64_t)NT, (int64_t)c->dim);
+    LQ_TRY(lq_calib_cuda_new(g, c, x0, n_seq, L, out));
+fail:
+    free(x0);
+    return st;
 }
 
 /* ---- one sublayer's Hessian: on the CPU, or (o->gpu) accumulated on the
@@ -244,6 +267,7 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
     lq_quant_result *res = NULL;
     calib_state cs;
     int have_cs = 0;
+    lq_calib_cuda *cg = NULL; /* the forward on the GPU (o->gpu && o->gpu_forward) */
     lq_hessian h_attn = {0}, h_o = {0}, h_mlp = {0}, h_down = {0};
     double *d_attn = NULL, *d_o = NULL, *d_mlp = NULL, *d_down = NULL; /* their device copies (o->gpu) */
     *results = NULL;
@@ -255,9 +279,13 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
         LQ_RETURN_IF(L < 1 || L > c->max_seq_len, LQ_ERR_ARG,
                      "calibration seqlen %d exceeds the model's max_position_embeddings %d", L, c->max_seq_len);
     LQ_TRY(lq_calloc((void **)&res, (size_t)NL * N_LIN, sizeof *res, "quantization results"));
-    if (calib) {
+    if (calib && o->gpu && o->gpu_forward) {
+        LQ_TRY(calib_gpu_new(&cg, o->gpu, m, tokens, n_seq, L));
+    } else if (calib) {
         LQ_TRY(calib_state_new(&cs, m, tokens, n_seq, L));
         have_cs = 1;
+    }
+    if (calib) {
         LQ_TRY(lq_hessian_init(&h_attn, D));
         LQ_TRY(lq_hessian_init(&h_o, qd));
         LQ_TRY(lq_hessian_init(&h_mlp, D));
@@ -287,6 +315,34 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
     } while (0)
         if (!calib) {
             for (int i = 0; i < N_LIN; i++) QUANT(i, NULL, NULL);
+            if (o->progress) o->progress(o->progress_ud, l, NL, NULL);
+            continue;
+        }
+        if (cg) { /* the same steps with the forward on the GPU */
+            const int64_t NT = (int64_t)n_seq * L;
+            LQ_TRY(hess_reset(o, &h_attn, d_attn));
+            LQ_TRY(lq_calib_cuda_norm_hessian(cg, lw->attn_norm, d_attn));
+            h_attn.n = NT;
+            LQ_TRY(hess_done(o, &h_attn, d_attn));
+            for (int i = 0; i < 3; i++) QUANT(i, &h_attn, d_attn);
+            LQ_TRY(hess_reset(o, &h_o, d_o));
+            LQ_TRY(lq_calib_cuda_attention(cg, lw, d_o));
+            h_o.n = NT;
+            LQ_TRY(hess_done(o, &h_o, d_o));
+            QUANT(3, &h_o, d_o);
+            LQ_TRY(lq_calib_cuda_attn_residual(cg, lw->wo));
+            LQ_TRY(hess_reset(o, &h_mlp, d_mlp));
+            LQ_TRY(lq_calib_cuda_norm_hessian(cg, lw->ffn_norm, d_mlp));
+            h_mlp.n = NT;
+            LQ_TRY(hess_done(o, &h_mlp, d_mlp));
+            QUANT(4, &h_mlp, d_mlp);
+            QUANT(5, &h_mlp, d_mlp);
+            LQ_TRY(hess_reset(o, &h_down, d_down));
+            LQ_TRY(lq_calib_cuda_mlp(cg, lw, d_down, 0));
+            h_down.n = NT;
+            LQ_TRY(hess_done(o, &h_down, d_down));
+            QUANT(6, &h_down, d_down);
+            LQ_TRY(lq_calib_cuda_mlp(cg, lw, NULL, 1)); /* the next layer sees the quantized output */
             if (o->progress) o->progress(o->progress_ud, l, NL, NULL);
             continue;
         }
@@ -348,6 +404,7 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
 fail:
     if (res) lq_quantize_results_free(res, NL * N_LIN);
     if (have_cs) calib_state_free(&cs);
+    lq_calib_cuda_free(cg);
     lq_hessian_free(&h_attn);
     lq_hessian_free(&h_o);
     lq_hessian_free(&h_mlp);

@@ -175,6 +175,8 @@ fail:
 
 extern "C" size_t lq_gptq_cuda_peak_bytes(const lq_gptq_cuda *g) { return g ? g->peak : 0; }
 extern "C" const char *lq_gptq_cuda_device_name(const lq_gptq_cuda *g) { return g ? g->name : ""; }
+extern "C" void *lq_gptq_cuda_stream(const lq_gptq_cuda *g) { return g ? (void *)g->stream : NULL; }
+extern "C" void *lq_gptq_cuda_blas(const lq_gptq_cuda *g) { return g ? (void *)g->blas : NULL; }
 
 /* ---------------- Hessian ---------------- */
 

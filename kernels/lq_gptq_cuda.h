@@ -9,6 +9,7 @@
  *                             row for the column loop, cuBLAS sgemm for the
  *                             trailing update
  *   lq_rtn_quantize_ref    -> lq_rtn_quantize_cuda    (bit-exact)
+ * and the layer-by-layer calibration forward (lq_calib_cuda_*, below).
  * Same arguments as the CPU versions plus the context; every array argument
  * is a DEVICE pointer unless noted. Functions run on the context's stream and
  * return after it has finished (they read back error flags), so faults
@@ -38,6 +39,7 @@
 #include <stdint.h>
 
 #include "../libquant/lq_common.h"
+#include "../libquant/lq_model.h"
 #include "../libquant/lq_quant.h"
 
 #ifdef __cplusplus
@@ -56,6 +58,9 @@ void lq_gptq_cuda_free(lq_gptq_cuda *g); /* NULL is a no-op */
 size_t lq_gptq_cuda_peak_bytes(const lq_gptq_cuda *g);
 /* "NAME, N GiB" of the context's device. */
 const char *lq_gptq_cuda_device_name(const lq_gptq_cuda *g);
+/* The context's cudaStream_t and cublasHandle_t (for kernels/ code). */
+void *lq_gptq_cuda_stream(const lq_gptq_cuda *g);
+void *lq_gptq_cuda_blas(const lq_gptq_cuda *g);
 
 /* Device memory through the context (samples the high-water mark). */
 lq_status lq_gptq_cuda_malloc(lq_gptq_cuda *g, void **p, size_t n_bytes, const char *what);
@@ -100,6 +105,34 @@ lq_status lq_gptq_update_cuda(lq_gptq_cuda *g, float *W, int64_t N, int64_t K, c
  * Non-finite weights: LQ_ERR_NUMERIC. */
 lq_status lq_rtn_quantize_cuda(lq_gptq_cuda *g, const float *w, int64_t rows, int64_t cols, const lq_quant_params *p,
                                uint8_t *codes, uint16_t *scales, uint8_t *zeros);
+
+/* ---- the calibration forward of calib/quantize_model.c on the GPU
+ * (kernels/calib_cuda.cu) ----
+ * The residual stream x (n_seq*L, dim) and the attention output
+ * (n_seq*L, n_heads*hd) of all calibration tokens live on the device; each
+ * step runs over chunks of about 4096 tokens (as the CPU driver) with the
+ * engine's kernels (lq_kernels.h: rmsnorm, cuBLAS fp32 GEMM, rope, prefill
+ * attention on an fp32 "cache" that is the chunk's k/v, swiglu), every
+ * sequence attending to itself from position 0. All tensors fp32, so the
+ * Hessians equal the CPU forward's up to float summation order. The weights
+ * are read from the HOST model (lq_layer_weights) at each call and uploaded:
+ * the driver replaces them by their quantized versions between the steps
+ * (true-sequential). Host arguments: x0 (n_seq*L, dim) (the embeddings),
+ * lw and norm. S: device (K, K) upper-triangle Hessians as above. */
+typedef struct lq_calib_cuda lq_calib_cuda;
+lq_status lq_calib_cuda_new(lq_gptq_cuda *g, const lq_config *c, const float *x0, int n_seq, int L,
+                            lq_calib_cuda **out);
+void lq_calib_cuda_free(lq_calib_cuda *s); /* NULL is a no-op */
+/* S += xn^T xn, xn = rmsnorm(x, norm) over all tokens (q/k/v or gate/up inputs). */
+lq_status lq_calib_cuda_norm_hessian(lq_calib_cuda *s, const float *norm, double *S);
+/* att = attention(rope(q), rope(k), v) of xn = rmsnorm(x, attn_norm) with lw's
+ * current wq/wk/wv (+ biases); S += att^T att (o_proj's input). */
+lq_status lq_calib_cuda_attention(lq_calib_cuda *s, const lq_layer_weights *lw, double *S);
+/* x += att wo^T */
+lq_status lq_calib_cuda_attn_residual(lq_calib_cuda *s, const float *wo);
+/* h = silu(xn gate^T) * (xn up^T), xn = rmsnorm(x, ffn_norm); S += h^T h when
+ * S != NULL (down_proj's input); x += h w_down^T when residual. */
+lq_status lq_calib_cuda_mlp(lq_calib_cuda *s, const lq_layer_weights *lw, double *S, int residual);
 
 #ifdef __cplusplus
 }

@@ -95,3 +95,22 @@ lq_status lq_rtn_quantize_cuda(lq_gptq_cuda *g, const float *w, int64_t rows, in
     (void)g, (void)w, (void)rows, (void)cols, (void)p, (void)codes, (void)scales, (void)zeros;
     return no_gptq_gpu();
 }
+void *lq_gptq_cuda_stream(const lq_gptq_cuda *g) { return (void)g, NULL; }
+void *lq_gptq_cuda_blas(const lq_gptq_cuda *g) { return (void)g, NULL; }
+lq_status lq_calib_cuda_new(lq_gptq_cuda *g, const lq_config *c, const float *x0, int n_seq, int L,
+                            lq_calib_cuda **out) {
+    (void)g, (void)c, (void)x0, (void)n_seq, (void)L;
+    *out = NULL;
+    return no_gptq_gpu();
+}
+void lq_calib_cuda_free(lq_calib_cuda *s) { (void)s; }
+lq_status lq_calib_cuda_norm_hessian(lq_calib_cuda *s, const float *norm, double *S) {
+    return (void)s, (void)norm, (void)S, no_gptq_gpu();
+}
+lq_status lq_calib_cuda_attention(lq_calib_cuda *s, const lq_layer_weights *lw, double *S) {
+    return (void)s, (void)lw, (void)S, no_gptq_gpu();
+}
+lq_status lq_calib_cuda_attn_residual(lq_calib_cuda *s, const float *wo) { return (void)s, (void)wo, no_gptq_gpu(); }
+lq_status lq_calib_cuda_mlp(lq_calib_cuda *s, const lq_layer_weights *lw, double *S, int residual) {
+    return (void)s, (void)lw, (void)S, (void)residual, no_gptq_gpu();
+}

@@ -20,7 +20,8 @@
 static const char *U =
     "usage: lq quantize MODEL OUT --method rtn|gptq [--bits 4] [--group 128] [--sym|--asym] [--act-order]\n"
     "                   [--calib FILE --nsamples 128 --seqlen 2048 --seed 0] [--damp 0.01] [--block 128]\n"
-    "                   [--skip REGEX] [--dtype same|f32|f16|bf16] [--device cpu|cuda] [--json] [--quiet]\n"
+    "                   [--skip REGEX] [--dtype same|f32|f16|bf16] [--device cpu|cuda] [--cpu-forward] [--json]\n"
+    "                   [--quiet]\n"
     "  MODEL          any input lq reads (HF dir, .safetensors, .gguf, llama2.c .bin, archive)\n"
     "  OUT            the packed model file to write (atomically), e.g. model-w4g128.lqq\n"
     "  --method       rtn (round to nearest) or gptq (needs --calib); default rtn\n"
@@ -39,8 +40,9 @@ static const char *U =
     "  --skip REGEX   keep weights whose name matches (POSIX extended regex) unquantized\n"
     "  --dtype D      dtype of the unquantized tensors (embeddings, norms, head): same (default)\n"
     "                 keeps the source dtype; f32, f16 or bf16 convert\n"
-    "  --device D     cpu (default) or cuda: Hessians, Cholesky and the GPTQ update on GPU 0\n"
-    "                 (the calibration forward stays on the CPU)\n"
+    "  --device D     cpu (default) or cuda: the calibration forward, Hessians, Cholesky and the\n"
+    "                 GPTQ update on GPU 0\n"
+    "  --cpu-forward  with --device cuda: run the calibration forward on the CPU instead\n"
     "  --json         JSON summary on stdout (every weight's method, errors, damping, seconds)\n"
     "  --quiet        no progress or table on stderr\n";
 
@@ -96,7 +98,7 @@ int lq_cmd_quantize(int argc, char **argv) {
     long bits = 4, group = 128, nsamples = 128, seqlen = 0, block = 128;
     unsigned long long seed = 0;
     double damp = 0.01;
-    int sym = 0, act_order = 0, as_json = 0, quiet = 0;
+    int sym = 0, act_order = 0, as_json = 0, quiet = 0, cpu_forward = 0;
     static struct option opts[] = {{"method", required_argument, 0, 'm'}, {"bits", required_argument, 0, 'b'},
                                    {"group", required_argument, 0, 'g'},  {"sym", no_argument, 0, 'S'},
                                    {"asym", no_argument, 0, 'A'},         {"act-order", no_argument, 0, 'a'},
@@ -106,6 +108,7 @@ int lq_cmd_quantize(int argc, char **argv) {
                                    {"skip", required_argument, 0, 'k'},   {"dtype", required_argument, 0, 't'},
                                    {"device", required_argument, 0, 'D'}, {"json", no_argument, 0, 'j'},
                                    {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+                                   {"cpu-forward", no_argument, 0, 'F'},
                                    {0, 0, 0, 0}};
     /* the command line as typed, for the metadata (getopt permutes argv) */
     char cmdline[4096] = "lq";
@@ -168,6 +171,7 @@ int lq_cmd_quantize(int argc, char **argv) {
             break;
         case 'j': as_json = 1; break;
         case 'q': quiet = 1; break;
+        case 'F': cpu_forward = 1; break;
         default: return lq_tool_usage("quantize", U, "bad option");
         }
     }
@@ -237,6 +241,7 @@ int lq_cmd_quantize(int argc, char **argv) {
     qo.gptq.block_size = (int)block;
     qo.gptq.act_order = act_order;
     qo.gpu = gpu;
+    qo.gpu_forward = gpu && !cpu_forward;
     if (have_re) {
         qo.skip = skip_fn;
         qo.skip_ud = &re;
@@ -338,6 +343,7 @@ int lq_cmd_quantize(int argc, char **argv) {
                               "quantized_tensors", n_q, "other_tensors", n_plain, "seconds", secs);
         json_object_set(j, "calibration", json_object_get(meta, "calibration"));
         json_object_set_new(j, "device", json_string(device));
+        json_object_set_new(j, "calibration_forward", json_string(qo.gpu_forward ? "cuda" : "cpu"));
         if (gpu) {
             json_object_set_new(j, "gpu", json_string(lq_gptq_cuda_device_name(gpu)));
             /* device-wide memory in use (total - free), high-water mark over the run */
