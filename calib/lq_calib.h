@@ -65,6 +65,10 @@ typedef struct {
  * from the 64-bit output modulo m (bias < m / 2^64). */
 lq_status lq_calib_data_load(const char *path, const lq_tokenizer *tok, int n_samples, int seqlen, uint64_t seed,
                              lq_calib_data *out);
+/* n sequences of L uniform random token ids in [0, vocab) (splitmix64 from
+ * seed; kind "random", path "random", no file): for speed runs on random-weight
+ * models (lq synth), which have no tokenizer. Meaningless for accuracy. */
+lq_status lq_calib_data_random(int vocab, int n_samples, int seqlen, uint64_t seed, lq_calib_data *out);
 void lq_calib_data_free(lq_calib_data *d); /* NULL is a no-op */
 /* {"dataset": path, "sha256": hex, "bytes": n, "kind": ..., "nsamples": n,
  *  "seqlen": L, "seed": s, "sampler": "..."} */

@@ -421,6 +421,28 @@ static void test_gptq_calib_data_sampling(void **state) {
     lq_tokenizer_free(tok);
 }
 
+static void test_gptq_calib_random(void **state) {
+    (void)state;
+    lq_calib_data a, b;
+    assert_int_equal(lq_calib_data_random(97, 3, 50, 11, &a), LQ_OK);
+    assert_int_equal(lq_calib_data_random(97, 3, 50, 11, &b), LQ_OK);
+    assert_memory_equal(a.tokens, b.tokens, sizeof(int32_t) * 150);
+    int seen[97] = {0};
+    for (int i = 0; i < 150; i++) {
+        assert_true(a.tokens[i] >= 0 && a.tokens[i] < 97);
+        seen[a.tokens[i]] = 1;
+    }
+    int distinct = 0;
+    for (int i = 0; i < 97; i++) distinct += seen[i];
+    assert_true(distinct > 50);
+    json_t *pv = lq_calib_data_provenance(&a);
+    assert_string_equal(json_string_value(json_object_get(pv, "kind")), "random");
+    json_decref(pv);
+    lq_calib_data_free(&a);
+    lq_calib_data_free(&b);
+    assert_int_equal(lq_calib_data_random(0, 3, 50, 11, &a), LQ_ERR_ARG);
+}
+
 /* ---- stories260K end to end ---- */
 
 static double ppl_of(lq_model *m, const int32_t *ids, size_t n) {
@@ -538,6 +560,7 @@ int main(void) {
         cmocka_unit_test(test_gptq_nan_hessian_refused),
         cmocka_unit_test(test_gptq_sha256_vectors),
         cmocka_unit_test(test_gptq_calib_data_sampling),
+        cmocka_unit_test(test_gptq_calib_random),
         cmocka_unit_test(test_gptq_stories_end_to_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -22,7 +22,8 @@
  *     from `lq quantize --device cuda`, not a crash.
  * Without a GPU the GPU cases print "skipped: no CUDA device"; with
  * LQ_REQUIRE_GPU=1 (make test-gpu) they fail instead.
- * Run: make test-gpu, or build/tests/test_gptq_gpu (from the repository root). */
+ * Run: make test-gpu, or build/tests/test_gptq_gpu (the lq command is taken
+ * from next to the build's tests/ folder, or from $LQ_BIN). */
 #include "lq_test.h"
 
 #include <libgen.h>
@@ -744,10 +745,11 @@ static void test_gptq_gpu_no_device_error(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    /* BUILD/tests/test_gptq_gpu -> BUILD/lq */
+    /* the lq binary: $LQ_BIN, else BUILD/tests/test_gptq_gpu -> BUILD/lq */
     char self[1024];
     snprintf(self, sizeof self, "%s", argv[0]);
-    snprintf(g_lq, sizeof g_lq, "%s/../lq", dirname(self));
+    if (getenv("LQ_BIN") && *getenv("LQ_BIN")) snprintf(g_lq, sizeof g_lq, "%s", getenv("LQ_BIN"));
+    else snprintf(g_lq, sizeof g_lq, "%s/../lq", dirname(self));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq_gpu_no_device_error),
         cmocka_unit_test(test_gptq_gpu_hessian_matches_cpu),

@@ -31,7 +31,8 @@ static const char *U =
     "  --sym          symmetric (scale = amax / (2^(b-1)-1), implicit zero); default asymmetric\n"
     "  --asym         asymmetric (range includes 0, stored zero point)\n"
     "  --act-order    GPTQ: quantize columns by decreasing Hessian diagonal (static groups)\n"
-    "  --calib FILE   calibration text, or JSONL(.gz) with a \"text\" field (e.g. C4)\n"
+    "  --calib FILE   calibration text, or JSONL(.gz) with a \"text\" field (e.g. C4); 'random':\n"
+    "                 uniform random token ids (speed runs on `lq synth` models, no tokenizer)\n"
     "  --nsamples N   calibration sequences (default 128)\n"
     "  --seqlen L     tokens per sequence (default min(2048, max_position_embeddings))\n"
     "  --seed S       sampling seed (default 0)\n"
@@ -225,7 +226,10 @@ int lq_cmd_quantize(int argc, char **argv) {
                           m->cfg.max_seq_len);
             goto done;
         }
-        CHECK(lq_calib_data_load(calib, m->tok, (int)nsamples, (int)seqlen, seed, &cd));
+        if (!strcmp(calib, "random")) /* random-weight models (lq synth) for speed runs */
+            CHECK(lq_calib_data_random(m->cfg.vocab_size, (int)nsamples, (int)seqlen, seed, &cd));
+        else
+            CHECK(lq_calib_data_load(calib, m->tok, (int)nsamples, (int)seqlen, seed, &cd));
         if (!quiet)
             fprintf(stderr, "[quantize] calibration: %d x %d tokens from %s (%s, sha256 %.16s..., seed %llu)\n",
                     cd.n_samples, cd.seqlen, calib, cd.kind, cd.sha256, seed);
