@@ -282,11 +282,14 @@ static int diag_desc(const void *a, const void *b) {
 }
 
 /* The factorisation and the update of lq_gptq_quantize on the GPU: H (K, K)
- * and W (N, K) in processing order on the host; codes_p, scales, zeros come
- * back to the host (scales/zeros are inputs too when static_params). */
-static lq_status gptq_on_gpu(lq_gptq_cuda *g, const double *Hp, const float *Wp, int64_t N, int64_t K,
-                             const lq_gptq_opts *o, int64_t G, int64_t ng, const int32_t *col_group, int static_params,
-                             uint16_t *scales, uint8_t *zeros, uint8_t *codes_p, lq_gptq_report *rep) {
+ * in processing order on the host (Hp), or built on the device from the sums
+ * dS as f * S[perm, perm] with dead diagonals 1; W (N, K) in processing order
+ * on the host; codes_p, scales, zeros come back to the host (scales/zeros are
+ * inputs too when static_params). */
+static lq_status gptq_on_gpu(lq_gptq_cuda *g, const double *Hp, const double *dS, double f, const int32_t *perm,
+                             const float *Wp, int64_t N, int64_t K, const lq_gptq_opts *o, int64_t G, int64_t ng,
+                             const int32_t *col_group, int static_params, uint16_t *scales, uint8_t *zeros,
+                             uint8_t *codes_p, lq_gptq_report *rep) {
     lq_status st = LQ_OK;
     double *dH = NULL;
     float *dU = NULL, *dW = NULL;
@@ -295,7 +298,10 @@ static lq_status gptq_on_gpu(lq_gptq_cuda *g, const double *Hp, const float *Wp,
     uint8_t *dz = NULL, *dc = NULL;
     LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dH, sizeof(double) * (size_t)(K * K), "GPTQ H"));
     LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dU, sizeof(float) * (size_t)(K * K), "GPTQ U"));
-    LQ_TRY(lq_gptq_cuda_upload(g, dH, Hp, sizeof(double) * (size_t)(K * K)));
+    if (dS) /* H in processing order straight from the device sums */
+        LQ_TRY(lq_hessian_permute_cuda(g, dH, dS, K, f, perm));
+    else
+        LQ_TRY(lq_gptq_cuda_upload(g, dH, Hp, sizeof(double) * (size_t)(K * K)));
     LQ_TRY(lq_gptq_hinv_cuda(g, dH, K, o->percdamp, o->max_escalations, dU, &rep->percdamp_used, &rep->damp_used,
                              &rep->escalations));
     lq_gptq_cuda_dfree(dH); /* before the weight's buffers: a lower peak */
@@ -328,10 +334,11 @@ fail:
 
 /* lq_gptq_quantize on the CPU (g == NULL) or with the factorisation and the
  * update on the GPU of g: everything else is the same code. */
-static lq_status gptq_quantize_impl(lq_gptq_cuda *g, const float *W, int64_t N, int64_t K, const lq_hessian *h,
-                                    const lq_gptq_opts *o, lq_qweight *out, float *What, lq_gptq_report *rep) {
+static lq_status gptq_quantize_impl(lq_gptq_cuda *g, const double *dS, const float *W, int64_t N, int64_t K,
+                                    const lq_hessian *h, const lq_gptq_opts *o, lq_qweight *out, float *What,
+                                    lq_gptq_report *rep) {
     lq_status st = LQ_OK;
-    double *H = NULL, *Hp = NULL;
+    double *H = NULL, *Hp = NULL, *diag = NULL;
     float *Wc = NULL, *Wp = NULL, *U = NULL;
     uint16_t *scales = NULL;
     uint8_t *zeros = NULL, *codes_p = NULL, *codes = NULL;
@@ -346,8 +353,12 @@ static lq_status gptq_quantize_impl(lq_gptq_cuda *g, const float *W, int64_t N, 
     LQ_RETURN_IF(h->n < 1, LQ_ERR_ARG, "GPTQ: the Hessian has no calibration tokens");
     const int64_t G = lq_quant_group_size(&o->q, K), ng = lq_quant_n_groups(&o->q, K);
     const int static_params = o->act_order || G == K;
-    LQ_TRY(lq_malloc((void **)&H, sizeof(double) * (size_t)(K * K), "GPTQ H"));
-    LQ_TRY(lq_malloc((void **)&Hp, sizeof(double) * (size_t)(K * K), "GPTQ H permuted"));
+    const double f = 2.0 / (double)h->n; /* H = 2 S / n, as lq_hessian_finalize */
+    if (!dS) {
+        LQ_TRY(lq_malloc((void **)&H, sizeof(double) * (size_t)(K * K), "GPTQ H"));
+        LQ_TRY(lq_malloc((void **)&Hp, sizeof(double) * (size_t)(K * K), "GPTQ H permuted"));
+    }
+    LQ_TRY(lq_malloc((void **)&diag, sizeof(double) * (size_t)K, "GPTQ diag(H)"));
     if (!g) LQ_TRY(lq_malloc((void **)&U, sizeof(float) * (size_t)(K * K), "GPTQ U"));
     LQ_TRY(lq_malloc((void **)&Wc, sizeof(float) * (size_t)(N * K), "GPTQ W"));
     LQ_TRY(lq_malloc((void **)&Wp, sizeof(float) * (size_t)(N * K), "GPTQ W permuted"));
@@ -359,19 +370,27 @@ static lq_status gptq_quantize_impl(lq_gptq_cuda *g, const float *W, int64_t N, 
     LQ_TRY(lq_malloc((void **)&col_group, sizeof(int32_t) * (size_t)K, "GPTQ groups"));
     LQ_TRY(lq_malloc((void **)&di, sizeof *di * (size_t)K, "GPTQ order"));
 
-    lq_hessian_finalize(h, H);
+    if (dS) {
+        LQ_TRY(lq_hessian_diag_cuda(g, dS, K, diag));
+        for (int64_t k = 0; k < K; k++) diag[k] *= f;
+    } else {
+        lq_hessian_finalize(h, H);
+        for (int64_t k = 0; k < K; k++) diag[k] = H[k * K + k];
+    }
     memcpy(Wc, W, sizeof(float) * (size_t)(N * K));
     /* dead inputs: never active in calibration, so any weight is as good as
      * another for the objective; zero the column and give H a unit diagonal
-     * so the factorisation stays regular. */
+     * so the factorisation stays regular (lq_hessian_permute_cuda does the
+     * same on the device). */
     for (int64_t k = 0; k < K; k++)
-        if (H[k * K + k] == 0.0) {
-            H[k * K + k] = 1.0;
+        if (diag[k] == 0.0) {
+            diag[k] = 1.0;
+            if (H) H[k * K + k] = 1.0;
             for (int64_t r = 0; r < N; r++) Wc[r * K + k] = 0.0f;
             rep->n_dead++;
         }
     for (int64_t k = 0; k < K; k++) {
-        di[k].d = H[k * K + k];
+        di[k].d = diag[k];
         di[k].i = k;
     }
     if (o->act_order) qsort(di, (size_t)K, sizeof *di, diag_desc);
@@ -391,10 +410,12 @@ static lq_status gptq_quantize_impl(lq_gptq_cuda *g, const float *W, int64_t N, 
             }
     for (int64_t r = 0; r < N; r++)
         for (int64_t j = 0; j < K; j++) Wp[r * K + j] = Wc[r * K + perm[j]];
-    for (int64_t a = 0; a < K; a++)
-        for (int64_t b = 0; b < K; b++) Hp[a * K + b] = H[(int64_t)perm[a] * K + perm[b]];
+    if (Hp)
+        for (int64_t a = 0; a < K; a++)
+            for (int64_t b = 0; b < K; b++) Hp[a * K + b] = H[(int64_t)perm[a] * K + perm[b]];
     if (g) {
-        LQ_TRY(gptq_on_gpu(g, Hp, Wp, N, K, o, G, ng, col_group, static_params, scales, zeros, codes_p, rep));
+        LQ_TRY(gptq_on_gpu(g, Hp, dS, f, perm, Wp, N, K, o, G, ng, col_group, static_params, scales, zeros, codes_p,
+                           rep));
     } else {
         LQ_TRY(lq_gptq_hinv_cpu(Hp, K, o->percdamp, o->max_escalations, U, rep));
         LQ_TRY(lq_gptq_update_cpu(Wp, N, K, U, &o->q, G, col_group, static_params, scales, zeros, codes_p,
@@ -410,6 +431,7 @@ fail:
     if (st != LQ_OK) lq_qweight_free(out);
     free(H);
     free(Hp);
+    free(diag);
     free(U);
     free(Wc);
     free(Wp);
@@ -425,15 +447,16 @@ fail:
 
 lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessian *h, const lq_gptq_opts *o,
                            lq_qweight *out, float *What, lq_gptq_report *rep) {
-    return gptq_quantize_impl(NULL, W, N, K, h, o, out, What, rep);
+    return gptq_quantize_impl(NULL, NULL, W, N, K, h, o, out, What, rep);
 }
 
-lq_status lq_gptq_quantize_cuda(lq_gptq_cuda *g, const float *W, int64_t N, int64_t K, const lq_hessian *h,
-                                const lq_gptq_opts *o, lq_qweight *out, float *What, lq_gptq_report *rep) {
+lq_status lq_gptq_quantize_cuda(lq_gptq_cuda *g, const double *dS, const float *W, int64_t N, int64_t K,
+                                const lq_hessian *h, const lq_gptq_opts *o, lq_qweight *out, float *What,
+                                lq_gptq_report *rep) {
     if (!g) {
         memset(rep, 0, sizeof *rep);
         memset(out, 0, sizeof *out);
         return lq_error(LQ_ERR_ARG, "GPU GPTQ: no GPU context");
     }
-    return gptq_quantize_impl(g, W, N, K, h, o, out, What, rep);
+    return gptq_quantize_impl(g, dS, W, N, K, h, o, out, What, rep);
 }

@@ -170,9 +170,12 @@ typedef struct lq_gptq_cuda lq_gptq_cuda;
 /* lq_gptq_quantize with the damping/Cholesky/inverse (lq_gptq_hinv_cuda) and
  * the update (lq_gptq_update_cuda) on the GPU of g; dead inputs, the
  * act-order permutation, static groups and packing are the same host code.
- * Host arrays in and out, as lq_gptq_quantize. */
-lq_status lq_gptq_quantize_cuda(lq_gptq_cuda *g, const float *W, int64_t N, int64_t K, const lq_hessian *h,
-                                const lq_gptq_opts *o, lq_qweight *out, float *What, lq_gptq_report *rep);
+ * Host arrays in and out, as lq_gptq_quantize. dS: the Hessian's sums already
+ * on the device (h->S's layout; h->S is then not read, only h->n), or NULL to
+ * take h->S from the host. The same result either way. */
+lq_status lq_gptq_quantize_cuda(lq_gptq_cuda *g, const double *dS, const float *W, int64_t N, int64_t K,
+                                const lq_hessian *h, const lq_gptq_opts *o, lq_qweight *out, float *What,
+                                lq_gptq_report *rep);
 
 /* ---------------- the model-level driver (calib/quantize_model.c) ---------------- */
 

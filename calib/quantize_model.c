@@ -143,8 +143,8 @@ fail:
 }
 
 /* ---- one sublayer's Hessian: on the CPU, or (o->gpu) accumulated on the
- * GPU in dS and copied into h->S once complete (the GPTQ bookkeeping reads
- * it on the host; the relative errors use dS) ---- */
+ * GPU in dS, which GPTQ and the relative errors read there (h->n counts the
+ * tokens; h->S stays unused) ---- */
 
 static lq_status hess_reset(const lq_quantize_opts *o, lq_hessian *h, double *dS) {
     h->n = 0;
@@ -160,9 +160,11 @@ static lq_status hess_accum(const lq_quantize_opts *o, lq_hessian *h, double *dS
     return LQ_OK;
 }
 
+/* Nothing to do since the GPU path reads dS directly (lq_gptq_quantize_cuda,
+ * rel_err); kept as the one place to copy S to the host should a step need it. */
 static lq_status hess_done(const lq_quantize_opts *o, lq_hessian *h, const double *dS) {
-    if (!o->gpu) return LQ_OK;
-    return lq_gptq_cuda_download(o->gpu, h->S, dS, sizeof(double) * (size_t)(h->K * h->K));
+    (void)o, (void)h, (void)dS;
+    return LQ_OK;
 }
 
 /* ||WX - ŴX|| / ||WX|| through the Hessian, on the GPU when o->gpu. */
@@ -212,7 +214,7 @@ static lq_status quantize_one(const lq_quantize_opts *o, const lq_hessian *h, co
     r->quantized = 1;
     if (o->method == LQ_QMETHOD_GPTQ) {
         LQ_TRY(lq_malloc((void **)&Wg, sizeof(float) * n, "dequantized weight"));
-        st = o->gpu ? lq_gptq_quantize_cuda(o->gpu, lr->w, lr->rows, lr->cols, h, &o->gptq, &qg, Wg, &r->gptq)
+        st = o->gpu ? lq_gptq_quantize_cuda(o->gpu, dS, lr->w, lr->rows, lr->cols, h, &o->gptq, &qg, Wg, &r->gptq)
                     : lq_gptq_quantize(lr->w, lr->rows, lr->cols, h, &o->gptq, &qg, Wg, &r->gptq);
         if (st == LQ_ERR_NUMERIC) {
             /* never crash on a bad layer: keep RTN and say why */

@@ -227,6 +227,54 @@ extern "C" lq_status lq_hessian_accum_host_cuda(lq_gptq_cuda *g, double *S, int6
     return LQ_OK;
 }
 
+__global__ void diag_copy_kernel(double *d, const double *S, int64_t K) {
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < K; i += (int64_t)gridDim.x * blockDim.x)
+        d[i] = S[i * K + i];
+}
+
+extern "C" lq_status lq_hessian_diag_cuda(lq_gptq_cuda *g, const double *S, int64_t K, double *diag_host) {
+    lq_status st = LQ_OK;
+    double *d = NULL;
+    LQ_RETURN_IF(K < 1 || K > 46340, LQ_ERR_ARG, "GPU Hessian diagonal: K = %lld", (long long)K);
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&d, sizeof(double) * (size_t)K, "Hessian diagonal"));
+    diag_copy_kernel<<<grid_for(K, 256), 256, 0, g->stream>>>(d, S, K);
+    LQ_CUDA_TRY(cudaGetLastError(), "launch diag_copy_kernel");
+    LQ_TRY(lq_gptq_cuda_download(g, diag_host, d, sizeof(double) * (size_t)K));
+fail:
+    if (st != LQ_OK) (void)cudaStreamSynchronize(g->stream);
+    lq_gptq_cuda_dfree(d);
+    return st;
+}
+
+__global__ void hess_permute_kernel(double *Hp, const double *S, const int32_t *perm, int64_t K, double f) {
+    const int64_t n = K * K;
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t a = i / K, b = i % K, r = perm[a], c = perm[b];
+        double v = f * (r <= c ? S[r * K + c] : S[c * K + r]);
+        if (a == b && v == 0.0) v = 1.0; /* dead input */
+        Hp[i] = v;
+    }
+}
+
+extern "C" lq_status lq_hessian_permute_cuda(lq_gptq_cuda *g, double *Hp, const double *S, int64_t K, double f,
+                                             const int32_t *perm_host) {
+    lq_status st = LQ_OK;
+    int32_t *perm = NULL;
+    LQ_RETURN_IF(K < 1 || K > 46340, LQ_ERR_ARG, "GPU Hessian permutation: K = %lld", (long long)K);
+    for (int64_t j = 0; j < K; j++)
+        LQ_RETURN_IF(perm_host[j] < 0 || perm_host[j] >= K, LQ_ERR_ARG, "GPU Hessian permutation: perm[%lld] = %d",
+                     (long long)j, perm_host[j]);
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&perm, sizeof(int32_t) * (size_t)K, "Hessian permutation"));
+    LQ_TRY(lq_gptq_cuda_upload(g, perm, perm_host, sizeof(int32_t) * (size_t)K));
+    hess_permute_kernel<<<grid_for(K * K, 256), 256, 0, g->stream>>>(Hp, S, perm, K, f);
+    LQ_CUDA_TRY(cudaGetLastError(), "launch hess_permute_kernel");
+    LQ_CUDA_TRY(cudaStreamSynchronize(g->stream), "Hessian permutation (synchronize)");
+fail:
+    if (st != LQ_OK) (void)cudaStreamSynchronize(g->stream);
+    lq_gptq_cuda_dfree(perm);
+    return st;
+}
+
 /* D rows 0..N-1 = W - What, rows N..2N-1 = W (double) */
 __global__ void rel_err_build_kernel(double *D, const float *W, const float *What, int64_t NK) {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < NK; i += (int64_t)gridDim.x * blockDim.x) {

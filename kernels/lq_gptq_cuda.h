@@ -2,6 +2,8 @@
  * (implementation: kernels/gptq_cuda.cu; CPU-only builds link the stubs of
  * kernels/nocuda.c, which return LQ_ERR_UNSUPPORTED):
  *   lq_hessian_accum_cpu   -> lq_hessian_accum_cuda   S += X^T X (cublasDsyrk)
+ *   lq_hessian_finalize + lq_gptq_quantize's dead-input/permutation steps
+ *                          -> lq_hessian_diag_cuda, lq_hessian_permute_cuda
  *   lq_hessian_rel_err     -> lq_hessian_rel_err_cuda (cublasDsymm)
  *   lq_gptq_hinv_cpu       -> lq_gptq_hinv_cuda       damping with the same
  *                             escalation, cuSOLVER potrf/potrs/potrf
@@ -76,6 +78,15 @@ lq_status lq_hessian_accum_cuda(lq_gptq_cuda *g, double *S, int64_t K, const flo
 /* The same with X in HOST memory (uploaded in chunks through the context's
  * scratch buffer): for a calibration forward that runs on the CPU. */
 lq_status lq_hessian_accum_host_cuda(lq_gptq_cuda *g, double *S, int64_t K, const float *X_host, int64_t rows);
+
+/* diag_host[k] = S[k, k]: S device (K, K), diag_host (K) HOST. */
+lq_status lq_hessian_diag_cuda(lq_gptq_cuda *g, const double *S, int64_t K, double *diag_host);
+/* H in GPTQ's processing order from the sums: Hp[a, b] = f * S[perm[a], perm[b]]
+ * (read from S's upper triangle; Hp full symmetric), then a diagonal entry
+ * that is exactly 0 (a dead input) becomes 1, as lq_gptq_quantize does on the
+ * host (bit-identical). Hp, S (K, K) device; perm (K) HOST. */
+lq_status lq_hessian_permute_cuda(lq_gptq_cuda *g, double *Hp, const double *S, int64_t K, double f,
+                                  const int32_t *perm_host);
 
 /* ||(W - Ŵ) X^T||_F / ||W X^T||_F through S (upper triangle as above):
  * sqrt(sum_r d_r S d_r^T / sum_r w_r S w_r^T), in double; 0 when either sum

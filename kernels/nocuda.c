@@ -114,3 +114,10 @@ lq_status lq_calib_cuda_attn_residual(lq_calib_cuda *s, const float *wo) { retur
 lq_status lq_calib_cuda_mlp(lq_calib_cuda *s, const lq_layer_weights *lw, double *S, int residual) {
     return (void)s, (void)lw, (void)S, (void)residual, no_gptq_gpu();
 }
+lq_status lq_hessian_diag_cuda(lq_gptq_cuda *g, const double *S, int64_t K, double *diag_host) {
+    return (void)g, (void)S, (void)K, (void)diag_host, no_gptq_gpu();
+}
+lq_status lq_hessian_permute_cuda(lq_gptq_cuda *g, double *Hp, const double *S, int64_t K, double f,
+                                  const int32_t *perm_host) {
+    return (void)g, (void)Hp, (void)S, (void)K, (void)f, (void)perm_host, no_gptq_gpu();
+}

@@ -473,7 +473,20 @@ static void test_gptq_gpu_quantize_matches_cpu(void **state) {
         lq_qweight qc, qg;
         lq_gptq_report rc, rg;
         OK(lq_gptq_quantize(W, N, K, &h, &o, &qc, Wc, &rc));
-        OK(lq_gptq_quantize_cuda(f->g, W, N, K, &h, &o, &qg, Wg, &rg));
+        OK(lq_gptq_quantize_cuda(f->g, NULL, W, N, K, &h, &o, &qg, Wg, &rg));
+        {
+            /* the same from device sums (the driver's path): bit-identical */
+            double *dS = dev_copy(f, h.S, sizeof(double) * K * K);
+            lq_qweight qd;
+            lq_gptq_report rd;
+            OK(lq_gptq_quantize_cuda(f->g, dS, W, N, K, &h, &o, &qd, NULL, &rd));
+            assert_memory_equal(qd.qweight, qg.qweight, lq_qweight_qweight_bytes(N, K, o.q.bits));
+            assert_memory_equal(qd.scales, qg.scales, lq_qweight_scales_bytes(N, qg.n_groups));
+            assert_int_equal(rd.n_dead, rg.n_dead);
+            assert_true(rd.damp_used == rg.damp_used);
+            lq_qweight_free(&qd);
+            lq_gptq_cuda_dfree(dS);
+        }
         OK(lq_qweight_validate(&qg, "GPU GPTQ"));
         assert_int_equal(rg.n_dead, rc.n_dead);
         assert_int_equal(rg.escalations, rc.escalations);
@@ -512,7 +525,7 @@ static void test_gptq_gpu_quantize_matches_cpu(void **state) {
     lq_gptq_opts o = lq_gptq_opts_default();
     lq_qweight q;
     lq_gptq_report rep;
-    OK(lq_gptq_quantize_cuda(f->g, W6, 3, 2, &h, &o, &q, W6g, &rep));
+    OK(lq_gptq_quantize_cuda(f->g, NULL, W6, 3, 2, &h, &o, &q, W6g, &rep));
     assert_int_equal(rep.escalations, 1);
     assert_true(fabs(rep.percdamp_used - 0.1) < 1e-12);
     lq_qweight_free(&q);
@@ -719,7 +732,7 @@ static void test_gptq_gpu_no_device_error(void **state) {
     h.S[0] = h.S[3] = 1, h.n = 1;
     float W[4] = {1, 2, 3, 4};
     lq_gptq_opts o = lq_gptq_opts_default();
-    assert_int_equal(lq_gptq_quantize_cuda(NULL, W, 2, 2, &h, &o, &q, NULL, &rep), LQ_ERR_ARG);
+    assert_int_equal(lq_gptq_quantize_cuda(NULL, NULL, W, 2, 2, &h, &o, &q, NULL, &rep), LQ_ERR_ARG);
     lq_hessian_free(&h);
     /* the command */
     char mp[1024], tp[1024];
