@@ -142,7 +142,9 @@ static void test_gptq_gpu_hessian_matches_cpu(void **state) {
             if (e2 > worst) worst = e2;
         }
     print_message("Hessian: max |S_gpu - S_cpu| / sqrt(S_rr S_cc) = %.3g\n", worst);
-    assert_true(worst < 1e-12);
+    /* worst case n eps = 2e-13 for 1700 rows; any real bug (a lost chunk, a
+     * wrong triangle) is O(1) */
+    assert_true(worst < 1e-11);
     /* relative output error through S */
     double rc, rg;
     OK(lq_hessian_rel_err(&h, W, Wh, N, &rc));
@@ -192,7 +194,7 @@ static void test_gptq_gpu_hessian_chunks(void **state) {
         if (e > worst) worst = e;
     }
     print_message("chunked Hessian: max |S - direct| / n = %.3g\n", worst);
-    assert_true(worst < 1e-12);
+    assert_true(worst < 1e-10); /* typical ~1e-14; a lost or doubled chunk is ~1 */
     lq_gptq_cuda_dfree(dS);
     free(S);
     free(X);
