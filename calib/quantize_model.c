@@ -208,7 +208,7 @@ static lq_status quantize_one(const lq_quantize_opts *o, const lq_hessian *h, co
     }
     const size_t n = (size_t)(lr->rows * lr->cols);
     LQ_TRY(lq_malloc((void **)&Wr, sizeof(float) * n, "dequantized weight"));
-    LQ_TRY(lq_rtn_quantize_packed(lr->w, lr->rows, lr->cols, &o->gptq.q, &qr));
+    LQ_TRY(lq_rtn_quantize_packed_cpu(lr->w, lr->rows, lr->cols, &o->gptq.q, &qr));
     lq_dequant_cpu(&qr, Wr);
     if (h) LQ_TRY(rel_err(o, h, dS, lr->w, Wr, lr->rows, &r->rel_err_rtn));
     r->quantized = 1;

@@ -421,6 +421,32 @@ static void test_gptq_calib_data_sampling(void **state) {
     lq_tokenizer_free(tok);
 }
 
+static void test_gptq_rtn_parallel_same_bytes(void **state) {
+    (void)state;
+    uint64_t s = lq_test_seed();
+    const int64_t N = 300, K = 4000; /* above the parallel threshold, rows not a multiple of the block */
+    float *W = malloc(sizeof(float) * N * K);
+    random_weights(&s, W, N * K);
+    const lq_quant_params ps[] = {{4, 128, 1}, {3, 0, 0}, {5, 96, 0}, {8, 32, 1}, {2, 1000, 0}};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) {
+        lq_qweight a, b;
+        assert_int_equal(lq_rtn_quantize_packed(W, N, K, &ps[i], &a), LQ_OK);
+        assert_int_equal(lq_rtn_quantize_packed_cpu(W, N, K, &ps[i], &b), LQ_OK);
+        assert_memory_equal(a.qweight, b.qweight, lq_qweight_qweight_bytes(N, K, ps[i].bits));
+        assert_memory_equal(a.scales, b.scales, lq_qweight_scales_bytes(N, a.n_groups));
+        if (!ps[i].sym) assert_memory_equal(a.qzeros, b.qzeros, lq_qweight_qzeros_bytes(N, a.n_groups, ps[i].bits));
+        lq_qweight_free(&a);
+        lq_qweight_free(&b);
+    }
+    W[77 * K + 5] = NAN;
+    lq_qweight q;
+    assert_int_equal(lq_rtn_quantize_packed_cpu(W, N, K, &ps[0], &q), LQ_ERR_NUMERIC);
+    print_message("%s\n", lq_last_error());
+    assert_non_null(strstr(lq_last_error(), "row 77"));
+    assert_null(q.mem);
+    free(W);
+}
+
 static void test_gptq_calib_random(void **state) {
     (void)state;
     lq_calib_data a, b;
@@ -560,6 +586,7 @@ int main(void) {
         cmocka_unit_test(test_gptq_nan_hessian_refused),
         cmocka_unit_test(test_gptq_sha256_vectors),
         cmocka_unit_test(test_gptq_calib_data_sampling),
+        cmocka_unit_test(test_gptq_rtn_parallel_same_bytes),
         cmocka_unit_test(test_gptq_calib_random),
         cmocka_unit_test(test_gptq_stories_end_to_end),
     };
