@@ -148,8 +148,9 @@ fail:
 
 static lq_status hess_reset(const lq_quantize_opts *o, lq_hessian *h, double *dS) {
     h->n = 0;
-    memset(h->S, 0, sizeof(double) * (size_t)(h->K * h->K));
+    /* on the GPU path h->S is never touched (calloc'd pages stay unmapped) */
     if (o->gpu) return lq_gptq_cuda_memset(o->gpu, dS, 0, sizeof(double) * (size_t)(h->K * h->K));
+    memset(h->S, 0, sizeof(double) * (size_t)(h->K * h->K));
     return LQ_OK;
 }
 
