@@ -47,7 +47,7 @@ ifeq ($(CUDA),1)
   NVCCFLAGS ?= -O3 -std=c++17 $(CU_ARCH) -Xcompiler -fPIC,-Wall -MMD -MP --expt-relaxed-constexpr
   CU_OBJ    := $(CU_SRC:%.cu=$(BUILD)/%.o)
   ALL_CFLAGS += -DLQ_HAVE_CUDA=1 -I$(CUDA_HOME)/include
-  LDLIBS    += -L$(CUDA_HOME)/lib64 -lcublasLt -lcublas -lcudart -lstdc++
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -lcusolver -lcublasLt -lcublas -lcudart -lstdc++
 else
   CU_OBJ :=
   LIB_SRC += kernels/nocuda.c

@@ -18,6 +18,9 @@
 #     carry/shared (the ../shared folder does not travel). Prepare them with
 #       make BUILD=build-gpu -j2 build-gpu/lq build-gpu/tests/test_kernels build-gpu/tests/test_model_gpu
 #     and the nvcc lines at the top of kernels/dev/bench_attention.cu and bench_gemv.cu.
+#       make BUILD=build-gpu -j2 build-gpu/lq build-gpu/tests/test_kernels build-gpu/tests/test_model_gpu \
+#         build-gpu/tests/test_gptq_gpu
+#     and the nvcc line at the top of kernels/dev/bench_attention.cu.
 # Environment: LQ_SHARED (default carry/shared if present, else ../shared),
 # SKIP_BENCH8B=1 to skip the 8B model timing, FORCE_PREBUILT=1 to use carry/bin
 # even where the build could run.
@@ -48,8 +51,8 @@ if [ "${FORCE_PREBUILT:-0}" != 1 ] && pkg-config --exists jansson libpcre2-8 lib
    [ -f /usr/include/cmocka.h ]; then
   BUILD=build-dev
   make -j16 BUILD=$BUILD || exit 1
-  make -j16 BUILD=$BUILD $BUILD/tests/test_kernels $BUILD/tests/test_model_gpu || exit 1
-  LQ=$BUILD/lq; TESTS="$BUILD/tests/test_kernels $BUILD/tests/test_model_gpu"
+  make -j16 BUILD=$BUILD $BUILD/tests/test_kernels $BUILD/tests/test_model_gpu $BUILD/tests/test_gptq_gpu || exit 1
+  LQ=$BUILD/lq; TESTS="$BUILD/tests/test_kernels $BUILD/tests/test_model_gpu $BUILD/tests/test_gptq_gpu"
   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a kernels/dev/bench_attention.cu $BUILD/liblq.a \
     -lcublas -lopenblas -lgomp -Xcompiler -fopenmp -o $BUILD/bench_attention && BENCH_ATT=$BUILD/bench_attention
   nvcc -O3 -std=c++17 -gencode arch=compute_90a,code=sm_90a kernels/dev/bench_gemv.cu $BUILD/liblq.a \
@@ -59,6 +62,7 @@ else
   echo "no -dev packages (jansson/libarchive/cmocka headers) here: using the prebuilt binaries in carry/bin"
   LQ=carry/bin/lq; TESTS="carry/bin/test_kernels carry/bin/test_model_gpu"; BENCH_ATT=carry/bin/bench_attention
   [ -x carry/bin/bench_gemv ] && BENCH_GEMV=carry/bin/bench_gemv
+  [ -x carry/bin/test_gptq_gpu ] && TESTS="$TESTS carry/bin/test_gptq_gpu" && export LQ_BIN=$PWD/carry/bin/lq
   GPU_TESTS_CMD="env LQ_REQUIRE_GPU=1 ./tests/run_tests.sh $TESTS"  # the recipe of make test-gpu
 fi
 missing=$(ldd $LQ $TESTS 2>/dev/null | grep "not found" | sort -u)

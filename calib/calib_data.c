@@ -181,6 +181,25 @@ fail:
     return st;
 }
 
+lq_status lq_calib_data_random(int vocab, int n, int L, uint64_t seed, lq_calib_data *d) {
+    memset(d, 0, sizeof *d);
+    LQ_RETURN_IF(vocab < 1 || n < 1 || L < 1, LQ_ERR_ARG, "random calibration: vocab %d, %d x %d tokens", vocab, n, L);
+    lq_status st = LQ_OK;
+    uint64_t rng = seed;
+    d->n_samples = n;
+    d->seqlen = L;
+    d->seed = seed;
+    d->kind = "random";
+    LQ_TRY(lq_malloc((void **)&d->tokens, sizeof(int32_t) * (size_t)n * (size_t)L, "calibration tokens"));
+    LQ_TRY(lq_malloc((void **)&d->path, 7, "calibration path"));
+    memcpy(d->path, "random", 7);
+    for (size_t i = 0; i < (size_t)n * (size_t)L; i++) d->tokens[i] = (int32_t)rand_below(&rng, (uint64_t)vocab);
+    return LQ_OK;
+fail:
+    lq_calib_data_free(d);
+    return st;
+}
+
 json_t *lq_calib_data_provenance(const lq_calib_data *d) {
     json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:i, s:i, s:I}", "dataset", d->path, "sha256", d->sha256, "bytes",
                           (json_int_t)d->file_bytes, "kind", d->kind ? d->kind : "?", "nsamples", d->n_samples,
@@ -189,6 +208,8 @@ json_t *lq_calib_data_provenance(const lq_calib_data *d) {
     json_object_set_new(j, "sampler",
                         json_string(d->kind && !strcmp(d->kind, "jsonl")
                                         ? "splitmix64: random document with > seqlen tokens, random offset"
+                                    : d->kind && !strcmp(d->kind, "random")
+                                        ? "splitmix64: uniform token ids (speed runs only)"
                                         : "splitmix64: random offset into the tokenized file"));
     if (d->n_docs) json_object_set_new(j, "documents", json_integer(d->n_docs));
     if (d->n_text_tokens) json_object_set_new(j, "text_tokens", json_integer(d->n_text_tokens));

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/lq_gptq_cuda.h"
 #include "../libquant/lq_dtype.h"
 
 /* LAPACK (column-major, Fortran calling convention). */
@@ -267,6 +268,59 @@ lq_status lq_gptq_update_cpu(float *W, int64_t N, int64_t K, const float *U, con
     return LQ_OK;
 }
 
+/* ---------------- RTN and packing, rows in parallel ---------------- */
+
+/* lq_qweight_pack over blocks of rows (rows pack independently: each starts
+ * on a new word), so the bytes are those of lq_qweight_pack. */
+static void pack_rows_parallel(lq_qweight *q, const uint8_t *codes, const uint16_t *scales, const uint8_t *zeros) {
+    const int64_t R = 64, wq = lq_packed_words(q->cols, q->p.bits), wz = lq_packed_words(q->n_groups, q->p.bits);
+#pragma omp parallel for schedule(static) if (q->rows * q->cols > (1 << 20))
+    for (int64_t r0 = 0; r0 < q->rows; r0 += R) {
+        const int64_t nr = q->rows - r0 < R ? q->rows - r0 : R;
+        lq_pack_codes_ref(codes + r0 * q->cols, nr, q->cols, q->p.bits, q->qweight + r0 * wq);
+        if (q->qzeros) lq_pack_codes_ref(zeros + r0 * q->n_groups, nr, q->n_groups, q->p.bits, q->qzeros + r0 * wz);
+    }
+    memcpy(q->scales, scales, lq_qweight_scales_bytes(q->rows, q->n_groups));
+}
+
+lq_status lq_rtn_quantize_packed_cpu(const float *w, int64_t rows, int64_t cols, const lq_quant_params *p,
+                                     lq_qweight *q) {
+    lq_status st = LQ_OK;
+    uint8_t *codes = NULL, *zeros = NULL;
+    uint16_t *scales = NULL;
+    volatile int bad = 0;
+    memset(q, 0, sizeof *q);
+    LQ_FORWARD(lq_quant_params_check(p));
+    LQ_RETURN_IF(rows < 1 || cols < 1, LQ_ERR_SHAPE, "RTN: bad shape [%lld, %lld]", (long long)rows,
+                 (long long)cols);
+    const int64_t ng = lq_quant_n_groups(p, cols), R = 64;
+    LQ_TRY(lq_qweight_alloc(q, rows, cols, p, 0));
+    LQ_TRY(lq_malloc((void **)&codes, (size_t)(rows * cols), "RTN codes"));
+    LQ_TRY(lq_malloc((void **)&scales, lq_qweight_scales_bytes(rows, ng), "RTN scales"));
+    LQ_TRY(lq_malloc((void **)&zeros, (size_t)(rows * ng), "RTN zeros"));
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 20))
+    for (int64_t r0 = 0; r0 < rows; r0 += R) {
+        const int64_t nr = rows - r0 < R ? rows - r0 : R;
+        if (lq_rtn_quantize_ref(w + r0 * cols, nr, cols, p, codes + r0 * cols, scales + r0 * ng, zeros + r0 * ng) !=
+            LQ_OK)
+            bad = 1;
+    }
+    if (bad) {
+        /* the message was set in a worker thread (thread-local): redo it here */
+        lq_qweight_free(q);
+        st = lq_rtn_quantize_packed(w, rows, cols, p, q);
+        if (st == LQ_OK) st = lq_error(LQ_ERR_NUMERIC, "RTN: a row failed in parallel but not serially");
+        goto fail;
+    }
+    pack_rows_parallel(q, codes, scales, zeros);
+fail:
+    if (st != LQ_OK) lq_qweight_free(q);
+    free(codes);
+    free(scales);
+    free(zeros);
+    return st;
+}
+
 /* ---------------- one weight ---------------- */
 
 typedef struct {
@@ -280,10 +334,64 @@ static int diag_desc(const void *a, const void *b) {
     return x->i < y->i ? -1 : x->i > y->i; /* stable: ties keep the original order */
 }
 
-lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessian *h, const lq_gptq_opts *o,
-                           lq_qweight *out, float *What, lq_gptq_report *rep) {
+/* The factorisation and the update of lq_gptq_quantize on the GPU: H (K, K)
+ * in processing order on the host (Hp), or built on the device from the sums
+ * dS as f * S[perm, perm] with dead diagonals 1; W (N, K) in processing order
+ * on the host; codes_p, scales, zeros come back to the host (scales/zeros are
+ * inputs too when static_params). */
+static lq_status gptq_on_gpu(lq_gptq_cuda *g, const double *Hp, const double *dS, double f, const int32_t *perm,
+                             const float *Wp, int64_t N, int64_t K, const lq_gptq_opts *o, int64_t G, int64_t ng,
+                             const int32_t *col_group, int static_params, uint16_t *scales, uint8_t *zeros,
+                             uint8_t *codes_p, lq_gptq_report *rep) {
     lq_status st = LQ_OK;
-    double *H = NULL, *Hp = NULL;
+    double *dH = NULL;
+    float *dU = NULL, *dW = NULL;
+    int32_t *dcg = NULL;
+    uint16_t *ds = NULL;
+    uint8_t *dz = NULL, *dc = NULL;
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dH, sizeof(double) * (size_t)(K * K), "GPTQ H"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dU, sizeof(float) * (size_t)(K * K), "GPTQ U"));
+    if (dS) /* H in processing order straight from the device sums */
+        LQ_TRY(lq_hessian_permute_cuda(g, dH, dS, K, f, perm));
+    else
+        LQ_TRY(lq_gptq_cuda_upload(g, dH, Hp, sizeof(double) * (size_t)(K * K)));
+    LQ_TRY(lq_gptq_hinv_cuda(g, dH, K, o->percdamp, o->max_escalations, dU, &rep->percdamp_used, &rep->damp_used,
+                             &rep->escalations));
+    lq_gptq_cuda_dfree(dH); /* before the weight's buffers: a lower peak */
+    dH = NULL;
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dW, sizeof(float) * (size_t)(N * K), "GPTQ W"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dcg, sizeof(int32_t) * (size_t)K, "GPTQ column groups"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&ds, sizeof(uint16_t) * (size_t)(N * ng), "GPTQ scales"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dz, (size_t)(N * ng), "GPTQ zeros"));
+    LQ_TRY(lq_gptq_cuda_malloc(g, (void **)&dc, (size_t)(N * K), "GPTQ codes"));
+    LQ_TRY(lq_gptq_cuda_upload(g, dW, Wp, sizeof(float) * (size_t)(N * K)));
+    LQ_TRY(lq_gptq_cuda_upload(g, dcg, col_group, sizeof(int32_t) * (size_t)K));
+    if (static_params) {
+        LQ_TRY(lq_gptq_cuda_upload(g, ds, scales, sizeof(uint16_t) * (size_t)(N * ng)));
+        LQ_TRY(lq_gptq_cuda_upload(g, dz, zeros, (size_t)(N * ng)));
+    }
+    LQ_TRY(lq_gptq_update_cuda(g, dW, N, K, dU, &o->q, G, dcg, static_params, ds, dz, dc, o->block_size));
+    LQ_TRY(lq_gptq_cuda_download(g, codes_p, dc, (size_t)(N * K)));
+    LQ_TRY(lq_gptq_cuda_download(g, scales, ds, sizeof(uint16_t) * (size_t)(N * ng)));
+    LQ_TRY(lq_gptq_cuda_download(g, zeros, dz, (size_t)(N * ng)));
+fail:
+    lq_gptq_cuda_dfree(dH);
+    lq_gptq_cuda_dfree(dU);
+    lq_gptq_cuda_dfree(dW);
+    lq_gptq_cuda_dfree(dcg);
+    lq_gptq_cuda_dfree(ds);
+    lq_gptq_cuda_dfree(dz);
+    lq_gptq_cuda_dfree(dc);
+    return st;
+}
+
+/* lq_gptq_quantize on the CPU (g == NULL) or with the factorisation and the
+ * update on the GPU of g: everything else is the same code. */
+static lq_status gptq_quantize_impl(lq_gptq_cuda *g, const double *dS, const float *W, int64_t N, int64_t K,
+                                    const lq_hessian *h, const lq_gptq_opts *o, lq_qweight *out, float *What,
+                                    lq_gptq_report *rep) {
+    lq_status st = LQ_OK;
+    double *H = NULL, *Hp = NULL, *diag = NULL;
     float *Wc = NULL, *Wp = NULL, *U = NULL;
     uint16_t *scales = NULL;
     uint8_t *zeros = NULL, *codes_p = NULL, *codes = NULL;
@@ -298,9 +406,13 @@ lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessia
     LQ_RETURN_IF(h->n < 1, LQ_ERR_ARG, "GPTQ: the Hessian has no calibration tokens");
     const int64_t G = lq_quant_group_size(&o->q, K), ng = lq_quant_n_groups(&o->q, K);
     const int static_params = o->act_order || G == K;
-    LQ_TRY(lq_malloc((void **)&H, sizeof(double) * (size_t)(K * K), "GPTQ H"));
-    LQ_TRY(lq_malloc((void **)&Hp, sizeof(double) * (size_t)(K * K), "GPTQ H permuted"));
-    LQ_TRY(lq_malloc((void **)&U, sizeof(float) * (size_t)(K * K), "GPTQ U"));
+    const double f = 2.0 / (double)h->n; /* H = 2 S / n, as lq_hessian_finalize */
+    if (!dS) {
+        LQ_TRY(lq_malloc((void **)&H, sizeof(double) * (size_t)(K * K), "GPTQ H"));
+        LQ_TRY(lq_malloc((void **)&Hp, sizeof(double) * (size_t)(K * K), "GPTQ H permuted"));
+    }
+    LQ_TRY(lq_malloc((void **)&diag, sizeof(double) * (size_t)K, "GPTQ diag(H)"));
+    if (!g) LQ_TRY(lq_malloc((void **)&U, sizeof(float) * (size_t)(K * K), "GPTQ U"));
     LQ_TRY(lq_malloc((void **)&Wc, sizeof(float) * (size_t)(N * K), "GPTQ W"));
     LQ_TRY(lq_malloc((void **)&Wp, sizeof(float) * (size_t)(N * K), "GPTQ W permuted"));
     LQ_TRY(lq_malloc((void **)&scales, sizeof(uint16_t) * (size_t)(N * ng), "GPTQ scales"));
@@ -311,19 +423,27 @@ lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessia
     LQ_TRY(lq_malloc((void **)&col_group, sizeof(int32_t) * (size_t)K, "GPTQ groups"));
     LQ_TRY(lq_malloc((void **)&di, sizeof *di * (size_t)K, "GPTQ order"));
 
-    lq_hessian_finalize(h, H);
+    if (dS) {
+        LQ_TRY(lq_hessian_diag_cuda(g, dS, K, diag));
+        for (int64_t k = 0; k < K; k++) diag[k] *= f;
+    } else {
+        lq_hessian_finalize(h, H);
+        for (int64_t k = 0; k < K; k++) diag[k] = H[k * K + k];
+    }
     memcpy(Wc, W, sizeof(float) * (size_t)(N * K));
     /* dead inputs: never active in calibration, so any weight is as good as
      * another for the objective; zero the column and give H a unit diagonal
-     * so the factorisation stays regular. */
+     * so the factorisation stays regular (lq_hessian_permute_cuda does the
+     * same on the device). */
     for (int64_t k = 0; k < K; k++)
-        if (H[k * K + k] == 0.0) {
-            H[k * K + k] = 1.0;
+        if (diag[k] == 0.0) {
+            diag[k] = 1.0;
+            if (H) H[k * K + k] = 1.0;
             for (int64_t r = 0; r < N; r++) Wc[r * K + k] = 0.0f;
             rep->n_dead++;
         }
     for (int64_t k = 0; k < K; k++) {
-        di[k].d = H[k * K + k];
+        di[k].d = diag[k];
         di[k].i = k;
     }
     if (o->act_order) qsort(di, (size_t)K, sizeof *di, diag_desc);
@@ -343,20 +463,28 @@ lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessia
             }
     for (int64_t r = 0; r < N; r++)
         for (int64_t j = 0; j < K; j++) Wp[r * K + j] = Wc[r * K + perm[j]];
-    for (int64_t a = 0; a < K; a++)
-        for (int64_t b = 0; b < K; b++) Hp[a * K + b] = H[(int64_t)perm[a] * K + perm[b]];
-    LQ_TRY(lq_gptq_hinv_cpu(Hp, K, o->percdamp, o->max_escalations, U, rep));
-    LQ_TRY(lq_gptq_update_cpu(Wp, N, K, U, &o->q, G, col_group, static_params, scales, zeros, codes_p, o->block_size));
+    if (Hp)
+        for (int64_t a = 0; a < K; a++)
+            for (int64_t b = 0; b < K; b++) Hp[a * K + b] = H[(int64_t)perm[a] * K + perm[b]];
+    if (g) {
+        LQ_TRY(gptq_on_gpu(g, Hp, dS, f, perm, Wp, N, K, o, G, ng, col_group, static_params, scales, zeros, codes_p,
+                           rep));
+    } else {
+        LQ_TRY(lq_gptq_hinv_cpu(Hp, K, o->percdamp, o->max_escalations, U, rep));
+        LQ_TRY(lq_gptq_update_cpu(Wp, N, K, U, &o->q, G, col_group, static_params, scales, zeros, codes_p,
+                                  o->block_size));
+    }
     for (int64_t r = 0; r < N; r++)
         for (int64_t j = 0; j < K; j++) codes[r * K + perm[j]] = codes_p[r * K + j];
     LQ_TRY(lq_qweight_alloc(out, N, K, &o->q, o->act_order));
-    lq_qweight_pack(out, codes, scales, zeros); /* g_idx[k] = k / G from lq_qweight_alloc */
+    pack_rows_parallel(out, codes, scales, zeros); /* g_idx[k] = k / G from lq_qweight_alloc */
     if (What) lq_dequant_cpu(out, What);
     rep->seconds = lq_now() - t0;
 fail:
     if (st != LQ_OK) lq_qweight_free(out);
     free(H);
     free(Hp);
+    free(diag);
     free(U);
     free(Wc);
     free(Wp);
@@ -368,4 +496,20 @@ fail:
     free(col_group);
     free(di);
     return st;
+}
+
+lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessian *h, const lq_gptq_opts *o,
+                           lq_qweight *out, float *What, lq_gptq_report *rep) {
+    return gptq_quantize_impl(NULL, NULL, W, N, K, h, o, out, What, rep);
+}
+
+lq_status lq_gptq_quantize_cuda(lq_gptq_cuda *g, const double *dS, const float *W, int64_t N, int64_t K,
+                                const lq_hessian *h, const lq_gptq_opts *o, lq_qweight *out, float *What,
+                                lq_gptq_report *rep) {
+    if (!g) {
+        memset(rep, 0, sizeof *rep);
+        memset(out, 0, sizeof *out);
+        return lq_error(LQ_ERR_ARG, "GPU GPTQ: no GPU context");
+    }
+    return gptq_quantize_impl(g, dS, W, N, K, h, o, out, What, rep);
 }

@@ -17,6 +17,9 @@
  *                               with an sgemm per block)
  *   lq_gptq_quantize            the orchestration for one weight (dead inputs,
  *                               act-order permutation, static groups, packing)
+ * GPU twins of these pieces (and of the calibration forward) are in
+ * kernels/lq_gptq_cuda.h; lq_gptq_quantize_cuda and lq_quantize_opts.gpu use
+ * them.
  * Codes come from the one rule of libquant/lq_quant.h (lq_quant_code), so a
  * GPTQ weight dequantizes exactly like an RTN one.
  * Tested by tests/test_gptq.c. */
@@ -62,6 +65,10 @@ typedef struct {
  * from the 64-bit output modulo m (bias < m / 2^64). */
 lq_status lq_calib_data_load(const char *path, const lq_tokenizer *tok, int n_samples, int seqlen, uint64_t seed,
                              lq_calib_data *out);
+/* n sequences of L uniform random token ids in [0, vocab) (splitmix64 from
+ * seed; kind "random", path "random", no file): for speed runs on random-weight
+ * models (lq synth), which have no tokenizer. Meaningless for accuracy. */
+lq_status lq_calib_data_random(int vocab, int n_samples, int seqlen, uint64_t seed, lq_calib_data *out);
 void lq_calib_data_free(lq_calib_data *d); /* NULL is a no-op */
 /* {"dataset": path, "sha256": hex, "bytes": n, "kind": ..., "nsamples": n,
  *  "seqlen": L, "seed": s, "sampler": "..."} */
@@ -89,6 +96,12 @@ void lq_hessian_finalize(const lq_hessian *h, double *H);
 lq_status lq_hessian_rel_err(const lq_hessian *h, const float *W, const float *What, int64_t N, double *rel);
 
 /* ---------------- GPTQ ---------------- */
+
+/* lq_rtn_quantize_packed (libquant/lq_quant.h) with blocks of rows quantized
+ * and packed in parallel (OpenMP): the same bytes, for the drivers' large
+ * weights (an 8B model has 7e9 of them). */
+lq_status lq_rtn_quantize_packed_cpu(const float *w, int64_t rows, int64_t cols, const lq_quant_params *p,
+                                     lq_qweight *q);
 
 typedef struct {
     lq_quant_params q;
@@ -157,6 +170,19 @@ lq_status lq_gptq_update_cpu(float *W, int64_t N, int64_t K, const float *U, con
 lq_status lq_gptq_quantize(const float *W, int64_t N, int64_t K, const lq_hessian *h, const lq_gptq_opts *o,
                            lq_qweight *out, float *What, lq_gptq_report *rep);
 
+/* The GPU context of kernels/lq_gptq_cuda.h (opaque here). */
+typedef struct lq_gptq_cuda lq_gptq_cuda;
+
+/* lq_gptq_quantize with the damping/Cholesky/inverse (lq_gptq_hinv_cuda) and
+ * the update (lq_gptq_update_cuda) on the GPU of g; dead inputs, the
+ * act-order permutation, static groups and packing are the same host code.
+ * Host arrays in and out, as lq_gptq_quantize. dS: the Hessian's sums already
+ * on the device (h->S's layout; h->S is then not read, only h->n), or NULL to
+ * take h->S from the host. The same result either way. */
+lq_status lq_gptq_quantize_cuda(lq_gptq_cuda *g, const double *dS, const float *W, int64_t N, int64_t K,
+                                const lq_hessian *h, const lq_gptq_opts *o, lq_qweight *out, float *What,
+                                lq_gptq_report *rep);
+
 /* ---------------- the model-level driver (calib/quantize_model.c) ---------------- */
 
 typedef enum { LQ_QMETHOD_RTN = 0, LQ_QMETHOD_GPTQ = 1 } lq_qmethod;
@@ -184,6 +210,12 @@ typedef struct {
     /* called after each weight (r) and after each layer (r == NULL) */
     void (*progress)(void *ud, int layer, int n_layers, const lq_quant_result *r);
     void *progress_ud;
+    /* non-NULL: Hessians, relative errors, Cholesky and the GPTQ update run on
+     * this GPU (kernels/lq_gptq_cuda.h) */
+    lq_gptq_cuda *gpu;
+    /* with gpu: 1 runs the calibration forward on the GPU too (lq_calib_cuda_*;
+     * the activations of all tokens live there), 0 keeps it on the CPU */
+    int gpu_forward;
 } lq_quantize_opts;
 
 /* Quantize every linear weight of every layer (q/k/v/o/gate/up/down; the

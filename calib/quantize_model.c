@@ -8,13 +8,19 @@
  * never the whole model's activations. The forward reuses the reference ops
  * of libquant/lq_ops.h (rmsnorm, matmul, rope, attention, swiglu), so the
  * calibration inputs are exactly what lq_forward computes.
- * Tested by tests/test_gptq.c (stories260K end to end). */
+ * With o->gpu the Hessians, errors and GPTQ run on the GPU (kernels/
+ * lq_gptq_cuda.h), and with o->gpu_forward the forward too (lq_calib_cuda_*:
+ * the same steps, the residual stream and attention outputs in GPU memory).
+ * Tested by tests/test_gptq.c (stories260K end to end) and
+ * tests/test_gptq_gpu.c (the GPU paths against this CPU one). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lq_calib.h"
+
+#include "../kernels/lq_gptq_cuda.h"
 
 typedef struct {
     const lq_model *m;
@@ -117,6 +123,69 @@ static int64_t chunk_mlp_hidden(calib_state *s, int s0, int ns, const lq_layer_w
     return rows;
 }
 
+/* The GPU forward's state: the embeddings computed here, uploaded once. */
+static lq_status calib_gpu_new(lq_calib_cuda **out, lq_gptq_cuda *g, const lq_model *m, const int32_t *tokens,
+                               int n_seq, int L) {
+    const lq_config *c = &m->cfg;
+    const size_t NT = (size_t)n_seq * L;
+    lq_status st = LQ_OK;
+    float *x0 = NULL;
+    for (size_t i = 0; i < NT; i++)
+        LQ_RETURN_IF(tokens[i] < 0 || tokens[i] >= c->vocab_size, LQ_ERR_ARG,
+                     "calibration: token id %d at index %zu is outside the vocabulary (%d)", tokens[i], i,
+                     c->vocab_size);
+    LQ_TRY(lq_malloc((void **)&x0, sizeof(float) * NT * (size_t)c->dim, "calibration embeddings"));
+    lq_embedding_ref(x0, m->w.embed, tokens, (int64_t)NT, (int64_t)c->dim);
+    LQ_TRY(lq_calib_cuda_new(g, c, x0, n_seq, L, out));
+fail:
+    free(x0);
+    return st;
+}
+
+/* ---- one sublayer's Hessian: on the CPU, or (o->gpu) accumulated on the
+ * GPU in dS, which GPTQ and the relative errors read there (h->n counts the
+ * tokens; h->S stays unused) ---- */
+
+static lq_status hess_reset(const lq_quantize_opts *o, lq_hessian *h, double *dS) {
+    h->n = 0;
+    /* on the GPU path h->S is never touched (calloc'd pages stay unmapped) */
+    if (o->gpu) return lq_gptq_cuda_memset(o->gpu, dS, 0, sizeof(double) * (size_t)(h->K * h->K));
+    memset(h->S, 0, sizeof(double) * (size_t)(h->K * h->K));
+    return LQ_OK;
+}
+
+static lq_status hess_accum(const lq_quantize_opts *o, lq_hessian *h, double *dS, const float *X, int64_t rows) {
+    if (!o->gpu) return lq_hessian_accum_cpu(h, X, rows);
+    LQ_FORWARD(lq_hessian_accum_host_cuda(o->gpu, dS, h->K, X, rows));
+    h->n += rows;
+    return LQ_OK;
+}
+
+/* Nothing to do since the GPU path reads dS directly (lq_gptq_quantize_cuda,
+ * rel_err); kept as the one place to copy S to the host should a step need it. */
+static lq_status hess_done(const lq_quantize_opts *o, lq_hessian *h, const double *dS) {
+    (void)o, (void)h, (void)dS;
+    return LQ_OK;
+}
+
+/* ||WX - ŴX|| / ||WX|| through the Hessian, on the GPU when o->gpu. */
+static lq_status rel_err(const lq_quantize_opts *o, const lq_hessian *h, const double *dS, const float *W,
+                         const float *What, int64_t N, double *rel) {
+    if (!o->gpu) return lq_hessian_rel_err(h, W, What, N, rel);
+    lq_status st = LQ_OK;
+    float *dW = NULL, *dWh = NULL;
+    const size_t nb = sizeof(float) * (size_t)(N * h->K);
+    LQ_TRY(lq_gptq_cuda_malloc(o->gpu, (void **)&dW, nb, "rel. error W"));
+    LQ_TRY(lq_gptq_cuda_malloc(o->gpu, (void **)&dWh, nb, "rel. error W quantized"));
+    LQ_TRY(lq_gptq_cuda_upload(o->gpu, dW, W, nb));
+    LQ_TRY(lq_gptq_cuda_upload(o->gpu, dWh, What, nb));
+    LQ_TRY(lq_hessian_rel_err_cuda(o->gpu, dS, h->K, dW, dWh, N, rel));
+fail:
+    lq_gptq_cuda_dfree(dW);
+    lq_gptq_cuda_dfree(dWh);
+    return st;
+}
+
 typedef struct {
     float *w;        /* the model's weight (rows, cols), replaced in place */
     int64_t rows, cols;
@@ -124,7 +193,8 @@ typedef struct {
 } linear_ref;
 
 /* Quantize one weight with the (optional) Hessian, fill r, replace w. */
-static lq_status quantize_one(const lq_quantize_opts *o, const lq_hessian *h, linear_ref *lr, lq_quant_result *r) {
+static lq_status quantize_one(const lq_quantize_opts *o, const lq_hessian *h, const double *dS, linear_ref *lr,
+                              lq_quant_result *r) {
     lq_status st = LQ_OK;
     float *Wr = NULL, *Wg = NULL;
     lq_qweight qr = {0}, qg = {0};
@@ -139,13 +209,14 @@ static lq_status quantize_one(const lq_quantize_opts *o, const lq_hessian *h, li
     }
     const size_t n = (size_t)(lr->rows * lr->cols);
     LQ_TRY(lq_malloc((void **)&Wr, sizeof(float) * n, "dequantized weight"));
-    LQ_TRY(lq_rtn_quantize_packed(lr->w, lr->rows, lr->cols, &o->gptq.q, &qr));
+    LQ_TRY(lq_rtn_quantize_packed_cpu(lr->w, lr->rows, lr->cols, &o->gptq.q, &qr));
     lq_dequant_cpu(&qr, Wr);
-    if (h) LQ_TRY(lq_hessian_rel_err(h, lr->w, Wr, lr->rows, &r->rel_err_rtn));
+    if (h) LQ_TRY(rel_err(o, h, dS, lr->w, Wr, lr->rows, &r->rel_err_rtn));
     r->quantized = 1;
     if (o->method == LQ_QMETHOD_GPTQ) {
         LQ_TRY(lq_malloc((void **)&Wg, sizeof(float) * n, "dequantized weight"));
-        st = lq_gptq_quantize(lr->w, lr->rows, lr->cols, h, &o->gptq, &qg, Wg, &r->gptq);
+        st = o->gpu ? lq_gptq_quantize_cuda(o->gpu, dS, lr->w, lr->rows, lr->cols, h, &o->gptq, &qg, Wg, &r->gptq)
+                    : lq_gptq_quantize(lr->w, lr->rows, lr->cols, h, &o->gptq, &qg, Wg, &r->gptq);
         if (st == LQ_ERR_NUMERIC) {
             /* never crash on a bad layer: keep RTN and say why */
             snprintf(r->note, sizeof r->note, "GPTQ failed (%s); kept RTN", lq_last_error());
@@ -153,7 +224,7 @@ static lq_status quantize_one(const lq_quantize_opts *o, const lq_hessian *h, li
             st = LQ_OK;
         } else {
             if (st != LQ_OK) goto fail;
-            LQ_TRY(lq_hessian_rel_err(h, lr->w, Wg, lr->rows, &r->rel_err_gptq));
+            LQ_TRY(rel_err(o, h, dS, lr->w, Wg, lr->rows, &r->rel_err_gptq));
             if (r->gptq.escalations)
                 snprintf(r->note, sizeof r->note, "Cholesky failed at damping %g; succeeded with %g x mean(diag H)",
                          o->gptq.percdamp * pow(10, r->gptq.escalations - 1), r->gptq.percdamp_used);
@@ -199,7 +270,9 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
     lq_quant_result *res = NULL;
     calib_state cs;
     int have_cs = 0;
+    lq_calib_cuda *cg = NULL; /* the forward on the GPU (o->gpu && o->gpu_forward) */
     lq_hessian h_attn = {0}, h_o = {0}, h_mlp = {0}, h_down = {0};
+    double *d_attn = NULL, *d_o = NULL, *d_mlp = NULL, *d_down = NULL; /* their device copies (o->gpu) */
     *results = NULL;
     *n_results = 0;
     LQ_FORWARD(lq_quant_params_check(&o->gptq.q));
@@ -209,13 +282,23 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
         LQ_RETURN_IF(L < 1 || L > c->max_seq_len, LQ_ERR_ARG,
                      "calibration seqlen %d exceeds the model's max_position_embeddings %d", L, c->max_seq_len);
     LQ_TRY(lq_calloc((void **)&res, (size_t)NL * N_LIN, sizeof *res, "quantization results"));
-    if (calib) {
+    if (calib && o->gpu && o->gpu_forward) {
+        LQ_TRY(calib_gpu_new(&cg, o->gpu, m, tokens, n_seq, L));
+    } else if (calib) {
         LQ_TRY(calib_state_new(&cs, m, tokens, n_seq, L));
         have_cs = 1;
+    }
+    if (calib) {
         LQ_TRY(lq_hessian_init(&h_attn, D));
         LQ_TRY(lq_hessian_init(&h_o, qd));
         LQ_TRY(lq_hessian_init(&h_mlp, D));
         LQ_TRY(lq_hessian_init(&h_down, Hd));
+        if (o->gpu) {
+            LQ_TRY(lq_gptq_cuda_malloc(o->gpu, (void **)&d_attn, sizeof(double) * (size_t)D * D, "Hessian (q/k/v)"));
+            LQ_TRY(lq_gptq_cuda_malloc(o->gpu, (void **)&d_o, sizeof(double) * (size_t)qd * qd, "Hessian (o)"));
+            LQ_TRY(lq_gptq_cuda_malloc(o->gpu, (void **)&d_mlp, sizeof(double) * (size_t)D * D, "Hessian (gate/up)"));
+            LQ_TRY(lq_gptq_cuda_malloc(o->gpu, (void **)&d_down, sizeof(double) * (size_t)Hd * Hd, "Hessian (down)"));
+        }
     }
     for (int l = 0; l < NL; l++) {
         lq_layer_weights *lw = &m->w.layers[l];
@@ -228,34 +311,62 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
             snprintf(rl[i].name, sizeof rl[i].name, "model.layers.%d.%s.weight", l, lin[i].kind);
             rl[i].layer = l;
         }
-#define QUANT(i, H)                                                                                                    \
+#define QUANT(i, H, DS)                                                                                                 \
     do {                                                                                                               \
-        LQ_TRY(quantize_one(o, (H), &lin[i], &rl[i]));                                                                 \
+        LQ_TRY(quantize_one(o, (H), (DS), &lin[i], &rl[i]));                                                           \
         if (o->progress) o->progress(o->progress_ud, l, NL, &rl[i]);                                                   \
     } while (0)
         if (!calib) {
-            for (int i = 0; i < N_LIN; i++) QUANT(i, NULL);
+            for (int i = 0; i < N_LIN; i++) QUANT(i, NULL, NULL);
+            if (o->progress) o->progress(o->progress_ud, l, NL, NULL);
+            continue;
+        }
+        if (cg) { /* the same steps with the forward on the GPU */
+            const int64_t NT = (int64_t)n_seq * L;
+            LQ_TRY(hess_reset(o, &h_attn, d_attn));
+            LQ_TRY(lq_calib_cuda_norm_hessian(cg, lw->attn_norm, d_attn));
+            h_attn.n = NT;
+            LQ_TRY(hess_done(o, &h_attn, d_attn));
+            for (int i = 0; i < 3; i++) QUANT(i, &h_attn, d_attn);
+            LQ_TRY(hess_reset(o, &h_o, d_o));
+            LQ_TRY(lq_calib_cuda_attention(cg, lw, d_o));
+            h_o.n = NT;
+            LQ_TRY(hess_done(o, &h_o, d_o));
+            QUANT(3, &h_o, d_o);
+            LQ_TRY(lq_calib_cuda_attn_residual(cg, lw->wo));
+            LQ_TRY(hess_reset(o, &h_mlp, d_mlp));
+            LQ_TRY(lq_calib_cuda_norm_hessian(cg, lw->ffn_norm, d_mlp));
+            h_mlp.n = NT;
+            LQ_TRY(hess_done(o, &h_mlp, d_mlp));
+            QUANT(4, &h_mlp, d_mlp);
+            QUANT(5, &h_mlp, d_mlp);
+            LQ_TRY(hess_reset(o, &h_down, d_down));
+            LQ_TRY(lq_calib_cuda_mlp(cg, lw, d_down, 0));
+            h_down.n = NT;
+            LQ_TRY(hess_done(o, &h_down, d_down));
+            QUANT(6, &h_down, d_down);
+            LQ_TRY(lq_calib_cuda_mlp(cg, lw, NULL, 1)); /* the next layer sees the quantized output */
             if (o->progress) o->progress(o->progress_ud, l, NL, NULL);
             continue;
         }
         const int CH = cs.chunk;
 #define FOR_CHUNKS for (int s0 = 0, ns = CH < n_seq ? CH : n_seq; s0 < n_seq; s0 += ns, ns = n_seq - s0 < CH ? n_seq - s0 : CH)
         /* q/k/v: attention input */
-        h_attn.n = 0;
-        memset(h_attn.S, 0, sizeof(double) * (size_t)D * D);
+        LQ_TRY(hess_reset(o, &h_attn, d_attn));
         FOR_CHUNKS {
             int64_t rows = chunk_norm(&cs, s0, ns, lw->attn_norm);
-            LQ_TRY(lq_hessian_accum_cpu(&h_attn, cs.xb, rows));
+            LQ_TRY(hess_accum(o, &h_attn, d_attn, cs.xb, rows));
         }
-        for (int i = 0; i < 3; i++) QUANT(i, &h_attn);
+        LQ_TRY(hess_done(o, &h_attn, d_attn));
+        for (int i = 0; i < 3; i++) QUANT(i, &h_attn, d_attn);
         /* o: attention output of the quantized q/k/v */
-        h_o.n = 0;
-        memset(h_o.S, 0, sizeof(double) * (size_t)qd * qd);
+        LQ_TRY(hess_reset(o, &h_o, d_o));
         FOR_CHUNKS {
             chunk_attention(&cs, s0, ns, lw);
-            LQ_TRY(lq_hessian_accum_cpu(&h_o, cs.att + (size_t)s0 * L * qd, (int64_t)ns * L));
+            LQ_TRY(hess_accum(o, &h_o, d_o, cs.att + (size_t)s0 * L * qd, (int64_t)ns * L));
         }
-        QUANT(3, &h_o);
+        LQ_TRY(hess_done(o, &h_o, d_o));
+        QUANT(3, &h_o, d_o);
         FOR_CHUNKS {
             int64_t rows = (int64_t)ns * L;
             float *xs = cs.x + (size_t)s0 * L * D;
@@ -263,22 +374,22 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
             for (size_t i = 0; i < (size_t)rows * D; i++) xs[i] += cs.xb[i];
         }
         /* gate/up: MLP input */
-        h_mlp.n = 0;
-        memset(h_mlp.S, 0, sizeof(double) * (size_t)D * D);
+        LQ_TRY(hess_reset(o, &h_mlp, d_mlp));
         FOR_CHUNKS {
             int64_t rows = chunk_norm(&cs, s0, ns, lw->ffn_norm);
-            LQ_TRY(lq_hessian_accum_cpu(&h_mlp, cs.xb, rows));
+            LQ_TRY(hess_accum(o, &h_mlp, d_mlp, cs.xb, rows));
         }
-        QUANT(4, &h_mlp);
-        QUANT(5, &h_mlp);
+        LQ_TRY(hess_done(o, &h_mlp, d_mlp));
+        QUANT(4, &h_mlp, d_mlp);
+        QUANT(5, &h_mlp, d_mlp);
         /* down: hidden activations of the quantized gate/up */
-        h_down.n = 0;
-        memset(h_down.S, 0, sizeof(double) * (size_t)Hd * Hd);
+        LQ_TRY(hess_reset(o, &h_down, d_down));
         FOR_CHUNKS {
             int64_t rows = chunk_mlp_hidden(&cs, s0, ns, lw);
-            LQ_TRY(lq_hessian_accum_cpu(&h_down, cs.hg, rows));
+            LQ_TRY(hess_accum(o, &h_down, d_down, cs.hg, rows));
         }
-        QUANT(6, &h_down);
+        LQ_TRY(hess_done(o, &h_down, d_down));
+        QUANT(6, &h_down, d_down);
         /* the next layer sees this layer's quantized output */
         FOR_CHUNKS {
             int64_t rows = chunk_mlp_hidden(&cs, s0, ns, lw);
@@ -296,9 +407,14 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
 fail:
     if (res) lq_quantize_results_free(res, NL * N_LIN);
     if (have_cs) calib_state_free(&cs);
+    lq_calib_cuda_free(cg);
     lq_hessian_free(&h_attn);
     lq_hessian_free(&h_o);
     lq_hessian_free(&h_mlp);
     lq_hessian_free(&h_down);
+    lq_gptq_cuda_dfree(d_attn);
+    lq_gptq_cuda_dfree(d_o);
+    lq_gptq_cuda_dfree(d_mlp);
+    lq_gptq_cuda_dfree(d_down);
     return st;
 }

@@ -421,6 +421,54 @@ static void test_gptq_calib_data_sampling(void **state) {
     lq_tokenizer_free(tok);
 }
 
+static void test_gptq_rtn_parallel_same_bytes(void **state) {
+    (void)state;
+    uint64_t s = lq_test_seed();
+    const int64_t N = 300, K = 4000; /* above the parallel threshold, rows not a multiple of the block */
+    float *W = malloc(sizeof(float) * N * K);
+    random_weights(&s, W, N * K);
+    const lq_quant_params ps[] = {{4, 128, 1}, {3, 0, 0}, {5, 96, 0}, {8, 32, 1}, {2, 1000, 0}};
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) {
+        lq_qweight a, b;
+        assert_int_equal(lq_rtn_quantize_packed(W, N, K, &ps[i], &a), LQ_OK);
+        assert_int_equal(lq_rtn_quantize_packed_cpu(W, N, K, &ps[i], &b), LQ_OK);
+        assert_memory_equal(a.qweight, b.qweight, lq_qweight_qweight_bytes(N, K, ps[i].bits));
+        assert_memory_equal(a.scales, b.scales, lq_qweight_scales_bytes(N, a.n_groups));
+        if (!ps[i].sym) assert_memory_equal(a.qzeros, b.qzeros, lq_qweight_qzeros_bytes(N, a.n_groups, ps[i].bits));
+        lq_qweight_free(&a);
+        lq_qweight_free(&b);
+    }
+    W[77 * K + 5] = NAN;
+    lq_qweight q;
+    assert_int_equal(lq_rtn_quantize_packed_cpu(W, N, K, &ps[0], &q), LQ_ERR_NUMERIC);
+    print_message("%s\n", lq_last_error());
+    assert_non_null(strstr(lq_last_error(), "row 77"));
+    assert_null(q.mem);
+    free(W);
+}
+
+static void test_gptq_calib_random(void **state) {
+    (void)state;
+    lq_calib_data a, b;
+    assert_int_equal(lq_calib_data_random(97, 3, 50, 11, &a), LQ_OK);
+    assert_int_equal(lq_calib_data_random(97, 3, 50, 11, &b), LQ_OK);
+    assert_memory_equal(a.tokens, b.tokens, sizeof(int32_t) * 150);
+    int seen[97] = {0};
+    for (int i = 0; i < 150; i++) {
+        assert_true(a.tokens[i] >= 0 && a.tokens[i] < 97);
+        seen[a.tokens[i]] = 1;
+    }
+    int distinct = 0;
+    for (int i = 0; i < 97; i++) distinct += seen[i];
+    assert_true(distinct > 50);
+    json_t *pv = lq_calib_data_provenance(&a);
+    assert_string_equal(json_string_value(json_object_get(pv, "kind")), "random");
+    json_decref(pv);
+    lq_calib_data_free(&a);
+    lq_calib_data_free(&b);
+    assert_int_equal(lq_calib_data_random(0, 3, 50, 11, &a), LQ_ERR_ARG);
+}
+
 /* ---- stories260K end to end ---- */
 
 static double ppl_of(lq_model *m, const int32_t *ids, size_t n) {
@@ -538,6 +586,8 @@ int main(void) {
         cmocka_unit_test(test_gptq_nan_hessian_refused),
         cmocka_unit_test(test_gptq_sha256_vectors),
         cmocka_unit_test(test_gptq_calib_data_sampling),
+        cmocka_unit_test(test_gptq_rtn_parallel_same_bytes),
+        cmocka_unit_test(test_gptq_calib_random),
         cmocka_unit_test(test_gptq_stories_end_to_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

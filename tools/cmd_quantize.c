@@ -13,13 +13,15 @@
 
 #include "../calib/lq_calib.h"
 #include "../formats/lq_lqq.h"
+#include "../kernels/lq_gptq_cuda.h"
 #include "../libquant/lq_dtype.h"
 #include "lq_tool.h"
 
 static const char *U =
     "usage: lq quantize MODEL OUT --method rtn|gptq [--bits 4] [--group 128] [--sym|--asym] [--act-order]\n"
     "                   [--calib FILE --nsamples 128 --seqlen 2048 --seed 0] [--damp 0.01] [--block 128]\n"
-    "                   [--skip REGEX] [--dtype same|f32|f16|bf16] [--device cpu|cuda] [--json] [--quiet]\n"
+    "                   [--skip REGEX] [--dtype same|f32|f16|bf16] [--device cpu|cuda] [--cpu-forward] [--json]\n"
+    "                   [--quiet]\n"
     "  MODEL          any input lq reads (HF dir, .safetensors, .gguf, llama2.c .bin, archive)\n"
     "  OUT            the packed model file to write (atomically), e.g. model-w4g128.lqq\n"
     "  --method       rtn (round to nearest) or gptq (needs --calib); default rtn\n"
@@ -29,7 +31,8 @@ static const char *U =
     "  --sym          symmetric (scale = amax / (2^(b-1)-1), implicit zero); default asymmetric\n"
     "  --asym         asymmetric (range includes 0, stored zero point)\n"
     "  --act-order    GPTQ: quantize columns by decreasing Hessian diagonal (static groups)\n"
-    "  --calib FILE   calibration text, or JSONL(.gz) with a \"text\" field (e.g. C4)\n"
+    "  --calib FILE   calibration text, or JSONL(.gz) with a \"text\" field (e.g. C4); 'random':\n"
+    "                 uniform random token ids (speed runs on `lq synth` models, no tokenizer)\n"
     "  --nsamples N   calibration sequences (default 128)\n"
     "  --seqlen L     tokens per sequence (default min(2048, max_position_embeddings))\n"
     "  --seed S       sampling seed (default 0)\n"
@@ -38,7 +41,9 @@ static const char *U =
     "  --skip REGEX   keep weights whose name matches (POSIX extended regex) unquantized\n"
     "  --dtype D      dtype of the unquantized tensors (embeddings, norms, head): same (default)\n"
     "                 keeps the source dtype; f32, f16 or bf16 convert\n"
-    "  --device D     cpu (default); cuda is not implemented yet for GPTQ\n"
+    "  --device D     cpu (default) or cuda: the calibration forward, Hessians, Cholesky and the\n"
+    "                 GPTQ update on GPU 0\n"
+    "  --cpu-forward  with --device cuda: run the calibration forward on the CPU instead\n"
     "  --json         JSON summary on stdout (every weight's method, errors, damping, seconds)\n"
     "  --quiet        no progress or table on stderr\n";
 
@@ -94,7 +99,7 @@ int lq_cmd_quantize(int argc, char **argv) {
     long bits = 4, group = 128, nsamples = 128, seqlen = 0, block = 128;
     unsigned long long seed = 0;
     double damp = 0.01;
-    int sym = 0, act_order = 0, as_json = 0, quiet = 0;
+    int sym = 0, act_order = 0, as_json = 0, quiet = 0, cpu_forward = 0;
     static struct option opts[] = {{"method", required_argument, 0, 'm'}, {"bits", required_argument, 0, 'b'},
                                    {"group", required_argument, 0, 'g'},  {"sym", no_argument, 0, 'S'},
                                    {"asym", no_argument, 0, 'A'},         {"act-order", no_argument, 0, 'a'},
@@ -104,6 +109,7 @@ int lq_cmd_quantize(int argc, char **argv) {
                                    {"skip", required_argument, 0, 'k'},   {"dtype", required_argument, 0, 't'},
                                    {"device", required_argument, 0, 'D'}, {"json", no_argument, 0, 'j'},
                                    {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
+                                   {"cpu-forward", no_argument, 0, 'F'},
                                    {0, 0, 0, 0}};
     /* the command line as typed, for the metadata (getopt permutes argv) */
     char cmdline[4096] = "lq";
@@ -166,6 +172,7 @@ int lq_cmd_quantize(int argc, char **argv) {
             break;
         case 'j': as_json = 1; break;
         case 'q': quiet = 1; break;
+        case 'F': cpu_forward = 1; break;
         default: return lq_tool_usage("quantize", U, "bad option");
         }
     }
@@ -174,10 +181,6 @@ int lq_cmd_quantize(int argc, char **argv) {
     const int gptq = !strcmp(method, "gptq");
     if (gptq && !calib) return lq_tool_usage("quantize", U, "--method gptq needs --calib FILE");
     if (act_order && !gptq) return lq_tool_usage("quantize", U, "--act-order applies to --method gptq only");
-    if (!strcmp(device, "cuda")) {
-        lq_error(LQ_ERR_UNSUPPORTED, "GPU GPTQ not implemented yet (use --device cpu)");
-        return lq_tool_fail("quantize", LQ_ERR_UNSUPPORTED);
-    }
     int out_dtype = strcmp(dtype_s, "same") ? lq_tool_parse_wdtype(dtype_s) : -1;
 
     int rc = 0;
@@ -191,6 +194,7 @@ int lq_cmd_quantize(int argc, char **argv) {
     regex_t re;
     int have_re = 0;
     lq_lqq_writer *w = NULL;
+    lq_gptq_cuda *gpu = NULL;
     json_t *meta = NULL, *qt = NULL;
     void **bufs = NULL;
     int n_bufs = 0;
@@ -209,6 +213,10 @@ int lq_cmd_quantize(int argc, char **argv) {
         st = (expr);                                                                                                   \
         if (st != LQ_OK) goto done;                                                                                    \
     } while (0)
+    if (!strcmp(device, "cuda")) {
+        CHECK(lq_gptq_cuda_new(0, &gpu)); /* before any loading: no GPU fails at once */
+        if (!quiet) fprintf(stderr, "[quantize] device: %s\n", lq_gptq_cuda_device_name(gpu));
+    }
     CHECK(lq_checkpoint_open(in, &ck));
     CHECK(lq_model_from_checkpoint(ck, &m));
     if (calib) {
@@ -218,7 +226,10 @@ int lq_cmd_quantize(int argc, char **argv) {
                           m->cfg.max_seq_len);
             goto done;
         }
-        CHECK(lq_calib_data_load(calib, m->tok, (int)nsamples, (int)seqlen, seed, &cd));
+        if (!strcmp(calib, "random")) /* random-weight models (lq synth) for speed runs */
+            CHECK(lq_calib_data_random(m->cfg.vocab_size, (int)nsamples, (int)seqlen, seed, &cd));
+        else
+            CHECK(lq_calib_data_load(calib, m->tok, (int)nsamples, (int)seqlen, seed, &cd));
         if (!quiet)
             fprintf(stderr, "[quantize] calibration: %d x %d tokens from %s (%s, sha256 %.16s..., seed %llu)\n",
                     cd.n_samples, cd.seqlen, calib, cd.kind, cd.sha256, seed);
@@ -233,6 +244,8 @@ int lq_cmd_quantize(int argc, char **argv) {
     qo.gptq.percdamp = damp;
     qo.gptq.block_size = (int)block;
     qo.gptq.act_order = act_order;
+    qo.gpu = gpu;
+    qo.gpu_forward = gpu && !cpu_forward;
     if (have_re) {
         qo.skip = skip_fn;
         qo.skip_ud = &re;
@@ -333,6 +346,13 @@ int lq_cmd_quantize(int argc, char **argv) {
                               method, "bits", (int)bits, "group_size", (int)group, "sym", sym, "act_order", act_order,
                               "quantized_tensors", n_q, "other_tensors", n_plain, "seconds", secs);
         json_object_set(j, "calibration", json_object_get(meta, "calibration"));
+        json_object_set_new(j, "device", json_string(device));
+        json_object_set_new(j, "calibration_forward", json_string(qo.gpu_forward ? "cuda" : "cpu"));
+        if (gpu) {
+            json_object_set_new(j, "gpu", json_string(lq_gptq_cuda_device_name(gpu)));
+            /* device-wide memory in use (total - free), high-water mark over the run */
+            json_object_set_new(j, "gpu_peak_bytes", json_integer((json_int_t)lq_gptq_cuda_peak_bytes(gpu)));
+        }
         json_t *arr = json_array();
         for (int i = 0; i < n_res; i++) json_array_append_new(arr, result_json(&res[i]));
         json_object_set_new(j, "tensors", arr);
@@ -351,6 +371,7 @@ int lq_cmd_quantize(int argc, char **argv) {
                bits, group, sym ? "sym" : "asym", n_plain, secs);
         if (nr) printf("; mean rel. output error RTN %.5f", sr / nr);
         if (ng) printf(", GPTQ %.5f", sg / ng);
+        if (gpu) printf("; GPU peak memory %.2f GiB", lq_gptq_cuda_peak_bytes(gpu) / 1073741824.0);
         printf("\n");
     }
 done:
@@ -360,6 +381,7 @@ done:
     if (meta) json_decref(meta);
     if (qt) json_decref(qt);
     lq_lqq_writer_free(w);
+    lq_gptq_cuda_free(gpu);
     for (int i = 0; i < n_bufs; i++) free(bufs[i]);
     free(bufs);
     lq_quantize_results_free(res, n_res);
