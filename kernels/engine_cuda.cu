@@ -52,6 +52,9 @@ typedef struct {
     const void *wo;                    /* (D, qd) */
     const void *wgu;                   /* (2 H, D): rows of w_gate, then w_up */
     const void *wd;                    /* (D, H) */
+    /* 4-bit packed forms (kernels/w4a16_cuda.cu) of the same groups, or NULL:
+     * when set, the fp weight above is NULL and the fused W4A16 kernel runs */
+    const lq_w4a16_weight *q_qkv, *q_o, *q_gu, *q_d;
 } dev_layer;
 
 typedef struct {
@@ -62,6 +65,13 @@ typedef struct {
     void *stream, *blas;
     /* weights (one allocation) */
     char *wmem;
+    /* W4A16 linears: (n_layers * 4) weights in one device allocation, the
+     * kernels' workspace; n_w4 groups run packed */
+    lq_w4a16_weight *w4;
+    char *w4mem;
+    void *w4ws;
+    size_t w4ws_bytes;
+    int n_w4, n_groups_total;
     dev_layer *layers;         /* host array (n_layers) of device pointers */
     const void *embed;         /* (V, D) */
     const void *lm_head;       /* (V, D); == embed when tied */
@@ -128,6 +138,15 @@ extern "C" lq_cuda_engine_opts lq_cuda_engine_opts_default(void) {
 
 /* ---------------- forward ---------------- */
 
+/* y = x W^T (+ b): the fused W4A16 kernel when the group is packed, cuBLAS / lq's GEMV otherwise. */
+static lq_status linear(cuda_impl *c, float *y, const void *x, const void *w, const lq_w4a16_weight *q, const float *b,
+                        int64_t m, int64_t n, int64_t k, int64_t ldx) {
+    if (q)
+        return lq_w4a16_matmul_cuda(c->blas, y, x, ldx, q, b, m, 0, lq_cuda_ctx_sm_count(c->ctx), c->w4ws,
+                                    c->w4ws_bytes, c->stream);
+    return lq_matmul_cuda(c->blas, y, x, w, c->wdt, b, m, n, k, ldx, c->stream);
+}
+
 /* Enqueue one forward over B sequences of T positions at pos0 .. pos0+T-1
  * (tokens d_tok (B, T), positions d_pos (B, T) on the device).
  * decode: T == 1, split-context attention reading positions from d_pos.
@@ -148,7 +167,7 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
         char *kc = c->k_cache + (size_t)l * c->layer_bytes, *vc = c->v_cache + (size_t)l * c->layer_bytes;
         /* x += previous layer's MLP output (fused), xn = norm(x) */
         LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, l ? c->delta : NULL, lw->attn_norm, n, D, cf->rms_eps, s));
-        LQ_FORWARD(lq_matmul_cuda(blas, c->qkv, c->xn, lw->wqkv, dt, lw->bqkv, n, ldqkv, D, 0, s));
+        LQ_FORWARD(linear(c, c->qkv, c->xn, lw->wqkv, lw->q_qkv, lw->bqkv, n, ldqkv, D, 0));
         /* q's nh heads and k's nkv heads sit side by side in each q|k|v row: one launch rotates both
          * (head h >= nh is k's head h - nh at offset qd + (h - nh) * hd; same positions, same tables) */
         LQ_FORWARD(lq_rope_cuda(q, ldqkv, d_pos, n, nh + nkv, hd, c->rope_cos, c->rope_sin, s));
@@ -161,11 +180,11 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
             LQ_FORWARD(lq_attention_cuda(c->att, q, ldqkv, kc, vc, dt, c->seq_stride, B, T, pos0, nh, nkv, hd,
                                          cf->sliding_window, s));
         }
-        LQ_FORWARD(lq_matmul_cuda(blas, c->delta, c->att, lw->wo, dt, NULL, n, D, qd, 0, s));
+        LQ_FORWARD(linear(c, c->delta, c->att, lw->wo, lw->q_o, NULL, n, D, qd, 0));
         LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, c->delta, lw->ffn_norm, n, D, cf->rms_eps, s));
-        LQ_FORWARD(lq_matmul_cuda(blas, c->gu, c->xn, lw->wgu, dt, NULL, n, 2 * H, D, 0, s));
+        LQ_FORWARD(linear(c, c->gu, c->xn, lw->wgu, lw->q_gu, NULL, n, 2 * H, D, 0));
         LQ_FORWARD(lq_swiglu_cuda(c->hact, dt, c->gu, c->gu + H, n, H, 2 * H, s));
-        LQ_FORWARD(lq_matmul_cuda(blas, c->delta, c->hact, lw->wd, dt, NULL, n, D, H, 0, s));
+        LQ_FORWARD(linear(c, c->delta, c->hact, lw->wd, lw->q_d, NULL, n, D, H, 0));
     }
     if (logits_mode == 0) return LQ_OK;
     LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, c->delta, c->final_norm, n, D, cf->rms_eps, s));
@@ -329,6 +348,9 @@ static void cuda_destroy(lq_engine *e) {
         free(c->graphs);
     }
     lq_cuda_free(c->wmem);
+    lq_cuda_free(c->w4mem);
+    lq_cuda_free(c->w4ws);
+    free(c->w4);
     lq_cuda_free(c->kvmem);
     lq_cuda_free(c->amem);
     if (c->h_tok) cudaFreeHost(c->h_tok);
@@ -398,6 +420,11 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     int cap = 3 + 7 * L, nt = 0;
     size_t total = 0;
     wtensor *ts = (wtensor *)calloc((size_t)cap, sizeof *ts);
+    const lq_qweight *qparts[4][3];
+    const int nparts[4] = {3, 1, 2, 1};
+    size_t w4_total = 0;
+    int *use4 = NULL;
+    size_t *off4 = NULL;
     LQ_RETURN_IF(!ts, LQ_ERR_NOMEM, "out of memory (weight table)");
     c->layers = (dev_layer *)calloc((size_t)L, sizeof *c->layers);
     LQ_FAIL_IF(!c->layers, LQ_ERR_NOMEM, "out of memory (layers)");
@@ -417,15 +444,42 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     ADD(w->embed, V * D, dt, &c->embed);
     ADD(w->final_norm, D, LQ_F32, &c->final_norm);
     if (w->lm_head != w->embed) ADD(w->lm_head, V * D, dt, &c->lm_head);
+    /* which groups run packed: all parts quantized, 4-bit layout-compatible, fp16 compute */
+    c->n_groups_total = 4 * L;
+    if (m->qw && dt == LQ_F16) {
+        LQ_FAIL_IF(lq_calloc((void **)&c->w4, (size_t)L * 4, sizeof *c->w4, "w4a16 weights") != LQ_OK, LQ_ERR_NOMEM,
+                   "out of memory (w4a16 table)");
+    }
+    use4 = (int *)calloc((size_t)L * 4 + 1, sizeof(int));
+    off4 = (size_t *)calloc((size_t)L * 4 + 1, sizeof(size_t));
+    LQ_FAIL_IF(!use4 || !off4, LQ_ERR_NOMEM, "out of memory (w4a16 plan)");
+    for (int l = 0; l < L && c->w4; l++) {
+        const lq_qweight *const *q = m->qw + (size_t)l * LQ_N_LINEARS;
+        const lq_qweight *grp[4][3] = {{q[0], q[1], q[2]}, {q[3], NULL, NULL}, {q[4], q[5], NULL}, {q[6], NULL, NULL}};
+        for (int g = 0; g < 4; g++) {
+            int ok = 1;
+            for (int i = 0; i < nparts[g]; i++) {
+                qparts[g][i] = grp[g][i];
+                ok = ok && grp[g][i] && lq_w4a16_supported(grp[g][i], "w4a16") == LQ_OK;
+            }
+            lq_w4a16_shape sh;
+            if (ok && lq_w4a16_shape_of(qparts[g], nparts[g], &sh) != LQ_OK) ok = 0;
+            lq_clear_error();
+            if (!ok) continue;
+            use4[l * 4 + g] = 1;
+            off4[l * 4 + g] = w4_total;
+            w4_total += (lq_w4a16_device_bytes(&sh) + 255) & ~(size_t)255;
+        }
+    }
     for (int l = 0; l < L; l++) {
         const lq_layer_weights *lw = &w->layers[l];
         dev_layer *dl = &c->layers[l];
         ADD(lw->attn_norm, D, LQ_F32, &dl->attn_norm);
         ADD(lw->ffn_norm, D, LQ_F32, &dl->ffn_norm);
-        ADD3(lw->wq, qd * D, lw->wk, kvd * D, lw->wv, kvd * D, dt, &dl->wqkv);
-        ADD(lw->wo, D * qd, dt, &dl->wo);
-        ADD3(lw->w_gate, H * D, lw->w_up, H * D, NULL, 0, dt, &dl->wgu);
-        ADD(lw->w_down, D * H, dt, &dl->wd);
+        if (!use4[l * 4 + 0]) ADD3(lw->wq, qd * D, lw->wk, kvd * D, lw->wv, kvd * D, dt, &dl->wqkv);
+        if (!use4[l * 4 + 1]) ADD(lw->wo, D * qd, dt, &dl->wo);
+        if (!use4[l * 4 + 2]) ADD3(lw->w_gate, H * D, lw->w_up, H * D, NULL, 0, dt, &dl->wgu);
+        if (!use4[l * 4 + 3]) ADD(lw->w_down, D * H, dt, &dl->wd);
         if (lw->bq) ADD3(lw->bq, qd, lw->bk, kvd, lw->bv, kvd, LQ_F32, &dl->bqkv);
     }
 #undef ADD
@@ -446,9 +500,33 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     }
     if (w->lm_head == w->embed) c->lm_head = c->embed;
     LQ_CUDA_TRY(cudaDeviceSynchronize(), "convert weights"); /* before the staging buffer goes */
+    if (w4_total) {
+        LQ_TRY(lq_cuda_malloc((void **)&c->w4mem, w4_total, "W4A16 weights"));
+        for (int l = 0; l < L; l++) {
+            const lq_qweight *const *q = m->qw + (size_t)l * LQ_N_LINEARS;
+            const lq_qweight *grp[4][3] = {{q[0], q[1], q[2]}, {q[3], NULL, NULL}, {q[4], q[5], NULL}, {q[6], NULL, NULL}};
+            const lq_w4a16_weight **slot[4] = {&c->layers[l].q_qkv, &c->layers[l].q_o, &c->layers[l].q_gu,
+                                               &c->layers[l].q_d};
+            for (int g = 0; g < 4; g++) {
+                if (!use4[l * 4 + g]) continue;
+                lq_w4a16_weight *dw = &c->w4[l * 4 + g];
+                lq_w4a16_shape sh;
+                LQ_TRY(lq_w4a16_shape_of(grp[g], nparts[g], &sh));
+                st = lq_w4a16_upload(grp[g], nparts[g], c->w4mem + off4[l * 4 + g], lq_w4a16_device_bytes(&sh), dw);
+                if (st != LQ_OK) {
+                    st = lq_error_prefix(st, "layer %d", l);
+                    goto fail;
+                }
+                *slot[g] = dw;
+                c->n_w4++;
+            }
+        }
+    }
 fail:
     lq_cuda_free(stage);
     free(ts);
+    free(use4);
+    free(off4);
     return st;
 }
 
@@ -532,6 +610,13 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
                   plan_add(&a_total, slots, 4, &o_tgt);
         LQ_FAIL_IF(bad, LQ_ERR_ARG, "activation sizes overflow (B=%d ctx=%d)", max_B, max_ctx);
         LQ_TRY(lq_cuda_malloc((void **)&c->amem, a_total, "activations"));
+        if (c->n_w4) { /* W4A16 workspace: split-K partials, or the fp16 weight of a large-M product */
+            for (int i = 0; i < cf->n_layers * 4; i++) {
+                size_t b = c->w4[i].qw ? lq_w4a16_workspace_bytes(&c->w4[i].s, rows, lq_cuda_ctx_sm_count(c->ctx)) : 0;
+                if (b > c->w4ws_bytes) c->w4ws_bytes = b;
+            }
+            if (c->w4ws_bytes) LQ_TRY(lq_cuda_malloc(&c->w4ws, c->w4ws_bytes, "W4A16 workspace"));
+        }
         char *a = c->amem;
         c->x = (float *)(a + o_x);
         c->delta = (float *)(a + o_d);
@@ -572,8 +657,14 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
     {
         cudaDeviceProp p;
         LQ_CUDA_TRY(cudaGetDeviceProperties(&p, o.device), "cudaGetDeviceProperties");
-        snprintf(e->desc, sizeof e->desc, "%.80s, %s weights%s", p.name,
-                 c->wdt == LQ_F16 ? "fp16" : c->wdt == LQ_BF16 ? "bf16" : "fp32", c->use_graph ? ", CUDA graphs" : "");
+        char w4d[96] = "";
+        if (c->n_w4)
+            snprintf(w4d, sizeof w4d, ", W4A16 fused kernels on %d of %d linear groups", c->n_w4, c->n_groups_total);
+        else if (m->qw)
+            snprintf(w4d, sizeof w4d, ", packed weights dequantized (W4A16 kernels need 4-bit codes and fp16)");
+        snprintf(e->desc, sizeof e->desc, "%.80s, %s weights%s%s", p.name,
+                 c->wdt == LQ_F16 ? "fp16" : c->wdt == LQ_BF16 ? "bf16" : "fp32", c->use_graph ? ", CUDA graphs" : "",
+                 w4d);
     }
     e->device = "cuda";
     e->vocab_size = cf->vocab_size;

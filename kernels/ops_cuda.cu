@@ -247,8 +247,11 @@ static int blas_type(lq_dtype t, cudaDataType_t *out) {
 
 /* Largest m sent to lq_gemv_cuda (at most LQ_GEMV_MAX_M; 0 = always cuBLAS):
  * set from `lq bench kernels`, which times both for M = 1, 2, 4, 8. */
+/* H200, lq bench kernels (2026-12-01): the GEMV beats cuBLAS at M = 1 on all
+ * four Llama-3-8B shapes (1.03-1.31x), at M = 2 on three of four, and loses
+ * from M = 4 on (0.66-0.85x at M = 8), so it takes M <= 2. */
 #ifndef LQ_GEMV_DISPATCH_M
-#define LQ_GEMV_DISPATCH_M LQ_GEMV_MAX_M
+#define LQ_GEMV_DISPATCH_M 2
 #endif
 
 /* Row-major y (m, n) = x (m, k) W^T is, read column-major, y^T (n, m) =

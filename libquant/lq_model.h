@@ -16,6 +16,7 @@
 #include "../formats/lq_checkpoint.h"
 #include "lq_common.h"
 #include "lq_ops.h"
+#include "lq_quant.h"
 #include "lq_tokenizer.h"
 
 typedef enum { LQ_ARCH_LLAMA = 0, LQ_ARCH_MISTRAL, LQ_ARCH_QWEN2 } lq_arch;
@@ -57,10 +58,22 @@ typedef struct {
     size_t n_floats;
 } lq_weights;
 
+/* The linears of a layer, in the order of lq_model.qw. */
+#define LQ_N_LINEARS 7 /* q, k, v, o, gate, up, down */
+extern const char *const lq_linear_names[LQ_N_LINEARS]; /* "self_attn.q_proj", ... */
+
 typedef struct lq_model {
     lq_config cfg;
     lq_weights w;
     lq_tokenizer *tok;   /* NULL when the checkpoint has none */
+    /* Packed (integer) forms of the linears, when there are any: a .lqq file
+     * (views into its mmap) or lq_model_quantize_rtn. (n_layers * LQ_N_LINEARS)
+     * pointers, layer-major, NULL for a linear kept in floating point. The fp32
+     * weights above always hold the dequantized values too (the CPU reference
+     * runs those); the GPU engine runs the packed form with fused kernels. */
+    const lq_qweight **qw;
+    lq_qweight *qw_owned;  /* storage of qw when quantized in memory */
+    void *qsrc;            /* the open lq_lqq file the views point into */
 } lq_model;
 
 /* Build the fp32 model from any loaded checkpoint (copies/converts weights,
@@ -69,6 +82,10 @@ lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out);
 /* Open a path (anything lq_checkpoint_open takes) and build the model. */
 lq_status lq_model_load(const char *path, lq_model **out);
 void lq_model_free(lq_model *m);
+/* RTN-quantize every linear of m in memory (rows in parallel), filling m->qw
+ * and replacing the fp32 weights by their dequantized values, so that the CPU
+ * reference and the GPU engine run the same quantized model. */
+lq_status lq_model_quantize_rtn(lq_model *m, const lq_quant_params *p);
 int64_t lq_model_n_params(const lq_model *m);
 
 /* Activations and KV cache for up to B sequences of up to max_ctx tokens,

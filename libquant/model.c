@@ -3,6 +3,8 @@
  * See lq_model.h. Tested by tests/test_model.c. */
 #include "lq_model.h"
 
+#include "../formats/lq_lqq.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,16 +247,101 @@ fail:
     return st;
 }
 
+const char *const lq_linear_names[LQ_N_LINEARS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                                    "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                                    "mlp.down_proj"};
+
+/* Attach the packed views of a .lqq file (CRCs were checked by the load). */
+static lq_status attach_lqq(lq_model *m, const char *path) {
+    lq_lqq *f = NULL;
+    const int L = m->cfg.n_layers;
+    LQ_FORWARD(lq_lqq_open(path, LQ_LQQ_SKIP_TENSOR_CRC, &f));
+    lq_status st = LQ_OK;
+    m->qsrc = f;
+    LQ_TRY(lq_calloc((void **)&m->qw, (size_t)L * LQ_N_LINEARS, sizeof *m->qw, "packed weight table"));
+    LQ_TRY(lq_calloc((void **)&m->qw_owned, (size_t)L * LQ_N_LINEARS, sizeof *m->qw_owned, "packed weight views"));
+    for (int l = 0; l < L; l++)
+        for (int j = 0; j < LQ_N_LINEARS; j++) {
+            char name[160];
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lq_linear_names[j]);
+            int found = 0;
+            for (int i = 0; i < lq_lqq_n_qweights(f) && !found; i++) found = !strcmp(lq_lqq_qweight_name(f, i), name);
+            if (!found) continue;
+            lq_qweight *q = &m->qw_owned[(size_t)l * LQ_N_LINEARS + j];
+            LQ_TRY(lq_lqq_get_qweight(f, name, q)); /* a view: q->mem stays NULL */
+            m->qw[(size_t)l * LQ_N_LINEARS + j] = q;
+        }
+    return LQ_OK;
+fail:
+    return lq_error_prefix(st, "%s: packed weights", path);
+}
+
 lq_status lq_model_load(const char *path, lq_model **out) {
     lq_checkpoint *ck = NULL;
     LQ_FORWARD(lq_checkpoint_open(path, &ck));
     lq_status st = lq_model_from_checkpoint(ck, out);
+    int is_lqq = st == LQ_OK && ck->format && !strcmp(ck->format, "lqq");
     lq_checkpoint_free(ck);
+    if (is_lqq && (st = attach_lqq(*out, path)) != LQ_OK) {
+        lq_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+lq_status lq_model_quantize_rtn(lq_model *m, const lq_quant_params *p) {
+    const int L = m->cfg.n_layers, n = L * LQ_N_LINEARS;
+    lq_status st = LQ_OK;
+    LQ_FORWARD(lq_quant_params_check(p));
+    LQ_RETURN_IF(m->qw, LQ_ERR_ARG, "model is already quantized");
+    LQ_TRY(lq_calloc((void **)&m->qw, (size_t)n, sizeof *m->qw, "packed weight table"));
+    LQ_TRY(lq_calloc((void **)&m->qw_owned, (size_t)n, sizeof *m->qw_owned, "packed weights"));
+    int bad = 0;
+    lq_status first = LQ_OK;
+    char msg[512] = "";
+    /* one linear per iteration: each RTN is serial inside, so the tensors run in parallel */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) {
+        lq_layer_weights *lw = &m->w.layers[i / LQ_N_LINEARS];
+        float *w[LQ_N_LINEARS] = {lw->wq, lw->wk, lw->wv, lw->wo, lw->w_gate, lw->w_up, lw->w_down};
+        const int64_t D = m->cfg.dim, H = m->cfg.hidden_dim, qd = (int64_t)m->cfg.n_heads * m->cfg.head_dim,
+                      kvd = (int64_t)m->cfg.n_kv_heads * m->cfg.head_dim;
+        const int64_t rows[LQ_N_LINEARS] = {qd, kvd, kvd, D, H, H, D}, cols[LQ_N_LINEARS] = {D, D, D, qd, D, D, H};
+        int j = i % LQ_N_LINEARS;
+        lq_status s = lq_rtn_quantize_packed(w[j], rows[j], cols[j], p, &m->qw_owned[i]);
+        if (s == LQ_OK) lq_dequant_ref(&m->qw_owned[i], w[j]);
+#pragma omp critical
+        {
+            if (s != LQ_OK && !bad) {
+                bad = 1;
+                first = s;
+                snprintf(msg, sizeof msg, "layer %d %s: %s", i / LQ_N_LINEARS, lq_linear_names[j], lq_last_error());
+            }
+        }
+    }
+    if (bad) {
+        st = lq_error(first, "RTN quantization of the model: %s", msg);
+        goto fail;
+    }
+    for (int i = 0; i < n; i++) m->qw[i] = &m->qw_owned[i];
+    return LQ_OK;
+fail:
+    if (m->qw_owned)
+        for (int i = 0; i < n; i++) lq_qweight_free(&m->qw_owned[i]);
+    free(m->qw_owned);
+    free((void *)m->qw);
+    m->qw_owned = NULL;
+    m->qw = NULL;
     return st;
 }
 
 void lq_model_free(lq_model *m) {
     if (!m) return;
+    if (m->qw_owned)
+        for (int i = 0; i < m->cfg.n_layers * LQ_N_LINEARS; i++) lq_qweight_free(&m->qw_owned[i]); /* views: no-op */
+    free(m->qw_owned);
+    free((void *)m->qw);
+    lq_lqq_close((lq_lqq *)m->qsrc);
     free(m->w.mem);
     free(m->w.layers);
     lq_tokenizer_free(m->tok);

@@ -213,18 +213,23 @@ static const char *UM =
     "                      [--prompt 512,2048] [--batch 1,8,32] [--ctx 512,2048,8192] [--steps N]\n"
     "                      [--reps N] [--json] [--out FILE]\n"
     "  --preset    random weights with a real model's shapes (see lq synth --help), built in memory\n"
+    "                      [--rtn BITS [--group G] [--asym]]\n"
+    "  --rtn       RTN-quantize every linear in memory first (4 bits: the GPU runs the fused W4A16\n"
+    "              kernels; group G = 128 by default, 0 = per channel); a .lqq MODEL is quantized already\n"
     "decode at context C: the KV cache is prefilled with min(C, 512) real tokens per sequence and the\n"
     "remaining positions hold earlier data (attention cost does not depend on the values).\n";
 
 static int bench_model(int argc, char **argv) {
     int prompts[16] = {512, 2048}, n_p = 2, batches[16] = {1, 8, 32}, n_b = 3, ctxs[16] = {512, 2048, 8192}, n_c = 3;
-    int steps = 32, reps = 3, as_json = 0, wdtype = -1;
+    int steps = 32, reps = 3, as_json = 0, wdtype = -1, rtn_bits = 0, rtn_group = 128, rtn_sym = 1;
     const char *preset = NULL, *device = "auto", *out = NULL;
     static struct option opts[] = {{"preset", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
                                    {"weights", required_argument, 0, 'W'}, {"prompt", required_argument, 0, 'p'},
                                    {"batch", required_argument, 0, 'b'},   {"ctx", required_argument, 0, 'c'},
                                    {"steps", required_argument, 0, 's'},   {"reps", required_argument, 0, 'r'},
                                    {"json", no_argument, 0, 'j'},          {"out", required_argument, 0, 'o'},
+                                   {"rtn", required_argument, 0, 'R'},     {"group", required_argument, 0, 'G'},
+                                   {"asym", no_argument, 0, 'a'},
                                    {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     long v;
@@ -232,6 +237,15 @@ static int bench_model(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': fputs(UM, stdout); return 0;
+        case 'R':
+            if (lq_parse_int(optarg, 2, 8, &v)) return lq_tool_usage("bench", UM, "bad --rtn '%s' (2..8 bits)", optarg);
+            rtn_bits = (int)v;
+            break;
+        case 'G':
+            if (lq_parse_int(optarg, 0, 1 << 20, &v)) return lq_tool_usage("bench", UM, "bad --group '%s'", optarg);
+            rtn_group = (int)v;
+            break;
+        case 'a': rtn_sym = 0; break;
         case 'P': preset = optarg; break;
         case 'D':
             if (!lq_tool_device_valid(optarg)) return lq_tool_usage("bench", UM, "bad --device");
@@ -278,6 +292,11 @@ static int bench_model(int argc, char **argv) {
     } else {
         st = lq_model_load(argv[optind], &m);
     }
+    if (st == LQ_OK && rtn_bits) {
+        lq_quant_params qp = {rtn_bits, rtn_group, rtn_sym};
+        fprintf(stderr, "[bench] RTN %d-bit g%d %s of every linear\n", rtn_bits, rtn_group, rtn_sym ? "sym" : "asym");
+        st = lq_model_quantize_rtn(m, &qp);
+    }
     if (st != LQ_OK) return lq_tool_fail("bench", st);
     fprintf(stderr, "[bench] model ready in %.1f s\n", lq_now() - t0);
     int V = m->cfg.vocab_size, maxc = 0, maxb = 0, maxp = 0;
@@ -287,6 +306,9 @@ static int bench_model(int argc, char **argv) {
     json_t *res = json_object(), *pre = json_array(), *dec = json_array();
     json_object_set_new(res, "model", json_string(label));
     json_object_set_new(res, "synthetic", json_boolean(preset != NULL));
+    if (rtn_bits)
+        json_object_set_new(res, "quantization", json_pack("{s:s, s:i, s:i, s:b}", "method", "rtn", "bits", rtn_bits,
+                                                            "group", rtn_group, "sym", rtn_sym));
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)maxb * (maxp > 512 ? maxp : 512));
     float *logits = malloc(sizeof(float) * (size_t)maxb * V);
     if (!tok || !logits) {
