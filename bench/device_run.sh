@@ -24,6 +24,7 @@ mkdir -p /tmp/lqc && tar xJf carry/libs.tar.xz -C /tmp/lqc
 export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}/usr/local/cuda/lib64:/tmp/lqc/lqlib
 export LQ_SHARED=$PWD/carry/shared OMP_WAIT_POLICY=passive
 LQ=carry/bin/lq
+export LQ_BIN=$PWD/carry/bin/lq
 for s in ${STEPS:-info tests kernels}; do
   case $s in
   info) say info; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv ;;
