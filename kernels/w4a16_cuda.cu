@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(32 * W4_WARPS, 2)
 w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
                  const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
                  int64_t M, int64_t N, int64_t K, int64_t Np, int64_t KB, int64_t G, int64_t n_groups, int kb_per_split,
-                 int vec_x, float *__restrict__ ws) {
+                 int vec_x, int arows, float *__restrict__ ws) {
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const int MC = 16 * MT;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -202,19 +202,22 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
         cp_async_commit();
     }
 
-    /* activations of this slice -> shared memory, zero outside (M, K) (an
+    /* activations of this slice -> shared memory: the arows = min(MC, M) rows
+     * that can hold data, then one zero row that ldmatrix reads for every row
+     * beyond them (so M = 1 stores 2 rows, not 16: the shared memory goes to
+     * more resident blocks); zero outside (M, K). (An
      * experiment that read the fragments of M <= 16 straight from global
      * memory, to leave all shared memory to the rings, ran slower: 62 vs
      * 45 us on gate_up, M = 1) */
     {
-        const int per_row = KS / 8, chunks = MC * per_row; /* 8 halves each */
+        const int per_row = KS / 8, chunks = (arows + 1) * per_row; /* 8 halves each */
         for (int c = tid; c < chunks; c += blockDim.x) {
             int r = c / per_row, kc = (c - r * per_row) * 8;
             int64_t gm = m0 + r, gk = kb0 * 64 + kc;
             __half *dst = As + r * lda + kc;
-            if (gm < M && vec_x && gk + 8 <= K) {
+            if (r < arows && gm < M && vec_x && gk + 8 <= K) {
                 *reinterpret_cast<uint4 *>(dst) = __ldg(reinterpret_cast<const uint4 *>(x + gm * ldx + gk));
-            } else if (gm >= M || gk >= K) {
+            } else if (r >= arows || gm >= M || gk >= K) {
                 *reinterpret_cast<uint4 *>(dst) = make_uint4(0, 0, 0, 0);
             } else {
 #pragma unroll
@@ -232,7 +235,12 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.0f;
 
-    const __half *a_base = As + (lane & 15) * lda + (lane >> 4) * 8;
+    const __half *a_row[MT]; /* this lane's ldmatrix row of each m-tile (the zero row past arows) */
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+        const int r = mt * 16 + (lane & 15);
+        a_row[mt] = As + (r < arows ? r : arows) * lda + (lane >> 4) * 8;
+    }
     int st_issue = W4_STAGES - 1, st_read = 0;
     for (int t = 0; t < nkb; t++) {
         if (warp_on && t + W4_STAGES - 1 < nkb) issue(t + W4_STAGES - 1, st_issue);
@@ -252,7 +260,7 @@ w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ld
             for (int j = 0; j < 4; j++) {
                 uint32_t a[MT][4], b0[4], b1[4];
 #pragma unroll
-                for (int mt = 0; mt < MT; mt++) ldmatrix_x4(a[mt], a_base + mt * 16 * lda + t * 64 + j * 16);
+                for (int mt = 0; mt < MT; mt++) ldmatrix_x4(a[mt], a_row[mt] + t * 64 + j * 16);
                 dequant_step(words0[j], c0, j >> 1, b0);
                 dequant_step(words1[j], c1, j >> 1, b1);
 #pragma unroll
@@ -359,7 +367,7 @@ __global__ void w4a16_dequant_kernel(__half *__restrict__ out, const uint32_t *_
 static int64_t fused_mt(int64_t m) { return m <= 16 ? 1 : m <= 32 ? 2 : 4; }
 
 typedef struct {
-    int MT, S, kb_per_split;
+    int MT, S, kb_per_split, arows;
     unsigned tiles, chunks;
     size_t smem;
 } fused_plan;
@@ -371,14 +379,19 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     const int64_t KB = s->Kp / 64, NW = s->Np / 32; /* warps' worth of columns */
     p.tiles = (unsigned)((NW + W4_WARPS - 1) / W4_WARPS);
     p.chunks = (unsigned)((m + MC - 1) / MC);
-    /* split K into as many slices as one wave of resident blocks (2 per SM)
-     * holds, and at least until the slice fits the shared-memory budget: more
-     * splits only add partial sums, a second wave adds a tail */
-    const int64_t per_sm = 2, sms = sm_count > 0 ? sm_count : 132;
+    /* split K into as many slices as one wave of resident blocks holds, and
+     * at least until the activation slice fits its shared-memory budget: more
+     * splits only add partial sums, a second wave adds a tail. Resident
+     * blocks per SM: 3 when M <= 4 (76 registers; the ring and a slice of at
+     * most 5 rows fit three times), 2 otherwise */
+    p.arows = (int)(m < MC ? m : MC);
+    const int three = p.MT == 1 && p.arows <= 4;
+    const int64_t per_sm = three ? 3 : 2, sms = sm_count > 0 ? sm_count : 132;
+    const int64_t a_budget = three ? (227 * 1024 / 3 - 1024 - W4_SMEM_RING) : W4_SMEM_A_MAX;
     int64_t blocks = (int64_t)p.tiles * p.chunks;
     int64_t S = per_sm * sms / blocks;
     {
-        int64_t kbmax = W4_SMEM_A_MAX / (MC * 64 * 2);
+        int64_t kbmax = a_budget / ((p.arows + 1) * (64 * 2 + 16));
         if (kbmax < 1) kbmax = 1;
         int64_t smin = (KB + kbmax - 1) / kbmax;
         if (S < smin) S = smin;
@@ -389,7 +402,7 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     S = (KB + kps - 1) / kps; /* no empty splits */
     p.S = (int)S;
     p.kb_per_split = (int)kps;
-    p.smem = W4_SMEM_RING + (size_t)MC * (size_t)(kps * 64 + 8) * sizeof(__half);
+    p.smem = W4_SMEM_RING + (size_t)(p.arows + 1) * (size_t)(kps * 64 + 8) * sizeof(__half);
     return p;
 }
 
@@ -438,7 +451,7 @@ static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int6
     dim3 grid(p.tiles, (unsigned)p.S, p.chunks);
     w4a16_mma_kernel<MT, SYM><<<grid, 32 * W4_WARPS, p.smem, st>>>(
         y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros,
-        p.S > 1 ? NULL : b, m, s->N, s->K, s->Np, s->Kp / 64, s->G, s->n_groups, p.kb_per_split, vec_x, parts);
+        p.S > 1 ? NULL : b, m, s->N, s->K, s->Np, s->Kp / 64, s->G, s->n_groups, p.kb_per_split, vec_x, p.arows, parts);
     LQ_LAUNCH_RET("w4a16_mma_kernel");
     if (p.S > 1) {
         w4a16_reduce_kernel<<<lq_blocks(m * s->N, 256), 256, 0, st>>>(y, parts, b, m, s->N, 16 * MT, p.S, (int)p.tiles);
