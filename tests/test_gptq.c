@@ -556,6 +556,22 @@ static void test_gptq_stories_end_to_end(void **state) {
         assert_int_equal(lq_model_load(out, &back), LQ_OK);
         assert_non_null(back->tok);
         assert_memory_equal(back->w.mem, m->w.mem, sizeof(float) * m->w.n_floats);
+        /* the packed views (what the GPU engine runs) sit under the right names:
+         * each dequantizes to the fp32 weight of its linear */
+        assert_non_null(back->qw);
+        for (int l = 0; l < back->cfg.n_layers; l++) {
+            const lq_layer_weights *lw = &back->w.layers[l];
+            const float *fw[LQ_N_LINEARS] = {lw->wq, lw->wk, lw->wv, lw->wo, lw->w_gate, lw->w_up, lw->w_down};
+            for (int j = 0; j < LQ_N_LINEARS; j++) {
+                const lq_qweight *q = back->qw[l * LQ_N_LINEARS + j];
+                assert_non_null(q);
+                assert_null(q->mem); /* a view into the file */
+                float *dq = malloc(sizeof(float) * (size_t)(q->rows * q->cols));
+                lq_dequant_ref(q, dq);
+                assert_memory_equal(dq, fw[j], sizeof(float) * (size_t)(q->rows * q->cols));
+                free(dq);
+            }
+        }
         runs[i].ppl = ppl_of(back, ids, n);
         print_message("%s %d-bit g%d %s%s: ppl %.4f (base %.4f)\n", runs[i].method ? "GPTQ" : "RTN", runs[i].q.bits,
                       runs[i].q.group_size, runs[i].q.sym ? "sym" : "asym", runs[i].act ? " act-order" : "",

@@ -8,6 +8,7 @@
 #include "lq_test.h"
 
 #include "../libquant/lq_dtype.h"
+#include "../libquant/lq_model.h"
 #include "../libquant/lq_quant.h"
 #include "../libquant/lq_w4a16.h"
 
@@ -181,6 +182,40 @@ static void test_w4a16_matmul_ref_definition(void **state) {
     free(y2);
 }
 
+/* lq_model_quantize_rtn: every linear RTN-packed exactly as lq_rtn_quantize_packed
+ * does, the fp32 weights replaced by their dequantized values; twice is refused. */
+static void test_w4a16_model_quantize_rtn(void **state) {
+    (void)state;
+    char p[1024];
+    LQ_SKIP_IF_NO_SHARED(p, "models/stories260K/config.json");
+    lq_test_shared_path(p, sizeof p, "models/stories260K");
+    lq_model *m = NULL;
+    assert_int_equal(lq_model_load(p, &m), LQ_OK);
+    assert_null(m->qw);
+    const int64_t D = m->cfg.dim, H = m->cfg.hidden_dim;
+    float *down = malloc(sizeof(float) * (size_t)(D * H)), *dq = malloc(sizeof(float) * (size_t)(D * H));
+    memcpy(down, m->w.layers[2].w_down, sizeof(float) * (size_t)(D * H));
+    lq_quant_params qp = {4, 32, 0};
+    assert_int_equal(lq_model_quantize_rtn(m, &qp), LQ_OK);
+    assert_non_null(m->qw);
+    lq_qweight want;
+    assert_int_equal(lq_rtn_quantize_packed(down, D, H, &qp, &want), LQ_OK);
+    const lq_qweight *got = m->qw[2 * LQ_N_LINEARS + 6];
+    assert_int_equal(got->rows, D);
+    assert_int_equal(got->cols, H);
+    assert_memory_equal(got->qweight, want.qweight, lq_qweight_qweight_bytes(D, H, 4));
+    assert_memory_equal(got->scales, want.scales, lq_qweight_scales_bytes(D, want.n_groups));
+    assert_memory_equal(got->qzeros, want.qzeros, lq_qweight_qzeros_bytes(D, want.n_groups, 4));
+    lq_dequant_ref(&want, dq);
+    assert_memory_equal(m->w.layers[2].w_down, dq, sizeof(float) * (size_t)(D * H));
+    assert_int_equal(lq_w4a16_supported(got, "down"), LQ_OK); /* K = 172, G = 32: a partial last group */
+    assert_int_equal(lq_model_quantize_rtn(m, &qp), LQ_ERR_ARG);
+    lq_qweight_free(&want);
+    free(down);
+    free(dq);
+    lq_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_w4a16_layout_every_code),
@@ -188,6 +223,7 @@ int main(void) {
         cmocka_unit_test(test_w4a16_shape_mismatch_refused),
         cmocka_unit_test(test_w4a16_supported_says_why),
         cmocka_unit_test(test_w4a16_matmul_ref_definition),
+        cmocka_unit_test(test_w4a16_model_quantize_rtn),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
