@@ -4,14 +4,14 @@
  *
  * Two paths, one launcher (lq_w4a16_matmul_cuda):
  *  - fused (M <= LQ_W4A16_FUSED_MAX_M): tensor cores (mma.sync m16n8k16,
- *    fp16 in, fp32 accumulate). Each warp owns 16 output columns and streams
- *    their codes straight from device memory, one 16-byte load per lane per
- *    16 x 64 tile (the layout puts every lane's codes in its own word),
- *    through a per-warp cp.async ring W4_STAGES tiles deep; the codes become
- *    fp16 in registers (one
- *    LOP3 per pair, then (c - z) * s), never in memory. The block's 8 warps
- *    share one K-slice of the activations, staged once in shared memory and
- *    read with ldmatrix. K is split across blocks until the grid fills the
+ *    fp16 in, fp32 accumulate). Each warp owns 32 output columns (two 16-row
+ *    blocks of W) and streams their codes straight from device memory, one
+ *    16-byte load per lane per 16 x 64 tile (the layout puts every lane's
+ *    codes in its own word), through a per-warp cp.async ring W4_STAGES tile
+ *    pairs deep; the codes become fp16 in registers (one LOP3 per pair, then
+ *    (c - z) * s), never in memory. The block's 8 warps share one K-slice of
+ *    the activations, staged once in shared memory (min(M, 16 MT) rows and a
+ *    zero row) and read with ldmatrix. K is split across blocks until the grid fills the
  *    GPU; a second small kernel adds the partial sums in split order
  *    (deterministic: no float atomics) and the bias. M-chunks of
  *    16/32/64 rows per pass; larger M re-reads the codes per 64 rows.
@@ -136,12 +136,7 @@ template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile(
  * through a private W4_STAGES-deep ring in shared memory with cp.async: every
  * lane copies and later reads only its own slots, so the ring needs no
  * barriers, and W4_STAGES - 1 tile pairs per warp are always in flight.
- * History (H200, gate_up 28672 x 4096, M = 1): two register chunks, one
- * block per warp: 69 us (0.9 TB/s); cp.async ring: 66 us; no 64-bit
- * divisions in the group index: 53 us — the kernel was issue-bound (ncu: 2.4
- * instructions per cycle per SM, ~290 per 512-byte tile), hence this version:
- * constants hoisted per tile, compile-time zero points when symmetric, two
- * row blocks per warp. */
+ * Each version's time, prediction and outcome: kernels/dev/w4a16_notes.md. */
 template <int MT, bool SYM>
 __global__ void __launch_bounds__(32 * W4_WARPS, 2)
 w4a16_mma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
