@@ -7,12 +7,16 @@
  * Run: make test (or build/tests/test_w4a16). */
 #include "lq_test.h"
 
+#include <jansson.h>
+#include <libgen.h>
+
 #include "../libquant/lq_dtype.h"
 #include "../libquant/lq_model.h"
 #include "../libquant/lq_quant.h"
 #include "../libquant/lq_w4a16.h"
 
 static uint64_t g_seed;
+static char g_lq[1024] = "build/lq"; /* the lq command next to this test's build dir, or $LQ_BIN */
 
 static int setup(void **state) {
     (void)state;
@@ -216,7 +220,58 @@ static void test_w4a16_model_quantize_rtn(void **state) {
     lq_model_free(m);
 }
 
-int main(void) {
+/* The CLI end to end: lq quantize --method rtn writes a 4-bit .lqq; lq inspect
+ * --json reports its recipe and that every linear fits the fused kernels. */
+static void test_w4a16_cli_quantize_inspect(void **state) {
+    (void)state;
+    char mp[1024], out[256], cmd[4096];
+    LQ_SKIP_IF_NO_SHARED(mp, "models/stories260K/config.json");
+    lq_test_shared_path(mp, sizeof mp, "models/stories260K");
+    if (access(g_lq, X_OK) != 0) {
+        print_message("skipped: %s not found (set LQ_BIN)\n", g_lq);
+        skip();
+    }
+    snprintf(out, sizeof out, "/tmp/lq_test_w4a16_%d.lqq", (int)getpid());
+    snprintf(cmd, sizeof cmd, "'%s' quantize '%s' '%s' --method rtn --bits 4 --group 32 --quiet > /dev/null", g_lq, mp,
+             out);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' inspect --json '%s'", g_lq, out);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    json_error_t err;
+    json_t *o = json_loadf(p, 0, &err);
+    assert_int_equal(pclose(p), 0);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "format")), "lqq");
+    assert_int_equal(json_integer_value(json_object_get(o, "n_quantized")), 5 * 7);
+    assert_int_equal(json_integer_value(json_object_get(o, "n_w4a16_fused")), 5 * 7);
+    json_t *q = json_object_get(o, "quantization");
+    assert_int_equal(json_integer_value(json_object_get(q, "bits")), 4);
+    assert_int_equal(json_integer_value(json_object_get(q, "group_size")), 32);
+    assert_string_equal(json_string_value(json_object_get(q, "method")), "rtn");
+    assert_true(json_integer_value(json_object_get(o, "file_bytes")) > 0);
+    json_decref(o);
+    /* 3-bit codes: quantized, but not for the 4-bit kernels */
+    snprintf(cmd, sizeof cmd, "'%s' quantize '%s' '%s' --method rtn --bits 3 --group 32 --quiet > /dev/null", g_lq, mp,
+             out);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' inspect --json '%s'", g_lq, out);
+    p = popen(cmd, "r");
+    o = json_loadf(p, 0, &err);
+    assert_int_equal(pclose(p), 0);
+    assert_non_null(o);
+    assert_int_equal(json_integer_value(json_object_get(o, "n_quantized")), 5 * 7);
+    assert_int_equal(json_integer_value(json_object_get(o, "n_w4a16_fused")), 0);
+    json_decref(o);
+    unlink(out);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    char self[1024];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    if (getenv("LQ_BIN") && *getenv("LQ_BIN")) snprintf(g_lq, sizeof g_lq, "%s", getenv("LQ_BIN"));
+    else snprintf(g_lq, sizeof g_lq, "%s/../lq", dirname(self));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_w4a16_layout_every_code),
         cmocka_unit_test(test_w4a16_layout_stacked_parts),
@@ -224,6 +279,7 @@ int main(void) {
         cmocka_unit_test(test_w4a16_supported_says_why),
         cmocka_unit_test(test_w4a16_matmul_ref_definition),
         cmocka_unit_test(test_w4a16_model_quantize_rtn),
+        cmocka_unit_test(test_w4a16_cli_quantize_inspect),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -5,13 +5,50 @@
 #include <string.h>
 
 #include "../formats/lq_checkpoint.h"
+#include "../formats/lq_lqq.h"
 #include "../libquant/lq_model.h"
+#include "../libquant/lq_w4a16.h"
 #include "lq_tool.h"
 
 static const char *U =
     "usage: lq inspect PATH [--json]\n"
-    "  PATH    HF directory, .safetensors, .gguf, llama2.c .bin, or an archive of these\n"
+    "  PATH    HF directory, .safetensors, .gguf, llama2.c .bin, lq .lqq, or an archive of these\n"
+    "          (a .lqq also shows its quantization recipe, calibration and how many linears the\n"
+    "          fused W4A16 GPU kernels take; its tensors are listed as loaded, dequantized)\n"
     "  --json  one JSON object on stdout\n";
+
+/* A .lqq file's recipe (metadata quantization minus the per-tensor table), its
+ * calibration, and how many quantized linears the fused W4A16 kernels take. */
+typedef struct {
+    json_t *recipe, *calib; /* new references, or NULL */
+    int n_q, n_w4;
+    uint64_t file_bytes;
+} lqq_info;
+
+static void lqq_info_read(const char *path, lqq_info *li) {
+    memset(li, 0, sizeof *li);
+    lq_lqq *f = NULL;
+    if (lq_lqq_open(path, LQ_LQQ_SKIP_TENSOR_CRC, &f) != LQ_OK) return; /* lq_checkpoint_open checked it already */
+    const json_t *meta = lq_lqq_metadata(f);
+    json_t *q = json_object_get(meta, "quantization"), *cal = json_object_get(meta, "calibration");
+    if (json_is_object(q)) {
+        li->recipe = json_deep_copy(q);
+        json_object_del(li->recipe, "tensors");
+    }
+    if (json_is_object(cal)) li->calib = json_deep_copy(cal);
+    li->n_q = lq_lqq_n_qweights(f);
+    for (int i = 0; i < li->n_q; i++) {
+        lq_qweight qw;
+        if (lq_lqq_get_qweight(f, lq_lqq_qweight_name(f, i), &qw) == LQ_OK &&
+            lq_w4a16_supported(&qw, lq_lqq_qweight_name(f, i)) == LQ_OK)
+            li->n_w4++;
+    }
+    lq_clear_error();
+    FILE *fp = fopen(path, "rb");
+    if (fp && fseek(fp, 0, SEEK_END) == 0) li->file_bytes = (uint64_t)ftell(fp);
+    if (fp) fclose(fp);
+    lq_lqq_close(f);
+}
 
 int lq_cmd_inspect(int argc, char **argv) {
     int as_json = 0;
@@ -47,6 +84,9 @@ int lq_cmd_inspect(int argc, char **argv) {
         tok_type = json_string_value(json_object_get(mdl, "type"));
         tok_vocab = (int)json_object_size(json_object_get(mdl, "vocab"));
     }
+    lqq_info li;
+    memset(&li, 0, sizeof li);
+    if (!strcmp(ck->format, "lqq")) lqq_info_read(path, &li);
     if (as_json) {
         json_t *o = json_object(), *ts = json_array();
         json_object_set_new(o, "path", json_string(path));
@@ -67,6 +107,14 @@ int lq_cmd_inspect(int argc, char **argv) {
             json_array_append_new(ts, json_pack("{s:s, s:s, s:o, s:I}", "name", t->name, "dtype",
                                                 lq_dtype_name(t->dtype), "shape", sh, "n_bytes",
                                                 (json_int_t)t->n_bytes));
+        }
+        if (li.recipe) {
+            json_object_set_new(o, "quantization", li.recipe);
+            json_object_set_new(o, "calibration", li.calib ? li.calib : json_null());
+            json_object_set_new(o, "n_quantized", json_integer(li.n_q));
+            json_object_set_new(o, "n_w4a16_fused", json_integer(li.n_w4));
+            json_object_set_new(o, "file_bytes", json_integer((json_int_t)li.file_bytes));
+            li.recipe = li.calib = NULL;
         }
         json_object_set_new(o, "tensors", ts);
         char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
@@ -89,6 +137,27 @@ int lq_cmd_inspect(int argc, char **argv) {
         }
         if (tok_type) printf("tokenizer:   %s, %d vocabulary entries\n", tok_type, tok_vocab);
         else printf("tokenizer:   none\n");
+        if (li.recipe) {
+            const json_t *r = li.recipe;
+            printf("quantized:   %d linears, %s %d-bit, group %lld, %s%s; %.2f MB on disk; %d of %d run on the fused "
+                   "W4A16 GPU kernels\n",
+                   li.n_q, json_string_value(json_object_get(r, "method")) ? json_string_value(json_object_get(r, "method")) : "?",
+                   (int)json_integer_value(json_object_get(r, "bits")),
+                   (long long)json_integer_value(json_object_get(r, "group_size")),
+                   json_is_true(json_object_get(r, "sym")) ? "symmetric" : "asymmetric",
+                   json_is_true(json_object_get(r, "act_order")) ? ", act-order" : "", li.file_bytes / 1e6, li.n_w4,
+                   li.n_q);
+            if (li.calib) {
+                const char *ds = json_string_value(json_object_get(li.calib, "dataset"));
+                printf("calibration: %s, %lld x %lld tokens, seed %lld\n", ds ? ds : "?",
+                       (long long)json_integer_value(json_object_get(li.calib, "nsamples")),
+                       (long long)json_integer_value(json_object_get(li.calib, "seqlen")),
+                       (long long)json_integer_value(json_object_get(li.calib, "seed")));
+            } else {
+                printf("calibration: none (RTN)\n");
+            }
+            printf("(the tensors below are as loaded: quantized weights dequantized to F32)\n");
+        }
         printf("tensors:     %d, %lld parameters (%.2f M), %.2f MB\n", ck->n_tensors, (long long)params,
                params / 1e6, bytes / 1e6);
         for (int i = 0; i < ck->n_tensors; i++) {
@@ -98,6 +167,8 @@ int lq_cmd_inspect(int argc, char **argv) {
             printf("  %-56s %-5s [%s]\n", t->name, lq_dtype_name(t->dtype), sh);
         }
     }
+    if (li.recipe) json_decref(li.recipe);
+    if (li.calib) json_decref(li.calib);
     lq_checkpoint_free(ck);
     return 0;
 }
