@@ -268,59 +268,6 @@ lq_status lq_gptq_update_cpu(float *W, int64_t N, int64_t K, const float *U, con
     return LQ_OK;
 }
 
-/* ---------------- RTN and packing, rows in parallel ---------------- */
-
-/* lq_qweight_pack over blocks of rows (rows pack independently: each starts
- * on a new word), so the bytes are those of lq_qweight_pack. */
-static void pack_rows_parallel(lq_qweight *q, const uint8_t *codes, const uint16_t *scales, const uint8_t *zeros) {
-    const int64_t R = 64, wq = lq_packed_words(q->cols, q->p.bits), wz = lq_packed_words(q->n_groups, q->p.bits);
-#pragma omp parallel for schedule(static) if (q->rows * q->cols > (1 << 20))
-    for (int64_t r0 = 0; r0 < q->rows; r0 += R) {
-        const int64_t nr = q->rows - r0 < R ? q->rows - r0 : R;
-        lq_pack_codes_ref(codes + r0 * q->cols, nr, q->cols, q->p.bits, q->qweight + r0 * wq);
-        if (q->qzeros) lq_pack_codes_ref(zeros + r0 * q->n_groups, nr, q->n_groups, q->p.bits, q->qzeros + r0 * wz);
-    }
-    memcpy(q->scales, scales, lq_qweight_scales_bytes(q->rows, q->n_groups));
-}
-
-lq_status lq_rtn_quantize_packed_cpu(const float *w, int64_t rows, int64_t cols, const lq_quant_params *p,
-                                     lq_qweight *q) {
-    lq_status st = LQ_OK;
-    uint8_t *codes = NULL, *zeros = NULL;
-    uint16_t *scales = NULL;
-    volatile int bad = 0;
-    memset(q, 0, sizeof *q);
-    LQ_FORWARD(lq_quant_params_check(p));
-    LQ_RETURN_IF(rows < 1 || cols < 1, LQ_ERR_SHAPE, "RTN: bad shape [%lld, %lld]", (long long)rows,
-                 (long long)cols);
-    const int64_t ng = lq_quant_n_groups(p, cols), R = 64;
-    LQ_TRY(lq_qweight_alloc(q, rows, cols, p, 0));
-    LQ_TRY(lq_malloc((void **)&codes, (size_t)(rows * cols), "RTN codes"));
-    LQ_TRY(lq_malloc((void **)&scales, lq_qweight_scales_bytes(rows, ng), "RTN scales"));
-    LQ_TRY(lq_malloc((void **)&zeros, (size_t)(rows * ng), "RTN zeros"));
-#pragma omp parallel for schedule(static) if (rows * cols > (1 << 20))
-    for (int64_t r0 = 0; r0 < rows; r0 += R) {
-        const int64_t nr = rows - r0 < R ? rows - r0 : R;
-        if (lq_rtn_quantize_ref(w + r0 * cols, nr, cols, p, codes + r0 * cols, scales + r0 * ng, zeros + r0 * ng) !=
-            LQ_OK)
-            bad = 1;
-    }
-    if (bad) {
-        /* the message was set in a worker thread (thread-local): redo it here */
-        lq_qweight_free(q);
-        st = lq_rtn_quantize_packed(w, rows, cols, p, q);
-        if (st == LQ_OK) st = lq_error(LQ_ERR_NUMERIC, "RTN: a row failed in parallel but not serially");
-        goto fail;
-    }
-    pack_rows_parallel(q, codes, scales, zeros);
-fail:
-    if (st != LQ_OK) lq_qweight_free(q);
-    free(codes);
-    free(scales);
-    free(zeros);
-    return st;
-}
-
 /* ---------------- one weight ---------------- */
 
 typedef struct {
@@ -477,7 +424,7 @@ static lq_status gptq_quantize_impl(lq_gptq_cuda *g, const double *dS, const flo
     for (int64_t r = 0; r < N; r++)
         for (int64_t j = 0; j < K; j++) codes[r * K + perm[j]] = codes_p[r * K + j];
     LQ_TRY(lq_qweight_alloc(out, N, K, &o->q, o->act_order));
-    pack_rows_parallel(out, codes, scales, zeros); /* g_idx[k] = k / G from lq_qweight_alloc */
+    lq_qweight_pack_cpu(out, codes, scales, zeros); /* g_idx[k] = k / G from lq_qweight_alloc */
     if (What) lq_dequant_cpu(out, What);
     rep->seconds = lq_now() - t0;
 fail:

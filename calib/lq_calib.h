@@ -97,12 +97,6 @@ lq_status lq_hessian_rel_err(const lq_hessian *h, const float *W, const float *W
 
 /* ---------------- GPTQ ---------------- */
 
-/* lq_rtn_quantize_packed (libquant/lq_quant.h) with blocks of rows quantized
- * and packed in parallel (OpenMP): the same bytes, for the drivers' large
- * weights (an 8B model has 7e9 of them). */
-lq_status lq_rtn_quantize_packed_cpu(const float *w, int64_t rows, int64_t cols, const lq_quant_params *p,
-                                     lq_qweight *q);
-
 typedef struct {
     lq_quant_params q;
     double percdamp;        /* damping as a fraction of mean(diag H); default 0.01 */

@@ -145,6 +145,12 @@ void lq_qweight_pack(lq_qweight *q, const uint8_t *codes, const uint16_t *scales
 /* RTN straight into an owning lq_qweight (allocates q). */
 lq_status lq_rtn_quantize_packed(const float *w, int64_t rows, int64_t cols, const lq_quant_params *p,
                                  lq_qweight *q);
+/* The same with blocks of rows quantized and packed in parallel (OpenMP): the
+ * same bytes, for large weights (an 8B model has 7e9 of them). */
+lq_status lq_rtn_quantize_packed_cpu(const float *w, int64_t rows, int64_t cols, const lq_quant_params *p,
+                                     lq_qweight *q);
+/* lq_qweight_pack over blocks of rows in parallel: the same bytes. */
+void lq_qweight_pack_cpu(lq_qweight *q, const uint8_t *codes, const uint16_t *scales, const uint8_t *zeros);
 
 /* Check a qweight's sizes/fields (g_idx within [0, n_groups)); `what` names it. */
 lq_status lq_qweight_validate(const lq_qweight *q, const char *what);

@@ -194,6 +194,60 @@ fail:
     return st;
 }
 
+/* ---------------- RTN and packing, rows in parallel ---------------- */
+
+/* lq_qweight_pack over blocks of rows (rows pack independently: each starts
+ * on a new word), so the bytes are those of lq_qweight_pack. (Moved here from
+ * calib/gptq.c: RTN's fast twin belongs beside its reference.) */
+void lq_qweight_pack_cpu(lq_qweight *q, const uint8_t *codes, const uint16_t *scales, const uint8_t *zeros) {
+    const int64_t R = 64, wq = lq_packed_words(q->cols, q->p.bits), wz = lq_packed_words(q->n_groups, q->p.bits);
+#pragma omp parallel for schedule(static) if (q->rows * q->cols > (1 << 20))
+    for (int64_t r0 = 0; r0 < q->rows; r0 += R) {
+        const int64_t nr = q->rows - r0 < R ? q->rows - r0 : R;
+        lq_pack_codes_ref(codes + r0 * q->cols, nr, q->cols, q->p.bits, q->qweight + r0 * wq);
+        if (q->qzeros) lq_pack_codes_ref(zeros + r0 * q->n_groups, nr, q->n_groups, q->p.bits, q->qzeros + r0 * wz);
+    }
+    memcpy(q->scales, scales, lq_qweight_scales_bytes(q->rows, q->n_groups));
+}
+
+lq_status lq_rtn_quantize_packed_cpu(const float *w, int64_t rows, int64_t cols, const lq_quant_params *p,
+                                     lq_qweight *q) {
+    lq_status st = LQ_OK;
+    uint8_t *codes = NULL, *zeros = NULL;
+    uint16_t *scales = NULL;
+    volatile int bad = 0;
+    memset(q, 0, sizeof *q);
+    LQ_FORWARD(lq_quant_params_check(p));
+    LQ_RETURN_IF(rows < 1 || cols < 1, LQ_ERR_SHAPE, "RTN: bad shape [%lld, %lld]", (long long)rows,
+                 (long long)cols);
+    const int64_t ng = lq_quant_n_groups(p, cols), R = 64;
+    LQ_TRY(lq_qweight_alloc(q, rows, cols, p, 0));
+    LQ_TRY(lq_malloc((void **)&codes, (size_t)(rows * cols), "RTN codes"));
+    LQ_TRY(lq_malloc((void **)&scales, lq_qweight_scales_bytes(rows, ng), "RTN scales"));
+    LQ_TRY(lq_malloc((void **)&zeros, (size_t)(rows * ng), "RTN zeros"));
+#pragma omp parallel for schedule(static) if (rows * cols > (1 << 20))
+    for (int64_t r0 = 0; r0 < rows; r0 += R) {
+        const int64_t nr = rows - r0 < R ? rows - r0 : R;
+        if (lq_rtn_quantize_ref(w + r0 * cols, nr, cols, p, codes + r0 * cols, scales + r0 * ng, zeros + r0 * ng) !=
+            LQ_OK)
+            bad = 1;
+    }
+    if (bad) {
+        /* the message was set in a worker thread (thread-local): redo it here */
+        lq_qweight_free(q);
+        st = lq_rtn_quantize_packed(w, rows, cols, p, q);
+        if (st == LQ_OK) st = lq_error(LQ_ERR_NUMERIC, "RTN: a row failed in parallel but not serially");
+        goto fail;
+    }
+    lq_qweight_pack_cpu(q, codes, scales, zeros);
+fail:
+    if (st != LQ_OK) lq_qweight_free(q);
+    free(codes);
+    free(scales);
+    free(zeros);
+    return st;
+}
+
 lq_status lq_qweight_validate(const lq_qweight *q, const char *what) {
     LQ_RETURN_IF(q->p.bits < LQ_QUANT_MIN_BITS || q->p.bits > LQ_QUANT_MAX_BITS, LQ_ERR_FORMAT,
                  "%s: bits = %d is out of range [%d, %d]", what, q->p.bits, LQ_QUANT_MIN_BITS, LQ_QUANT_MAX_BITS);
