@@ -70,6 +70,19 @@ static inline double lq_test_max_abs(const float *a, const float *b, size_t n) {
     return m;
 }
 
+/* The lq command for CLI tests: $LQ_BIN, else the one next to this test's
+ * build folder (BUILD/tests/test_x -> BUILD/lq); argv0 is the test's argv[0]. */
+static inline void lq_test_lq_binary(const char *argv0, char *out, size_t n) {
+    const char *env = getenv("LQ_BIN");
+    if (env && *env) {
+        snprintf(out, n, "%s", env);
+        return;
+    }
+    const char *slash = strrchr(argv0, '/');
+    int dir_len = slash ? (int)(slash - argv0) : 1;
+    snprintf(out, n, "%.*s/../lq", dir_len, slash ? argv0 : ".");
+}
+
 /* Deterministic-per-run but fresh random numbers: seeded from time and pid
  * unless LQ_TEST_SEED is set; the seed is printed so a failure can be replayed. */
 static inline uint64_t lq_test_seed(void) {

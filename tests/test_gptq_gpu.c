@@ -26,7 +26,6 @@
  * from next to the build's tests/ folder, or from $LQ_BIN). */
 #include "lq_test.h"
 
-#include <libgen.h>
 #include <sys/wait.h>
 
 #include "../calib/lq_calib.h"
@@ -760,11 +759,7 @@ static void test_gptq_gpu_no_device_error(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    /* the lq binary: $LQ_BIN, else BUILD/tests/test_gptq_gpu -> BUILD/lq */
-    char self[1024];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    if (getenv("LQ_BIN") && *getenv("LQ_BIN")) snprintf(g_lq, sizeof g_lq, "%s", getenv("LQ_BIN"));
-    else snprintf(g_lq, sizeof g_lq, "%s/../lq", dirname(self));
+    lq_test_lq_binary(argv[0], g_lq, sizeof g_lq);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gptq_gpu_no_device_error),
         cmocka_unit_test(test_gptq_gpu_hessian_matches_cpu),

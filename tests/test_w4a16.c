@@ -8,7 +8,6 @@
 #include "lq_test.h"
 
 #include <jansson.h>
-#include <libgen.h>
 
 #include "../libquant/lq_dtype.h"
 #include "../libquant/lq_model.h"
@@ -268,10 +267,7 @@ static void test_w4a16_cli_quantize_inspect(void **state) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    char self[1024];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    if (getenv("LQ_BIN") && *getenv("LQ_BIN")) snprintf(g_lq, sizeof g_lq, "%s", getenv("LQ_BIN"));
-    else snprintf(g_lq, sizeof g_lq, "%s/../lq", dirname(self));
+    lq_test_lq_binary(argv[0], g_lq, sizeof g_lq);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_w4a16_layout_every_code),
         cmocka_unit_test(test_w4a16_layout_stacked_parts),
