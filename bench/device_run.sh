@@ -8,16 +8,19 @@
 #   tests     every carry/bin/test_* binary under LQ_REQUIRE_GPU=1 (make test-gpu's recipe)
 #   kernels   lq bench kernels --w4a16 on the Llama-3-8B shapes (sym g128, then asym g128 at M=1,16,64)
 #   model     lq bench model on the llama3-8b preset: fp16, then RTN W4A16 g128
-#   smol      SmolLM2-135M W4A16 on WikiText-2, if carry/smol holds the model
-# Logs and JSON go to OUTDIR (default $OUT). Prepare the carry folder here with
+#   smol      SmolLM2-135M: RTN 4/8-bit and GPU GPTQ (plain, act-order) on C4, lq eval on full WikiText-2
+#             at 512/2048 (cuda, f32 weights), then GPU (fp16, W4A16 fused) vs CPU on 40 windows at 512
+# OUTDIR (default $OUT) gets device_run.log and results.tgz (every log and JSON, re-packed after
+# each step, since a device call returns at most 8 files). Prepare the carry folder here with
 #   make -j2 && make -j2 $(ls tests/test_*_gpu.c tests/test_kernels.c | sed 's/\.c$//;s/^/build\//')
 #   mkdir -p carry/bin && cp build/lq build/tests/test_*_gpu build/tests/test_kernels carry/bin/ && strip carry/bin/*
 #   tar cJf carry/bin.tar.xz -C carry bin && rm -r carry/bin      # 38 MB -> 1.4 MB
 set -u
 OUTD=${1:-${OUT:-bench/results/last}}
-mkdir -p "$OUTD"
+mkdir -p "$OUTD"; R=$(mktemp -d /tmp/lq_device_run.XXXXXX)  # packed into $OUTD/results.tgz
 exec > >(tee "$OUTD/device_run.log") 2>&1
 t0=$(date +%s)
+tm() { local l=$1 t=$EPOCHREALTIME; shift; "$@"; local rc=$?; awk -v a=$t -v b=$EPOCHREALTIME -v l="$l" 'BEGIN{printf "%s: %.1f s\n", l, b-a}' >&2; return $rc; }
 say() { printf '\n=== %s (%ss)\n' "$*" $(( $(date +%s) - t0 )); }
 mkdir -p /tmp/lqc && tar xJf carry/libs.tar.xz -C /tmp/lqc
 [ -f carry/bin.tar.xz ] && tar xJf carry/bin.tar.xz -C carry
@@ -28,14 +31,39 @@ export LQ_BIN=$PWD/carry/bin/lq
 for s in ${STEPS:-info tests kernels}; do
   case $s in
   info) say info; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv ;;
-  tests) say tests; LQ_REQUIRE_GPU=1 ./tests/run_tests.sh carry/bin/test_* > "$OUTD/tests.log" 2>&1; grep -E "FAILED|error:|mismatch at|passed,|W4A16|engine:" "$OUTD/tests.log" | head -40 ;;
+  tests) say tests; LQ_REQUIRE_GPU=1 ./tests/run_tests.sh carry/bin/test_* > "$R/tests.log" 2>&1; grep -E "FAILED|error:|mismatch at|passed,|W4A16|engine:" "$R/tests.log" | head -40 ;;
   kernels) say kernels
-    $LQ bench kernels --w4a16 --shapes llama3 --iters 40 --out "$OUTD/kernels_w4a16_sym_g128.json" 2>&1 | tee "$OUTD/kernels.txt"
-    $LQ bench kernels --w4a16 --asym --shapes llama3 --m 1,16,64 --iters 40 --out "$OUTD/kernels_w4a16_asym_g128.json" 2>&1 | tee -a "$OUTD/kernels.txt" ;;
+    $LQ bench kernels --w4a16 --shapes llama3 --iters 40 --out "$R/kernels_w4a16_sym_g128.json" 2>&1 | tee "$R/kernels.txt"
+    $LQ bench kernels --w4a16 --asym --shapes llama3 --m 1,16,64 --iters 40 --out "$R/kernels_w4a16_asym_g128.json" 2>&1 | tee -a "$R/kernels.txt" ;;
   model) say model
-    $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,8,32 --ctx 512 --out "$OUTD/model_f16.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$OUTD/model.txt"
-    $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 --batch 1,8,32 --ctx 512 --out "$OUTD/model_w4.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$OUTD/model.txt" ;;
+    $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,8,32 --ctx 512 --out "$R/model_f16.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/model.txt"
+    $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 --batch 1,8,32 --ctx 512 --out "$R/model_w4.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$R/model.txt" ;;
+  smol) say smol  # the GGUF travels in two calls: carry/smolA/part (first call, kept while warm), carry/smolB/part
+    G=/tmp/lqsmol/model.gguf; D=/tmp/lqsmol; mkdir -p $D
+    A=carry/smolA/part; [ -f $A ] || A=/tmp/lqstage/smolA
+    [ -f $G ] || cat $A carry/smolB/part > $G
+    echo "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53  $G" | sha256sum -c || break
+    W=$LQ_SHARED/datasets/wikitext2/wiki.test.raw.txt; C=$LQ_SHARED/datasets/c4/c4_validation_2k.jsonl.gz
+    $LQ convert $G $D/hf --dtype f16 > /dev/null
+    CAL="--calib $C --nsamples 128 --seqlen 256 --seed 0"
+    for q in "rtn4 --method rtn --bits 4 --group 128 --sym" "rtn8 --method rtn --bits 8 --group 128 --sym" \
+             "gptq --method gptq --bits 4 --group 128 --sym $CAL --device cuda" \
+             "gptq_act --method gptq --bits 4 --group 128 --sym --act-order $CAL --device cuda"; do
+      set -- $q; n=$1; shift
+      tm "$n" $LQ quantize $D/hf $D/$n.lqq "$@" --json --quiet > "$R/quantize_$n.json"
+    done
+    for ctx in 512 2048; do for n in rtn4 gptq_act gptq rtn8; do
+      tm "eval $n ctx $ctx (cuda, f32 weights)" \
+        $LQ eval $D/hf $D/$n.lqq $W --ctx $ctx --device cuda --weights f32 --json --quiet > "$R/eval_${n}_$ctx.json"
+    done; done
+    # GPU vs CPU on the same 40 windows: fp16 engine (W4A16 fused for the .lqq) and the fp32 CPU runtime
+    for n in rtn4 gptq_act; do for dev in cuda cpu; do
+      tm "eval $n 40 windows $dev" \
+        $LQ eval $D/hf $D/$n.lqq $W --ctx 512 --max-windows 40 --device $dev --json --quiet > "$R/eval40_${n}_$dev.json"
+    done; done
+    grep -h '"ppl' "$R"/eval*.json | head -40 ;;
   *) echo "unknown step $s" ;;
   esac
+  tar czf "$OUTD/results.tgz" -C "$R" .   # a call brings back 8 files at most: one archive, after every step
 done
 say done
