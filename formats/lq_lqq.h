@@ -2,7 +2,8 @@
  * HF config, the tokenizer.json document, the quantization recipe of every
  * tensor, calibration provenance, and the tensors — quantized linears in the
  * packed layout of libquant/lq_quant.h (codes, fp16 scales, zero points,
- * g_idx), everything else as F32/F16/BF16.
+ * g_idx) or, for 4-bit weights, the fused kernels' mma layout of
+ * libquant/lq_w4a16.h; everything else as F32/F16/BF16.
  *
  * The byte layout is specified in formats/FORMAT.md: a 96-byte little-endian
  * header written field by field (magic "LQQF", version 1.0, header size,
@@ -27,7 +28,7 @@
 
 #define LQ_LQQ_MAGIC "LQQF"
 #define LQ_LQQ_VERSION_MAJOR 1
-#define LQ_LQQ_VERSION_MINOR 0
+#define LQ_LQQ_VERSION_MINOR 1
 #define LQ_LQQ_HEADER_SIZE 96
 #define LQ_LQQ_ALIGN 64
 
@@ -65,6 +66,13 @@ lq_status lq_lqq_writer_add(lq_lqq_writer *w, const char *name, lq_lqq_dtype dty
  * errors, damping) before writing. */
 lq_status lq_lqq_writer_add_qweight(lq_lqq_writer *w, const char *weight_name, const lq_qweight *q,
                                     json_t **recipe);
+
+/* The same in the fused kernels' layout (packing "lq-mma-w4", FORMAT.md):
+ * 4-bit weights that lq_w4a16_supported accepts (LQ_ERR_UNSUPPORTED with the
+ * reason otherwise). The writer repacks (and owns the repacked copy); q is
+ * borrowed only for g_idx, until lq_lqq_write returns. */
+lq_status lq_lqq_writer_add_qweight_mma(lq_lqq_writer *w, const char *weight_name, const lq_qweight *q,
+                                        json_t **recipe);
 
 /* Called after each tensor is written; return non-zero to abort (the
  * temporary file is removed and nothing appears under path). */
@@ -109,8 +117,11 @@ const lq_lqq_tensor *lq_lqq_find(const lq_lqq *f, const char *name); /* NULL whe
 /* Names of the quantized weights listed in metadata quantization.tensors. */
 int lq_lqq_n_qweights(const lq_lqq *f);
 const char *lq_lqq_qweight_name(const lq_lqq *f, int i);
-/* A view of the packed weight `weight_name` (pointers into the mmap, q->mem
- * NULL: valid while f is open; lq_qweight_free on it is a no-op). */
+/* The packed weight `weight_name`, valid while f is open; release it with
+ * lq_qweight_free. Packing lq-bitstream-u32-le: a view (pointers into the
+ * mmap, q->mem NULL). Packing lq-mma-w4: the reference unpack into an owned
+ * bit-stream copy (checked: zero points, padding), with q->mma_* viewing the
+ * file's mma layout for the GPU. */
 lq_status lq_lqq_get_qweight(const lq_lqq *f, const char *weight_name, lq_qweight *q);
 
 /* Open a .lqq file as an lq_checkpoint (format "lqq"): plain tensors point

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "../libquant/lq_dtype.h"
+#include "../libquant/lq_w4a16.h"
 #include "lq_formats.h"
 
 #define ENTRY_FIXED 64 /* bytes of a table entry before its name */
@@ -92,6 +93,7 @@ typedef struct {
     const void *data;
     uint64_t n_bytes, offset;
     uint32_t crc;
+    void *owned; /* data the writer allocated (mma repacks), freed with it */
 } wentry;
 
 struct lq_lqq_writer {
@@ -106,7 +108,10 @@ lq_status lq_lqq_writer_new(lq_lqq_writer **out) {
 
 void lq_lqq_writer_free(lq_lqq_writer *w) {
     if (!w) return;
-    for (int i = 0; i < w->n; i++) free(w->e[i].name);
+    for (int i = 0; i < w->n; i++) {
+        free(w->e[i].name);
+        free(w->e[i].owned);
+    }
     free(w->e);
     free(w);
 }
@@ -176,6 +181,53 @@ lq_status lq_lqq_writer_add_qweight(lq_lqq_writer *w, const char *weight_name, c
                           q->p.sym, "shape", (json_int_t)q->rows, (json_int_t)q->cols, "qweight", nq, "scales", ns);
     LQ_RETURN_IF(!r, LQ_ERR_NOMEM, "out of memory");
     if (q->qzeros) json_object_set_new(r, "qzeros", json_string(nz));
+    if (q->g_idx) json_object_set_new(r, "g_idx", json_string(ng));
+    *recipe = r;
+    return LQ_OK;
+}
+
+lq_status lq_lqq_writer_add_qweight_mma(lq_lqq_writer *w, const char *weight_name, const lq_qweight *q,
+                                        json_t **recipe) {
+    *recipe = NULL;
+    LQ_FORWARD(lq_w4a16_supported(q, weight_name));
+    lq_w4a16_shape s;
+    LQ_FORWARD(lq_w4a16_shape_of(&q, 1, &s));
+    char nq[512], ns[512], nz[512], ng[512];
+    component_name(nq, sizeof nq, weight_name, ".qweight");
+    component_name(ns, sizeof ns, weight_name, ".scales");
+    component_name(nz, sizeof nz, weight_name, ".qzeros");
+    component_name(ng, sizeof ng, weight_name, ".g_idx");
+    const size_t qb = lq_w4a16_qw_words(&s) * sizeof(uint32_t), gb = lq_w4a16_group_elems(&s) * sizeof(uint16_t);
+    uint32_t *qw = NULL;
+    uint16_t *sc = NULL, *zr = NULL;
+    LQ_FORWARD(lq_malloc((void **)&qw, qb, "mma repack (codes)"));
+    lq_status st = lq_malloc((void **)&sc, gb, "mma repack (scales)");
+    if (st == LQ_OK && !s.sym) st = lq_malloc((void **)&zr, gb, "mma repack (zeros)");
+    if (st != LQ_OK) {
+        free(qw);
+        free(sc);
+        return st;
+    }
+    lq_w4a16_repack(&q, 1, &s, qw, sc, zr);
+    int64_t sq[4] = {s.Np / 16, s.Kp / 64, 32, 4}, ss[2] = {s.n_groups, s.Np}, sg[1] = {q->cols};
+    /* the writer owns each buffer from the moment its entry exists */
+    st = lq_lqq_writer_add(w, nq, LQ_LQQ_U32, 4, sq, qw, qb);
+    if (st == LQ_OK) w->e[w->n - 1].owned = qw, qw = NULL;
+    if (st == LQ_OK) st = lq_lqq_writer_add(w, ns, LQ_LQQ_F16, 2, ss, sc, gb);
+    if (st == LQ_OK) w->e[w->n - 1].owned = sc, sc = NULL;
+    if (st == LQ_OK && zr) st = lq_lqq_writer_add(w, nz, LQ_LQQ_F16, 2, ss, zr, gb);
+    if (st == LQ_OK && zr) w->e[w->n - 1].owned = zr, zr = NULL;
+    free(qw);
+    free(sc);
+    free(zr);
+    LQ_FORWARD(st);
+    if (q->g_idx) LQ_FORWARD(lq_lqq_writer_add(w, ng, LQ_LQQ_I32, 1, sg, q->g_idx, sizeof(int32_t) * (size_t)q->cols));
+    json_t *r = json_pack("{s:s, s:i, s:I, s:I, s:b, s:[I, I], s:[I, I], s:s, s:s}", "packing", "lq-mma-w4", "bits", 4,
+                          "group_size", (json_int_t)q->group_size, "n_groups", (json_int_t)q->n_groups, "sym",
+                          q->p.sym, "shape", (json_int_t)q->rows, (json_int_t)q->cols, "padded_shape",
+                          (json_int_t)s.Np, (json_int_t)s.Kp, "qweight", nq, "scales", ns);
+    LQ_RETURN_IF(!r, LQ_ERR_NOMEM, "out of memory");
+    if (!s.sym) json_object_set_new(r, "qzeros", json_string(nz));
     if (q->g_idx) json_object_set_new(r, "g_idx", json_string(ng));
     *recipe = r;
     return LQ_OK;
@@ -508,13 +560,52 @@ static lq_status component(const lq_lqq *f, const json_t *r, const char *w, cons
     return LQ_OK;
 }
 
+/* Packing "lq-mma-w4": q holds the recipe's shape and params; unpack the
+ * file's mma layout into an owned bit-stream copy and keep views of it. */
+static lq_status get_qweight_mma(const lq_lqq *f, const json_t *r, const char *w, lq_qweight *q) {
+    LQ_RETURN_IF(q->p.bits != 4, LQ_ERR_FORMAT, "%s: quantized weight '%s': packing lq-mma-w4 with %d bits", f->path, w,
+                 q->p.bits);
+    LQ_RETURN_IF(q->n_groups > 1 && q->group_size % 32 != 0, LQ_ERR_FORMAT,
+                 "%s: quantized weight '%s': packing lq-mma-w4 with group size %lld (not a multiple of 32)", f->path, w,
+                 (long long)q->group_size);
+    const lq_qweight *qp = q;
+    lq_w4a16_shape s;
+    LQ_FORWARD(lq_w4a16_shape_of(&qp, 1, &s));
+    const void *dq, *ds, *dz = NULL, *dg = NULL;
+    int64_t sq[4] = {s.Np / 16, s.Kp / 64, 32, 4}, ss[2] = {s.n_groups, s.Np}, sg[1] = {s.K};
+    LQ_FORWARD(component(f, r, w, "qweight", LQ_LQQ_U32, 4, sq, &dq));
+    LQ_FORWARD(component(f, r, w, "scales", LQ_LQQ_F16, 2, ss, &ds));
+    if (!s.sym) LQ_FORWARD(component(f, r, w, "qzeros", LQ_LQQ_F16, 2, ss, &dz));
+    if (json_object_get(r, "g_idx")) LQ_FORWARD(component(f, r, w, "g_idx", LQ_LQQ_I32, 1, sg, &dg));
+    lq_quant_params p = q->p;
+    LQ_FORWARD(lq_qweight_alloc(q, s.N, s.K, &p, dg != NULL));
+    char what[640];
+    snprintf(what, sizeof what, "%s: quantized weight '%s'", f->path, w);
+    lq_status st = lq_w4a16_unpack(&s, (const uint32_t *)dq, (const uint16_t *)ds, (const uint16_t *)dz, q, what);
+    if (st == LQ_OK && dg) memcpy(q->g_idx, dg, sizeof(int32_t) * (size_t)s.K);
+    if (st == LQ_OK) st = lq_qweight_validate(q, w);
+    if (st == LQ_OK) st = lq_w4a16_supported(q, what) == LQ_OK
+                              ? LQ_OK
+                              : lq_error(LQ_ERR_FORMAT, "%s: packing lq-mma-w4 but g_idx is not k / G", what);
+    if (st != LQ_OK) {
+        lq_qweight_free(q);
+        return st;
+    }
+    q->mma_qw = (const uint32_t *)dq;
+    q->mma_scales = (const uint16_t *)ds;
+    q->mma_zeros = (const uint16_t *)dz;
+    return LQ_OK;
+}
+
 lq_status lq_lqq_get_qweight(const lq_lqq *f, const char *w, lq_qweight *q) {
     memset(q, 0, sizeof *q);
     json_t *r = json_object_get(json_object_get(json_object_get(f->meta, "quantization"), "tensors"), w);
     LQ_RETURN_IF(!json_is_object(r), LQ_ERR_NOTFOUND, "%s: no quantized weight '%s'", f->path, w);
     const char *packing = json_string_value(json_object_get(r, "packing"));
-    LQ_RETURN_IF(!packing || strcmp(packing, "lq-bitstream-u32-le") != 0, LQ_ERR_UNSUPPORTED,
-                 "%s: quantized weight '%s': packing '%s' is not supported", f->path, w, packing ? packing : "(none)");
+    const int mma = packing && !strcmp(packing, "lq-mma-w4");
+    LQ_RETURN_IF(!packing || (!mma && strcmp(packing, "lq-bitstream-u32-le") != 0), LQ_ERR_UNSUPPORTED,
+                 "%s: quantized weight '%s': packing '%s' is not supported (lq-bitstream-u32-le, lq-mma-w4)", f->path,
+                 w, packing ? packing : "(none)");
     int64_t bits = 0, G = 0, ng = 0;
     LQ_FORWARD(recipe_int(f, r, w, "bits", &bits));
     LQ_FORWARD(recipe_int(f, r, w, "group_size", &G));
@@ -537,6 +628,7 @@ lq_status lq_lqq_get_qweight(const lq_lqq *f, const char *w, lq_qweight *q) {
     q->group_size = G;
     q->n_groups = ng;
     const void *d;
+    if (mma) return get_qweight_mma(f, r, w, q);
     int64_t s2[2] = {N, lq_packed_words(K, (int)bits)};
     LQ_FORWARD(component(f, r, w, "qweight", LQ_LQQ_U32, 2, s2, &d));
     q->qweight = (uint32_t *)d;
@@ -594,12 +686,14 @@ lq_status lq_lqq_load(const char *path, lq_checkpoint **out) {
         lq_qweight q;
         LQ_TRY(lq_lqq_get_qweight(f, f->qnames[i], &q));
         size_t nb;
-        LQ_FAIL_IF(lq_mul_overflow((size_t)q.rows * sizeof(float), (size_t)q.cols, &nb), LQ_ERR_FORMAT,
-                   "%s: '%s' is too large", path, f->qnames[i]);
-        void *buf;
-        LQ_TRY(lq_checkpoint_alloc(ck, nb, &buf));
-        lq_dequant_cpu(&q, buf);
+        void *buf = NULL;
+        st = lq_mul_overflow((size_t)q.rows * sizeof(float), (size_t)q.cols, &nb)
+                 ? lq_error(LQ_ERR_FORMAT, "%s: '%s' is too large", path, f->qnames[i])
+                 : lq_checkpoint_alloc(ck, nb, &buf);
+        if (st == LQ_OK) lq_dequant_cpu(&q, buf);
         int64_t shape[2] = {q.rows, q.cols};
+        lq_qweight_free(&q); /* an mma file's unpacked copy; views: nothing to free */
+        if (st != LQ_OK) goto fail;
         LQ_TRY(lq_checkpoint_add_tensor(ck, f->qnames[i], LQ_F32, 2, shape, buf, nb));
     }
     /* the checkpoint now owns the mapping (plain tensors point into it) */

@@ -144,7 +144,7 @@ lq_status lq_argmax_cuda(int32_t *out, const float *logits, int64_t T, int64_t V
 /* ---------------- W4A16 (kernels/w4a16_cuda.cu) ---------------- */
 
 /* A 4-bit weight on the device in the mma layout of libquant/lq_w4a16.h
- * (written by lq_w4a16_repack on the host, then uploaded). */
+ * (laid out by lq_w4a16_pack_parts on the host, then uploaded). */
 typedef struct {
     lq_w4a16_shape s;
     const uint32_t *qw;  /* (Np/16, Kp/64, 32, 4) */
@@ -167,8 +167,10 @@ lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx,
 size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_m, int sm_count);
 /* Device bytes of a weight in the mma layout (codes, scales, zeros; 256-aligned pieces). */
 size_t lq_w4a16_device_bytes(const lq_w4a16_shape *s);
-/* Repack parts (stacked along N, libquant/lq_w4a16.h) on the host and copy
- * them into dev (lq_w4a16_device_bytes bytes); *out points into dev. */
+/* Lay parts out stacked along N (libquant/lq_w4a16.h) on the host —
+ * lq_w4a16_pack_parts: copied from the parts' mma views when their file
+ * stored that layout, else repacked — and copy them into dev
+ * (lq_w4a16_device_bytes bytes); *out points into dev. */
 lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts, void *dev, size_t dev_bytes,
                           lq_w4a16_weight *out);
 /* out (N, K) fp16 row-major = the dequantized weight (exactly what the fused path multiplies). */

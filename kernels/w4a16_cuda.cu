@@ -514,7 +514,7 @@ extern "C" lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts
     LQ_TRY(lq_malloc((void **)&qw, lq_w4a16_qw_words(&s) * 4, "w4a16 repack (codes)"));
     LQ_TRY(lq_malloc((void **)&sc, lq_w4a16_group_elems(&s) * 2, "w4a16 repack (scales)"));
     if (!s.sym) LQ_TRY(lq_malloc((void **)&zr, lq_w4a16_group_elems(&s) * 2, "w4a16 repack (zeros)"));
-    lq_w4a16_repack(parts, n_parts, &s, qw, sc, zr);
+    lq_w4a16_pack_parts(parts, n_parts, &s, qw, sc, zr, NULL); /* copies when the file held the mma layout */
     LQ_CUDA_TRY(cudaMemcpy(dev, qw, lq_w4a16_qw_words(&s) * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
     LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb, sc, lq_w4a16_group_elems(&s) * 2, cudaMemcpyHostToDevice),
                 "upload w4a16 scales");

@@ -128,6 +128,12 @@ typedef struct {
                              GPTQ act-order with static groups stores it and it equals
                              k / group_size: monotone in the stored column order. */
     void *mem;            /* the allocation the pointers live in; NULL for views (mmap) */
+    /* The same weight in the fused kernels' "mma" layout (libquant/lq_w4a16.h), when the
+       file stored that layout (.lqq packing "lq-mma-w4"): views into the file, else NULL.
+       The fields above then hold the reference unpack of it (owned, mem != NULL). */
+    const uint32_t *mma_qw;     /* (Np/16, Kp/64, 32, 4) */
+    const uint16_t *mma_scales; /* fp16 (n_groups, Np) */
+    const uint16_t *mma_zeros;  /* fp16 (n_groups, Np); NULL when symmetric */
 } lq_qweight;
 
 /* Byte sizes of the components. */

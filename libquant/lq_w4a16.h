@@ -90,6 +90,30 @@ size_t lq_w4a16_group_elems(const lq_w4a16_shape *s);  /* fp16 elements of scale
 void lq_w4a16_repack(const lq_qweight *const *parts, int n_parts, const lq_w4a16_shape *s, uint32_t *qw,
                      uint16_t *scales, uint16_t *zeros);
 
+/* The mma layout of parts stacked along N, from the parts' own mma layouts
+ * (lq_qweight.mma_*, set when a .lqq file stored "lq-mma-w4") instead of a
+ * repack: row blocks and group rows are copied, padding written. Bit-identical
+ * to lq_w4a16_repack of the same parts. LQ_ERR_UNSUPPORTED (with the reason)
+ * when a part has no mma views or a part other than the last has a row
+ * count that is not a multiple of 16 (its last block would be shared). */
+lq_status lq_w4a16_assemble(const lq_qweight *const *parts, int n_parts, const lq_w4a16_shape *s, uint32_t *qw,
+                            uint16_t *scales, uint16_t *zeros);
+
+/* lq_w4a16_assemble when it applies, else lq_w4a16_repack. *assembled
+ * (may be NULL) says which ran. */
+void lq_w4a16_pack_parts(const lq_qweight *const *parts, int n_parts, const lq_w4a16_shape *s, uint32_t *qw,
+                         uint16_t *scales, uint16_t *zeros, int *assembled);
+
+/* The reference unpack: one weight of shape s stored in the mma layout (qw,
+ * scales, zeros: NULL when s->sym) back into the file layout. q must be
+ * allocated (lq_qweight_alloc) with rows s->N, cols s->K, 4 bits, G s->G and
+ * the same symmetry; q->g_idx is left alone. Checks what the kernels rely on
+ * and a file could get wrong: zero points integers in 0..15, padded rows
+ * (codes, scales, zeros 0) and padded inputs (code = the row's zero) —
+ * LQ_ERR_FORMAT naming `what` and the position otherwise. */
+lq_status lq_w4a16_unpack(const lq_w4a16_shape *s, const uint32_t *qw, const uint16_t *scales, const uint16_t *zeros,
+                          lq_qweight *q, const char *what);
+
 /* Position of row n, group g in scales / zeros. */
 static inline size_t lq_w4a16_group_index(const lq_w4a16_shape *s, int64_t n, int64_t g) {
     return (size_t)g * (size_t)s->Np + (size_t)(n & ~(int64_t)15) + (size_t)(2 * (n & 7) + ((n >> 3) & 1));

@@ -268,7 +268,7 @@ static lq_status attach_lqq(lq_model *m, const char *path) {
             for (int i = 0; i < lq_lqq_n_qweights(f) && !found; i++) found = !strcmp(lq_lqq_qweight_name(f, i), name);
             if (!found) continue;
             lq_qweight *q = &m->qw_owned[(size_t)l * LQ_N_LINEARS + j];
-            LQ_TRY(lq_lqq_get_qweight(f, name, q)); /* a view: q->mem stays NULL */
+            LQ_TRY(lq_lqq_get_qweight(f, name, q)); /* a view, or (mma files) an unpacked copy + mma views */
             m->qw[(size_t)l * LQ_N_LINEARS + j] = q;
         }
     return LQ_OK;

@@ -5,6 +5,7 @@
 #include "lq_w4a16.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "lq_dtype.h"
@@ -117,6 +118,118 @@ void lq_w4a16_repack(const lq_qweight *const *parts, int n_parts, const lq_w4a16
                     qw[(((size_t)nb * (size_t)KB + (size_t)kb) * 32 + (size_t)lane) * 4 + (size_t)j] = w;
                 }
     }
+}
+
+lq_status lq_w4a16_assemble(const lq_qweight *const *parts, int n_parts, const lq_w4a16_shape *s, uint32_t *qw,
+                            uint16_t *scales, uint16_t *zeros) {
+    for (int i = 0; i < n_parts; i++) {
+        const lq_qweight *q = parts[i];
+        LQ_RETURN_IF(!q->mma_qw || !q->mma_scales || (!s->sym && !q->mma_zeros), LQ_ERR_UNSUPPORTED,
+                     "w4a16: part %d has no mma layout (its file stores the bit stream)", i);
+        LQ_RETURN_IF(i + 1 < n_parts && q->rows % 16 != 0, LQ_ERR_UNSUPPORTED,
+                     "w4a16: part %d has %lld rows, not a multiple of 16 (its last row block would be shared)", i,
+                     (long long)q->rows);
+    }
+    const size_t blk = (size_t)(s->Kp / 64) * 128; /* words per 16-row block */
+    const int64_t NB = s->Np / 16;
+    int64_t r0 = 0; /* first row of part i in the stack */
+    for (int i = 0; i < n_parts; i++) {
+        const lq_qweight *q = parts[i];
+        lq_w4a16_shape si;
+        LQ_FORWARD(lq_w4a16_shape_of(&parts[i], 1, &si));
+        const int64_t nb = (q->rows + 15) / 16; /* blocks that hold rows of this part */
+        memcpy(qw + (size_t)(r0 / 16) * blk, q->mma_qw, (size_t)nb * blk * sizeof(uint32_t));
+        for (int64_t g = 0; g < s->n_groups; g++) {
+            memcpy(scales + (size_t)g * (size_t)s->Np + (size_t)r0, q->mma_scales + (size_t)g * (size_t)si.Np,
+                   (size_t)nb * 16 * sizeof(uint16_t));
+            if (zeros)
+                memcpy(zeros + (size_t)g * (size_t)s->Np + (size_t)r0, q->mma_zeros + (size_t)g * (size_t)si.Np,
+                       (size_t)nb * 16 * sizeof(uint16_t));
+        }
+        r0 += nb * 16;
+    }
+    /* padding blocks after the last part: codes, scales and zeros 0 */
+    memset(qw + (size_t)(r0 / 16) * blk, 0, (size_t)(NB - r0 / 16) * blk * sizeof(uint32_t));
+    for (int64_t g = 0; g < s->n_groups; g++) {
+        memset(scales + (size_t)g * (size_t)s->Np + (size_t)r0, 0, (size_t)(s->Np - r0) * sizeof(uint16_t));
+        if (zeros) memset(zeros + (size_t)g * (size_t)s->Np + (size_t)r0, 0, (size_t)(s->Np - r0) * sizeof(uint16_t));
+    }
+    return LQ_OK;
+}
+
+void lq_w4a16_pack_parts(const lq_qweight *const *parts, int n_parts, const lq_w4a16_shape *s, uint32_t *qw,
+                         uint16_t *scales, uint16_t *zeros, int *assembled) {
+    int a = lq_w4a16_assemble(parts, n_parts, s, qw, scales, zeros) == LQ_OK;
+    if (!a) {
+        lq_clear_error();
+        lq_w4a16_repack(parts, n_parts, s, qw, scales, zeros);
+    }
+    if (assembled) *assembled = a;
+}
+
+lq_status lq_w4a16_unpack(const lq_w4a16_shape *s, const uint32_t *qw, const uint16_t *scales, const uint16_t *zeros,
+                          lq_qweight *q, const char *what) {
+    LQ_RETURN_IF(q->rows != s->N || q->cols != s->K || q->p.bits != 4 || q->group_size != s->G ||
+                     q->n_groups != s->n_groups || q->p.sym != s->sym || (!s->sym && (!zeros || !q->qzeros)),
+                 LQ_ERR_ARG, "%s: unpack target does not match the mma shape", what);
+    const int64_t wpr = lq_packed_words(s->K, 4), zpr = lq_packed_words(s->n_groups, 4);
+    /* the first bad entry (lowest row), reported after the parallel loops */
+    int64_t bad_n = INT64_MAX, bad_x = 0;
+    int bad_kind = 0, bad_c = 0, bad_want = 0;
+    /* scales and zero points: padded rows 0, zero points small integers */
+#pragma omp parallel for schedule(static) if (s->N * s->K > (1 << 20))
+    for (int64_t n = 0; n < s->Np; n++) {
+        for (int64_t g = 0; g < s->n_groups; g++) {
+            size_t i = lq_w4a16_group_index(s, n, g);
+            float z = zeros ? lq_f16_to_f32(zeros[i]) : 8.0f;
+            int kind = n < s->N ? (!(z >= 0.0f && z <= 15.0f && z == floorf(z)) ? 1 : 0)
+                                : ((scales[i] != 0 || (zeros && zeros[i] != 0)) ? 2 : 0);
+            if (kind) {
+#pragma omp critical(lq_w4a16_unpack_bad)
+                if (n < bad_n) bad_n = n, bad_x = g, bad_kind = kind;
+                break;
+            }
+            if (n >= s->N) continue;
+            q->scales[n * s->n_groups + g] = scales[i];
+            if (zeros) {
+                uint32_t *zr = q->qzeros + n * zpr + (g >> 3);
+                if ((g & 7) == 0) *zr = 0;
+                *zr |= (uint32_t)z << (4 * (g & 7));
+            }
+        }
+    }
+    if (bad_kind)
+        return lq_error(LQ_ERR_FORMAT, "%s: %s of row %lld, group %lld is %s", what,
+                        bad_kind == 1 ? "zero point" : "padding scale/zero", (long long)bad_n, (long long)bad_x,
+                        bad_kind == 1 ? "not an integer in 0..15" : "not 0");
+    /* codes, row by row; padded inputs must hold the row's zero point, padded rows 0 */
+#pragma omp parallel for schedule(static) if (s->N * s->K > (1 << 20))
+    for (int64_t n = 0; n < s->Np; n++) {
+        uint32_t *row = n < s->N ? q->qweight + n * wpr : NULL;
+        if (row) memset(row, 0, (size_t)wpr * sizeof(uint32_t));
+        for (int64_t k = 0; k < s->Kp; k++) {
+            int c = lq_w4a16_code(qw, s, n, k);
+            if (row && k < s->K) {
+                row[k >> 3] |= (uint32_t)c << (4 * (k & 7));
+                continue;
+            }
+            int want = 0;
+            if (row) {
+                int64_t g = k / s->G;
+                if (g >= s->n_groups) g = s->n_groups - 1;
+                want = zeros ? (int)lq_f16_to_f32(zeros[lq_w4a16_group_index(s, n, g)]) : 8;
+            }
+            if (c != want) {
+#pragma omp critical(lq_w4a16_unpack_bad)
+                if (n < bad_n) bad_n = n, bad_x = k, bad_kind = 3, bad_c = c, bad_want = want;
+                break;
+            }
+        }
+    }
+    if (bad_kind)
+        return lq_error(LQ_ERR_FORMAT, "%s: padding code at row %lld, input %lld is %d, not %d", what,
+                        (long long)bad_n, (long long)bad_x, bad_c, bad_want);
+    return LQ_OK;
 }
 
 void lq_w4a16_matmul_ref(float *y, const float *x, const lq_qweight *q, const float *b, int64_t m) {

@@ -506,7 +506,60 @@ static void test_model_gpu_device_count(void **state) {
     }
 }
 
-int main(void) {
+/* The same RTN-4 model from two .lqq files, one in the kernels' mma layout
+ * (q|k|v, o and down assembled from the file's blocks; gate|up, 172 rows
+ * each, repacked) and one as bit streams (all repacked): the device weights
+ * are the same bits, so the logits are too. */
+static char g_lq[1024] = "build/lq";
+static void test_model_gpu_w4a16_mma_file(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    char mp[1024], a[256], b[256], cmd[4096];
+    lq_test_shared_path(mp, sizeof mp, "models/stories260K");
+    if (access(g_lq, X_OK) != 0) {
+        print_message("skipped: %s not found (set LQ_BIN)\n", g_lq);
+        skip();
+    }
+    snprintf(a, sizeof a, "/tmp/lq_test_gpu_mma_%d.lqq", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/lq_test_gpu_bits_%d.lqq", (int)getpid());
+    const char *out[2] = {a, b}, *pk[2] = {"auto", "bitstream"};
+    const int B = 2, T = 48;
+    float *lg[2] = {NULL, NULL};
+    int32_t *tok = NULL;
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' quantize '%s' '%s' --method rtn --bits 4 --group 32 --sym --packing %s --quiet "
+                 "> /dev/null", g_lq, mp, out[i], pk[i]);
+        assert_int_equal(system(cmd), 0);
+        lq_model *m = NULL;
+        assert_int_equal(lq_model_load(out[i], &m), LQ_OK);
+        assert_non_null(m->qw);
+        assert_true((m->qw[0]->mma_qw != NULL) == (i == 0));
+        const int V = m->cfg.vocab_size;
+        if (!tok) {
+            uint64_t seed = lq_test_seed();
+            tok = malloc(sizeof(int32_t) * B * T);
+            for (int t = 0; t < B * T; t++) tok[t] = (int32_t)(lq_test_next(&seed) % (uint64_t)V);
+        }
+        lg[i] = malloc(sizeof(float) * (size_t)B * T * V);
+        lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
+        lq_engine *e = NULL;
+        assert_int_equal(lq_cuda_engine_new(m, &o, B, T, &e), LQ_OK);
+        print_message("%s: %s\n", pk[i], e->desc);
+        assert_non_null(strstr(e->desc, "W4A16 fused kernels on 20 of 20"));
+        assert_int_equal(e->logits(e, tok, B, T, lg[i]), LQ_OK);
+        if (i == 1) assert_memory_equal(lg[0], lg[1], sizeof(float) * (size_t)B * T * V);
+        lq_engine_free(e);
+        lq_model_free(m);
+        unlink(out[i]);
+    }
+    free(lg[0]);
+    free(lg[1]);
+    free(tok);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    lq_test_lq_binary(argv[0], g_lq, sizeof g_lq);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_gpu_device_count),
         cmocka_unit_test(test_model_gpu_golden_logits),
@@ -515,6 +568,7 @@ int main(void) {
         cmocka_unit_test(test_model_gpu_decode_equals_prefill),
         cmocka_unit_test(test_model_gpu_batch_equals_single),
         cmocka_unit_test(test_model_gpu_w4a16_engine),
+        cmocka_unit_test(test_model_gpu_w4a16_mma_file),
         cmocka_unit_test(test_model_gpu_chunked_score_vs_cpu),
         cmocka_unit_test(test_model_gpu_errors),
     };

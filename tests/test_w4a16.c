@@ -2,13 +2,17 @@
  * (libquant/lq_w4a16.h): which weights the fused kernels accept, the mma
  * layout written by lq_w4a16_repack (every code, scale and zero point where
  * the layout says, padding that dequantizes to 0, stacked parts), and the
- * reference product lq_w4a16_matmul_ref against dequantize-then-multiply.
+ * reference product lq_w4a16_matmul_ref against dequantize-then-multiply;
+ * the .lqq packing "lq-mma-w4" (written, read back, unpacked exactly,
+ * assembled into stacked parts bit-identically to the repack, bad padding
+ * and zero points refused) and `lq quantize --packing`.
  * The kernels themselves are tested by tests/test_w4a16_gpu.c.
  * Run: make test (or build/tests/test_w4a16). */
 #include "lq_test.h"
 
 #include <jansson.h>
 
+#include "../formats/lq_lqq.h"
 #include "../libquant/lq_dtype.h"
 #include "../libquant/lq_model.h"
 #include "../libquant/lq_quant.h"
@@ -265,6 +269,244 @@ static void test_w4a16_cli_quantize_inspect(void **state) {
     unlink(out);
 }
 
+/* Write weights with the mma packing into a temporary .lqq; open it. */
+static lq_lqq *write_mma_file(const char *path, const lq_qweight *const *q, const char *const *names, int n) {
+    lq_lqq_writer *w = NULL;
+    assert_int_equal(lq_lqq_writer_new(&w), LQ_OK);
+    json_t *qt = json_object();
+    for (int i = 0; i < n; i++) {
+        json_t *rec = NULL;
+        assert_int_equal(lq_lqq_writer_add_qweight_mma(w, names[i], q[i], &rec), LQ_OK);
+        json_object_set_new(qt, names[i], rec);
+    }
+    json_t *meta = json_pack("{s:{}, s:{s:o}}", "config", "quantization", "tensors", qt);
+    assert_int_equal(lq_lqq_write(w, meta, path, NULL, NULL), LQ_OK);
+    json_decref(meta);
+    lq_lqq_writer_free(w);
+    lq_lqq *f = NULL;
+    assert_int_equal(lq_lqq_open(path, 0, &f), LQ_OK);
+    return f;
+}
+
+/* The reference unpack gives back exactly the quantizer's codes, scales,
+ * zero points and g_idx; the views are the repack of the weight alone. */
+static void test_w4a16_mma_file_roundtrip(void **state) {
+    (void)state;
+    static const int shapes[][3] = {{200, 172, 128}, {96, 256, 32}, {40, 64, 0}, {33, 200, 64}};
+    for (int t = 0; t < 4; t++)
+        for (int sym = 0; sym < 2; sym++) {
+            lq_qweight q;
+            make_qweight(&q, shapes[t][0], shapes[t][1], 4, shapes[t][2], sym);
+            lq_qweight qa = q; /* act-order files also carry g_idx = k / G */
+            int32_t *gi = NULL;
+            if (t == 1) {
+                gi = malloc(sizeof(int32_t) * (size_t)q.cols);
+                for (int64_t k = 0; k < q.cols; k++) gi[k] = (int32_t)(k / q.group_size);
+                qa.g_idx = gi;
+            }
+            char path[128];
+            snprintf(path, sizeof path, "/tmp/lq_test_mma_%d_%d_%d.lqq", (int)getpid(), t, sym);
+            const lq_qweight *qs[1] = {&qa};
+            const char *names[1] = {"model.layers.0.mlp.down_proj.weight"};
+            lq_lqq *f = write_mma_file(path, qs, names, 1);
+            const json_t *rec = json_object_get(json_object_get(json_object_get(lq_lqq_metadata(f), "quantization"), "tensors"), names[0]);
+            assert_string_equal(json_string_value(json_object_get(rec, "packing")), "lq-mma-w4");
+            lq_qweight r;
+            assert_int_equal(lq_lqq_get_qweight(f, names[0], &r), LQ_OK);
+            assert_non_null(r.mem);
+            assert_true(r.rows == q.rows && r.cols == q.cols && r.group_size == q.group_size && r.p.sym == sym);
+            assert_memory_equal(r.qweight, q.qweight, lq_qweight_qweight_bytes(q.rows, q.cols, 4));
+            assert_memory_equal(r.scales, q.scales, lq_qweight_scales_bytes(q.rows, q.n_groups));
+            if (!sym) assert_memory_equal(r.qzeros, q.qzeros, lq_qweight_qzeros_bytes(q.rows, q.n_groups, 4));
+            else assert_null(r.mma_zeros);
+            if (gi) assert_memory_equal(r.g_idx, gi, sizeof(int32_t) * (size_t)q.cols);
+            else assert_null(r.g_idx);
+            /* the views are what the repack of the weight gives */
+            lq_w4a16_shape s;
+            const lq_qweight *qp = &q;
+            assert_int_equal(lq_w4a16_shape_of(&qp, 1, &s), LQ_OK);
+            uint32_t *qw = malloc(lq_w4a16_qw_words(&s) * 4);
+            uint16_t *sc = malloc(lq_w4a16_group_elems(&s) * 2), *zr = malloc(lq_w4a16_group_elems(&s) * 2);
+            lq_w4a16_repack(&qp, 1, &s, qw, sc, sym ? NULL : zr);
+            assert_memory_equal(r.mma_qw, qw, lq_w4a16_qw_words(&s) * 4);
+            assert_memory_equal(r.mma_scales, sc, lq_w4a16_group_elems(&s) * 2);
+            if (!sym) assert_memory_equal(r.mma_zeros, zr, lq_w4a16_group_elems(&s) * 2);
+            free(qw);
+            free(sc);
+            free(zr);
+            lq_qweight_free(&r);
+            lq_lqq_close(f);
+            /* the checkpoint view of the file dequantizes to the same floats as the original */
+            lq_checkpoint *ck = NULL;
+            assert_int_equal(lq_lqq_load(path, &ck), LQ_OK);
+            const lq_tensor_info *ti = lq_checkpoint_find(ck, names[0]);
+            assert_non_null(ti);
+            float *ref = malloc(sizeof(float) * (size_t)(q.rows * q.cols));
+            lq_dequant_ref(&q, ref);
+            assert_memory_equal(ti->data, ref, sizeof(float) * (size_t)(q.rows * q.cols));
+            free(ref);
+            lq_checkpoint_free(ck);
+            unlink(path);
+            free(gi);
+            lq_qweight_free(&q);
+        }
+}
+
+/* Stacked parts from mma files are assembled bit-identically to the repack;
+ * a middle part whose rows are not a multiple of 16 falls back to the repack. */
+static void test_w4a16_mma_assemble_equals_repack(void **state) {
+    (void)state;
+    static const int rows[2][3] = {{64, 32, 40}, {48, 40, 16}}; /* case 1: the middle part is 40 rows */
+    for (int c = 0; c < 2; c++)
+        for (int sym = 0; sym < 2; sym++) {
+            lq_qweight q[3], r[3];
+            const lq_qweight *qs[3], *rs[3];
+            const char *names[3] = {"a.weight", "b.weight", "c.weight"};
+            for (int i = 0; i < 3; i++) {
+                make_qweight(&q[i], rows[c][i], 200, 4, 64, sym);
+                qs[i] = &q[i];
+            }
+            char path[128];
+            snprintf(path, sizeof path, "/tmp/lq_test_mma_asm_%d_%d_%d.lqq", (int)getpid(), c, sym);
+            lq_lqq *f = write_mma_file(path, qs, names, 3);
+            for (int i = 0; i < 3; i++) {
+                assert_int_equal(lq_lqq_get_qweight(f, names[i], &r[i]), LQ_OK);
+                rs[i] = &r[i];
+            }
+            lq_w4a16_shape s;
+            assert_int_equal(lq_w4a16_shape_of(rs, 3, &s), LQ_OK);
+            size_t nw = lq_w4a16_qw_words(&s), ng = lq_w4a16_group_elems(&s);
+            uint32_t *qa = malloc(nw * 4), *qb = malloc(nw * 4);
+            uint16_t *sa = malloc(ng * 2), *sb = malloc(ng * 2), *za = malloc(ng * 2), *zb = malloc(ng * 2);
+            memset(qa, 0xA5, nw * 4); /* poison: every word must be written */
+            memset(sa, 0xA5, ng * 2);
+            memset(za, 0xA5, ng * 2);
+            int assembled = -1;
+            lq_w4a16_pack_parts(rs, 3, &s, qa, sa, sym ? NULL : za, &assembled);
+            assert_int_equal(assembled, c == 0);
+            lq_w4a16_repack(qs, 3, &s, qb, sb, sym ? NULL : zb);
+            assert_memory_equal(qa, qb, nw * 4);
+            assert_memory_equal(sa, sb, ng * 2);
+            if (!sym) assert_memory_equal(za, zb, ng * 2);
+            if (c == 1) {
+                assert_int_equal(lq_w4a16_assemble(rs, 3, &s, qa, sa, sym ? NULL : za), LQ_ERR_UNSUPPORTED);
+                assert_non_null(strstr(lq_last_error(), "multiple of 16"));
+                lq_clear_error();
+            }
+            /* bit-stream parts (no mma views) cannot be assembled */
+            assert_int_equal(lq_w4a16_assemble(qs, 3, &s, qa, sa, sym ? NULL : za), LQ_ERR_UNSUPPORTED);
+            lq_clear_error();
+            free(qa), free(qb), free(sa), free(sb), free(za), free(zb);
+            for (int i = 0; i < 3; i++) {
+                lq_qweight_free(&r[i]);
+                lq_qweight_free(&q[i]);
+            }
+            lq_lqq_close(f);
+            unlink(path);
+        }
+}
+
+/* What the kernels rely on is checked when an mma weight is unpacked. */
+static void test_w4a16_mma_unpack_refuses_bad_data(void **state) {
+    (void)state;
+    lq_qweight q;
+    make_qweight(&q, 40, 100, 4, 32, 0); /* K = 100: inputs 100..127 are padding */
+    const lq_qweight *qp = &q;
+    lq_w4a16_shape s;
+    assert_int_equal(lq_w4a16_shape_of(&qp, 1, &s), LQ_OK);
+    size_t nw = lq_w4a16_qw_words(&s), ng = lq_w4a16_group_elems(&s);
+    uint32_t *qw = malloc(nw * 4);
+    uint16_t *sc = malloc(ng * 2), *zr = malloc(ng * 2);
+    lq_w4a16_repack(&qp, 1, &s, qw, sc, zr);
+    lq_qweight r;
+    lq_quant_params p = q.p;
+    for (int bad = 0; bad < 4; bad++) {
+        assert_int_equal(lq_qweight_alloc(&r, q.rows, q.cols, &p, 0), LQ_OK);
+        uint32_t *qw2 = malloc(nw * 4);
+        uint16_t *sc2 = malloc(ng * 2), *zr2 = malloc(ng * 2);
+        memcpy(qw2, qw, nw * 4), memcpy(sc2, sc, ng * 2), memcpy(zr2, zr, ng * 2);
+        const char *want = NULL;
+        if (bad == 1) { /* a zero point that is not an integer */
+            zr2[lq_w4a16_group_index(&s, 7, 1)] = lq_f32_to_f16(3.5f);
+            want = "zero point of row 7, group 1";
+        } else if (bad == 2) { /* a scale in a padded row (N = 40 < Np = 64) */
+            sc2[lq_w4a16_group_index(&s, 50, 0)] = lq_f32_to_f16(1.0f);
+            want = "row 50";
+        } else if (bad == 3) { /* a padded input whose code is not the zero point: flip every code of row 3 */
+            int64_t nb = 3 / 16, kb = 1; /* inputs 64..127 hold the padding 100..127 */
+            for (int l = 0; l < 32; l++)
+                for (int j = 0; j < 4; j++) qw2[(((size_t)nb * (size_t)(s.Kp / 64) + (size_t)kb) * 32 + (size_t)l) * 4 + (size_t)j] ^= 0x11111111u;
+            want = "padding code at row 0";
+        }
+        lq_status st = lq_w4a16_unpack(&s, qw2, sc2, zr2, &r, "t.weight");
+        if (!want) {
+            assert_int_equal(st, LQ_OK);
+            assert_memory_equal(r.qweight, q.qweight, lq_qweight_qweight_bytes(q.rows, q.cols, 4));
+        } else {
+            assert_int_equal(st, LQ_ERR_FORMAT);
+            if (!strstr(lq_last_error(), want)) fail_msg("error '%s' does not name '%s'", lq_last_error(), want);
+            lq_clear_error();
+        }
+        free(qw2), free(sc2), free(zr2);
+        lq_qweight_free(&r);
+    }
+    free(qw), free(sc), free(zr);
+    lq_qweight_free(&q);
+}
+
+/* `lq quantize --packing`: auto writes the mma layout for 4-bit weights, the
+ * bit stream for the rest; both files give the same perplexity bit for bit. */
+static void test_w4a16_cli_packing(void **state) {
+    (void)state;
+    char mp[1024], text[1024], a[256], b[256], cmd[4096];
+    LQ_SKIP_IF_NO_SHARED(mp, "models/stories260K/config.json");
+    LQ_SKIP_IF_NO_SHARED(text, "datasets/tinystories/sample.txt");
+    lq_test_shared_path(mp, sizeof mp, "models/stories260K");
+    lq_test_shared_path(text, sizeof text, "datasets/tinystories/sample.txt");
+    if (access(g_lq, X_OK) != 0) {
+        print_message("skipped: %s not found (set LQ_BIN)\n", g_lq);
+        skip();
+    }
+    snprintf(a, sizeof a, "/tmp/lq_test_pack_mma_%d.lqq", (int)getpid());
+    snprintf(b, sizeof b, "/tmp/lq_test_pack_bits_%d.lqq", (int)getpid());
+    const char *out[2] = {a, b}, *pk[2] = {"auto", "bitstream"};
+    char ppl[2][64];
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' quantize '%s' '%s' --method rtn --bits 4 --group 128 --asym --packing %s --quiet "
+                 "> /dev/null", g_lq, mp, out[i], pk[i]);
+        assert_int_equal(system(cmd), 0);
+        snprintf(cmd, sizeof cmd, "'%s' inspect --json '%s'", g_lq, out[i]);
+        FILE *p = popen(cmd, "r");
+        json_error_t err;
+        json_t *o = json_loadf(p, 0, &err);
+        assert_int_equal(pclose(p), 0);
+        assert_non_null(o);
+        assert_int_equal(json_integer_value(json_object_get(o, "n_mma_layout")), i == 0 ? 5 * 7 : 0);
+        assert_int_equal(json_integer_value(json_object_get(o, "n_w4a16_fused")), 5 * 7);
+        json_decref(o);
+        snprintf(cmd, sizeof cmd, "'%s' ppl '%s' '%s' --ctx 64 --max-windows 4 --device cpu --json --quiet", g_lq, out[i],
+                 text);
+        p = popen(cmd, "r");
+        o = json_loadf(p, 0, &err);
+        assert_int_equal(pclose(p), 0);
+        assert_non_null(o);
+        snprintf(ppl[i], sizeof ppl[i], "%.17g", json_real_value(json_object_get(o, "ppl")));
+        json_decref(o);
+    }
+    assert_string_equal(ppl[0], ppl[1]);
+    /* --packing mma refuses what the kernels cannot take (3-bit), naming it; nothing is written */
+    unlink(a);
+    snprintf(cmd, sizeof cmd, "'%s' quantize '%s' '%s' --method rtn --bits 3 --packing mma --quiet 2>&1", g_lq, mp, a);
+    FILE *p = popen(cmd, "r");
+    char msg[2048] = {0};
+    size_t nr = fread(msg, 1, sizeof msg - 1, p);
+    msg[nr] = 0;
+    assert_int_not_equal(pclose(p), 0);
+    if (!strstr(msg, "--packing mma") || !strstr(msg, "3-bit")) fail_msg("unexpected message: %s", msg);
+    assert_int_not_equal(access(a, F_OK), 0);
+    unlink(b);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     lq_test_lq_binary(argv[0], g_lq, sizeof g_lq);
@@ -276,6 +518,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_w4a16_matmul_ref_definition),
         cmocka_unit_test(test_w4a16_model_quantize_rtn),
         cmocka_unit_test(test_w4a16_cli_quantize_inspect),
+        cmocka_unit_test(test_w4a16_mma_file_roundtrip),
+        cmocka_unit_test(test_w4a16_mma_assemble_equals_repack),
+        cmocka_unit_test(test_w4a16_mma_unpack_refuses_bad_data),
+        cmocka_unit_test(test_w4a16_cli_packing),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

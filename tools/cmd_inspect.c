@@ -21,7 +21,7 @@ static const char *U =
  * calibration, and how many quantized linears the fused W4A16 kernels take. */
 typedef struct {
     json_t *recipe, *calib; /* new references, or NULL */
-    int n_q, n_w4;
+    int n_q, n_w4, n_mma; /* quantized linears, those the fused kernels take, those stored in their layout */
     uint64_t file_bytes;
 } lqq_info;
 
@@ -37,11 +37,18 @@ static void lqq_info_read(const char *path, lqq_info *li) {
     }
     if (json_is_object(cal)) li->calib = json_deep_copy(cal);
     li->n_q = lq_lqq_n_qweights(f);
+    const json_t *qt = json_object_get(q, "tensors");
     for (int i = 0; i < li->n_q; i++) {
-        lq_qweight qw;
-        if (lq_lqq_get_qweight(f, lq_lqq_qweight_name(f, i), &qw) == LQ_OK &&
-            lq_w4a16_supported(&qw, lq_lqq_qweight_name(f, i)) == LQ_OK)
+        const char *name = lq_lqq_qweight_name(f, i);
+        const char *pk = json_string_value(json_object_get(json_object_get(qt, name), "packing"));
+        if (pk && !strcmp(pk, "lq-mma-w4")) { /* checked when loaded; no need to unpack it here */
             li->n_w4++;
+            li->n_mma++;
+            continue;
+        }
+        lq_qweight qw;
+        if (lq_lqq_get_qweight(f, name, &qw) == LQ_OK && lq_w4a16_supported(&qw, name) == LQ_OK) li->n_w4++;
+        lq_qweight_free(&qw);
     }
     lq_clear_error();
     FILE *fp = fopen(path, "rb");
@@ -113,6 +120,7 @@ int lq_cmd_inspect(int argc, char **argv) {
             json_object_set_new(o, "calibration", li.calib ? li.calib : json_null());
             json_object_set_new(o, "n_quantized", json_integer(li.n_q));
             json_object_set_new(o, "n_w4a16_fused", json_integer(li.n_w4));
+            json_object_set_new(o, "n_mma_layout", json_integer(li.n_mma));
             json_object_set_new(o, "file_bytes", json_integer((json_int_t)li.file_bytes));
             li.recipe = li.calib = NULL;
         }
@@ -147,6 +155,8 @@ int lq_cmd_inspect(int argc, char **argv) {
                    json_is_true(json_object_get(r, "sym")) ? "symmetric" : "asymmetric",
                    json_is_true(json_object_get(r, "act_order")) ? ", act-order" : "", li.file_bytes / 1e6, li.n_w4,
                    li.n_q);
+            printf("layout:      %d of %d in the fused kernels' mma layout (lq-mma-w4), %d as bit streams\n",
+                   li.n_mma, li.n_q, li.n_q - li.n_mma);
             if (li.calib) {
                 const char *ds = json_string_value(json_object_get(li.calib, "dataset"));
                 printf("calibration: %s, %lld x %lld tokens, seed %lld\n", ds ? ds : "?",

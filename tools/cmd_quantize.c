@@ -15,13 +15,14 @@
 #include "../formats/lq_lqq.h"
 #include "../kernels/lq_gptq_cuda.h"
 #include "../libquant/lq_dtype.h"
+#include "../libquant/lq_w4a16.h"
 #include "lq_tool.h"
 
 static const char *U =
     "usage: lq quantize MODEL OUT --method rtn|gptq [--bits 4] [--group 128] [--sym|--asym] [--act-order]\n"
     "                   [--calib FILE --nsamples 128 --seqlen 2048 --seed 0] [--damp 0.01] [--block 128]\n"
-    "                   [--skip REGEX] [--dtype same|f32|f16|bf16] [--device cpu|cuda] [--cpu-forward] [--json]\n"
-    "                   [--quiet]\n"
+    "                   [--skip REGEX] [--dtype same|f32|f16|bf16] [--device cpu|cuda] [--cpu-forward]\n"
+    "                   [--packing auto|mma|bitstream] [--json] [--quiet]\n"
     "  MODEL          any input lq reads (HF dir, .safetensors, .gguf, llama2.c .bin, archive)\n"
     "  OUT            the packed model file to write (atomically), e.g. model-w4g128.lqq\n"
     "  --method       rtn (round to nearest) or gptq (needs --calib); default rtn\n"
@@ -44,6 +45,10 @@ static const char *U =
     "  --device D     cpu (default) or cuda: the calibration forward, Hessians, Cholesky and the\n"
     "                 GPTQ update on GPU 0\n"
     "  --cpu-forward  with --device cuda: run the calibration forward on the CPU instead\n"
+    "  --packing P    layout of the codes in the file (formats/FORMAT.md): auto (default) writes\n"
+    "                 the fused GPU kernels' layout (lq-mma-w4) for every 4-bit weight they take\n"
+    "                 and the portable bit stream (lq-bitstream-u32-le) for the rest; mma: the\n"
+    "                 kernels' layout or an error; bitstream: the bit stream everywhere\n"
     "  --json         JSON summary on stdout (every weight's method, errors, damping, seconds)\n"
     "  --quiet        no progress or table on stderr\n";
 
@@ -95,7 +100,7 @@ static json_t *result_json(const lq_quant_result *r) {
 }
 
 int lq_cmd_quantize(int argc, char **argv) {
-    const char *method = "rtn", *calib = NULL, *skip = NULL, *device = "cpu", *dtype_s = "same";
+    const char *method = "rtn", *calib = NULL, *skip = NULL, *device = "cpu", *dtype_s = "same", *packing = "auto";
     long bits = 4, group = 128, nsamples = 128, seqlen = 0, block = 128;
     unsigned long long seed = 0;
     double damp = 0.01;
@@ -109,7 +114,7 @@ int lq_cmd_quantize(int argc, char **argv) {
                                    {"skip", required_argument, 0, 'k'},   {"dtype", required_argument, 0, 't'},
                                    {"device", required_argument, 0, 'D'}, {"json", no_argument, 0, 'j'},
                                    {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
-                                   {"cpu-forward", no_argument, 0, 'F'},
+                                   {"cpu-forward", no_argument, 0, 'F'},  {"packing", required_argument, 0, 'P'},
                                    {0, 0, 0, 0}};
     /* the command line as typed, for the metadata (getopt permutes argv) */
     char cmdline[4096] = "lq";
@@ -173,6 +178,11 @@ int lq_cmd_quantize(int argc, char **argv) {
         case 'j': as_json = 1; break;
         case 'q': quiet = 1; break;
         case 'F': cpu_forward = 1; break;
+        case 'P':
+            if (strcmp(optarg, "auto") && strcmp(optarg, "mma") && strcmp(optarg, "bitstream"))
+                return lq_tool_usage("quantize", U, "bad --packing '%s' (auto, mma or bitstream)", optarg);
+            packing = optarg;
+            break;
         default: return lq_tool_usage("quantize", U, "bad option");
         }
     }
@@ -266,7 +276,7 @@ int lq_cmd_quantize(int argc, char **argv) {
     CHECK(lq_lqq_writer_new(&w));
     qt = json_object();
     CHECK(lq_calloc((void **)&bufs, (size_t)ck->n_tensors + 1, sizeof(void *), "conversion buffers"));
-    int n_q = 0, n_plain = 0;
+    int n_q = 0, n_plain = 0, n_mma = 0;
     for (int i = 0; i < ck->n_tensors; i++) {
         const lq_tensor_info *t = &ck->tensors[i];
         const lq_quant_result *r = NULL;
@@ -274,7 +284,16 @@ int lq_cmd_quantize(int argc, char **argv) {
             if (res[j].quantized && !strcmp(res[j].name, t->name)) r = &res[j];
         if (r) {
             json_t *rec = NULL;
-            CHECK(lq_lqq_writer_add_qweight(w, t->name, &r->q, &rec));
+            int mma = 0;
+            if (strcmp(packing, "bitstream")) {
+                lq_status ok = lq_w4a16_supported(&r->q, t->name);
+                if (ok != LQ_OK && !strcmp(packing, "mma")) CHECK(lq_error_prefix(ok, "--packing mma"));
+                lq_clear_error();
+                mma = ok == LQ_OK;
+            }
+            if (mma) CHECK(lq_lqq_writer_add_qweight_mma(w, t->name, &r->q, &rec));
+            else CHECK(lq_lqq_writer_add_qweight(w, t->name, &r->q, &rec));
+            n_mma += mma;
             json_object_set_new(rec, "method", json_string(r->method));
             json_object_set_new(rec, "group_size_requested", json_integer(group));
             if (act_order && !strcmp(r->method, "gptq")) json_object_set_new(rec, "act_order", json_true());
@@ -347,6 +366,8 @@ int lq_cmd_quantize(int argc, char **argv) {
                               "quantized_tensors", n_q, "other_tensors", n_plain, "seconds", secs);
         json_object_set(j, "calibration", json_object_get(meta, "calibration"));
         json_object_set_new(j, "device", json_string(device));
+        json_object_set_new(j, "packing", json_string(packing));
+        json_object_set_new(j, "mma_layout_tensors", json_integer(n_mma));
         json_object_set_new(j, "calibration_forward", json_string(qo.gpu_forward ? "cuda" : "cpu"));
         if (gpu) {
             json_object_set_new(j, "gpu", json_string(lq_gptq_cuda_device_name(gpu)));
@@ -367,8 +388,9 @@ int lq_cmd_quantize(int argc, char **argv) {
             if (!isnan(res[i].rel_err_rtn)) sr += res[i].rel_err_rtn, nr++;
             if (!isnan(res[i].rel_err_gptq)) sg += res[i].rel_err_gptq, ng++;
         }
-        printf("wrote %s: %d quantized weights (%s %ld-bit, group %ld, %s), %d other tensors, %.1f s", out, n_q, method,
-               bits, group, sym ? "sym" : "asym", n_plain, secs);
+        printf("wrote %s: %d quantized weights (%s %ld-bit, group %ld, %s; %d in the GPU kernels' layout), %d other "
+               "tensors, %.1f s",
+               out, n_q, method, bits, group, sym ? "sym" : "asym", n_mma, n_plain, secs);
         if (nr) printf("; mean rel. output error RTN %.5f", sr / nr);
         if (ng) printf(", GPTQ %.5f", sg / ng);
         if (gpu) printf("; GPU peak memory %.2f GiB", lq_gptq_cuda_peak_bytes(gpu) / 1073741824.0);
