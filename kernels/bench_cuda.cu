@@ -318,3 +318,88 @@ fail:
     lq_cuda_ctx_free(ctx);
     return st;
 }
+
+/* ---------------- decode attention ---------------- */
+
+static __global__ void fill_random_float(float *p, size_t n, uint64_t seed) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    for (; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
+        p[i] = (float)(z >> 40) * (2.0f / 16777216.0f) - 1.0f;
+    }
+}
+
+/* lq_attention_decode_cuda (kernels/attention_cuda.cu) as the engine calls it:
+ * B sequences, each with its query at position C - 1 over a fp16 cache of C
+ * positions (n_kv heads x hd), the automatic split count
+ * (lq_attention_decode_splits, returned in *splits), caches rotated through
+ * >= rotate_bytes so they never sit in L2, random data. The bytes that must
+ * move are the K and V caches: 2 * B * C * n_kv * hd * 2. */
+extern "C" lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n_heads, int n_kv, int hd,
+                                                    size_t rotate_bytes, int iters, lq_bench_timing *t, int *splits) {
+    lq_status st = LQ_OK;
+    const size_t kvd = (size_t)n_kv * hd, elems = (size_t)B * C * kvd, cache_bytes = elems * 2 * 2;
+    int R = (int)((rotate_bytes + cache_bytes - 1) / cache_bytes);
+    if (R < 2) R = 2;
+    __half *kv = NULL;
+    float *q = NULL;
+    int32_t *pos = NULL, *hp = NULL;
+    void *out = NULL, *ws = NULL;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    double *us = (double *)calloc((size_t)iters, sizeof(double));
+    hp = (int32_t *)calloc((size_t)B, sizeof(int32_t));
+    if (!us || !hp) {
+        free(us);
+        free(hp);
+        return lq_error(LQ_ERR_NOMEM, "out of memory");
+    }
+    int sm = 0;
+    CU(cudaSetDevice(dev), "cudaSetDevice");
+    CU(cudaDeviceGetAttribute(&sm, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    {
+        const int ns = lq_attention_decode_splits(B, n_heads, n_kv, C, sm);
+        *splits = ns;
+        CU(cudaMalloc(&kv, cache_bytes * (size_t)R), "cudaMalloc (KV caches)");
+        CU(cudaMalloc(&q, sizeof(float) * (size_t)B * n_heads * hd), "cudaMalloc (q)");
+        CU(cudaMalloc(&out, 2 * (size_t)B * n_heads * hd), "cudaMalloc (out)");
+        CU(cudaMalloc(&pos, sizeof(int32_t) * (size_t)B), "cudaMalloc (pos)");
+        CU(cudaMalloc(&ws, lq_attention_decode_workspace(B, n_heads, hd, ns)), "cudaMalloc (workspace)");
+        fill_random_half<<<1024, 256>>>(kv, elems * 2 * (size_t)R, 11);
+        CU(cudaGetLastError(), "fill launch");
+        /* a non-trivial query (fp32, |q| < 1): softmax over random keys, never uniform */
+        fill_random_float<<<64, 256>>>(q, (size_t)B * n_heads * hd, 12);
+        CU(cudaGetLastError(), "fill launch");
+        for (int b = 0; b < B; b++) hp[b] = C - 1;
+        CU(cudaMemcpy(pos, hp, sizeof(int32_t) * (size_t)B, cudaMemcpyHostToDevice), "upload positions");
+        CU(cudaEventCreate(&e0), "cudaEventCreate");
+        CU(cudaEventCreate(&e1), "cudaEventCreate");
+        for (int i = 0; i < iters + 5; i++) {
+            __half *k = kv + (size_t)(i % R) * elems * 2, *v = k + elems;
+            if (i >= 5) CU(cudaEventRecord(e0, 0), "cudaEventRecord");
+            if ((st = lq_attention_decode_cuda(out, q, 0, k, v, LQ_F16, (int64_t)C * (int64_t)kvd, B, pos, n_heads,
+                                               n_kv, hd, 0, ns, ws, NULL)) != LQ_OK)
+                goto fail;
+            if (i >= 5) {
+                CU(cudaEventRecord(e1, 0), "cudaEventRecord");
+                CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
+                float ms;
+                CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+                us[i - 5] = ms * 1000.0;
+            }
+        }
+        CU(cudaDeviceSynchronize(), "decode attention (asynchronous error)");
+        summarize(us, iters, t);
+    }
+fail:
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    cudaFree(kv);
+    cudaFree(q);
+    cudaFree(out);
+    cudaFree(pos);
+    cudaFree(ws);
+    free(us);
+    free(hp);
+    return st;
+}

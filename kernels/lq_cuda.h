@@ -53,4 +53,10 @@ lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_byt
 lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, int sym, int path, size_t rotate_bytes, int iters,
                               lq_bench_timing *t);
 
+/* Decode attention (lq_attention_decode_cuda) of B sequences at context C over
+ * a fp16 cache (n_heads query / n_kv KV heads, head_dim hd), the automatic
+ * split count (returned in *splits); caches rotated past L2. */
+lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n_heads, int n_kv, int hd, size_t rotate_bytes,
+                                         int iters, lq_bench_timing *t, int *splits);
+
 #endif

@@ -67,7 +67,11 @@ static const lin_shape llama2[] = {{"qkv", 4096, 12288}, {"o", 4096, 4096}, {"ga
                                    {"sq8192", 8192, 8192}};
 
 static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama3|llama2|all] [--iters N] [--gpu I]\n"
-                        "                        [--w4a16] [--group G] [--asym] [--json] [--out FILE]\n"
+                        "                        [--w4a16] [--group G] [--asym] [--attention] [--json] [--out FILE]\n"
+                        "  --attention  also the decode attention sweep of ANCHORS.md (32 query / 8 KV heads,\n"
+                        "            head_dim 128, fp16 cache; batch 1 and 16 at 1k, 8k, 32k context): us, KV-cache\n"
+                        "            TB/s, its fraction of the copy bandwidth, PyTorch SDPA's H100 anchor\n"
+                        "            (--shapes none: the attention sweep alone)\n"
                         "  --w4a16   also time lq's W4A16 kernels (random 4-bit codes, fp16 scales, group G = 128;\n"
                         "            0 = per channel) next to cuBLAS fp16 in the same run: the fused tensor-core\n"
                         "            path for M <= 256 and dequantize + cuBLAS for M >= 64; TB/s counts the\n"
@@ -75,13 +79,13 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
 
 static int bench_kernels(int argc, char **argv) {
     int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
-    int w4 = 0, w4_group = 128, w4_sym = 1;
+    int w4 = 0, w4_group = 128, w4_sym = 1, attn = 0;
     const char *shapes = "llama3", *out = NULL;
     static struct option opts[] = {{"m", required_argument, 0, 'm'},      {"shapes", required_argument, 0, 's'},
                                    {"iters", required_argument, 0, 'i'},  {"json", no_argument, 0, 'j'},
                                    {"out", required_argument, 0, 'o'},    {"gpu", required_argument, 0, 'g'},
                                    {"w4a16", no_argument, 0, 'w'},        {"group", required_argument, 0, 'G'},
-                                   {"asym", no_argument, 0, 'a'},
+                                   {"asym", no_argument, 0, 'a'},         {"attention", no_argument, 0, 'A'},
                                    {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     int c;
     long v;
@@ -90,6 +94,7 @@ static int bench_kernels(int argc, char **argv) {
         switch (c) {
         case 'h': fputs(UK, stdout); return 0;
         case 'w': w4 = 1; break;
+        case 'A': attn = 1; break;
         case 'a': w4_sym = 0; break;
         case 'G':
             if (lq_parse_int(optarg, 0, 1 << 20, &v) || (v && v % 32))
@@ -133,7 +138,8 @@ static int bench_kernels(int argc, char **argv) {
     int nsets[2] = {0, 0};
     if (!strcmp(shapes, "llama3") || !strcmp(shapes, "all")) sets[0] = llama3, nsets[0] = 4;
     if (!strcmp(shapes, "llama2") || !strcmp(shapes, "all")) sets[1] = llama2, nsets[1] = 5;
-    if (!sets[0] && !sets[1]) return lq_tool_usage("bench", UK, "unknown --shapes '%s'", shapes);
+    if (!sets[0] && !sets[1] && strcmp(shapes, "none"))
+        return lq_tool_usage("bench", UK, "unknown --shapes '%s' (llama3, llama2, all, none)", shapes);
     fprintf(stderr, "(M <= 8: a second row \"gemv\" times lq's small-M GEMV, with its speedup over cuBLAS)\n");
     if (w4) {
         json_object_set_new(res, "w4a16", json_pack("{s:i, s:b, s:i}", "group", w4_group, "sym", w4_sym,
@@ -203,6 +209,31 @@ static int bench_kernels(int argc, char **argv) {
             }
         }
     json_object_set_new(res, "linear", rows);
+    if (attn) {
+        /* ANCHORS.md: PyTorch SDPA decode on the H100, 32 q / 8 kv heads, hd 128, fp16 */
+        static const int AB[] = {1, 1, 1, 16, 16, 16}, AC[] = {1024, 8192, 32768, 1024, 8192, 32768};
+        static const double sdpa[] = {13.0, 27.0, 64.9, 36.2, 190.2, 698.8};
+        json_t *arows = json_array();
+        fprintf(stderr, "decode attention, fp16 KV cache, 32 q / 8 kv heads, head_dim 128\n");
+        fprintf(stderr, "%5s %6s %6s | %9s %8s %8s | %12s %8s\n", "batch", "ctx", "splits", "lq us", "KV TB/s",
+                "of copy", "SDPA us H100", "speedup");
+        for (int i = 0; i < 6; i++) {
+            int splits = 0;
+            st = lq_cuda_bench_attention_decode(gpu, AB[i], AC[i], 32, 8, 128, (size_t)512 << 20, iters, &t, &splits);
+            if (st != LQ_OK) return lq_tool_fail("bench", st);
+            double kvb = 2.0 * AB[i] * (double)AC[i] * 8 * 128 * 2, bw = kvb / (t.us_median * 1e-6) / 1e12;
+            /* the copy figure counts read + write; the cache is only read */
+            double frac = bw / tbps;
+            fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% | %12.1f %7.2fx\n", AB[i], AC[i], splits, t.us_median,
+                    bw, 100 * frac, sdpa[i], sdpa[i] / t.us_median);
+            json_array_append_new(arows, json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}",
+                                                   "batch", AB[i], "ctx", AC[i], "n_heads", 32, "n_kv", 8, "head_dim",
+                                                   128, "splits", splits, "us_median", t.us_median, "us_min",
+                                                   t.us_min, "us_p90", t.us_p90, "kv_tbps", bw, "fraction_of_copy",
+                                                   frac, "sdpa_h100_us", sdpa[i]));
+        }
+        json_object_set_new(res, "attention_decode", arows);
+    }
     int rc = emit(res, as_json, out);
     json_decref(res);
     return rc;
