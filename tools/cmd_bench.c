@@ -247,6 +247,8 @@ static const char *UM =
     "                      [--rtn BITS [--group G] [--asym]]\n"
     "  --rtn       RTN-quantize every linear in memory first (4 bits: the GPU runs the fused W4A16\n"
     "              kernels; group G = 128 by default, 0 = per channel); a .lqq MODEL is quantized already\n"
+    "prefill on a GPU: also cuBLAS fp16 on the same four GEMMs per layer at M = prompt, in the same run\n"
+    "(fraction_of_cublas_gemm: that time / the prefill's).\n"
     "decode at context C: the KV cache is prefilled with min(C, 512) real tokens per sequence and the\n"
     "remaining positions hold earlier data (attention cost does not depend on the values).\n";
 
@@ -372,7 +374,37 @@ static int bench_model(int argc, char **argv) {
             goto done;
         }
         fprintf(stderr, "[bench] prefill %5d tokens: %10.1f tok/s (%.3f s)\n", P, P / best, best);
-        json_array_append_new(pre, json_pack("{s:i, s:f, s:f}", "prompt", P, "seconds", best, "tokens_per_second", P / best));
+        json_t *row = json_pack("{s:i, s:f, s:f}", "prompt", P, "seconds", best, "tokens_per_second", P / best);
+        if (strcmp(device, "cpu") && lq_cuda_device_count() > 0) {
+            /* The same run's yardstick: cuBLAS fp16 on the layer's four GEMMs at M = P (q|k|v, o,
+               gate|up, down, as the engine stacks them), times the layers. fraction = that time /
+               the measured prefill: the share of the cuBLAS GEMM rate the whole prefill reaches. */
+            const lq_config *cf = &m->cfg;
+            const int qd = cf->n_heads * cf->head_dim, kvd = cf->n_kv_heads * cf->head_dim;
+            const int gN[4] = {qd + 2 * kvd, cf->dim, 2 * cf->hidden_dim, cf->dim},
+                      gK[4] = {cf->dim, qd, cf->dim, cf->hidden_dim};
+            double gemm_s = 0, flops = 0;
+            lq_bench_timing tg;
+            for (int g = 0; g < 4 && st == LQ_OK; g++) {
+                st = lq_cuda_bench_gemm_f16(0, P, gN[g], gK[g], (size_t)512 << 20, 20, &tg);
+                gemm_s += tg.us_median * 1e-6 * cf->n_layers;
+                flops += 2.0 * P * (double)gN[g] * gK[g] * cf->n_layers;
+            }
+            if (st != LQ_OK) {
+                fprintf(stderr, "[bench] cuBLAS yardstick for prefill %d: %s (skipped)\n", P, lq_last_error());
+                lq_clear_error();
+                st = LQ_OK;
+            } else {
+                fprintf(stderr, "[bench]   cuBLAS fp16 on the same GEMMs: %.3f s (%.0f TFLOP/s); the prefill runs at "
+                        "%.1f%% of that rate (%.0f TFLOP/s on the linears)\n",
+                        gemm_s, flops / gemm_s / 1e12, 100 * gemm_s / best, flops / best / 1e12);
+                json_object_set_new(row, "cublas_gemm_seconds", json_real(gemm_s));
+                json_object_set_new(row, "cublas_gemm_tflops", json_real(flops / gemm_s / 1e12));
+                json_object_set_new(row, "linear_tflops", json_real(flops / best / 1e12));
+                json_object_set_new(row, "fraction_of_cublas_gemm", json_real(gemm_s / best));
+            }
+        }
+        json_array_append_new(pre, row);
     }
     /* decode */
     for (int bi = 0; bi < n_b; bi++) {
