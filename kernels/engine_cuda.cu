@@ -264,7 +264,8 @@ static lq_status cuda_score(lq_engine *e, const int32_t *tokens, int B, int T, d
     return lq_cuda_sync(c->stream);
 }
 
-static lq_status cuda_logits(lq_engine *e, const int32_t *tokens, int B, int T, float *logits) {
+/* Full logits (B, T, V) into dst: host memory (kind D2H) or this GPU's memory (D2D). */
+static lq_status logits_to(lq_engine *e, const int32_t *tokens, int B, int T, float *dst, cudaMemcpyKind kind) {
     cuda_impl *c = (cuda_impl *)e->impl;
     LQ_FORWARD(check_call(e, "logits", tokens, B, T, 0));
     const size_t V = (size_t)c->cfg.vocab_size;
@@ -275,11 +276,53 @@ static lq_status cuda_logits(lq_engine *e, const int32_t *tokens, int B, int T, 
         size_t off = (size_t)B * c0;
         LQ_FORWARD(enqueue_forward(c, B, tc, c0, c->tok + off, c->pos + off, 0, 2));
         /* (B, tc, V) on the device -> rows c0.. of each sequence in (B, T, V) */
-        LQ_CUDA_RET(cudaMemcpy2DAsync(logits + (size_t)c0 * V, sizeof(float) * T * V, c->logits, sizeof(float) * tc * V,
-                                      sizeof(float) * tc * V, (size_t)B, cudaMemcpyDeviceToHost, lq_stream(c->stream)),
-                    "copy logits to the host");
+        LQ_CUDA_RET(cudaMemcpy2DAsync(dst + (size_t)c0 * V, sizeof(float) * T * V, c->logits, sizeof(float) * tc * V,
+                                      sizeof(float) * tc * V, (size_t)B, kind, lq_stream(c->stream)),
+                    kind == cudaMemcpyDeviceToHost ? "copy logits to the host" : "copy logits (device)");
     }
     return lq_cuda_sync(c->stream);
+}
+
+static lq_status cuda_logits(lq_engine *e, const int32_t *tokens, int B, int T, float *logits) {
+    return logits_to(e, tokens, B, T, logits, cudaMemcpyDeviceToHost);
+}
+
+extern "C" lq_status lq_cuda_engines_kld(lq_engine *eb, lq_engine *eq, const int32_t *tokens, int B, int T, int first,
+                                         lq_kld_token *out) {
+    LQ_RETURN_IF(!eb || !eq || strcmp(eb->device, "cuda") || strcmp(eq->device, "cuda"), LQ_ERR_ARG,
+                 "GPU KLD statistics need two CUDA engines");
+    cuda_impl *cb = (cuda_impl *)eb->impl, *cq = (cuda_impl *)eq->impl;
+    LQ_RETURN_IF(cb->device != cq->device, LQ_ERR_ARG, "GPU KLD statistics: the engines are on GPUs %d and %d",
+                 cb->device, cq->device);
+    LQ_RETURN_IF(cb->cfg.vocab_size != cq->cfg.vocab_size, LQ_ERR_SHAPE, "GPU KLD statistics: vocabularies %d and %d",
+                 cb->cfg.vocab_size, cq->cfg.vocab_size);
+    LQ_RETURN_IF(T < 2 || first < 0 || first > T - 2, LQ_ERR_ARG, "GPU KLD statistics: T=%d, first=%d", T, first);
+    const int64_t V = cb->cfg.vocab_size, R = T - 1 - first; /* scored rows per window */
+    lq_status st = LQ_OK;
+    float *lb = NULL, *lqd = NULL;
+    int32_t *tg = NULL, *tg_h = NULL;
+    lq_kld_token *kd = NULL;
+    LQ_TRY(lq_cuda_malloc((void **)&lb, sizeof(float) * (size_t)B * T * V, "base logits (KLD)"));
+    LQ_TRY(lq_cuda_malloc((void **)&lqd, sizeof(float) * (size_t)B * T * V, "quant logits (KLD)"));
+    LQ_TRY(lq_cuda_malloc((void **)&tg, sizeof(int32_t) * (size_t)B * R, "targets (KLD)"));
+    LQ_TRY(lq_cuda_malloc((void **)&kd, sizeof(lq_kld_token) * (size_t)B * R, "statistics (KLD)"));
+    LQ_TRY(lq_malloc((void **)&tg_h, sizeof(int32_t) * (size_t)B * R, "targets (KLD)"));
+    for (int b = 0; b < B; b++)
+        for (int64_t r = 0; r < R; r++) tg_h[b * R + r] = tokens[(size_t)b * T + first + r + 1];
+    LQ_TRY(lq_cuda_upload(tg, tg_h, sizeof(int32_t) * (size_t)B * R));
+    LQ_TRY(logits_to(eb, tokens, B, T, lb, cudaMemcpyDeviceToDevice));
+    LQ_TRY(logits_to(eq, tokens, B, T, lqd, cudaMemcpyDeviceToDevice));
+    for (int b = 0; b < B; b++)
+        LQ_TRY(lq_kld_token_cuda(kd + b * R, lb + ((size_t)b * T + first) * V, lqd + ((size_t)b * T + first) * V,
+                                 tg + b * R, R, V, NULL));
+    LQ_TRY(lq_cuda_download(out, kd, sizeof(lq_kld_token) * (size_t)B * R));
+fail:
+    lq_cuda_free(lb);
+    lq_cuda_free(lqd);
+    lq_cuda_free(tg);
+    lq_cuda_free(kd);
+    free(tg_h);
+    return st;
 }
 
 /* Capture the decode forward for batch size B into a graph. */

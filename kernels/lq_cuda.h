@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "../libquant/lq_engine.h"
+#include "../libquant/lq_kld.h"
 
 /* Number of usable CUDA devices; 0 without CUDA, driver or GPU (never an error). */
 int lq_cuda_device_count(void);
@@ -30,6 +31,14 @@ lq_cuda_engine_opts lq_cuda_engine_opts_default(void);
  * which documents the precision and the memory plan. */
 lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts, int max_B, int max_ctx,
                              lq_engine **out);
+
+/* lq eval on the GPU: both engines' logits of B windows of T tokens stay on
+ * the device and the KLD statistics of libquant/lq_kld.h are computed there
+ * (lq_kld_token_cuda, lq_kld_token_ref's twin) for rows first .. T-2 of each
+ * window (target: the next token); out (B, T - 1 - first) on the host, row
+ * order. Two CUDA engines on one GPU; the caller checks the numbers are finite. */
+lq_status lq_cuda_engines_kld(lq_engine *base, lq_engine *quant, const int32_t *tokens, int B, int T, int first,
+                              lq_kld_token *out);
 
 /* ---- benchmark primitives (kernels/bench_cuda.cu), used by `lq bench` ----
  * All timings: CUDA events around each run, warm-up first, median of `iters`

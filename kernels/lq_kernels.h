@@ -27,6 +27,7 @@
 
 #include "../libquant/lq_common.h"
 #include "../libquant/lq_dtype.h"
+#include "../libquant/lq_kld.h"
 #include "../libquant/lq_w4a16.h"
 
 #ifdef __cplusplus
@@ -136,6 +137,13 @@ size_t lq_attention_decode_workspace(int B, int n_heads, int hd, int n_splits);
 /* nll[t] = -log softmax(logits[t])[target[t]] (double), as lq_nll_ref;
  * rows with target[t] < 0 get 0. logits (T, V) fp32. */
 lq_status lq_nll_cuda(double *nll, const float *logits, const int32_t *target, int64_t T, int64_t V, void *stream);
+
+/* Per row t, the KLD statistics of libquant/lq_kld.h (lq_kld_token_ref's
+ * twin): both NLLs, KLD(base || q), dp, both argmaxes. logits (T, V) fp32 of
+ * each model, target (T) in [0, V) (not checked here: the caller's), out (T)
+ * device memory. Non-finite logits give non-finite numbers (the caller checks). */
+lq_status lq_kld_token_cuda(lq_kld_token *out, const float *logits_base, const float *logits_q,
+                            const int32_t *target, int64_t T, int64_t V, void *stream);
 
 /* out[t] = argmax(logits[t]) (ties: the lowest id, like lq_sample's greedy). */
 lq_status lq_argmax_cuda(int32_t *out, const float *logits, int64_t T, int64_t V, void *stream);

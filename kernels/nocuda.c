@@ -9,6 +9,12 @@ lq_status lq_cuda_device_describe(int dev, char *buf, size_t n) {
     return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA (no nvcc at build time); device %d unavailable", dev);
 }
 
+lq_status lq_cuda_engines_kld(lq_engine *base, lq_engine *quant, const int32_t *tokens, int B, int T, int first,
+                              lq_kld_token *out) {
+    (void)base, (void)quant, (void)tokens, (void)B, (void)T, (void)first, (void)out;
+    return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU KLD statistics");
+}
+
 lq_cuda_engine_opts lq_cuda_engine_opts_default(void) {
     lq_cuda_engine_opts o = {LQ_F16, 0, 1};
     return o;

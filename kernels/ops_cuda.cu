@@ -411,3 +411,90 @@ extern "C" lq_status lq_argmax_cuda(int32_t *out, const float *logits, int64_t T
     LQ_LAUNCH_RET("argmax_kernel");
     return LQ_OK;
 }
+
+/* ---------------- KLD statistics (lq_kld_token_ref's twin) ---------------- */
+
+/* Block-wide argmax (ties: lowest index) of (v, i); every thread gets the result. */
+__device__ void block_argmax(float &v, int &i, float *sv, int *si) {
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, i, o);
+        argmax_merge(v, i, v2, i2);
+    }
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    __syncthreads(); /* sv/si may still be read from a previous call */
+    if (lane == 0) sv[wid] = v, si[wid] = i;
+    __syncthreads();
+    v = lane < nw ? sv[lane] : -INFINITY;
+    i = lane < nw ? si[lane] : -1;
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, i, o);
+        argmax_merge(v, i, v2, i2);
+    }
+}
+
+/* Block-wide sum in double; every thread gets the result. */
+__device__ double block_sum_d(double s, double *sd) {
+    s = lq_warp_sum_d(s);
+    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0) sd[wid] = s;
+    __syncthreads();
+    s = lane < nw ? sd[lane] : 0.0;
+    return lq_warp_sum_d(s);
+}
+
+/* One block per row, the same arithmetic as lq_kld_token_ref (exp and log in
+ * double over fp32 logits); only the summation order differs. */
+__global__ void kld_token_kernel(lq_kld_token *out, const float *lb, const float *lqv, const int32_t *target,
+                                 int64_t V) {
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    __shared__ double sd[32];
+    const float *b = lb + (int64_t)blockIdx.x * V, *q = lqv + (int64_t)blockIdx.x * V;
+    float vb = -INFINITY, vq = -INFINITY;
+    int ib = -1, iq = -1;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+        argmax_merge(vb, ib, b[j], (int)j);
+        argmax_merge(vq, iq, q[j], (int)j);
+    }
+    block_argmax(vb, ib, sv, si);
+    block_argmax(vq, iq, sv, si);
+    const double mb = vb, mq = vq;
+    double sb = 0, sq = 0;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+        sb += exp((double)b[j] - mb);
+        sq += exp((double)q[j] - mq);
+    }
+    sb = block_sum_d(sb, sd);
+    sq = block_sum_d(sq, sd);
+    const double lse_b = mb + log(sb), lse_q = mq + log(sq);
+    double kl = 0;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) {
+        double lpb = (double)b[j] - lse_b, lpq = (double)q[j] - lse_q;
+        kl += exp(lpb) * (lpb - lpq);
+    }
+    kl = block_sum_d(kl, sd);
+    if (threadIdx.x == 0) {
+        lq_kld_token t;
+        int y = target[blockIdx.x];
+        t.top_base = ib < 0 ? 0 : ib;
+        t.top_q = iq < 0 ? 0 : iq;
+        t.kld = kl;
+        t.nll_base = lse_b - (double)b[y];
+        t.nll_q = lse_q - (double)q[y];
+        t.dp = exp(-t.nll_q) - exp(-t.nll_base);
+        out[blockIdx.x] = t;
+    }
+}
+
+extern "C" lq_status lq_kld_token_cuda(lq_kld_token *out, const float *logits_base, const float *logits_q,
+                                       const int32_t *target, int64_t T, int64_t V, void *stream) {
+    if (T <= 0) return LQ_OK;
+    LQ_RETURN_IF(T > INT32_MAX || V > INT32_MAX || V < 1, LQ_ERR_ARG, "lq_kld_token_cuda: %lld x %lld", (long long)T,
+                 (long long)V);
+    kld_token_kernel<<<(unsigned)T, 256, 0, lq_stream(stream)>>>(out, logits_base, logits_q, target, V);
+    LQ_LAUNCH_RET("kld_token_kernel");
+    return LQ_OK;
+}

@@ -794,6 +794,65 @@ static void test_kernels_argmax(void **state) {
     }
 }
 
+/* ---------------- KLD statistics ---------------- */
+
+/* lq_kld_token_cuda against lq_kld_token_ref: a quantized-like perturbation
+ * of random logits, a row equal in both models (KLD 0), planted ties for the
+ * argmax, a dominant logit, odd vocabulary sizes. */
+static void test_kernels_kld_token(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t Vs[] = {7, 1000, 49157, 128256}, T = 13;
+    for (int vi = 0; vi < 4; vi++) {
+        int64_t V = Vs[vi];
+        size_t n = (size_t)(T * V);
+        float *lb = hrand(&f->seed, n, -12, 12), *lq = hrand(&f->seed, n, -1, 1);
+        for (size_t i = 0; i < n; i++) lq[i] = lb[i] + lq[i]; /* q = base + noise */
+        memcpy(lq + 2 * V, lb + 2 * V, sizeof(float) * (size_t)V); /* row 2: identical, KLD 0 */
+        lb[3 * V + V / 2] = 70.0f;                                   /* row 3: a dominant logit */
+        if (V > 2) { /* row 4: a tie at the maximum in both models: the lower id */
+            lb[4 * V + 1] = lb[4 * V + V - 1] = 40.0f;
+            lq[4 * V + 1] = lq[4 * V + V - 1] = 41.0f;
+        }
+        int32_t tg[13];
+        for (int64_t t = 0; t < T; t++) tg[t] = (int32_t)(lq_test_next(&f->seed) % V);
+        tg[3] = (int32_t)(V / 2);
+        float *d_b = upload_as(LQ_F32, lb, n), *d_q = upload_as(LQ_F32, lq, n);
+        int32_t *d_t = dmalloc(sizeof tg);
+        lq_kld_token *d_o = dmalloc(sizeof(lq_kld_token) * T), got[13];
+        assert_int_equal(lq_cuda_upload(d_t, tg, sizeof tg), LQ_OK);
+        poison(d_o, sizeof(lq_kld_token) * T);
+        assert_int_equal(lq_kld_token_cuda(d_o, d_b, d_q, d_t, T, V, f->stream), LQ_OK);
+        assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+        assert_int_equal(lq_cuda_download(got, d_o, sizeof got), LQ_OK);
+        double mx = 0;
+        for (int64_t t = 0; t < T; t++) {
+            lq_kld_token w;
+            lq_kld_token_ref(lb + t * V, lq + t * V, V, tg[t], &w);
+            const double a[4] = {got[t].nll_base, got[t].nll_q, got[t].kld, got[t].dp},
+                         b[4] = {w.nll_base, w.nll_q, w.kld, w.dp};
+            for (int k = 0; k < 4; k++) {
+                double d = fabs(a[k] - b[k]) / (1e-9 + fabs(b[k]));
+                if (!(d <= 1e-9) && fabs(a[k] - b[k]) > 1e-12)
+                    fail_msg("kld V=%lld row %lld field %d: GPU %.17g CPU %.17g", (long long)V, (long long)t, k, a[k],
+                             b[k]);
+                if (fabs(a[k] - b[k]) > mx) mx = fabs(a[k] - b[k]);
+            }
+            assert_int_equal(got[t].top_base, w.top_base);
+            assert_int_equal(got[t].top_q, w.top_q);
+        }
+        if (V > 2) assert_int_equal(got[4].top_base, 1);
+        assert_true(fabs(got[2].kld) < 1e-12);
+        print_message("  kld V=%lld: %lld rows, max abs diff %.3g\n", (long long)V, (long long)T, mx);
+        lq_cuda_free(d_b);
+        lq_cuda_free(d_q);
+        lq_cuda_free(d_t);
+        lq_cuda_free(d_o);
+        free(lb);
+        free(lq);
+    }
+}
+
 /* ---------------- errors ---------------- */
 
 static void test_kernels_errors(void **state) {
@@ -827,7 +886,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_matmul),            cmocka_unit_test(test_kernels_gemv),
         cmocka_unit_test(test_kernels_kv_store),
         cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
-        cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_argmax),
+        cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_kld_token),               cmocka_unit_test(test_kernels_argmax),
         cmocka_unit_test(test_kernels_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

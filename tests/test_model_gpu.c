@@ -557,6 +557,67 @@ static void test_model_gpu_w4a16_mma_file(void **state) {
     free(tok);
 }
 
+/* lq eval's GPU path: lq_cuda_engines_kld (logits kept on the device) gives
+ * the statistics lq_kld_token_ref computes from the same engines' host logits. */
+static void test_model_gpu_engines_kld(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    char p[1024];
+    lq_test_shared_path(p, sizeof p, "models/stories260K");
+    lq_model *mb = NULL, *mq = NULL;
+    assert_int_equal(lq_model_load(p, &mb), LQ_OK);
+    assert_int_equal(lq_model_load(p, &mq), LQ_OK);
+    lq_quant_params qp = {4, 32, 1};
+    assert_int_equal(lq_model_quantize_rtn(mq, &qp), LQ_OK);
+    const int B = 3, T = 40, first = 7, R = T - 1 - first, V = mb->cfg.vocab_size;
+    uint64_t seed = lq_test_seed();
+    int32_t *tok = malloc(sizeof(int32_t) * B * T);
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % (uint64_t)V);
+    lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
+    lq_engine *eb = NULL, *eq = NULL;
+    assert_int_equal(lq_cuda_engine_new(mb, &o, B, T, &eb), LQ_OK);
+    assert_int_equal(lq_cuda_engine_new(mq, &o, B, T, &eq), LQ_OK);
+    lq_kld_token *got = malloc(sizeof(lq_kld_token) * B * R);
+    float *lb = malloc(sizeof(float) * (size_t)B * T * V), *lq = malloc(sizeof(float) * (size_t)B * T * V);
+    assert_int_equal(lq_cuda_engines_kld(eb, eq, tok, B, T, first, got), LQ_OK);
+    assert_int_equal(eb->logits(eb, tok, B, T, lb), LQ_OK);
+    assert_int_equal(eq->logits(eq, tok, B, T, lq), LQ_OK);
+    double sum_kld = 0, mx = 0;
+    for (int b = 0; b < B; b++)
+        for (int r = 0; r < R; r++) {
+            size_t row = (size_t)b * T + first + r;
+            lq_kld_token w;
+            lq_kld_token_ref(lb + row * V, lq + row * V, V, tok[row + 1], &w);
+            const lq_kld_token *g = &got[b * R + r];
+            const double a[4] = {g->nll_base, g->nll_q, g->kld, g->dp}, c[4] = {w.nll_base, w.nll_q, w.kld, w.dp};
+            for (int k = 0; k < 4; k++) {
+                double d = fabs(a[k] - c[k]);
+                if (d > 1e-9 * (1 + fabs(c[k])))
+                    fail_msg("window %d row %d field %d: GPU %.17g host %.17g", b, first + r, k, a[k], c[k]);
+                if (d > mx) mx = d;
+            }
+            assert_int_equal(g->top_base, w.top_base);
+            assert_int_equal(g->top_q, w.top_q);
+            sum_kld += w.kld;
+        }
+    print_message("engines KLD: %d rows, mean KLD %.4f, max abs diff vs host %.3g\n", B * R, sum_kld / (B * R), mx);
+    assert_true(sum_kld > 0);
+    /* a CPU engine is refused by name */
+    lq_engine *ec = NULL;
+    assert_int_equal(lq_engine_cpu_new(mq, B, T, &ec), LQ_OK);
+    assert_int_equal(lq_cuda_engines_kld(eb, ec, tok, B, T, first, got), LQ_ERR_ARG);
+    lq_clear_error();
+    lq_engine_free(ec);
+    lq_engine_free(eb);
+    lq_engine_free(eq);
+    lq_model_free(mb);
+    lq_model_free(mq);
+    free(tok);
+    free(got);
+    free(lb);
+    free(lq);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     lq_test_lq_binary(argv[0], g_lq, sizeof g_lq);
@@ -569,6 +630,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_gpu_batch_equals_single),
         cmocka_unit_test(test_model_gpu_w4a16_engine),
         cmocka_unit_test(test_model_gpu_w4a16_mma_file),
+        cmocka_unit_test(test_model_gpu_engines_kld),
         cmocka_unit_test(test_model_gpu_chunked_score_vs_cpu),
         cmocka_unit_test(test_model_gpu_errors),
     };

@@ -1,6 +1,7 @@
 /* cmd_eval.c — `lq eval BASE QUANT TEXTFILE --ctx N`: runs a base model and a
  * quantized one over the same perplexity windows in lockstep (through
- * lq_engine.logits, nothing written to disk) and reports both perplexities,
+ * lq_engine.logits, nothing written to disk; on a GPU the logits stay there and
+ * lq_cuda_engines_kld computes the per-token statistics) and reports both perplexities,
  * ln(PPL_q / PPL_base), KL divergence (mean, percentiles, max), top-1
  * agreement and RMS Δp — the statistics of llama.cpp's
  * `perplexity --kl-divergence`, defined in libquant/lq_kld.h.
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../kernels/lq_cuda.h"
 #include "../libquant/lq_eval.h"
 #include "../libquant/lq_kld.h"
 #include "lq_tool.h"
@@ -31,6 +33,7 @@ static const char *U =
     "  --device D     cpu, cuda, or auto (default: cuda when a GPU is present)\n"
     "  --weights W    weight dtype on the GPU (default f16)\n"
     "  --json         one JSON object on stdout\n"
+    "on a GPU the logits stay on the device and the per-token statistics are computed there.\n"
     "statistics (lq_kld.h): PPL of both, ln(PPL_q/PPL_base) +/- its standard error, KLD(base || quant)\n"
     "mean +/- s.e., max, 99.9/99/95/90/50 percentiles, same top-1 token, mean and RMS of\n"
     "dp = p_quant(next) - p_base(next).\n";
@@ -79,6 +82,7 @@ int lq_cmd_eval(int argc, char **argv) {
     char *text = NULL;
     int32_t *ids = NULL;
     float *lb = NULL, *lqt = NULL;
+    lq_kld_token *tk = NULL;
     size_t n_text = 0, n_ids = 0;
     lq_kld_acc acc;
     lq_kld_acc_init(&acc);
@@ -114,15 +118,24 @@ int lq_cmd_eval(int argc, char **argv) {
         st = lq_error(LQ_ERR_ARG, "%s has %zu tokens, fewer than one window of %ld", tpath, n_ids, ctx);
         goto done;
     }
-    /* two models' logits: keep each under ~128 MB */
-    int B = batch ? (int)batch : lq_ppl_auto_batch((int)ctx, V, nw) / 2;
+    /* two models' logits: keep each under ~128 MB on the host, ~1 GB on a GPU (statistics computed there) */
+    const int gpu = strcmp(device, "cpu") && lq_cuda_device_count() > 0;
+    int B = batch ? (int)batch
+                  : gpu ? (int)(1e9 / ((double)ctx * V * 4)) : lq_ppl_auto_batch((int)ctx, V, nw) / 2;
     if (B < 1) B = 1;
+    if (!batch && B > 16) B = 16;
     if (B > nw) B = nw;
     CHECK(lq_tool_engine(mb, device, wdtype, B, (int)ctx, &eb));
     CHECK(lq_tool_engine(mq, device, wdtype, B, (int)ctx, &eq));
-    CHECK(lq_malloc((void **)&lb, sizeof(float) * (size_t)B * ctx * V, "base logits"));
-    CHECK(lq_malloc((void **)&lqt, sizeof(float) * (size_t)B * ctx * V, "quant logits"));
+    const int on_gpu = !strcmp(eb->device, "cuda") && !strcmp(eq->device, "cuda");
     const int first = half ? (int)ctx / 2 : 0; /* first position whose prediction is scored */
+    const int64_t R = ctx - 1 - first;        /* scored rows per window */
+    if (on_gpu) {
+        CHECK(lq_malloc((void **)&tk, sizeof *tk * (size_t)B * R, "KLD statistics"));
+    } else {
+        CHECK(lq_malloc((void **)&lb, sizeof(float) * (size_t)B * ctx * V, "base logits"));
+        CHECK(lq_malloc((void **)&lqt, sizeof(float) * (size_t)B * ctx * V, "quant logits"));
+    }
     if (!quiet && !as_json)
         fprintf(stderr, "[eval] %s: %zu tokens, n_ctx %ld, %d windows, %d scored per window; engines: %s / %s\n",
                 tpath, n_ids, ctx, nw, (int)ctx - 1 - first, eb->desc, eq->desc);
@@ -130,9 +143,23 @@ int lq_cmd_eval(int argc, char **argv) {
     for (int w0 = 0; w0 < nw; w0 += B) {
         int nb = nw - w0 < B ? nw - w0 : B;
         const int32_t *tok = ids + (size_t)w0 * ctx;
-        CHECK(eb->logits(eb, tok, nb, (int)ctx, lb));
-        CHECK(eq->logits(eq, tok, nb, (int)ctx, lqt));
-        for (int b = 0; b < nb; b++) {
+        if (on_gpu) { /* logits stay on the GPU; per-token statistics come back, added in row order */
+            CHECK(lq_cuda_engines_kld(eb, eq, tok, nb, (int)ctx, first, tk));
+            for (int64_t i = 0; i < (int64_t)nb * R; i++) {
+                const lq_kld_token *t = &tk[i];
+                if (!isfinite(t->nll_base) || !isfinite(t->nll_q) || !isfinite(t->kld) || !isfinite(t->dp)) {
+                    st = lq_error(LQ_ERR_NUMERIC, "window %d, position %lld: non-finite logits (NaN/Inf)",
+                                  w0 + (int)(i / R), (long long)(first + i % R));
+                    goto done;
+                }
+                CHECK(lq_kld_acc_add(&acc, t));
+            }
+        }
+        if (!on_gpu) {
+            CHECK(eb->logits(eb, tok, nb, (int)ctx, lb));
+            CHECK(eq->logits(eq, tok, nb, (int)ctx, lqt));
+        }
+        for (int b = 0; b < nb && !on_gpu; b++) {
             size_t row = (size_t)b * ctx + first;
             st = lq_kld_acc_add_rows(&acc, lb + row * V, lqt + row * V, ctx - 1 - first, V, tok + row + 1);
             if (st != LQ_OK) {
@@ -220,6 +247,7 @@ done:
     if (st != LQ_OK) rc = lq_tool_fail("eval", st);
     lq_kld_acc_free(&acc);
     free(lb);
+    free(tk);
     free(lqt);
     free(text);
     free(ids);
