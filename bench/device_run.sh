@@ -8,6 +8,8 @@
 #   tests     every carry/bin/test_* binary under LQ_REQUIRE_GPU=1 (make test-gpu's recipe)
 #   kernels   lq bench kernels --w4a16 on the Llama-3-8B shapes (sym g128, then asym g128 at M=1,16,64)
 #   model     lq bench model on the llama3-8b preset: fp16, then RTN W4A16 g128
+#   attention lq bench kernels --attention (decode attention sweep of ANCHORS.md)
+#   prefill   lq bench model, llama3-8b fp16: prefill 512/2048 against cuBLAS on the same GEMMs, decode at 512/8k
 #   smol      SmolLM2-135M: RTN 4/8-bit and GPU GPTQ (plain, act-order) on C4, lq eval on full WikiText-2
 #             at 512/2048 (cuda, f32 weights), then GPU (fp16, W4A16 fused) vs CPU on 40 windows at 512
 # OUTDIR (default $OUT) gets device_run.log and results.tgz (every log and JSON, re-packed after
@@ -38,6 +40,10 @@ for s in ${STEPS:-info tests kernels}; do
   model) say model
     $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,8,32 --ctx 512 --out "$R/model_f16.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/model.txt"
     $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 --batch 1,8,32 --ctx 512 --out "$R/model_w4.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$R/model.txt" ;;
+  attention) say attention
+    $LQ bench kernels --attention --shapes none --iters 40 --out "$R/attention_decode.json" 2>&1 | tee "$R/attention.txt" ;;
+  prefill) say prefill  # fp16 llama3-8b: prefill vs cuBLAS on the same GEMMs, decode at batch 1 at 512 and 8k
+    $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1 --ctx 512,8192 --out "$R/model_f16_prefill.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/prefill.txt" ;;
   smol) say smol  # the GGUF travels in two calls: carry/smolA/part (first call, kept while warm), carry/smolB/part
     G=/tmp/lqsmol/model.gguf; D=/tmp/lqsmol; mkdir -p $D
     A=carry/smolA/part; [ -f $A ] || A=/tmp/lqstage/smolA
