@@ -336,8 +336,8 @@ __global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restri
  *  - each warp owns one 16-row block and a contiguous range of its K tiles
  *    and keeps W4S_DEPTH tiles (16 bytes per lane, 3 KB per warp) in flight
  *    in a rolling register ring: the load of tile t + W4S_DEPTH is issued as
- *    soon as tile t leaves its register, so no shared memory and no barrier
- *    sits between DRAM and the math;
+ *    soon as tile t leaves its register: the codes never pass through shared
+ *    memory, and no wait or barrier sits between DRAM and the math;
  *  - the mma roles are swapped: the weight tile is the A operand (16 rows x
  *    16 inputs — the layout's words are exactly its fragments) and x is B
  *    (16 inputs x 8 columns = activation rows, M <= 8 of them), so one
@@ -361,16 +361,19 @@ __global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restri
  * measure. */
 
 #define W4S_DEPTH 6      /* code tiles in flight per warp: 24 registers (a ring of 8 spilled at the 64-register bound) */
+#define W4S_DEPTH_G2 5   /* asymmetric with two groups per tile holds 12 more constants: 6 spilled */
 #define W4S_MAX_WARPS 32 /* warps per block: __launch_bounds__(1024, 1) holds a thread to 64 registers */
 
 /* Streaming 16-byte load: read-only path, not kept in L1 (every code is read
- * once). Not volatile: it reads memory no kernel writes, so the compiler may
- * schedule it freely. */
+ * once). Volatile so that it stays where it is written: before the staging
+ * and its barrier, and one ring slot ahead in the loop — a pure asm could be
+ * sunk towards its use to relieve the 64-register bound, which would undo
+ * the prefetch. */
 __device__ __forceinline__ uint4 ld_nc_stream(const uint4 *p) {
     uint4 v;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-        : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-        : "l"(p));
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
     return v;
 }
 
@@ -401,6 +404,14 @@ __device__ __forceinline__ void small_setup(small_consts &c, uint32_t sc2, uint3
     }
 }
 
+/* (a & mask) | bits as one LOP3: written in C, the two constants made it an
+ * AND and an OR (LOP3 takes one immediate) — 16 extra instructions per tile. */
+template <uint32_t MASK> __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t bits) {
+    uint32_t d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "n"(MASK), "r"(bits));
+    return d;
+}
+
 /* One code word (sub-tile j) -> the A fragment of a 16 x 16 weight tile:
  * a[0] row n0, inputs 2q, 2q+1; a[1] row n1, same inputs; a[2] row n0,
  * inputs 2q+8, 2q+9; a[3] row n1. The same operations as dequant_step
@@ -408,10 +419,10 @@ __device__ __forceinline__ void small_setup(small_consts &c, uint32_t sc2, uint3
 __device__ __forceinline__ void small_dequant(uint32_t w, const small_consts &c, uint32_t *a) {
     const __half2 r16 = bits_h2(0x2c002c00u); /* 1/16 */
     const uint32_t w8 = w >> 8;
-    const __half2 lo0 = bits_h2((w & 0x000F000Fu) | 0x64006400u);  /* 1024 + c(n0, 2q | 2q+1) */
-    const __half2 hi0 = bits_h2((w & 0x00F000F0u) | 0x64006400u);  /* 1024 + 16 c(n0, 2q+8 | 2q+9) */
-    const __half2 lo1 = bits_h2((w8 & 0x000F000Fu) | 0x64006400u); /* row n1 */
-    const __half2 hi1 = bits_h2((w8 & 0x00F000F0u) | 0x64006400u);
+    const __half2 lo0 = bits_h2(and_or<0x000F000Fu>(w, 0x64006400u));  /* 1024 + c(n0, 2q | 2q+1) */
+    const __half2 hi0 = bits_h2(and_or<0x00F000F0u>(w, 0x64006400u));  /* 1024 + 16 c(n0, 2q+8 | 2q+9) */
+    const __half2 lo1 = bits_h2(and_or<0x000F000Fu>(w8, 0x64006400u)); /* row n1 */
+    const __half2 hi1 = bits_h2(and_or<0x00F000F0u>(w8, 0x64006400u));
     a[0] = h2_bits(__hmul2(__hadd2(lo0, c.a0), c.s0));
     a[1] = h2_bits(__hmul2(__hadd2(lo1, c.a1), c.s1));
     a[2] = h2_bits(__hmul2(__hfma2(hi0, r16, c.b0), c.s0));
@@ -457,11 +468,12 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
     if (nb >= NB || nt < 0) nt = 0;
     const uint4 *wp = qw + (((int64_t)nb * KB + t0) * 32 + lane);
 
-    /* the first W4S_DEPTH tiles in flight before anything else: their DRAM
+    /* the first DEPTH tiles in flight before anything else: their DRAM
      * latency covers the staging below */
-    uint4 buf[W4S_DEPTH];
+    constexpr int DEPTH = G2 && !SYM ? W4S_DEPTH_G2 : W4S_DEPTH;
+    uint4 buf[DEPTH];
 #pragma unroll
-    for (int u = 0; u < W4S_DEPTH; u++)
+    for (int u = 0; u < DEPTH; u++)
         if (u < nt) buf[u] = ld_nc_stream(wp + u * 32);
 
     /* stage x (M rows, all of K) permuted, 4 independent 16-byte loads per
@@ -533,13 +545,13 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
     /* lanes of groupID >= M supply columns of the product that nobody reads: row 0 */
     const uint4 *xr = xs + (g8 < M ? g8 : 0) * KB * 8 + q * 2 + t0 * 8;
     const uint32_t *sgr = sg + rbl * ng * 8 + g8, *zgr = zg + rbl * ng * 8 + g8;
-    for (int c = 0; c < nt; c += W4S_DEPTH) {
+    for (int c = 0; c < nt; c += DEPTH) {
+        const uint4 *wn = wp + (c + DEPTH) * 32; /* this round's refills: immediate offsets u * 512 bytes */
 #pragma unroll
-        for (int u = 0; u < W4S_DEPTH; u++) {
+        for (int u = 0; u < DEPTH; u++) {
             const int t = c + u;
             if (t < nt) {
                 const uint4 wv = buf[u];
-                if (t + W4S_DEPTH < nt) buf[u] = ld_nc_stream(wp + (t + W4S_DEPTH) * 32);
                 const int kb = t0 + t;
                 const uint4 xa = xr[t * 8], xb = xr[t * 8 + 1]; /* b0, b1 of sub-tiles 0, 1 | 2, 3 */
                 small_consts k0, k1;
@@ -548,7 +560,9 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
                     small_setup<SYM>(k0, sgr[g0 * 8], SYM ? 0u : zgr[g0 * 8]);
                     small_setup<SYM>(k1, sgr[g1 * 8], SYM ? 0u : zgr[g1 * 8]);
                 } else {
-                    const int g0 = small_group(kb, gdiv, gshift, ng);
+                    /* no clamp: with G a multiple of 64, Kp <= n_groups G (and one
+                     * group per row has gshift 30) */
+                    const int g0 = gshift >= 0 ? kb >> gshift : kb / gdiv;
                     small_setup<SYM>(k0, sgr[g0 * 8], SYM ? 0u : zgr[g0 * 8]);
                 }
                 uint32_t a[4];
@@ -560,6 +574,11 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
                 mma_16816(acc, a, xb.x, xb.y);
                 small_dequant(wv.w, G2 ? k1 : k0, a);
                 mma_16816(acc, a, xb.z, xb.w);
+                /* refill the slot only now that its last word is consumed: issued
+                 * earlier, the new load and the old words need separate registers,
+                 * and the compiler moved the loaded value back into the slot right
+                 * away — a wait for the load on every tile */
+                if (t + DEPTH < nt) buf[u] = ld_nc_stream(wn + u * 32);
             }
         }
     }
