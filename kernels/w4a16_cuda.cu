@@ -335,9 +335,10 @@ __global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restri
  * instructions per byte:
  *  - each warp owns one 16-row block and a contiguous range of its K tiles
  *    and keeps W4S_DEPTH tiles (16 bytes per lane, 3 KB per warp) in flight
- *    in a rolling register ring: the load of tile t + W4S_DEPTH is issued as
- *    soon as tile t leaves its register: the codes never pass through shared
- *    memory, and no wait or barrier sits between DRAM and the math;
+ *    in a rolling register ring: the load of tile t + W4S_DEPTH goes into
+ *    tile t's registers as soon as its last word is consumed: the codes never
+ *    pass through shared memory, and no wait or barrier sits between DRAM
+ *    and the math;
  *  - the mma roles are swapped: the weight tile is the A operand (16 rows x
  *    16 inputs — the layout's words are exactly its fragments) and x is B
  *    (16 inputs x 8 columns = activation rows, M <= 8 of them), so one
@@ -354,11 +355,12 @@ __global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restri
  *    (deterministic, no atomics, no second kernel, no workspace).
  * A block holds B row blocks x S warps (plan_small picks them so that one
  * wave of resident blocks covers the weight, see there).
- * Expected cost per 16 x 64 tile and warp: 1 LDG.128, 2 LDS.128, 4 x 13
- * dequantization instructions, 4 mma, ~4-10 for the group constants and the
- * loop: ~65, i.e. ~7 us of issue for gate_up on 132 SMs, under the 14.4 us
- * DRAM floor. kernels/dev/w4a16_notes.md has the prediction and what to
- * measure. */
+ * Cost per 16 x 64 tile and warp (sm_90a SASS, symmetric g128): 1 LDG.128,
+ * 2 LDS.128, 4 x 13 dequantization (SHF, 4 LOP3, 2 HADD2, 2 HFMA2, 4 HMUL2 per
+ * word), 4 HMMA, ~20 for the group constants, guards and addresses: ~79
+ * (asym g128 ~82, asym g32 ~104), i.e. ~9 us of issue for gate_up on 132
+ * SMs, under the 14.4 us DRAM floor. kernels/dev/w4a16_notes.md has the
+ * prediction and what to measure. */
 
 #define W4S_DEPTH 6      /* code tiles in flight per warp: 24 registers (a ring of 8 spilled at the 64-register bound) */
 #define W4S_DEPTH_G2 5   /* asymmetric with two groups per tile holds 12 more constants: 6 spilled */
