@@ -58,7 +58,8 @@ lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_byt
 lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);
 
 /* lq_w4a16_matmul_cuda, y(M,N) fp32 = x(M,K) fp16 W4(N,K)^T with random codes in the mma layout,
- * group size G (0: per channel), sym or asym; path 0 auto, 1 fused, 2 dequantize + cuBLAS. */
+ * group size G (0: per channel), sym or asym; path 0 auto, 1 fused, 2 dequantize + cuBLAS, 3 small M
+ * (M <= LQ_W4A16_SMALL_MAX_M). */
 lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, int sym, int path, size_t rotate_bytes, int iters,
                               lq_bench_timing *t);
 

@@ -2,7 +2,13 @@
  * y (M, N) fp32 = x (M, K) fp16 · W^T (+ b), W held as 4-bit codes in the
  * mma layout of libquant/lq_w4a16.h. The CUDA twin of lq_w4a16_matmul_ref.
  *
- * Two paths, one launcher (lq_w4a16_matmul_cuda):
+ * Three paths, one launcher (lq_w4a16_matmul_cuda):
+ *  - small M (M <= LQ_W4A16_SMALL_MAX_M = 4, decode): a streaming kernel
+ *    that keeps each warp's codes in a register ring (W4S_DEPTH 16-byte loads
+ *    in flight), multiplies them on the tensor cores with the weights as the
+ *    A operand, and splits K among the warps of a block (partial sums added
+ *    in shared memory: one kernel, deterministic). Described at
+ *    w4a16_small_m_kernel.
  *  - fused (M <= LQ_W4A16_FUSED_MAX_M): tensor cores (mma.sync m16n8k16,
  *    fp16 in, fp32 accumulate). Each warp owns 32 output columns (two 16-row
  *    blocks of W) and streams their codes straight from device memory, one
@@ -319,6 +325,285 @@ __global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restri
     y[i] = sum;
 }
 
+/* ---------------- the small-M kernel (M <= LQ_W4A16_SMALL_MAX_M) ----------------
+ *
+ * Why a second kernel: at M = 1 the fused kernel above is latency-bound (ncu
+ * on gate_up: DRAM 35 %, 1.15 eligible warps per scheduler) — its codes pass
+ * through a per-warp cp.async ring in shared memory, each tile pays a wait,
+ * the group setup and ldmatrix, and split K costs a second kernel. Here the
+ * only goal is to keep enough code bytes in flight and to spend few
+ * instructions per byte:
+ *  - each warp owns one 16-row block and a contiguous range of its K tiles
+ *    and keeps W4S_DEPTH tiles (16 bytes per lane, 3 KB per warp) in flight
+ *    in a rolling register ring: the load of tile t + W4S_DEPTH goes into
+ *    tile t's registers as soon as its last word is consumed: the codes never
+ *    pass through shared memory, and no wait or barrier sits between DRAM
+ *    and the math;
+ *  - the mma roles are swapped: the weight tile is the A operand (16 rows x
+ *    16 inputs — the layout's words are exactly its fragments) and x is B
+ *    (16 inputs x 8 columns = activation rows, M <= 8 of them), so one
+ *    m16n8k16 covers a whole 16 x 16 sub-tile for every row of x: 4 mma per
+ *    512-byte tile instead of 8, no ldmatrix, and the K reduction across
+ *    the lanes of a warp happens inside the tensor core (no shuffles).
+ *    Products fp16 x fp16 exact, fp32 accumulation, as in the fused kernel;
+ *  - the B fragments come from shared memory where the block stages its
+ *    activations once, permuted so that a lane's 8 half2 of a tile (inputs
+ *    16j + 2q + {0,1,8,9}, j = 0..3) are 32 contiguous bytes: 2 LDS.128 per
+ *    tile; the block's group scales / zeros are staged next to them;
+ *  - K is split across the S warps of a row block inside the block; their
+ *    partial sums meet in shared memory and are added in warp order
+ *    (deterministic, no atomics, no second kernel, no workspace).
+ * A block holds B row blocks x S warps (plan_small picks them so that one
+ * wave of resident blocks covers the weight, see there).
+ * Cost per 16 x 64 tile and warp (sm_90a SASS, symmetric g128): 1 LDG.128,
+ * 2 LDS.128, 4 x 13 dequantization (SHF, 4 LOP3, 2 HADD2, 2 HFMA2, 4 HMUL2 per
+ * word), 4 HMMA, ~20 for the group constants, guards and addresses: ~79
+ * (asym g128 ~82, asym g32 ~104), i.e. ~9 us of issue for gate_up on 132
+ * SMs, under the 14.4 us DRAM floor. kernels/dev/w4a16_notes.md has the
+ * prediction and what to measure. */
+
+#define W4S_DEPTH 6      /* code tiles in flight per warp: 24 registers (a ring of 8 spilled at the 64-register bound) */
+#define W4S_DEPTH_G2 5   /* asymmetric with two groups per tile holds 12 more constants: 6 spilled */
+#define W4S_MAX_WARPS 32 /* warps per block: __launch_bounds__(1024, 1) holds a thread to 64 registers */
+
+/* Streaming 16-byte load: read-only path, not kept in L1 (every code is read
+ * once). Volatile so that it stays where it is written: before the staging
+ * and its barrier, and one ring slot ahead in the loop — a pure asm could be
+ * sunk towards its use to relieve the 64-register bound, which would undo
+ * the prefetch. */
+__device__ __forceinline__ uint4 ld_nc_stream(const uint4 *p) {
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+}
+
+/* Constants of one lane, one group: scales of rows n0 / n1 splatted, and the
+ * offsets that turn the LOP3 results into (code - zero) exactly (as
+ * tile_consts above). */
+struct small_consts {
+    __half2 s0, s1; /* scale of row n0 / n1 */
+    __half2 a0, a1; /* -(1024 + z) */
+    __half2 b0, b1; /* -(64 + z) */
+};
+
+template <bool SYM>
+__device__ __forceinline__ void small_setup(small_consts &c, uint32_t sc2, uint32_t zr2) {
+    const __half2 s = bits_h2(sc2); /* (row n0, row n1): one 32-bit word of the interleaved group layout */
+    c.s0 = __low2half2(s);
+    c.s1 = __high2half2(s);
+    if (SYM) {
+        c.a0 = c.a1 = bits_h2(0xE408E408u); /* -1032: zero point 8 */
+        c.b0 = c.b1 = bits_h2(0xD480D480u); /* -72 */
+    } else {
+        const __half2 z = bits_h2(zr2);
+        const __half2 a = __hsub2(bits_h2(0xE400E400u), z), b = __hsub2(bits_h2(0xD400D400u), z);
+        c.a0 = __low2half2(a);
+        c.a1 = __high2half2(a);
+        c.b0 = __low2half2(b);
+        c.b1 = __high2half2(b);
+    }
+}
+
+/* (a & mask) | bits as one LOP3: written in C, the two constants made it an
+ * AND and an OR (LOP3 takes one immediate) — 16 extra instructions per tile. */
+template <uint32_t MASK> __device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t bits) {
+    uint32_t d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "n"(MASK), "r"(bits));
+    return d;
+}
+
+/* One code word (sub-tile j) -> the A fragment of a 16 x 16 weight tile:
+ * a[0] row n0, inputs 2q, 2q+1; a[1] row n1, same inputs; a[2] row n0,
+ * inputs 2q+8, 2q+9; a[3] row n1. The same operations as dequant_step
+ * (b[0], b[2], b[1], b[3] there), so the same fp16 bits. */
+__device__ __forceinline__ void small_dequant(uint32_t w, const small_consts &c, uint32_t *a) {
+    const __half2 r16 = bits_h2(0x2c002c00u); /* 1/16 */
+    const uint32_t w8 = w >> 8;
+    const __half2 lo0 = bits_h2(and_or<0x000F000Fu>(w, 0x64006400u));  /* 1024 + c(n0, 2q | 2q+1) */
+    const __half2 hi0 = bits_h2(and_or<0x00F000F0u>(w, 0x64006400u));  /* 1024 + 16 c(n0, 2q+8 | 2q+9) */
+    const __half2 lo1 = bits_h2(and_or<0x000F000Fu>(w8, 0x64006400u)); /* row n1 */
+    const __half2 hi1 = bits_h2(and_or<0x00F000F0u>(w8, 0x64006400u));
+    a[0] = h2_bits(__hmul2(__hadd2(lo0, c.a0), c.s0));
+    a[1] = h2_bits(__hmul2(__hadd2(lo1, c.a1), c.s1));
+    a[2] = h2_bits(__hmul2(__hfma2(hi0, r16, c.b0), c.s0));
+    a[3] = h2_bits(__hmul2(__hfma2(hi1, r16, c.b1), c.s1));
+}
+
+/* Group of tile (or tile half) i: a shift when the divisor is a power of two,
+ * a 32-bit division otherwise; clamped like the padding of the layout. */
+__device__ __forceinline__ int small_group(int i, int gdiv, int gshift, int ng) {
+    const int g = gshift >= 0 ? i >> gshift : i / gdiv;
+    return g < ng ? g : ng - 1;
+}
+
+/* grid (ceil(NB / B)), block 32 B S threads; warp w: row block
+ * blockIdx.x B + w / S, K tiles [kp T, kp T + T) with kp = w % S, T = ceil(KB / S).
+ * M: rows of x (1..4; the mma would take up to 8). SYM: zero point 8, no
+ * zeros array. G2: two groups per 64-input tile (G % 64 == 32: each 32-input
+ * half has its own); else one (G a multiple of 64, or one group per row).
+ * gdiv / gshift: tiles (G2: tile halves) per group and its log2 (-1: not a
+ * power of two). Shared memory (16-byte aligned pieces):
+ *   xs  uint4 [M][KB][8]  x of tile kb, row m, permuted: 32-bit word
+ *                          8 q + i holds inputs 64 kb + 2 p, 2 p + 1 with
+ *                          p = 4 i + q — lane q's b0/b1 of sub-tiles 0..3 are
+ *                          words 8q .. 8q+7; zero beyond K
+ *   sg  uint32 [B][ng][8]  scale pairs of each row block, global order
+ *   zg  uint32 [B][ng][8]  zero pairs (asymmetric only)
+ *   red float [B S][M][16] each warp's partial sums */
+template <int M, bool SYM, bool G2>
+__global__ void __launch_bounds__(32 * W4S_MAX_WARPS, 1)
+w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
+                     const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
+                     int N, int NB, int K, int KB, int ng, int gdiv, int gshift, int B, int S, int vec_x) {
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nthr = blockDim.x;
+    uint4 *xs = reinterpret_cast<uint4 *>(smem_raw);
+    uint32_t *sg = reinterpret_cast<uint32_t *>(xs + M * KB * 8);
+    uint32_t *zg = sg + B * ng * 8;
+    float *red = reinterpret_cast<float *>(zg + (SYM ? 0 : B * ng * 8));
+    const int rbl = warp / S, kp = warp - rbl * S;
+    const int nb = blockIdx.x * B + rbl;
+    const int per = (KB + S - 1) / S, t0 = kp * per;
+    int nt = KB - t0 < per ? KB - t0 : per;
+    if (nb >= NB || nt < 0) nt = 0;
+    const uint4 *wp = qw + (((int64_t)nb * KB + t0) * 32 + lane);
+
+    /* the first DEPTH tiles in flight before anything else: their DRAM
+     * latency covers the staging below */
+    constexpr int DEPTH = G2 && !SYM ? W4S_DEPTH_G2 : W4S_DEPTH;
+    uint4 buf[DEPTH];
+#pragma unroll
+    for (int u = 0; u < DEPTH; u++)
+        if (u < nt) buf[u] = ld_nc_stream(wp + u * 32);
+
+    /* stage x (M rows, all of K) permuted, 4 independent 16-byte loads per
+     * thread and round so that the loads overlap */
+    {
+        const int per_row = KB * 8, total = M * per_row; /* 8-input chunks */
+        for (int c0 = tid; c0 < total; c0 += 4 * nthr) {
+            uint4 v[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int c = c0 + i * nthr;
+                v[i] = make_uint4(0, 0, 0, 0);
+                if (c < total) {
+                    const int m = c / per_row, r = c - m * per_row, gk = r * 8;
+                    const __half *src = x + (int64_t)m * ldx + gk;
+                    if (vec_x && gk + 8 <= K) {
+                        v[i] = __ldg(reinterpret_cast<const uint4 *>(src));
+                    } else if (gk < K) {
+                        __half h[8];
+#pragma unroll
+                        for (int e = 0; e < 8; e++) h[e] = gk + e < K ? src[e] : __float2half(0.0f);
+                        v[i] = *reinterpret_cast<const uint4 *>(h);
+                    }
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int c = c0 + i * nthr;
+                if (c < total) {
+                    /* chunk c = (row m, tile kb, i8 = c % 8): inputs 8 i8 .. 8 i8 + 7 of the
+                     * tile are pairs p = 4 i8 + q, q = 0..3 -> words 8 q + i8 */
+                    uint32_t *dst = reinterpret_cast<uint32_t *>(xs + (c >> 3) * 8) + (c & 7);
+                    dst[0] = v[i].x;
+                    dst[8] = v[i].y;
+                    dst[16] = v[i].z;
+                    dst[24] = v[i].w;
+                }
+            }
+        }
+    }
+    /* stage the block's group data: each row block's 16 scales of a group are
+     * 32 contiguous bytes (8 pairs) */
+    {
+        const int per_rb = ng * 8, total = B * per_rb * (SYM ? 1 : 2), half_np = NB * 8;
+        for (int c0 = tid; c0 < total; c0 += 4 * nthr) {
+            uint32_t v[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int c = c0 + i * nthr;
+                v[i] = 0;
+                if (c < total) {
+                    const int zpart = c >= B * per_rb, cc = zpart ? c - B * per_rb : c;
+                    const int rb = cc / per_rb, r = cc - rb * per_rb, g = r >> 3, nbb = blockIdx.x * B + rb;
+                    if (nbb < NB) v[i] = __ldg((zpart ? zr : sc) + ((int64_t)g * half_np + nbb * 8 + (r & 7)));
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                if (c0 + i * nthr < total) sg[c0 + i * nthr] = v[i]; /* zg follows sg */
+        }
+    }
+    __syncthreads();
+
+    /* one accumulator chain: a second one (for odd sub-tiles) cost the registers
+     * of two ring slots, and the 4 dependent mma per tile hide behind the other
+     * warps of the scheduler */
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    const int g8 = lane >> 2, q = lane & 3;
+    /* lanes of groupID >= M supply columns of the product that nobody reads: row 0 */
+    const uint4 *xr = xs + (g8 < M ? g8 : 0) * KB * 8 + q * 2 + t0 * 8;
+    const uint32_t *sgr = sg + rbl * ng * 8 + g8, *zgr = zg + rbl * ng * 8 + g8;
+    for (int c = 0; c < nt; c += DEPTH) {
+        const uint4 *wn = wp + (c + DEPTH) * 32; /* this round's refills: immediate offsets u * 512 bytes */
+#pragma unroll
+        for (int u = 0; u < DEPTH; u++) {
+            const int t = c + u;
+            if (t < nt) {
+                const uint4 wv = buf[u];
+                const int kb = t0 + t;
+                const uint4 xa = xr[t * 8], xb = xr[t * 8 + 1]; /* b0, b1 of sub-tiles 0, 1 | 2, 3 */
+                small_consts k0, k1;
+                if (G2) {
+                    const int g0 = small_group(2 * kb, gdiv, gshift, ng), g1 = small_group(2 * kb + 1, gdiv, gshift, ng);
+                    small_setup<SYM>(k0, sgr[g0 * 8], SYM ? 0u : zgr[g0 * 8]);
+                    small_setup<SYM>(k1, sgr[g1 * 8], SYM ? 0u : zgr[g1 * 8]);
+                } else {
+                    /* no clamp: with G a multiple of 64, Kp <= n_groups G (and one
+                     * group per row has gshift 30) */
+                    const int g0 = gshift >= 0 ? kb >> gshift : kb / gdiv;
+                    small_setup<SYM>(k0, sgr[g0 * 8], SYM ? 0u : zgr[g0 * 8]);
+                }
+                uint32_t a[4];
+                small_dequant(wv.x, k0, a);
+                mma_16816(acc, a, xa.x, xa.y);
+                small_dequant(wv.y, k0, a);
+                mma_16816(acc, a, xa.z, xa.w);
+                small_dequant(wv.z, G2 ? k1 : k0, a);
+                mma_16816(acc, a, xb.x, xb.y);
+                small_dequant(wv.w, G2 ? k1 : k0, a);
+                mma_16816(acc, a, xb.z, xb.w);
+                /* refill the slot only now that its last word is consumed: issued
+                 * earlier, the new load and the old words need separate registers,
+                 * and the compiler moved the loaded value back into the slot right
+                 * away — a wait for the load on every tile */
+                if (t + DEPTH < nt) buf[u] = ld_nc_stream(wn + u * 32);
+            }
+        }
+    }
+
+    /* C fragment: c0, c1 = rows g8 (n0), columns (x rows) 2q, 2q+1; c2, c3 = row g8 + 8 */
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+        const int m = 2 * q + (e & 1);
+        if (m < M) red[(warp * M + m) * 16 + g8 + (e >> 1) * 8] = acc[e];
+    }
+    __syncthreads();
+    for (int o = tid; o < B * M * 16; o += nthr) {
+        const int rb = o / (M * 16), rem = o - rb * (M * 16), m = rem >> 4, r = rem & 15;
+        const int nbb = blockIdx.x * B + rb, n = nbb * 16 + r;
+        if (nbb < NB && n < N) {
+            float sum = bias ? bias[n] : 0.0f;
+            const float *p = red + (rb * S * M + m) * 16 + r;
+            for (int s = 0; s < S; s++) sum += p[s * M * 16]; /* in warp order: deterministic */
+            y[(int64_t)m * N + n] = sum;
+        }
+    }
+}
+
 /* ---------------- dequantization to fp16 (the large-M path) ---------------- */
 
 /* One thread per (row n, 8 consecutive inputs): the 8 codes sit in 4 lanes'
@@ -455,6 +740,128 @@ static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int6
     return LQ_OK;
 }
 
+/* ---- small-M plan ----
+ * B row blocks of 16 rows per block, S warps per row block (each a 1/S
+ * slice of K), W = B S warps. The choice, for 132 SMs:
+ *  1. S: the largest power of two (<= 32, <= KB tiles) with NB S <= 32 per
+ *     SM: one wave of resident warps (the kernel's 64-register bound allows
+ *     32 per SM) covers the whole weight — no second wave, no tail. gate_up
+ *     (NB = 1792) gets S = 2, o and down (NB = 256) S = 16.
+ *  2. B: each block stages all of x (2 M Kp bytes from L2) for 8 B Kp bytes
+ *     of codes: B up to 2 M keeps that extra traffic under 1/8 of the codes,
+ *     as long as the grid still has a block for (almost) every SM.
+ *  3. Shared memory (x of M rows, B row blocks' groups, the partial sums):
+ *     when it lets fewer than 24 warps reside per SM, grow the block (same
+ *     x, more warps) until it reaches 32 warps.
+ * Only the speed depends on these estimates, never the result. */
+typedef struct {
+    int B, S;        /* row blocks per block, warps per row block */
+    unsigned blocks; /* grid size */
+    size_t smem;     /* dynamic shared memory, bytes */
+    int g2, gdiv, gshift;
+} small_plan;
+
+/* sym: the weight has no zeros array (the kernel's SYM, not s->sym: the launch follows the pointer) */
+static size_t small_smem(const lq_w4a16_shape *s, int sym, int64_t m, int B, int W) {
+    const size_t KB = (size_t)(s->Kp / 64), ng = (size_t)s->n_groups;
+    return (size_t)m * KB * 128 + (size_t)B * ng * 32 * (sym ? 1 : 2) + (size_t)W * 16 * (size_t)m * sizeof(float);
+}
+
+/* Blocks of W warps and smem bytes one SM holds (estimate; 1 KB per block is the driver's reserve). */
+static int64_t small_blocks_per_sm(int W, size_t smem, size_t smem_per_sm) {
+    int64_t by_warps = W4S_MAX_WARPS / W, by_smem = (int64_t)(smem_per_sm / (smem + 1024)), b = by_warps;
+    if (by_smem < b) b = by_smem;
+    return b < 32 ? b : 32;
+}
+
+/* 0 when one block would need more than smem_per_block bytes (very large M K). */
+static int plan_small(const lq_w4a16_shape *s, int sym, int64_t m, int sm_count, size_t smem_per_block,
+                      size_t smem_per_sm, small_plan *p) {
+    const int64_t NB = s->Np / 16, KB = s->Kp / 64, sms = sm_count > 0 ? sm_count : 132;
+    const int64_t target = sms * W4S_MAX_WARPS;
+    int S = 1, B = 1;
+    while (S < W4S_MAX_WARPS && 2 * S <= KB && NB * 2 * S <= target) S *= 2;
+    /* ceil(NB / 2B) blocks still cover at least 15/16 of the SMs */
+    while (B < 2 * m && B * S < W4S_MAX_WARPS && (NB + 2 * B - 1) / (2 * B) * 16 >= 15 * sms) B *= 2;
+    while (B * S < W4S_MAX_WARPS &&
+           small_blocks_per_sm(B * S, small_smem(s, sym, m, B, B * S), smem_per_sm) * B * S < 24) {
+        if ((NB + 2 * B - 1) / (2 * B) * 2 >= sms) B *= 2; /* fewer, larger blocks: each stages x once */
+        else if (2 * S <= KB) S *= 2;
+        else break;
+    }
+    p->B = B;
+    p->S = S;
+    p->blocks = (unsigned)((NB + B - 1) / B);
+    p->smem = small_smem(s, sym, m, B, B * S);
+    /* group of a tile: one group per tile unless G is an odd multiple of 32 */
+    const int64_t ng = s->n_groups;
+    p->g2 = ng > 1 && s->G % 64 != 0;
+    const int64_t div = ng <= 1 ? (int64_t)1 << 30 : p->g2 ? s->G / 32 : s->G / 64;
+    p->gdiv = (int)div;
+    p->gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
+    return p->smem <= smem_per_block;
+}
+
+template <int M, bool SYM, bool G2>
+static lq_status launch_small_t(const small_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
+                                const float *b, int vec_x, cudaStream_t st) {
+    const lq_w4a16_shape *s = &w->s;
+    static size_t attr_bytes = 48 * 1024; /* per instantiation: the dynamic shared-memory limit, raised when needed */
+    if (p.smem > attr_bytes) {
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_small_m_kernel<M, SYM, G2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)p.smem),
+                    "cudaFuncSetAttribute (w4a16_small_m_kernel)");
+        attr_bytes = p.smem;
+    }
+    w4a16_small_m_kernel<M, SYM, G2><<<p.blocks, 32 * p.B * p.S, p.smem, st>>>(
+        y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
+        (int)s->N, (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift, p.B, p.S,
+        vec_x);
+    LQ_LAUNCH_RET("w4a16_small_m_kernel");
+    return LQ_OK;
+}
+
+template <int M>
+static lq_status launch_small_m(const small_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
+                                const float *b, int vec_x, cudaStream_t st) {
+    if (w->zeros == NULL)
+        return p.g2 ? launch_small_t<M, true, true>(p, y, x, ldx, w, b, vec_x, st)
+                    : launch_small_t<M, true, false>(p, y, x, ldx, w, b, vec_x, st);
+    return p.g2 ? launch_small_t<M, false, true>(p, y, x, ldx, w, b, vec_x, st)
+                : launch_small_t<M, false, false>(p, y, x, ldx, w, b, vec_x, st);
+}
+
+/* The small-M path: *ran = 0 (and LQ_OK) when the activations do not fit one
+ * block's shared memory, so that the caller can take the fused kernel. */
+static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
+                                int64_t m, int sm_count, cudaStream_t st, int *ran) {
+    const lq_w4a16_shape *s = &w->s;
+    *ran = 0;
+    LQ_RETURN_IF(s->n_groups > 1 && s->G % 32 != 0, LQ_ERR_UNSUPPORTED,
+                 "lq_w4a16_matmul_cuda: group size %lld is not a multiple of 32", (long long)s->G);
+    LQ_RETURN_IF(s->Np / 16 > INT32_MAX / 16 || s->Kp > INT32_MAX / 8, LQ_ERR_UNSUPPORTED,
+                 "lq_w4a16_matmul_cuda: N=%lld K=%lld too large for the small-M kernel", (long long)s->N,
+                 (long long)s->K);
+    int dev = 0, per_block = 0, per_sm = 0;
+    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
+    LQ_CUDA_RET(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                "cudaDeviceGetAttribute (shared memory per block)");
+    LQ_CUDA_RET(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
+                "cudaDeviceGetAttribute (shared memory per SM)");
+    small_plan p;
+    if (!plan_small(s, w->zeros == NULL, m, sm_count, (size_t)per_block, (size_t)per_sm, &p)) return LQ_OK;
+    /* 16-byte activation loads need an aligned pointer and row stride; the
+     * staging reads element by element otherwise (any x, any ldx) */
+    const int vec_x = (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
+    *ran = 1;
+    switch (m) {
+    case 1: return launch_small_m<1>(p, y, x, ldx, w, b, vec_x, st);
+    case 2: return launch_small_m<2>(p, y, x, ldx, w, b, vec_x, st);
+    case 3: return launch_small_m<3>(p, y, x, ldx, w, b, vec_x, st);
+    default: return launch_small_m<4>(p, y, x, ldx, w, b, vec_x, st);
+    }
+}
+
 extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
                                           const float *b, int64_t m, int path, int sm_count, void *ws,
                                           size_t ws_bytes, void *stream) {
@@ -463,8 +870,24 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     if (ldx == 0) ldx = s->K;
     LQ_RETURN_IF(ldx < s->K || s->K < 1, LQ_ERR_ARG, "lq_w4a16_matmul_cuda: K=%lld ldx=%lld", (long long)s->K,
                  (long long)ldx);
-    if (path == 0) path = m <= LQ_W4A16_FUSED_MAX_M ? 1 : 2;
+    LQ_RETURN_IF(path < 0 || path > 3, LQ_ERR_ARG, "lq_w4a16_matmul_cuda: path %d (0 auto, 1 fused, 2 dequantize + "
+                 "cuBLAS, 3 small M)", path);
+    LQ_RETURN_IF(path == 3 && m > LQ_W4A16_SMALL_MAX_M, LQ_ERR_ARG,
+                 "lq_w4a16_matmul_cuda: path 3 (small M) takes M <= %d, not %lld", LQ_W4A16_SMALL_MAX_M, (long long)m);
+    const int automatic = path == 0;
+    if (automatic) path = m <= LQ_W4A16_SMALL_MAX_M ? 3 : m <= LQ_W4A16_FUSED_MAX_M ? 1 : 2;
     cudaStream_t st = lq_stream(stream);
+    if (path == 3) {
+        int ran = 0;
+        LQ_FORWARD(small_m_matmul(y, x, ldx, w, b, m, sm_count, st, &ran));
+        if (ran) return LQ_OK;
+        /* x of m rows does not fit one block's shared memory (M K beyond ~110 K
+         * inputs): the fused kernel slices K across blocks */
+        LQ_RETURN_IF(!automatic, LQ_ERR_UNSUPPORTED,
+                     "lq_w4a16_matmul_cuda: path 3: %lld rows of %lld inputs do not fit the small-M kernel's shared "
+                     "memory (use path 1)", (long long)m, (long long)s->K);
+        path = 1;
+    }
     if (path == 2) {
         size_t need = (size_t)s->N * (size_t)s->K * sizeof(__half);
         LQ_RETURN_IF(ws_bytes < need, LQ_ERR_ARG,

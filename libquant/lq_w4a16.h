@@ -1,6 +1,7 @@
 /* lq_w4a16.h — the W4A16 weight layout of the fused GPU kernels
- * (kernels/w4a16_cuda.cu), its host-side packer and the CPU reference of the
- * fused product.
+ * (kernels/w4a16_cuda.cu: the small-M streaming kernel for M <= 4, the
+ * tensor-core kernel with split K up to M = 64, dequantize + cuBLAS above),
+ * its host-side packer and the CPU reference of the fused product.
  *
  * Why a second layout: the file layout (libquant/lq_quant.h, "lq-bitstream")
  * keeps 8 consecutive codes of one row per uint32, which a CUDA-core GEMV
@@ -10,6 +11,9 @@
  * per lane per 16x16 (rows x inputs) tile, and 4 such tiles along K next to
  * each other, so one 16-byte load per lane brings the codes of a 16 x 64 tile
  * and a warp reads 512 contiguous bytes — no shared memory, no shuffles.
+ * The same words are also the A fragments of mma.m16n8k16 with the weight
+ * rows as the M side (row n0 = groupID, n1 = groupID + 8), which is how the
+ * small-M kernel multiplies them by up to 8 activation rows in one step.
  *
  * ---- The mma layout (4-bit codes) ----
  * Rows are padded to Np = ceil(N/32)*32 (a warp streams two 16-row blocks),
@@ -59,8 +63,11 @@
 extern "C" {
 #endif
 
-/* lq_w4a16_matmul_cuda's automatic choice: the fused tensor-core kernel up to
- * this M, dequantize + cuBLAS above (set from `lq bench kernels --w4a16`). */
+/* lq_w4a16_matmul_cuda's automatic choice: the small-M streaming kernel up
+ * to LQ_W4A16_SMALL_MAX_M rows, the fused tensor-core kernel up to
+ * LQ_W4A16_FUSED_MAX_M, dequantize + cuBLAS above (set from
+ * `lq bench kernels --w4a16`). */
+#define LQ_W4A16_SMALL_MAX_M 4
 #define LQ_W4A16_FUSED_MAX_M 64
 
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */

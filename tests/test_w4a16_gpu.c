@@ -1,6 +1,7 @@
 /* test_w4a16_gpu.c — the W4A16 kernels (kernels/w4a16_cuda.cu) against their
  * CPU reference lq_w4a16_matmul_ref on fresh random inputs (seed printed;
- * LQ_TEST_SEED replays): the fused tensor-core path for M = 1..64 and beyond
+ * LQ_TEST_SEED replays): the small-M streaming kernel for M = 1..4 (path 3
+ * and auto), the fused tensor-core path for M = 1..64 and beyond
  * (codes re-read per 64 rows), the dequantize + cuBLAS path, symmetric and
  * asymmetric, group sizes 32/64/128 and per channel, act-order g_idx (static
  * groups), shapes that are not multiples of the tiles (N = 200, K = 172),
@@ -185,17 +186,95 @@ static void run_case(fixture *f, const mcase *c) {
     free(xh);
 }
 
+/* fields: M, N, K, G, sym, act_order, path, bias, ldx, x_offset */
+static const mcase fused_small_cases[] = {
+    {1, 64, 64, 32, 1, 0, 1, 0, 0, 0},       {1, 6144, 4096, 128, 1, 0, 1, 1, 0, 0},
+    {1, 4096, 14336, 128, 0, 0, 1, 0, 0, 0}, {2, 200, 172, 0, 0, 0, 1, 1, 0, 0},
+    {3, 1000, 512, 32, 0, 0, 1, 0, 520, 0},  {4, 512, 1024, 64, 1, 1, 1, 1, 0, 0},
+    {8, 384, 2048, 128, 0, 1, 1, 0, 0, 1},   {16, 4096, 4096, 64, 0, 0, 1, 1, 0, 0},
+    {5, 48, 100, 0, 1, 0, 1, 0, 0, 0},       {1, 16, 4096, 32, 0, 0, 1, 0, 0, 0},
+};
+
 static void test_w4a16_gpu_fused_small_m(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
-    const mcase cases[] = {
-        {1, 64, 64, 32, 1, 0, 1, 0, 0, 0},       {1, 6144, 4096, 128, 1, 0, 1, 1, 0, 0},
-        {1, 4096, 14336, 128, 0, 0, 1, 0, 0, 0}, {2, 200, 172, 0, 0, 0, 1, 1, 0, 0},
-        {3, 1000, 512, 32, 0, 0, 1, 0, 520, 0},  {4, 512, 1024, 64, 1, 1, 1, 1, 0, 0},
-        {8, 384, 2048, 128, 0, 1, 1, 0, 0, 1},   {16, 4096, 4096, 64, 0, 0, 1, 1, 0, 0},
-        {5, 48, 100, 0, 1, 0, 1, 0, 0, 0},       {1, 16, 4096, 32, 0, 0, 1, 0, 0, 0},
+    for (size_t i = 0; i < sizeof fused_small_cases / sizeof fused_small_cases[0]; i++)
+        run_case(f, &fused_small_cases[i]);
+}
+
+/* The small-M kernel (path 3, and what auto picks for M <= 4): the fused
+ * cases above that it takes, then every M = 1..4 x sym/asym x G = 32, 64,
+ * 128, per channel on shapes that rotate through the tails (N = 200,
+ * K = 172), ldx > K, unaligned x, bias and act-order; then odd group sizes
+ * (96: two groups per 64-input tile, a non-power-of-two divisor; K not a
+ * multiple of G) and the Llama shapes whose plans differ (K split 2 / 8 / 16
+ * warps, 1 or 2 row blocks per block, 130 KB of shared memory at M = 4,
+ * K = 14336). */
+static void test_w4a16_gpu_small_m(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    for (size_t i = 0; i < sizeof fused_small_cases / sizeof fused_small_cases[0]; i++)
+        if (fused_small_cases[i].M <= LQ_W4A16_SMALL_MAX_M) {
+            mcase c = fused_small_cases[i];
+            c.path = 3;
+            run_case(f, &c);
+        }
+    const int64_t shapes[][2] = {{200, 172}, {1000, 512}, {384, 2048}, {64, 64}, {96, 1100}};
+    const int groups[] = {32, 64, 128, 0};
+    int i = 0;
+    for (int64_t M = 1; M <= LQ_W4A16_SMALL_MAX_M; M++)
+        for (int sym = 0; sym < 2; sym++)
+            for (int gi = 0; gi < 4; gi++, i++) {
+                const int64_t *sh = shapes[i % 5];
+                mcase c = {M, sh[0], sh[1], groups[gi], sym, i % 7 == 2, 3, i % 2, 0, 0};
+                if (i % 3 == 1) c.ldx = sh[1] + 24;          /* rows further apart than K */
+                if (i % 4 == 3) c.x_offset = 1 + (i % 8 == 7); /* x not 16-byte aligned (nor 4-byte) */
+                if (i % 5 == 4) c.path = 0;                   /* auto: picks the small-M kernel */
+                run_case(f, &c);
+            }
+    const mcase more[] = {
+        {2, 256, 960, 96, 0, 0, 3, 1, 0, 0},      {3, 200, 172, 32, 0, 0, 3, 0, 180, 1},
+        {1, 48, 100, 32, 1, 0, 3, 1, 0, 0},       {4, 640, 4096, 96, 1, 1, 3, 0, 0, 0},
+        {1, 28672, 4096, 128, 1, 0, 0, 0, 0, 0},  {2, 4096, 4096, 128, 0, 0, 3, 1, 4104, 0},
+        {4, 4096, 14336, 128, 0, 0, 3, 1, 0, 0},  {3, 6144, 4096, 32, 1, 0, 0, 0, 0, 1},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(f, &cases[i]);
+    for (size_t j = 0; j < sizeof more / sizeof more[0]; j++) run_case(f, &more[j]);
+}
+
+/* Path 3 takes M <= LQ_W4A16_SMALL_MAX_M only, and needs no workspace. */
+static void test_w4a16_gpu_small_m_args(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    lq_qweight q;
+    make_qweight(f, &q, 512, 1024, 128, 0, 0);
+    const lq_qweight *parts[1] = {&q};
+    lq_w4a16_shape s;
+    OK(lq_w4a16_shape_of(parts, 1, &s));
+    size_t wbytes = lq_w4a16_device_bytes(&s);
+    void *dw, *dx, *dy;
+    lq_w4a16_weight w;
+    OK(lq_cuda_malloc(&dw, wbytes, "w"));
+    OK(lq_cuda_malloc(&dx, 1024 * 2 * 8, "x"));
+    OK(lq_cuda_malloc(&dy, 512 * 4 * 8, "y"));
+    OK(lq_cuda_memset(dx, 0, 1024 * 2 * 8));
+    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
+    const int64_t M = LQ_W4A16_SMALL_MAX_M + 1;
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 3, f->sm, NULL, 0, f->stream),
+                     LQ_ERR_ARG);
+    assert_non_null(strstr(lq_last_error(), "path 3"));
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 1, 4, f->sm, NULL, 0, f->stream), LQ_ERR_ARG);
+    for (int64_t m = 1; m <= LQ_W4A16_SMALL_MAX_M; m++) { /* no workspace: neither path 3 nor auto asks for one */
+        OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, m, 3, f->sm, NULL, 0, f->stream));
+        OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, m, 0, f->sm, NULL, 0, f->stream));
+    }
+    OK(lq_cuda_sync(f->stream));
+    float y[512 * LQ_W4A16_SMALL_MAX_M];
+    OK(lq_cuda_download(y, dy, sizeof y));
+    for (size_t i = 0; i < sizeof y / sizeof y[0]; i++) assert_true(y[i] == 0.0f); /* x = 0 */
+    lq_cuda_free(dw);
+    lq_cuda_free(dx);
+    lq_cuda_free(dy);
+    lq_qweight_free(&q);
 }
 
 static void test_w4a16_gpu_fused_larger_m(void **state) {
@@ -353,7 +432,8 @@ static void test_w4a16_gpu_workspace_checked(void **state) {
 int main(void) {
 #ifdef LQ_HAVE_CUDA
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_w4a16_gpu_fused_small_m),      cmocka_unit_test(test_w4a16_gpu_fused_larger_m),
+        cmocka_unit_test(test_w4a16_gpu_fused_small_m),      cmocka_unit_test(test_w4a16_gpu_small_m),
+        cmocka_unit_test(test_w4a16_gpu_small_m_args),       cmocka_unit_test(test_w4a16_gpu_fused_larger_m),
         cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
         cmocka_unit_test(test_w4a16_gpu_stacked_parts),      cmocka_unit_test(test_w4a16_gpu_workspace_checked),
     };

@@ -3,7 +3,9 @@
  *     copy bandwidth, then for each Llama linear shape (K x N) and batch M:
  *     cuBLAS fp16 (the baseline every lq kernel is compared with in the same run):
  *     microseconds (median), effective TB/s (weights + activations), TFLOP/s;
- *     for M <= 8 also lq's GEMV (lq_gemv_cuda) and its speedup over cuBLAS.
+ *     for M <= 8 also lq's GEMV (lq_gemv_cuda) and its speedup over cuBLAS;
+ *     with --w4a16 lq's W4A16 paths side by side (small-M kernel for
+ *     M <= LQ_W4A16_SMALL_MAX_M, fused, dequantize + cuBLAS).
  *   lq bench model (MODEL | --preset NAME) [--device cpu|cuda] [--prompt LIST] [--batch LIST]
  *                  [--ctx LIST] [--steps N] [--json] [--out FILE]
  *     prefill tokens/s for each prompt length, decode tokens/s for each batch x context.
@@ -73,9 +75,11 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
                         "            TB/s, its fraction of the copy bandwidth, PyTorch SDPA's H100 anchor\n"
                         "            (--shapes none: the attention sweep alone)\n"
                         "  --w4a16   also time lq's W4A16 kernels (random 4-bit codes, fp16 scales, group G = 128;\n"
-                        "            0 = per channel) next to cuBLAS fp16 in the same run: the fused tensor-core\n"
-                        "            path for M <= 256 and dequantize + cuBLAS for M >= 64; TB/s counts the\n"
-                        "            int4 codes, scales/zeros, activations and outputs\n";
+                        "            0 = per channel) next to cuBLAS fp16 in the same run: the small-M kernel\n"
+                        "            (path 3) for M <= 4, the fused tensor-core path (1) for M <= 256 and\n"
+                        "            dequantize + cuBLAS (2) for M >= 64, each in its own column; TB/s and the\n"
+                        "            speedup use the fastest; TB/s counts the int4 codes, scales/zeros,\n"
+                        "            activations and outputs\n";
 
 static int bench_kernels(int argc, char **argv) {
     int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
@@ -142,10 +146,11 @@ static int bench_kernels(int argc, char **argv) {
         return lq_tool_usage("bench", UK, "unknown --shapes '%s' (llama3, llama2, all, none)", shapes);
     fprintf(stderr, "(M <= 8: a second row \"gemv\" times lq's small-M GEMV, with its speedup over cuBLAS)\n");
     if (w4) {
-        json_object_set_new(res, "w4a16", json_pack("{s:i, s:b, s:i}", "group", w4_group, "sym", w4_sym,
-                                                     "fused_max_m_auto", LQ_W4A16_FUSED_MAX_M));
-        fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s | %9s %9s %8s %8s\n", "layer", "K", "N", "M", "cuBLAS us",
-                "TB/s", "TFLOP/s", "w4 fused", "w4 deq", "w4 TB/s", "speedup");
+        json_object_set_new(res, "w4a16", json_pack("{s:i, s:b, s:i, s:i}", "group", w4_group, "sym", w4_sym,
+                                                     "small_max_m_auto", LQ_W4A16_SMALL_MAX_M, "fused_max_m_auto",
+                                                     LQ_W4A16_FUSED_MAX_M));
+        fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s | %9s %9s %9s %8s %8s\n", "layer", "K", "N", "M",
+                "cuBLAS us", "TB/s", "TFLOP/s", "w4 small", "w4 fused", "w4 deq", "w4 TB/s", "speedup");
     } else
         fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s\n", "layer", "K", "N", "M", "cuBLAS us", "TB/s", "TFLOP/s");
     for (int si = 0; si < 2; si++)
@@ -161,26 +166,34 @@ static int bench_kernels(int argc, char **argv) {
                 fprintf(stderr, "%-8s %6d %6d %5d | %10.1f %8.3f %8.1f", s->name, s->K, s->N, M, t.us_median,
                         bytes / sec / 1e12, flops / sec / 1e12);
                 if (w4) {
-                    lq_bench_timing tf = {0}, td = {0};
-                    int have_f = M <= 256, have_d = M >= 64;
+                    lq_bench_timing ts = {0}, tf = {0}, td = {0};
+                    int have_s = M <= LQ_W4A16_SMALL_MAX_M, have_f = M <= 256, have_d = M >= 64;
+                    if (have_s && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 3, (size_t)512 << 20,
+                                                            iters, &ts)) != LQ_OK)
+                        return lq_tool_fail("bench", st);
                     if (have_f && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 1, (size_t)512 << 20,
                                                             iters, &tf)) != LQ_OK)
                         return lq_tool_fail("bench", st);
                     if (have_d && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 2, (size_t)512 << 20,
                                                             iters, &td)) != LQ_OK)
                         return lq_tool_fail("bench", st);
-                    double best = have_f && (!have_d || tf.us_median <= td.us_median) ? tf.us_median : td.us_median;
+                    double best = 1e300;
+                    if (have_s && ts.us_median < best) best = ts.us_median;
+                    if (have_f && tf.us_median < best) best = tf.us_median;
+                    if (have_d && td.us_median < best) best = td.us_median;
                     int g = w4_group > 0 && w4_group < s->K ? w4_group : s->K;
                     double ng = (double)((s->K + g - 1) / g);
                     double w4bytes = (double)s->N * s->K / 2 + (double)s->N * ng * 2 * (w4_sym ? 1 : 2) +
                                      2.0 * M * s->K + 4.0 * M * s->N;
-                    fprintf(stderr, " | %9.1f %9.1f %8.3f %7.2fx", have_f ? tf.us_median : 0.0,
-                            have_d ? td.us_median : 0.0, w4bytes / (best * 1e-6) / 1e12, t.us_median / best);
+                    fprintf(stderr, " | %9.1f %9.1f %9.1f %8.3f %7.2fx", have_s ? ts.us_median : 0.0,
+                            have_f ? tf.us_median : 0.0, have_d ? td.us_median : 0.0, w4bytes / (best * 1e-6) / 1e12,
+                            t.us_median / best);
                     json_t *row = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:b, s:f, s:f, s:f}", "set",
                                             si == 0 ? "llama3-8b" : "llama2-7b", "layer", s->name, "K", s->K, "N",
                                             s->N, "M", M, "impl", "lq_w4a16", "group", w4_group, "sym", w4_sym,
                                             "us_median", best, "tbps", w4bytes / (best * 1e-6) / 1e12,
                                             "speedup_vs_cublas_f16", t.us_median / best);
+                    if (have_s) json_object_set_new(row, "us_small_m", json_real(ts.us_median));
                     if (have_f) json_object_set_new(row, "us_fused", json_real(tf.us_median));
                     if (have_d) json_object_set_new(row, "us_dequant_cublas", json_real(td.us_median));
                     json_object_set_new(row, "cublas_f16_us", json_real(t.us_median));
