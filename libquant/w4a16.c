@@ -202,27 +202,48 @@ lq_status lq_w4a16_unpack(const lq_w4a16_shape *s, const uint32_t *qw, const uin
         return lq_error(LQ_ERR_FORMAT, "%s: %s of row %lld, group %lld is %s", what,
                         bad_kind == 1 ? "zero point" : "padding scale/zero", (long long)bad_n, (long long)bad_x,
                         bad_kind == 1 ? "not an integer in 0..15" : "not 0");
-    /* codes, row by row; padded inputs must hold the row's zero point, padded rows 0 */
+    /* codes, one 16 x 64 tile at a time (the inverse of lq_w4a16_repack's word order, so every
+       word is read once; lq_w4a16_code is the scalar definition); padded inputs must hold the
+       row's zero point, padded rows 0 */
+    const int64_t KB = s->Kp / 64;
 #pragma omp parallel for schedule(static) if (s->N * s->K > (1 << 20))
-    for (int64_t n = 0; n < s->Np; n++) {
-        uint32_t *row = n < s->N ? q->qweight + n * wpr : NULL;
-        if (row) memset(row, 0, (size_t)wpr * sizeof(uint32_t));
-        for (int64_t k = 0; k < s->Kp; k++) {
-            int c = lq_w4a16_code(qw, s, n, k);
-            if (row && k < s->K) {
-                row[k >> 3] |= (uint32_t)c << (4 * (k & 7));
-                continue;
-            }
-            int want = 0;
-            if (row) {
-                int64_t g = k / s->G;
-                if (g >= s->n_groups) g = s->n_groups - 1;
-                want = zeros ? (int)lq_f16_to_f32(zeros[lq_w4a16_group_index(s, n, g)]) : 8;
-            }
-            if (c != want) {
+    for (int64_t nb = 0; nb < s->Np / 16; nb++) {
+        uint8_t c[16][64];
+        for (int r = 0; r < 16; r++)
+            if (nb * 16 + r < s->N) memset(q->qweight + (nb * 16 + r) * wpr, 0, (size_t)wpr * sizeof(uint32_t));
+        for (int64_t kb = 0; kb < KB; kb++) {
+            const uint32_t *t = qw + ((size_t)nb * (size_t)KB + (size_t)kb) * 128;
+            for (int lane = 0; lane < 32; lane++)
+                for (int j = 0; j < 4; j++) {
+                    uint32_t w = t[lane * 4 + j];
+                    for (int nib = 0; nib < 8; nib++) {
+                        int r = (lane >> 2) + ((nib & 2) ? 8 : 0);
+                        int k = j * 16 + 2 * (lane & 3) + ((nib & 1) ? 8 : 0) + ((nib & 4) ? 1 : 0);
+                        c[r][k] = (uint8_t)((w >> (4 * nib)) & 15u);
+                    }
+                }
+            for (int r = 0; r < 16; r++) {
+                const int64_t n = nb * 16 + r;
+                uint32_t *row = n < s->N ? q->qweight + n * wpr : NULL;
+                for (int k = 0; k < 64; k++) {
+                    const int64_t kg = kb * 64 + k;
+                    if (row && kg < s->K) {
+                        row[kg >> 3] |= (uint32_t)c[r][k] << (4 * (kg & 7));
+                        continue;
+                    }
+                    int want = 0;
+                    if (row) {
+                        int64_t g = kg / s->G;
+                        if (g >= s->n_groups) g = s->n_groups - 1;
+                        want = zeros ? (int)lq_f16_to_f32(zeros[lq_w4a16_group_index(s, n, g)]) : 8;
+                    }
+                    if (c[r][k] != want) {
 #pragma omp critical(lq_w4a16_unpack_bad)
-                if (n < bad_n) bad_n = n, bad_x = k, bad_kind = 3, bad_c = c, bad_want = want;
-                break;
+                        if (n < bad_n || (n == bad_n && kg < bad_x))
+                            bad_n = n, bad_x = kg, bad_kind = 3, bad_c = c[r][k], bad_want = want;
+                        break;
+                    }
+                }
             }
         }
     }
