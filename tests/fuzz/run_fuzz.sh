@@ -52,7 +52,8 @@ printf 'int main(void) { return 0; }\n' >"$probe-omp.c"
 "$CLANG" -fopenmp "$probe-omp.c" -o "$probe-omp" >/dev/null 2>&1 || OMP=-Wno-unknown-pragmas
 
 SAN="address,undefined"
-CFLAGS="-std=c11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -Wall -Wno-unused-parameter $OMP \
+CFLAGS="-std=c11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
+-Wall -Wno-unused-parameter $OMP \
 -fno-sanitize-recover=all $PKG_CFLAGS"
 LIBS="$PKG_LIBS -lm -lpthread"
 
