@@ -15,7 +15,6 @@
 #include "../formats/lq_lqq.h"
 #include "../kernels/lq_gptq_cuda.h"
 #include "../libquant/lq_dtype.h"
-#include "../libquant/lq_w4a16.h"
 #include "lq_tool.h"
 
 static const char *U =
@@ -284,15 +283,16 @@ int lq_cmd_quantize(int argc, char **argv) {
             if (res[j].quantized && !strcmp(res[j].name, t->name)) r = &res[j];
         if (r) {
             json_t *rec = NULL;
+            /* the mma writer refuses what the kernels cannot take (LQ_ERR_UNSUPPORTED, before adding
+               anything): auto then keeps the bit stream, --packing mma stops there */
             int mma = 0;
             if (strcmp(packing, "bitstream")) {
-                lq_status ok = lq_w4a16_supported(&r->q, t->name);
-                if (ok != LQ_OK && !strcmp(packing, "mma")) CHECK(lq_error_prefix(ok, "--packing mma"));
-                lq_clear_error();
-                mma = ok == LQ_OK;
+                st = lq_lqq_writer_add_qweight_mma(w, t->name, &r->q, &rec);
+                if (st == LQ_ERR_UNSUPPORTED && strcmp(packing, "mma")) lq_clear_error();
+                else if (st != LQ_OK) CHECK(lq_error_prefix(st, "--packing %s", packing));
+                else mma = 1;
             }
-            if (mma) CHECK(lq_lqq_writer_add_qweight_mma(w, t->name, &r->q, &rec));
-            else CHECK(lq_lqq_writer_add_qweight(w, t->name, &r->q, &rec));
+            if (!mma) CHECK(lq_lqq_writer_add_qweight(w, t->name, &r->q, &rec));
             n_mma += mma;
             json_object_set_new(rec, "method", json_string(r->method));
             json_object_set_new(rec, "group_size_requested", json_integer(group));
