@@ -8,6 +8,7 @@
 #   tests     every carry/bin/test_* binary under LQ_REQUIRE_GPU=1 (make test-gpu's recipe)
 #   kernels   lq bench kernels --w4a16 on the Llama-3-8B shapes (sym g128, then asym g128 at M=1,16,64)
 #   model     lq bench model on the llama3-8b preset: fp16, then RTN W4A16 g128
+#   smallm    the small-M W4A16 sweep (M = 1,2,4,16,64) and the W4 model at batch 1/4
 #   attention lq bench kernels --attention (decode attention sweep of ANCHORS.md)
 #   prefill   lq bench model, llama3-8b fp16: prefill 512/2048 against cuBLAS on the same GEMMs, decode at 512/8k
 #   smol      SmolLM2-135M: RTN 4/8-bit and GPU GPTQ (plain, act-order) on C4, lq eval on full WikiText-2
@@ -40,6 +41,9 @@ for s in ${STEPS:-info tests kernels}; do
   model) say model
     $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,8,32 --ctx 512 --out "$R/model_f16.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/model.txt"
     $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 --batch 1,8,32 --ctx 512 --out "$R/model_w4.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$R/model.txt" ;;
+  smallm) say smallm  # the small-M W4A16 kernel: its columns at M <= 4 next to fused/dequant, the W4 model at batch 1/4
+    $LQ bench kernels --w4a16 --shapes llama3 --m 1,2,4,16,64 --iters 30 --out "$R/kernels_w4a16_small.json" 2>&1 | tee "$R/kernels_small.txt"
+    $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1,4 --ctx 512 --out "$R/model_w4_small.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/model_small.txt" ;;
   attention) say attention
     $LQ bench kernels --attention --shapes none --iters 40 --out "$R/attention_decode.json" 2>&1 | tee "$R/attention.txt" ;;
   prefill) say prefill  # fp16 llama3-8b: prefill vs cuBLAS on the same GEMMs, decode at batch 1 at 512 and 8k
