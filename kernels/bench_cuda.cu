@@ -1,8 +1,18 @@
 /* bench_cuda.cu — the measuring primitives behind `lq bench kernels`:
  * device-to-device copy bandwidth (the denominator for memory-bound kernels)
  * and the cuBLAS fp16 GEMM baseline every lq kernel is compared with in the
- * same run, and the lq kernels timed the same way (small-M GEMV). Method (../shared/ANCHORS.md): CUDA events, warm-up, median of
- * many runs, weight buffers rotated past L2, random data. */
+ * same run, and the lq kernels timed the same way (small-M GEMV, W4A16,
+ * decode attention). Method (../shared/ANCHORS.md): warm-up, median of many
+ * runs, weight buffers rotated past L2, random data, and one timing loop for
+ * all of them (bench_time):
+ *   - graph replay (the default): L >= 10 back-to-back launches, each on the
+ *     next rotated buffer, captured once in a CUDA graph; each replay is
+ *     timed with CUDA events and divided by L. This is what a decode step
+ *     (itself a graph) sees: the host launch latency (~5 us per launch with
+ *     an event pair around each, which dwarfs a 10 us kernel) is gone, the
+ *     gap between dependent kernels stays in.
+ *   - events (lq_cuda_bench_set_graphs(0), `lq bench kernels --timing events`):
+ *     one event pair around each single launch. */
 #include <cublas_v2.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -23,17 +33,21 @@ extern "C" {
         }                                                                                                    \
     } while (0)
 
+/* splitmix64 of (seed, index): the one source of the random fills below */
+static __device__ __forceinline__ uint64_t bench_hash(uint64_t seed, size_t i) {
+    uint64_t z = seed + i * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+/* U(-1, 1) from the top 24 bits: never all zero */
+static __device__ __forceinline__ float bench_uniform(uint64_t seed, size_t i) {
+    return (float)(bench_hash(seed, i) >> 40) * (2.0f / 16777216.0f) - 1.0f;
+}
+
 static __global__ void fill_random_half(__half *p, size_t n, uint64_t seed) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    size_t stride = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += stride) {
-        uint64_t z = seed + i * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        float u = (float)(z >> 40) * (1.0f / 16777216.0f) * 2.0f - 1.0f; /* U(-1, 1), never all zero */
-        p[i] = __float2half(u * 0.05f);
-    }
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        p[i] = __float2half(bench_uniform(seed, i) * 0.05f);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -47,6 +61,59 @@ static void summarize(double *us, int n, lq_bench_timing *t) {
     t->us_min = us[0];
     t->us_median = n % 2 ? us[n / 2] : 0.5 * (us[n / 2 - 1] + us[n / 2]);
     t->us_p90 = us[(int)(0.9 * (n - 1))];
+}
+
+static int bench_graphs = 1;
+extern "C" void lq_cuda_bench_set_graphs(int on) { bench_graphs = on != 0; }
+extern "C" int lq_cuda_bench_graphs(void) { return bench_graphs; }
+
+/* The i-th timed launch of an operation (rotated buffer i % R), on stream s. */
+typedef lq_status (*bench_launch)(void *arg, int i, cudaStream_t s);
+
+/* Warm-up (5 launches, outside any capture: first-use set-up happens here),
+ * then `iters` timed samples, per launch, on stream s (not the legacy default
+ * stream: it cannot be captured). */
+static lq_status bench_time(bench_launch fn, void *arg, int R, int iters, cudaStream_t s, lq_bench_timing *t) {
+    lq_status st = LQ_OK;
+    cudaEvent_t e0 = NULL, e1 = NULL;
+    cudaGraph_t g = NULL;
+    cudaGraphExec_t ge = NULL;
+    const int L = bench_graphs ? (10 + R - 1) / R * R : 1;
+    double *us = (double *)calloc((size_t)iters, sizeof(double));
+    if (!us) return lq_error(LQ_ERR_NOMEM, "out of memory");
+    CU(cudaEventCreate(&e0), "cudaEventCreate");
+    CU(cudaEventCreate(&e1), "cudaEventCreate");
+    for (int i = 0; i < 5; i++) LQ_TRY(fn(arg, i, s));
+    if (bench_graphs) {
+        CU(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+        for (int i = 0; i < L && st == LQ_OK; i++) st = fn(arg, i, s);
+        cudaError_t ce = cudaStreamEndCapture(s, &g);
+        if (st != LQ_OK) goto fail;
+        CU(ce, "cudaStreamEndCapture");
+        CU(cudaGraphInstantiate(&ge, g, 0), "cudaGraphInstantiate");
+        CU(cudaGraphLaunch(ge, s), "cudaGraphLaunch (warm-up)");
+    }
+    for (int it = 0; it < iters; it++) {
+        CU(cudaEventRecord(e0, s), "cudaEventRecord");
+        if (bench_graphs)
+            CU(cudaGraphLaunch(ge, s), "cudaGraphLaunch");
+        else
+            LQ_TRY(fn(arg, it, s));
+        CU(cudaEventRecord(e1, s), "cudaEventRecord");
+        CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
+        float ms;
+        CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
+        us[it] = ms * 1000.0 / L;
+    }
+    CU(cudaStreamSynchronize(s), "timed launches (asynchronous error)");
+    summarize(us, iters, t);
+fail:
+    if (ge) cudaGraphExecDestroy(ge);
+    if (g) cudaGraphDestroy(g);
+    if (e0) cudaEventDestroy(e0);
+    if (e1) cudaEventDestroy(e1);
+    free(us);
+    return st;
 }
 
 extern "C" lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps) {
@@ -83,129 +150,107 @@ fail:
     return st;
 }
 
+struct gemm_arg {
+    cublasHandle_t h;
+    __half **w, *x, *y;
+    int M, N, K, R;
+};
+static lq_status gemm_launch(void *a, int i, cudaStream_t) {
+    const gemm_arg *g = (const gemm_arg *)a;
+    const float alpha = 1.0f, beta = 0.0f;
+    /* row-major y = x W^T  <=>  column-major y^T (N x M) = W (N x K, col-major = W^T row-major)... :
+     * cuBLAS sees W as K x N column-major (ld K); op T gives N x K; x as K x M (ld K). */
+    cublasStatus_t cs = cublasGemmEx(g->h, CUBLAS_OP_T, CUBLAS_OP_N, g->N, g->M, g->K, &alpha, g->w[i % g->R],
+                                     CUDA_R_16F, g->K, g->x, CUDA_R_16F, g->K, &beta, g->y, CUDA_R_16F, g->N,
+                                     CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    if (cs != CUBLAS_STATUS_SUCCESS)
+        return lq_error(LQ_ERR_CUDA, "cublasGemmEx (M=%d N=%d K=%d) failed with status %d", g->M, g->N, g->K, (int)cs);
+    return LQ_OK;
+}
+
 extern "C" lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters,
                                             lq_bench_timing *t) {
     lq_status st = LQ_OK;
-    cublasHandle_t h = NULL;
-    __half **w = NULL, *x = NULL, *y = NULL;
-    cudaEvent_t e0 = NULL, e1 = NULL;
-    double *us = (double *)calloc((size_t)iters, sizeof(double));
+    gemm_arg g = {NULL, NULL, NULL, NULL, M, N, K, 0};
+    cudaStream_t s = NULL;
     size_t wbytes = (size_t)N * K * 2;
-    int R = (int)((rotate_bytes + wbytes - 1) / wbytes);
-    if (R < 2) R = 2;
-    if (!us) return lq_error(LQ_ERR_NOMEM, "out of memory");
-    w = (__half **)calloc((size_t)R, sizeof(__half *));
-    if (!w) {
-        free(us);
-        return lq_error(LQ_ERR_NOMEM, "out of memory");
-    }
-    const float alpha = 1.0f, beta = 0.0f;
+    g.R = (int)((rotate_bytes + wbytes - 1) / wbytes);
+    if (g.R < 2) g.R = 2;
+    g.w = (__half **)calloc((size_t)g.R, sizeof(__half *));
+    if (!g.w) return lq_error(LQ_ERR_NOMEM, "out of memory");
     CU(cudaSetDevice(dev), "cudaSetDevice");
-    if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) {
+    CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    if (cublasCreate(&g.h) != CUBLAS_STATUS_SUCCESS || cublasSetStream(g.h, s) != CUBLAS_STATUS_SUCCESS) {
         st = lq_error(LQ_ERR_CUDA, "cublasCreate failed");
         goto fail;
     }
-    for (int r = 0; r < R; r++) {
-        CU(cudaMalloc(&w[r], wbytes), "cudaMalloc (weights)");
-        fill_random_half<<<1024, 256>>>(w[r], (size_t)N * K, 100 + r);
+    for (int r = 0; r < g.R; r++) {
+        CU(cudaMalloc(&g.w[r], wbytes), "cudaMalloc (weights)");
+        fill_random_half<<<1024, 256>>>(g.w[r], (size_t)N * K, 100 + r);
         CU(cudaGetLastError(), "fill launch");
     }
-    CU(cudaMalloc(&x, (size_t)M * K * 2), "cudaMalloc (x)");
-    CU(cudaMalloc(&y, (size_t)M * N * 2), "cudaMalloc (y)");
-    fill_random_half<<<1024, 256>>>(x, (size_t)M * K, 7);
+    CU(cudaMalloc(&g.x, (size_t)M * K * 2), "cudaMalloc (x)");
+    CU(cudaMalloc(&g.y, (size_t)M * N * 2), "cudaMalloc (y)");
+    fill_random_half<<<1024, 256>>>(g.x, (size_t)M * K, 7);
     CU(cudaGetLastError(), "fill launch");
-    CU(cudaEventCreate(&e0), "cudaEventCreate");
-    CU(cudaEventCreate(&e1), "cudaEventCreate");
-    /* row-major y = x W^T  <=>  column-major y^T (N x M) = W (N x K, col-major = W^T row-major)... :
-     * cuBLAS sees W as K x N column-major (ld K); op T gives N x K; x as K x M (ld K). */
-    for (int i = 0; i < iters + 5; i++) {
-        int r = i % R;
-        if (i >= 5) CU(cudaEventRecord(e0, 0), "cudaEventRecord");
-        cublasStatus_t cs = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &alpha, w[r], CUDA_R_16F, K, x,
-                                         CUDA_R_16F, K, &beta, y, CUDA_R_16F, N, CUBLAS_COMPUTE_32F,
-                                         CUBLAS_GEMM_DEFAULT);
-        if (cs != CUBLAS_STATUS_SUCCESS) {
-            st = lq_error(LQ_ERR_CUDA, "cublasGemmEx (M=%d N=%d K=%d) failed with status %d", M, N, K, (int)cs);
-            goto fail;
-        }
-        if (i >= 5) {
-            CU(cudaEventRecord(e1, 0), "cudaEventRecord");
-            CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
-            float ms;
-            CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
-            us[i - 5] = ms * 1000.0;
-        }
-    }
-    summarize(us, iters, t);
+    CU(cudaDeviceSynchronize(), "fill");
+    st = bench_time(gemm_launch, &g, g.R, iters, s, t);
 fail:
-    if (e0) cudaEventDestroy(e0);
-    if (e1) cudaEventDestroy(e1);
-    for (int r = 0; r < R; r++) cudaFree(w[r]);
-    free(w);
-    cudaFree(x);
-    cudaFree(y);
-    if (h) cublasDestroy(h);
-    free(us);
+    for (int r = 0; r < g.R; r++) cudaFree(g.w[r]);
+    free(g.w);
+    cudaFree(g.x);
+    cudaFree(g.y);
+    if (g.h) cublasDestroy(g.h);
+    if (s) cudaStreamDestroy(s);
     return st;
 }
 
 /* lq_gemv_cuda (kernels/gemv_cuda.cu) timed exactly as the cuBLAS baseline
- * above: same weights rotation, same random data, default stream; fp32 y (the
- * GEMV's output contract; M*N*4 bytes, negligible next to the weights). */
+ * above: same weights rotation, same random data; fp32 y (the GEMV's output
+ * contract; M*N*4 bytes, negligible next to the weights). */
+struct gemv_arg {
+    __half **w, *x;
+    float *y;
+    int M, N, K, R;
+};
+static lq_status gemv_launch(void *a, int i, cudaStream_t s) {
+    const gemv_arg *g = (const gemv_arg *)a;
+    return lq_gemv_cuda(g->y, g->x, g->w[i % g->R], LQ_F16, NULL, g->M, g->N, g->K, g->K, s);
+}
+
 extern "C" lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters,
                                             lq_bench_timing *t) {
     lq_status st = LQ_OK;
-    __half **w = NULL, *x = NULL;
-    float *y = NULL;
-    cudaEvent_t e0 = NULL, e1 = NULL;
-    double *us = NULL;
+    gemv_arg g = {NULL, NULL, NULL, M, N, K, 0};
+    cudaStream_t s = NULL;
     size_t wbytes = (size_t)N * K * 2;
-    int R = (int)((rotate_bytes + wbytes - 1) / wbytes);
-    if (R < 2) R = 2;
-    us = (double *)calloc((size_t)iters, sizeof(double));
-    w = (__half **)calloc((size_t)R, sizeof(__half *));
-    if (!us || !w) {
-        free(us);
-        free(w);
-        return lq_error(LQ_ERR_NOMEM, "out of memory");
-    }
+    g.R = (int)((rotate_bytes + wbytes - 1) / wbytes);
+    if (g.R < 2) g.R = 2;
+    g.w = (__half **)calloc((size_t)g.R, sizeof(__half *));
+    if (!g.w) return lq_error(LQ_ERR_NOMEM, "out of memory");
     CU(cudaSetDevice(dev), "cudaSetDevice");
-    for (int r = 0; r < R; r++) {
-        CU(cudaMalloc(&w[r], wbytes), "cudaMalloc (weights)");
-        fill_random_half<<<1024, 256>>>(w[r], (size_t)N * K, 100 + r);
+    CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    for (int r = 0; r < g.R; r++) {
+        CU(cudaMalloc(&g.w[r], wbytes), "cudaMalloc (weights)");
+        fill_random_half<<<1024, 256>>>(g.w[r], (size_t)N * K, 100 + r);
         CU(cudaGetLastError(), "fill launch");
     }
-    CU(cudaMalloc(&x, (size_t)M * K * 2), "cudaMalloc (x)");
-    CU(cudaMalloc(&y, (size_t)M * N * 4), "cudaMalloc (y)");
-    fill_random_half<<<1024, 256>>>(x, (size_t)M * K, 7);
+    CU(cudaMalloc(&g.x, (size_t)M * K * 2), "cudaMalloc (x)");
+    CU(cudaMalloc(&g.y, (size_t)M * N * 4), "cudaMalloc (y)");
+    fill_random_half<<<1024, 256>>>(g.x, (size_t)M * K, 7);
     CU(cudaGetLastError(), "fill launch");
-    CU(cudaEventCreate(&e0), "cudaEventCreate");
-    CU(cudaEventCreate(&e1), "cudaEventCreate");
-    if (!lq_gemv_supported(LQ_F16, M, N, K, K, x, w[0])) {
+    CU(cudaDeviceSynchronize(), "fill");
+    if (!lq_gemv_supported(LQ_F16, M, N, K, K, g.x, g.w[0])) {
         st = lq_error(LQ_ERR_UNSUPPORTED, "lq GEMV does not take M=%d N=%d K=%d", M, N, K);
         goto fail;
     }
-    for (int i = 0; i < iters + 5; i++) {
-        if (i >= 5) CU(cudaEventRecord(e0, 0), "cudaEventRecord");
-        if ((st = lq_gemv_cuda(y, x, w[i % R], LQ_F16, NULL, M, N, K, K, NULL)) != LQ_OK) goto fail;
-        if (i >= 5) {
-            CU(cudaEventRecord(e1, 0), "cudaEventRecord");
-            CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
-            float ms;
-            CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
-            us[i - 5] = ms * 1000.0;
-        }
-    }
-    CU(cudaDeviceSynchronize(), "gemv (asynchronous error)");
-    summarize(us, iters, t);
+    st = bench_time(gemv_launch, &g, g.R, iters, s, t);
 fail:
-    if (e0) cudaEventDestroy(e0);
-    if (e1) cudaEventDestroy(e1);
-    for (int r = 0; r < R; r++) cudaFree(w[r]);
-    free(w);
-    cudaFree(x);
-    cudaFree(y);
-    free(us);
+    for (int r = 0; r < g.R; r++) cudaFree(g.w[r]);
+    free(g.w);
+    cudaFree(g.x);
+    cudaFree(g.y);
+    if (s) cudaStreamDestroy(s);
     return st;
 }
 
@@ -213,25 +258,30 @@ fail:
 
 
 static __global__ void fill_random_u32(uint32_t *p, size_t n, uint64_t seed) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    size_t stride = (size_t)gridDim.x * blockDim.x;
-    for (; i < n; i += stride) {
-        uint64_t z = seed + i * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        p[i] = (uint32_t)(z ^ (z >> 31));
-    }
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        p[i] = (uint32_t)bench_hash(seed, i);
 }
 
 /* scales: |U(-1,1)| * 0.01 + 1e-4; zeros: integers 0..15 */
 static __global__ void fill_groups(__half *sc, __half *zr, size_t n, uint64_t seed) {
     size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (i >= n) return;
-    uint64_t z = seed + i * 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z ^= z >> 27;
+    uint64_t z = bench_hash(seed, i);
     sc[i] = __float2half((float)(z & 0xffff) * (0.01f / 65536.0f) + 1e-4f);
     if (zr) zr[i] = __float2half((float)((z >> 16) & 15));
+}
+
+struct w4_arg {
+    void *blas;
+    const lq_w4a16_weight *w;
+    void *x, *y, *ws;
+    size_t wsb;
+    int M, path, sm, R;
+};
+static lq_status w4_launch(void *p, int i, cudaStream_t s) {
+    const w4_arg *a = (const w4_arg *)p;
+    return lq_w4a16_matmul_cuda(a->blas, (float *)a->y, a->x, 0, &a->w[i % a->R], NULL, a->M, a->path, a->sm, a->ws,
+                                a->wsb, s);
 }
 
 extern "C" lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, int sym, int path, size_t rotate_bytes,
@@ -252,11 +302,9 @@ extern "C" lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, in
     if (R < 2) R = 2;
     char **wmem = (char **)calloc((size_t)R, sizeof(char *));
     lq_w4a16_weight *w = (lq_w4a16_weight *)calloc((size_t)R, sizeof(lq_w4a16_weight));
-    double *us = (double *)calloc((size_t)iters, sizeof(double));
     void *x = NULL, *y = NULL, *ws = NULL;
     size_t wsb = 0;
-    cudaEvent_t e0 = NULL, e1 = NULL;
-    if (!wmem || !w || !us) {
+    if (!wmem || !w) {
         st = lq_error(LQ_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -287,31 +335,15 @@ extern "C" lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, in
     fill_random_half<<<1024, 256>>>((__half *)x, (size_t)M * K, 7);
     CU(cudaGetLastError(), "fill launch");
     CU(cudaDeviceSynchronize(), "fill");
-    CU(cudaEventCreate(&e0), "cudaEventCreate");
-    CU(cudaEventCreate(&e1), "cudaEventCreate");
-    for (int i = 0; i < iters + 5; i++) {
-        int r = i % R;
-        void *sp = lq_cuda_ctx_stream(ctx);
-        if (i >= 5) CU(cudaEventRecord(e0, (cudaStream_t)sp), "cudaEventRecord");
-        LQ_TRY(lq_w4a16_matmul_cuda(lq_cuda_ctx_blas(ctx), (float *)y, x, 0, &w[r], NULL, M, path,
-                                    lq_cuda_ctx_sm_count(ctx), ws, wsb, sp));
-        if (i >= 5) {
-            CU(cudaEventRecord(e1, (cudaStream_t)sp), "cudaEventRecord");
-            CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
-            float ms;
-            CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
-            us[i - 5] = ms * 1000.0;
-        }
+    {
+        w4_arg a = {lq_cuda_ctx_blas(ctx), w, x, y, ws, wsb, M, path, lq_cuda_ctx_sm_count(ctx), R};
+        st = bench_time(w4_launch, &a, R, iters, (cudaStream_t)lq_cuda_ctx_stream(ctx), t);
     }
-    summarize(us, iters, t);
 fail:
-    if (e0) cudaEventDestroy(e0);
-    if (e1) cudaEventDestroy(e1);
     if (wmem)
         for (int r = 0; r < R; r++) lq_cuda_free(wmem[r]);
     free(wmem);
     free(w);
-    free(us);
     lq_cuda_free(x);
     lq_cuda_free(y);
     lq_cuda_free(ws);
@@ -322,12 +354,8 @@ fail:
 /* ---------------- decode attention ---------------- */
 
 static __global__ void fill_random_float(float *p, size_t n, uint64_t seed) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    for (; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
-        z = (z ^ (z >> 31)) * 0xBF58476D1CE4E5B9ull;
-        p[i] = (float)(z >> 40) * (2.0f / 16777216.0f) - 1.0f;
-    }
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        p[i] = bench_uniform(seed, i);
 }
 
 /* lq_attention_decode_cuda (kernels/attention_cuda.cu) as the engine calls it:
@@ -336,6 +364,22 @@ static __global__ void fill_random_float(float *p, size_t n, uint64_t seed) {
  * (lq_attention_decode_splits, returned in *splits), caches rotated through
  * >= rotate_bytes so they never sit in L2, random data. The bytes that must
  * move are the K and V caches: 2 * B * C * n_kv * hd * 2. */
+struct attn_arg {
+    __half *kv;
+    float *q;
+    int32_t *pos;
+    void *out, *ws;
+    size_t elems;
+    int64_t seq_stride;
+    int B, nh, nkv, hd, ns, R;
+};
+static lq_status attn_launch(void *p, int i, cudaStream_t s) {
+    const attn_arg *a = (const attn_arg *)p;
+    __half *k = a->kv + (size_t)(i % a->R) * a->elems * 2, *v = k + a->elems;
+    return lq_attention_decode_cuda(a->out, a->q, 0, k, v, LQ_F16, a->seq_stride, a->B, a->pos, a->nh, a->nkv, a->hd,
+                                    0, a->ns, a->ws, s);
+}
+
 extern "C" lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n_heads, int n_kv, int hd,
                                                     size_t rotate_bytes, int iters, lq_bench_timing *t, int *splits) {
     lq_status st = LQ_OK;
@@ -346,17 +390,13 @@ extern "C" lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n
     float *q = NULL;
     int32_t *pos = NULL, *hp = NULL;
     void *out = NULL, *ws = NULL;
-    cudaEvent_t e0 = NULL, e1 = NULL;
-    double *us = (double *)calloc((size_t)iters, sizeof(double));
+    cudaStream_t s = NULL;
     hp = (int32_t *)calloc((size_t)B, sizeof(int32_t));
-    if (!us || !hp) {
-        free(us);
-        free(hp);
-        return lq_error(LQ_ERR_NOMEM, "out of memory");
-    }
+    if (!hp) return lq_error(LQ_ERR_NOMEM, "out of memory");
     int sm = 0;
     CU(cudaSetDevice(dev), "cudaSetDevice");
     CU(cudaDeviceGetAttribute(&sm, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
     {
         const int ns = lq_attention_decode_splits(B, n_heads, n_kv, C, sm);
         *splits = ns;
@@ -372,34 +412,17 @@ extern "C" lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n
         CU(cudaGetLastError(), "fill launch");
         for (int b = 0; b < B; b++) hp[b] = C - 1;
         CU(cudaMemcpy(pos, hp, sizeof(int32_t) * (size_t)B, cudaMemcpyHostToDevice), "upload positions");
-        CU(cudaEventCreate(&e0), "cudaEventCreate");
-        CU(cudaEventCreate(&e1), "cudaEventCreate");
-        for (int i = 0; i < iters + 5; i++) {
-            __half *k = kv + (size_t)(i % R) * elems * 2, *v = k + elems;
-            if (i >= 5) CU(cudaEventRecord(e0, 0), "cudaEventRecord");
-            if ((st = lq_attention_decode_cuda(out, q, 0, k, v, LQ_F16, (int64_t)C * (int64_t)kvd, B, pos, n_heads,
-                                               n_kv, hd, 0, ns, ws, NULL)) != LQ_OK)
-                goto fail;
-            if (i >= 5) {
-                CU(cudaEventRecord(e1, 0), "cudaEventRecord");
-                CU(cudaEventSynchronize(e1), "cudaEventSynchronize");
-                float ms;
-                CU(cudaEventElapsedTime(&ms, e0, e1), "cudaEventElapsedTime");
-                us[i - 5] = ms * 1000.0;
-            }
-        }
-        CU(cudaDeviceSynchronize(), "decode attention (asynchronous error)");
-        summarize(us, iters, t);
+        CU(cudaDeviceSynchronize(), "fill");
+        attn_arg a = {kv, q, pos, out, ws, elems, (int64_t)C * (int64_t)kvd, B, n_heads, n_kv, hd, ns, R};
+        st = bench_time(attn_launch, &a, R, iters, s, t);
     }
 fail:
-    if (e0) cudaEventDestroy(e0);
-    if (e1) cudaEventDestroy(e1);
+    if (s) cudaStreamDestroy(s);
     cudaFree(kv);
     cudaFree(q);
     cudaFree(out);
     cudaFree(pos);
     cudaFree(ws);
-    free(us);
     free(hp);
     return st;
 }

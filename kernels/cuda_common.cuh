@@ -78,6 +78,53 @@ template <> __device__ __forceinline__ __nv_bfloat16 lq_st<__nv_bfloat16>(float 
 
 static inline cudaStream_t lq_stream(void *s) { return (cudaStream_t)s; }
 
+/* ---- programmatic dependent launch (PDL, sm_90+) ----
+ * A kernel launched with lq_launch_pdl may start while the kernel before it
+ * in the stream is still running: its blocks are scheduled once every block
+ * of the previous kernel has called lq_pdl_trigger() (or exited), and each
+ * thread must call lq_pdl_wait() — which returns when the previous kernel
+ * has completed and its writes are visible — before it reads anything an
+ * earlier kernel wrote or writes anything an earlier kernel reads. What comes
+ * before the wait may only touch data no kernel of the step writes (weights),
+ * so a GEMV's first weight loads overlap the previous kernel's tail and the
+ * launch gap. Rules for a kernel launched this way:
+ *   - every thread reaches lq_pdl_wait() (a kernel that finished without
+ *     waiting would let its successor run ahead of its predecessor);
+ *   - call lq_pdl_trigger() early (at the top): the next kernel's blocks can
+ *     only occupy SMs left over once all of this kernel's blocks are running,
+ *     so triggering early never starves this kernel.
+ * Both are no-ops for a normal launch and on sm_80. lq_launch_pdl launches
+ * normally when the device is older than sm_90 or LQ_PDL=0 is set in the
+ * environment (for A/B timing). Used on the decode path (engine_cuda.cu):
+ * rmsnorm, RoPE, KV store, SwiGLU, the GEMV and the small-M W4A16 kernel. */
+__device__ __forceinline__ void lq_pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void lq_pdl_trigger(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+/* 1 when launches on the current device get the PDL attribute (ops_cuda.cu). */
+int lq_pdl_enabled(void);
+template <typename... KArgs, typename... Args>
+static inline cudaError_t lq_launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                        Args... args) {
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cfg.attrs = at;
+    cfg.numAttrs = lq_pdl_enabled() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+
 static inline unsigned lq_blocks(int64_t n, int threads) {
     int64_t b = (n + threads - 1) / threads;
     return (unsigned)(b < 1 ? 1 : b);

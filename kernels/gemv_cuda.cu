@@ -32,6 +32,8 @@
  * through the dispatch); timed next to cuBLAS by `lq bench kernels`. */
 #include "cuda_common.cuh"
 
+#include <stdlib.h>
+
 extern "C" {
 #include "lq_kernels.h"
 }
@@ -103,23 +105,40 @@ __global__ void __launch_bounds__(GEMV_THREADS)
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int m = 0; m < M; m++) acc[r][m] = 0.0f;
-    if (row0 < n) {
-        const uint4 *wr = (const uint4 *)w + (int64_t)row0 * kv;
-        const int step = 32 * wpr;
-        for (int v = part * 32 + lane; v < kv; v += UR * step) {
-            uint4 wv[UR][R];
+    /* PDL (cuda_common.cuh): the first GEMV_U weight vectors per lane are
+     * requested before waiting for the kernel that writes x — the weights are
+     * never written during a step, and this first round trip is the one that
+     * would otherwise sit exposed behind the launch. Every thread waits. */
+    lq_pdl_trigger();
+    const uint4 *wr = (const uint4 *)w + (int64_t)row0 * kv;
+    const int step = 32 * wpr;
+    const bool active = row0 < n;
+    int v = part * 32 + lane;
+    uint4 wv[UR][R];
 #pragma unroll
-            for (int u = 0; u < UR; u++) /* all loads first: GEMV_U in flight */
+    for (int u = 0; u < UR; u++) /* all loads first: GEMV_U in flight */
 #pragma unroll
-                for (int r = 0; r < R; r++) {
-                    int j = v + u * step;
-                    wv[u][r] = j < kv && row0 + r < n ? __ldcs(wr + (int64_t)r * kv + j) : make_uint4(0u, 0u, 0u, 0u);
-                }
+        for (int r = 0; r < R; r++) {
+            int j = v + u * step;
+            wv[u][r] = active && j < kv && row0 + r < n ? __ldcs(wr + (int64_t)r * kv + j) : make_uint4(0u, 0u, 0u, 0u);
+        }
+    lq_pdl_wait();
+    if (active) {
+        for (;;) {
 #pragma unroll
             for (int u = 0; u < UR; u++) {
                 int j = v + u * step;
                 if (j < kv) gemv_fma<T, M, R>(acc, wv[u], xv, ldx8, j);
             }
+            v += UR * step;
+            if (v >= kv) break;
+#pragma unroll
+            for (int u = 0; u < UR; u++)
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    int j = v + u * step;
+                    wv[u][r] = j < kv && row0 + r < n ? __ldcs(wr + (int64_t)r * kv + j) : make_uint4(0u, 0u, 0u, 0u);
+                }
         }
     }
 #pragma unroll
@@ -170,8 +189,17 @@ extern "C" int lq_gemv_supported(lq_dtype dtype, int64_t m, int64_t n, int64_t k
 /* Warps per row: split rows while there are fewer than GEMV_TARGET_WARPS
  * warps and each warp would still get at least GEMV_U/2 vectors per lane. */
 static int gemv_wpr(int64_t n, int64_t kv) {
+    /* tuning knob for sweeps on a GPU: LQ_GEMV_TARGET_WARPS overrides the target (the result does not depend
+       on it: a lane's vectors and the reduction tree are the same for every wpr... except the cross-warp
+       order, which is fixed per wpr) */
+    static long target = -1;
+    if (target < 0) {
+        const char *e = getenv("LQ_GEMV_TARGET_WARPS");
+        long v = e ? strtol(e, NULL, 10) : 0;
+        target = v > 0 ? v : GEMV_TARGET_WARPS;
+    }
     int wpr = 1;
-    while (wpr < GEMV_WARPS && n * wpr < GEMV_TARGET_WARPS && kv >= 32L * GEMV_U * wpr) wpr *= 2;
+    while (wpr < GEMV_WARPS && n * wpr < target && kv >= 32L * GEMV_U * wpr) wpr *= 2;
     return wpr;
 }
 
@@ -184,8 +212,9 @@ static lq_status gemv_launch(float *y, const void *x, int64_t ldx, const void *w
     constexpr int R = M >= 4 ? 2 : 1;
     int wpr = gemv_wpr(n, kv), rows = GEMV_WARPS / wpr * R;
     unsigned blocks = (unsigned)(((int64_t)n + rows - 1) / rows);
-    gemv_kernel<T, M, R><<<blocks, GEMV_THREADS, 0, s>>>(y, (const T *)x, ldx / 8, (const T *)w, b, n, kv, wpr);
-    LQ_LAUNCH_RET("gemv_kernel");
+    LQ_CUDA_RET(lq_launch_pdl(gemv_kernel<T, M, R>, dim3(blocks), dim3(GEMV_THREADS), 0, s, y, (const T *)x, ldx / 8,
+                              (const T *)w, b, n, kv, wpr),
+                "launch gemv_kernel");
     return LQ_OK;
 }
 

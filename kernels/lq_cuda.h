@@ -41,9 +41,14 @@ lq_status lq_cuda_engines_kld(lq_engine *base, lq_engine *quant, const int32_t *
                               lq_kld_token *out);
 
 /* ---- benchmark primitives (kernels/bench_cuda.cu), used by `lq bench` ----
- * All timings: CUDA events around each run, warm-up first, median of `iters`
- * runs; inputs rotated through >= rotate_bytes of distinct buffers so that
- * weights never sit in L2; random (never zero) data. */
+ * All timings: warm-up first, median of `iters` samples, per launch; each
+ * sample is a replay of a CUDA graph of >= 10 back-to-back launches (the
+ * default) or, after lq_cuda_bench_set_graphs(0), one launch between CUDA
+ * events; inputs rotated through >= rotate_bytes of distinct buffers so that
+ * weights never sit in L2; random (never zero) data. The copy is always timed
+ * with events (one 1 GiB copy dwarfs the launch latency). */
+void lq_cuda_bench_set_graphs(int on);
+int lq_cuda_bench_graphs(void);
 typedef struct {
     double us_median, us_min, us_p90;
     int iters;

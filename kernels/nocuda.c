@@ -30,6 +30,9 @@ lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts,
     return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA (no nvcc at build time): --device cuda is unavailable");
 }
 
+void lq_cuda_bench_set_graphs(int on) { (void)on; }
+int lq_cuda_bench_graphs(void) { return 0; }
+
 lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps) {
     (void)n_bytes;
     (void)iters;

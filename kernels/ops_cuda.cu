@@ -11,6 +11,7 @@ extern "C" {
 }
 
 #include <stdlib.h>
+#include <string.h>
 
 /* ---------------- memory and context ---------------- */
 
@@ -105,6 +106,24 @@ extern "C" void *lq_cuda_ctx_stream(const lq_cuda_ctx *c) { return (void *)c->st
 extern "C" void *lq_cuda_ctx_blas(const lq_cuda_ctx *c) { return (void *)c->blas; }
 extern "C" int lq_cuda_ctx_sm_count(const lq_cuda_ctx *c) { return c->sm_count; }
 
+/* PDL (cuda_common.cuh): on for sm_90+ devices unless LQ_PDL=0; cached per
+ * device (benign races: every writer stores the same value). */
+int lq_pdl_enabled(void) {
+    static int env = -1;
+    static signed char cc9[64];
+    if (env < 0) {
+        const char *e = getenv("LQ_PDL");
+        env = !(e && !strcmp(e, "0"));
+    }
+    int d = 0;
+    if (!env || cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return 0;
+    if (!cc9[d]) {
+        int major = 0;
+        cc9[d] = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess && major >= 9 ? 1 : -1;
+    }
+    return cc9[d] > 0;
+}
+
 /* ---------------- embedding ---------------- */
 
 template <typename T>
@@ -133,6 +152,8 @@ extern "C" lq_status lq_embedding_cuda(float *out, const void *table, lq_dtype t
 template <typename TO>
 __global__ void rmsnorm_kernel(TO *out, float *x, const float *delta, const float *w, int64_t dim, float eps) {
     __shared__ double red[32];
+    lq_pdl_trigger(); /* launched with PDL (cuda_common.cuh): nothing before the wait */
+    lq_pdl_wait();
     int64_t row = blockIdx.x;
     float *xr = x + row * dim;
     double ss = 0;
@@ -170,8 +191,9 @@ extern "C" lq_status lq_rmsnorm_cuda(void *out, lq_dtype out_dtype, float *x, co
     LQ_RETURN_IF(n > INT32_MAX, LQ_ERR_ARG, "lq_rmsnorm_cuda: %lld rows", (long long)n);
     int threads = dim <= 128 ? 32 : dim <= 1024 ? 128 : 256;
     LQ_DISPATCH(out_dtype, "lq_rmsnorm_cuda",
-                rmsnorm_kernel<TE><<<(unsigned)n, threads, 0, lq_stream(stream)>>>((TE *)out, x, delta, w, dim, eps));
-    LQ_LAUNCH_RET("rmsnorm_kernel");
+                LQ_CUDA_RET(lq_launch_pdl(rmsnorm_kernel<TE>, dim3((unsigned)n), dim3(threads), 0, lq_stream(stream),
+                                          (TE *)out, x, delta, w, dim, eps),
+                            "launch rmsnorm_kernel"));
     return LQ_OK;
 }
 
@@ -181,6 +203,8 @@ extern "C" lq_status lq_rmsnorm_cuda(void *out, lq_dtype out_dtype, float *x, co
  * (__fmul_rn / __fsub_rn) so the GPU rounds exactly as the C reference. */
 __global__ void rope_kernel(float *x, int64_t ld, const int32_t *pos, int64_t total, int n_heads, int half,
                             const float *cos_tab, const float *sin_tab) {
+    lq_pdl_trigger(); /* PDL launch: wait before any read (every thread, before any return) */
+    lq_pdl_wait();
     int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= total) return;
     int i = (int)(idx % half);
@@ -200,9 +224,9 @@ extern "C" lq_status lq_rope_cuda(float *x, int64_t ld, const int32_t *pos, int6
     int64_t total = n * n_heads * half;
     if (total <= 0) return LQ_OK;
     if (ld == 0) ld = (int64_t)n_heads * head_dim;
-    rope_kernel<<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(x, ld, pos, total, n_heads, half, cos_tab,
-                                                                      sin_tab);
-    LQ_LAUNCH_RET("rope_kernel");
+    LQ_CUDA_RET(lq_launch_pdl(rope_kernel, dim3(lq_blocks(total, 256)), dim3(256), 0, lq_stream(stream), x, ld, pos,
+                              total, n_heads, half, cos_tab, sin_tab),
+                "launch rope_kernel");
     return LQ_OK;
 }
 
@@ -210,6 +234,8 @@ extern "C" lq_status lq_rope_cuda(float *x, int64_t ld, const int32_t *pos, int6
 
 template <typename TO>
 __global__ void swiglu_kernel(TO *out, const float *gate, const float *up, int64_t n, int64_t cols, int64_t ld) {
+    lq_pdl_trigger(); /* PDL launch */
+    lq_pdl_wait();
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
     int64_t src = (i / cols) * ld + i % cols;
@@ -224,8 +250,9 @@ extern "C" lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *
     if (n <= 0) return LQ_OK;
     if (ld == 0) ld = cols;
     LQ_DISPATCH(out_dtype, "lq_swiglu_cuda",
-                swiglu_kernel<TE><<<lq_blocks(n, 256), 256, 0, lq_stream(stream)>>>((TE *)out, gate, up, n, cols, ld));
-    LQ_LAUNCH_RET("swiglu_kernel");
+                LQ_CUDA_RET(lq_launch_pdl(swiglu_kernel<TE>, dim3(lq_blocks(n, 256)), dim3(256), 0, lq_stream(stream),
+                                          (TE *)out, gate, up, n, cols, ld),
+                            "launch swiglu_kernel"));
     return LQ_OK;
 }
 
@@ -294,6 +321,8 @@ extern "C" lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const v
 template <typename TK>
 __global__ void kv_store_kernel(TK *kc, TK *vc, const float *k, const float *v, int64_t ld, const int32_t *pos,
                                 int64_t total, int T, int kv_dim, int64_t seq_stride) {
+    lq_pdl_trigger(); /* PDL launch */
+    lq_pdl_wait();
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= total) return;
     int j = (int)(i % kv_dim);
@@ -311,9 +340,10 @@ extern "C" lq_status lq_kv_store_cuda(void *k_cache, void *v_cache, lq_dtype kv_
     if (total <= 0) return LQ_OK;
     if (ld == 0) ld = kv_dim;
     LQ_DISPATCH(kv_dtype, "lq_kv_store_cuda",
-                kv_store_kernel<TE><<<lq_blocks(total, 256), 256, 0, lq_stream(stream)>>>(
-                    (TE *)k_cache, (TE *)v_cache, k, v, ld, pos, total, T, kv_dim, seq_stride));
-    LQ_LAUNCH_RET("kv_store_kernel");
+                LQ_CUDA_RET(lq_launch_pdl(kv_store_kernel<TE>, dim3(lq_blocks(total, 256)), dim3(256), 0,
+                                          lq_stream(stream), (TE *)k_cache, (TE *)v_cache, k, v, ld, pos, total, T,
+                                          kv_dim, seq_stride),
+                            "launch kv_store_kernel"));
     return LQ_OK;
 }
 

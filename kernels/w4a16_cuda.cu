@@ -37,6 +37,8 @@ extern "C" {
 }
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define W4_WARPS 8          /* warps per block; each owns 32 output columns */
 #define W4_COLS (32 * W4_WARPS)
@@ -471,13 +473,39 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
     const uint4 *wp = qw + (((int64_t)nb * KB + t0) * 32 + lane);
 
     /* the first DEPTH tiles in flight before anything else: their DRAM
-     * latency covers the staging below */
+     * latency covers the staging below (and, launched with PDL, the end of
+     * the previous kernel) */
+    lq_pdl_trigger();
     constexpr int DEPTH = G2 && !SYM ? W4S_DEPTH_G2 : W4S_DEPTH;
     uint4 buf[DEPTH];
 #pragma unroll
     for (int u = 0; u < DEPTH; u++)
         if (u < nt) buf[u] = ld_nc_stream(wp + u * 32);
 
+    /* stage the block's group data: each row block's 16 scales of a group are
+     * 32 contiguous bytes (8 pairs) */
+    {
+        const int per_rb = ng * 8, total = B * per_rb * (SYM ? 1 : 2), half_np = NB * 8;
+        for (int c0 = tid; c0 < total; c0 += 4 * nthr) {
+            uint32_t v[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int c = c0 + i * nthr;
+                v[i] = 0;
+                if (c < total) {
+                    const int zpart = c >= B * per_rb, cc = zpart ? c - B * per_rb : c;
+                    const int rb = cc / per_rb, r = cc - rb * per_rb, g = r >> 3, nbb = blockIdx.x * B + rb;
+                    if (nbb < NB) v[i] = __ldg((zpart ? zr : sc) + ((int64_t)g * half_np + nbb * 8 + (r & 7)));
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                if (c0 + i * nthr < total) sg[c0 + i * nthr] = v[i]; /* zg follows sg */
+        }
+    }
+    /* PDL (cuda_common.cuh): the codes and group data above are weights
+     * (never written during a step); x is the previous kernel's output */
+    lq_pdl_wait();
     /* stage x (M rows, all of K) permuted, 4 independent 16-byte loads per
      * thread and round so that the loads overlap */
     {
@@ -514,27 +542,6 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
                     dst[24] = v[i].w;
                 }
             }
-        }
-    }
-    /* stage the block's group data: each row block's 16 scales of a group are
-     * 32 contiguous bytes (8 pairs) */
-    {
-        const int per_rb = ng * 8, total = B * per_rb * (SYM ? 1 : 2), half_np = NB * 8;
-        for (int c0 = tid; c0 < total; c0 += 4 * nthr) {
-            uint32_t v[4];
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                const int c = c0 + i * nthr;
-                v[i] = 0;
-                if (c < total) {
-                    const int zpart = c >= B * per_rb, cc = zpart ? c - B * per_rb : c;
-                    const int rb = cc / per_rb, r = cc - rb * per_rb, g = r >> 3, nbb = blockIdx.x * B + rb;
-                    if (nbb < NB) v[i] = __ldg((zpart ? zr : sc) + ((int64_t)g * half_np + nbb * 8 + (r & 7)));
-                }
-            }
-#pragma unroll
-            for (int i = 0; i < 4; i++)
-                if (c0 + i * nthr < total) sg[c0 + i * nthr] = v[i]; /* zg follows sg */
         }
     }
     __syncthreads();
@@ -789,6 +796,15 @@ static int plan_small(const lq_w4a16_shape *s, int sym, int64_t m, int sm_count,
         else if (2 * S <= KB) S *= 2;
         else break;
     }
+    /* tuning knob for sweeps on a GPU (kernels/dev/w4a16_notes.md): LQ_W4S_PLAN=B,S forces the plan where
+       it is valid (powers of two, B S <= 32 warps, S <= KB); the result never depends on it */
+    static int fb = -1, fs = -1;
+    if (fb < 0) {
+        const char *e = getenv("LQ_W4S_PLAN");
+        fb = fs = 0;
+        if (e && sscanf(e, "%d,%d", &fb, &fs) != 2) fb = fs = 0;
+    }
+    if (fb > 0 && fs > 0 && !(fb & (fb - 1)) && !(fs & (fs - 1)) && fb * fs <= W4S_MAX_WARPS && fs <= KB) B = fb, S = fs;
     p->B = B;
     p->S = S;
     p->blocks = (unsigned)((NB + B - 1) / B);
@@ -813,11 +829,11 @@ static lq_status launch_small_t(const small_plan &p, float *y, const void *x, in
                     "cudaFuncSetAttribute (w4a16_small_m_kernel)");
         attr_bytes = p.smem;
     }
-    w4a16_small_m_kernel<M, SYM, G2><<<p.blocks, 32 * p.B * p.S, p.smem, st>>>(
-        y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
-        (int)s->N, (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift, p.B, p.S,
-        vec_x);
-    LQ_LAUNCH_RET("w4a16_small_m_kernel");
+    LQ_CUDA_RET(lq_launch_pdl(w4a16_small_m_kernel<M, SYM, G2>, dim3(p.blocks), dim3(32 * p.B * p.S), p.smem, st, y,
+                              (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales,
+                              (const uint32_t *)w->zeros, b, (int)s->N, (int)(s->Np / 16), (int)s->K,
+                              (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift, p.B, p.S, vec_x),
+                "launch w4a16_small_m_kernel");
     return LQ_OK;
 }
 
@@ -842,12 +858,18 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     LQ_RETURN_IF(s->Np / 16 > INT32_MAX / 16 || s->Kp > INT32_MAX / 8, LQ_ERR_UNSUPPORTED,
                  "lq_w4a16_matmul_cuda: N=%lld K=%lld too large for the small-M kernel", (long long)s->N,
                  (long long)s->K);
-    int dev = 0, per_block = 0, per_sm = 0;
+    int dev = 0;
     LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
-    LQ_CUDA_RET(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                "cudaDeviceGetAttribute (shared memory per block)");
-    LQ_CUDA_RET(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
-                "cudaDeviceGetAttribute (shared memory per SM)");
+    /* the two limits per device, asked once (benign race: every writer stores the same values) */
+    static int lim_block[64], lim_sm[64];
+    int per_block = dev < 64 ? lim_block[dev] : 0, per_sm = dev < 64 ? lim_sm[dev] : 0;
+    if (!per_block || !per_sm) {
+        LQ_CUDA_RET(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                    "cudaDeviceGetAttribute (shared memory per block)");
+        LQ_CUDA_RET(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
+                    "cudaDeviceGetAttribute (shared memory per SM)");
+        if (dev < 64) lim_block[dev] = per_block, lim_sm[dev] = per_sm;
+    }
     small_plan p;
     if (!plan_small(s, w->zeros == NULL, m, sm_count, (size_t)per_block, (size_t)per_sm, &p)) return LQ_OK;
     /* 16-byte activation loads need an aligned pointer and row stride; the

@@ -69,7 +69,12 @@ static const lin_shape llama2[] = {{"qkv", 4096, 12288}, {"o", 4096, 4096}, {"ga
                                    {"sq8192", 8192, 8192}};
 
 static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama3|llama2|all] [--iters N] [--gpu I]\n"
-                        "                        [--w4a16] [--group G] [--asym] [--attention] [--json] [--out FILE]\n"
+                        "                        [--w4a16] [--group G] [--asym] [--attention] [--timing graph|events]\n"
+                        "                        [--json] [--out FILE]\n"
+                        "  --timing  graph (default): each sample is a CUDA graph of >= 10 back-to-back launches\n"
+                        "            over the rotated buffers, divided by the launch count (what a decode step,\n"
+                        "            itself a graph, sees); events: one event pair around each single launch\n"
+                        "            (adds the host launch latency, ~5 us, to every figure)\n"
                         "  --attention  also the decode attention sweep of ANCHORS.md (32 query / 8 KV heads,\n"
                         "            head_dim 128, fp16 cache; batch 1 and 16 at 1k, 8k, 32k context): us, KV-cache\n"
                         "            TB/s, its fraction of the copy bandwidth, PyTorch SDPA's H100 anchor\n"
@@ -83,14 +88,15 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
 
 static int bench_kernels(int argc, char **argv) {
     int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
-    int w4 = 0, w4_group = 128, w4_sym = 1, attn = 0;
+    int w4 = 0, w4_group = 128, w4_sym = 1, attn = 0, graphs = 1;
     const char *shapes = "llama3", *out = NULL;
     static struct option opts[] = {{"m", required_argument, 0, 'm'},      {"shapes", required_argument, 0, 's'},
                                    {"iters", required_argument, 0, 'i'},  {"json", no_argument, 0, 'j'},
                                    {"out", required_argument, 0, 'o'},    {"gpu", required_argument, 0, 'g'},
                                    {"w4a16", no_argument, 0, 'w'},        {"group", required_argument, 0, 'G'},
                                    {"asym", no_argument, 0, 'a'},         {"attention", no_argument, 0, 'A'},
-                                   {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+                                   {"timing", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
+                                   {0, 0, 0, 0}};
     int c;
     long v;
     optind = 1;
@@ -100,6 +106,11 @@ static int bench_kernels(int argc, char **argv) {
         case 'w': w4 = 1; break;
         case 'A': attn = 1; break;
         case 'a': w4_sym = 0; break;
+        case 'T':
+            if (strcmp(optarg, "graph") && strcmp(optarg, "events"))
+                return lq_tool_usage("bench", UK, "bad --timing '%s' (graph or events)", optarg);
+            graphs = !strcmp(optarg, "graph");
+            break;
         case 'G':
             if (lq_parse_int(optarg, 0, 1 << 20, &v) || (v && v % 32))
                 return lq_tool_usage("bench", UK, "bad --group '%s' (0 or a multiple of 32)", optarg);
@@ -129,15 +140,20 @@ static int bench_kernels(int argc, char **argv) {
     char desc[512];
     lq_status st = lq_cuda_device_describe(gpu, desc, sizeof desc);
     if (st != LQ_OK) return lq_tool_fail("bench", st);
-    json_t *res = json_pack("{s:s, s:s}", "gpu", desc, "method",
-                            "CUDA-event medians after warm-up; weights rotated through >= 512 MB; random data");
+    lq_cuda_bench_set_graphs(graphs);
+    const char *method = graphs ? "CUDA graph replays of >= 10 back-to-back launches (per-launch time = replay / "
+                                  "launches), median of the replays after warm-up; weights rotated through >= 512 MB; "
+                                  "random data"
+                                : "CUDA events around each launch, median after warm-up; weights rotated through "
+                                  ">= 512 MB; random data";
+    json_t *res = json_pack("{s:s, s:s, s:s}", "gpu", desc, "timing", graphs ? "graph" : "events", "method", method);
     json_t *rows = json_array();
     lq_bench_timing t;
     double tbps;
     st = lq_cuda_bench_copy(gpu, (size_t)1 << 30, 20, &t, &tbps);
     if (st != LQ_OK) return lq_tool_fail("bench", st);
     json_object_set_new(res, "copy_tbps", json_real(tbps));
-    fprintf(stderr, "%s\ndevice-to-device copy (1 GiB): %.3f TB/s (read + write)\n", desc, tbps);
+    fprintf(stderr, "%s\ndevice-to-device copy (1 GiB): %.3f TB/s (read + write)\ntiming: %s\n", desc, tbps, method);
     const lin_shape *sets[2] = {NULL, NULL};
     int nsets[2] = {0, 0};
     if (!strcmp(shapes, "llama3") || !strcmp(shapes, "all")) sets[0] = llama3, nsets[0] = 4;
