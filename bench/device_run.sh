@@ -11,6 +11,12 @@
 #   smallm    the small-M W4A16 sweep (M = 1,2,4,16,64) and the W4 model at batch 1/4
 #   attention lq bench kernels --attention (decode attention sweep of ANCHORS.md)
 #   prefill   lq bench model, llama3-8b fp16: prefill 512/2048 against cuBLAS on the same GEMMs, decode at 512/8k
+#   sweep     tuning sweeps at M = 1 (kernels only): LQ_W4S_PLAN=B,S for the small-M W4A16 kernel,
+#             LQ_GEMV_TARGET_WARPS for the fp16 GEMV; one events-timed run for comparison
+#   profile   ncu per-kernel times (gpu__time_duration) of a 4-layer llama3-8b: fp16 prefill 2048 +
+#             decode at 512, then RTN-4 decode at 512 (ncu serializes kernels: no PDL overlap there)
+#   pdl       lq bench model on the llama3-8b preset, decode with and without PDL (--compare-pdl):
+#             fp16 prefill 512/2048 + decode batch 1 at 512/8k, then RTN-4 decode batch 1/4 at 512
 #   smol      SmolLM2-135M: RTN 4/8-bit and GPU GPTQ (plain, act-order) on C4, lq eval on full WikiText-2
 #             at 512/2048 (cuda, f32 weights), then GPU (fp16, W4A16 fused) vs CPU on 40 windows at 512
 # OUTDIR (default $OUT) gets device_run.log and results.tgz (every log and JSON, re-packed after
@@ -48,6 +54,23 @@ for s in ${STEPS:-info tests kernels}; do
     $LQ bench kernels --attention --shapes none --iters 40 --out "$R/attention_decode.json" 2>&1 | tee "$R/attention.txt" ;;
   prefill) say prefill  # fp16 llama3-8b: prefill vs cuBLAS on the same GEMMs, decode at batch 1 at 512 and 8k
     $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1 --ctx 512,8192 --out "$R/model_f16_prefill.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/prefill.txt" ;;
+  sweep) say sweep
+    for plan in "" 1,4 1,8 1,16 2,4 2,8 4,4 4,8 8,4; do
+      echo "--- LQ_W4S_PLAN=$plan"
+      LQ_W4S_PLAN=$plan $LQ bench kernels --w4a16 --m 1,4 --shapes llama3 --iters 20 --out "$R/sweep_w4s_${plan/,/x}.json" 2>&1 | grep -E "^(qkv|o |gate|down)"
+    done 2>&1 | tee "$R/sweep_w4s.txt"
+    for tw in 2048 4096 8192 16384 32768; do
+      echo "--- LQ_GEMV_TARGET_WARPS=$tw"
+      LQ_GEMV_TARGET_WARPS=$tw $LQ bench kernels --m 1 --shapes llama3 --iters 20 --out "$R/sweep_gemv_$tw.json" 2>&1 | grep -E "^(qkv|o |gate|down)| gemv "
+    done 2>&1 | tee "$R/sweep_gemv.txt"
+    $LQ bench kernels --w4a16 --m 1,4,16 --shapes llama3 --iters 20 --timing events --out "$R/kernels_events.json" 2>&1 | tee "$R/kernels_events.txt" ;;
+  profile) say profile
+    NCU="ncu --clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel"
+    $NCU $LQ bench model --preset llama3-8b --layers 4 --device cuda --prompt 2048 --batch 1 --ctx 512 --steps 4 --reps 1 > "$R/ncu_f16.txt" 2>&1; tail -c 6000 "$R/ncu_f16.txt" | grep -E "^  [a-zA-Z_]|gpu__time|Kernel|kernel" | head -80
+    $NCU $LQ bench model --preset llama3-8b --layers 4 --device cuda --rtn 4 --prompt 64 --batch 1 --ctx 512 --steps 4 --reps 1 > "$R/ncu_w4.txt" 2>&1 ;;
+  pdl) say pdl
+    $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1 --ctx 512,8192 --compare-pdl --out "$R/model_f16_pdl.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/pdl.txt"
+    $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1,4 --ctx 512 --compare-pdl --out "$R/model_w4_pdl.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$R/pdl.txt" ;;
   smol) say smol  # the GGUF travels in two calls: carry/smolA/part (first call, kept while warm), carry/smolB/part
     G=/tmp/lqsmol/model.gguf; D=/tmp/lqsmol; mkdir -p $D
     A=carry/smolA/part; [ -f $A ] || A=/tmp/lqstage/smolA

@@ -31,6 +31,7 @@ lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts,
 }
 
 void lq_cuda_bench_set_graphs(int on) { (void)on; }
+void lq_cuda_set_pdl(int on) { (void)on; }
 int lq_cuda_bench_graphs(void) { return 0; }
 
 lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps) {

@@ -108,12 +108,14 @@ extern "C" int lq_cuda_ctx_sm_count(const lq_cuda_ctx *c) { return c->sm_count; 
 
 /* PDL (cuda_common.cuh): on for sm_90+ devices unless LQ_PDL=0; cached per
  * device (benign races: every writer stores the same value). */
+static int pdl_env = -1;
+extern "C" void lq_cuda_set_pdl(int on) { pdl_env = on != 0; }
 int lq_pdl_enabled(void) {
-    static int env = -1;
     static signed char cc9[64];
+    int env = pdl_env;
     if (env < 0) {
         const char *e = getenv("LQ_PDL");
-        env = !(e && !strcmp(e, "0"));
+        pdl_env = env = !(e && !strcmp(e, "0"));
     }
     int d = 0;
     if (!env || cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return 0;

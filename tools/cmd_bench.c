@@ -271,11 +271,15 @@ static int bench_kernels(int argc, char **argv) {
 static const char *UM =
     "usage: lq bench model (MODEL | --preset NAME) [--device cpu|cuda|auto] [--weights f16|bf16|f32]\n"
     "                      [--prompt 512,2048] [--batch 1,8,32] [--ctx 512,2048,8192] [--steps N]\n"
-    "                      [--reps N] [--json] [--out FILE]\n"
+    "                      [--reps N] [--compare-pdl] [--json] [--out FILE]\n"
     "  --preset    random weights with a real model's shapes (see lq synth --help), built in memory\n"
+    "  --layers N  with --preset: only the first N layers (the same shapes; for profiling and quick\n"
+    "              A/B runs: per-layer costs scale, the whole-model figures do not)\n"
     "                      [--rtn BITS [--group G] [--asym]]\n"
     "  --rtn       RTN-quantize every linear in memory first (4 bits: the GPU runs the fused W4A16\n"
     "              kernels; group G = 128 by default, 0 = per channel); a .lqq MODEL is quantized already\n"
+    "  --compare-pdl  on a GPU: every decode row twice, with and without programmatic dependent launch\n"
+    "              (kernels overlapping the previous kernel's tail; the default on sm_90+)\n"
     "prefill on a GPU: also cuBLAS fp16 on the same four GEMMs per layer at M = prompt, in the same run\n"
     "(fraction_of_cublas_gemm: that time / the prefill's).\n"
     "decode at context C: the KV cache is prefilled with min(C, 512) real tokens per sequence and the\n"
@@ -283,7 +287,8 @@ static const char *UM =
 
 static int bench_model(int argc, char **argv) {
     int prompts[16] = {512, 2048}, n_p = 2, batches[16] = {1, 8, 32}, n_b = 3, ctxs[16] = {512, 2048, 8192}, n_c = 3;
-    int steps = 32, reps = 3, as_json = 0, wdtype = -1, rtn_bits = 0, rtn_group = 128, rtn_sym = 1;
+    int steps = 32, reps = 3, as_json = 0, wdtype = -1, rtn_bits = 0, rtn_group = 128, rtn_sym = 1, cmp_pdl = 0;
+    int n_layers = 0;
     const char *preset = NULL, *device = "auto", *out = NULL;
     static struct option opts[] = {{"preset", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
                                    {"weights", required_argument, 0, 'W'}, {"prompt", required_argument, 0, 'p'},
@@ -291,7 +296,8 @@ static int bench_model(int argc, char **argv) {
                                    {"steps", required_argument, 0, 's'},   {"reps", required_argument, 0, 'r'},
                                    {"json", no_argument, 0, 'j'},          {"out", required_argument, 0, 'o'},
                                    {"rtn", required_argument, 0, 'R'},     {"group", required_argument, 0, 'G'},
-                                   {"asym", no_argument, 0, 'a'},
+                                   {"asym", no_argument, 0, 'a'},          {"compare-pdl", no_argument, 0, 'C'},
+                                   {"layers", required_argument, 0, 'L'},
                                    {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     long v;
@@ -308,6 +314,11 @@ static int bench_model(int argc, char **argv) {
             rtn_group = (int)v;
             break;
         case 'a': rtn_sym = 0; break;
+        case 'C': cmp_pdl = 1; break;
+        case 'L':
+            if (lq_parse_int(optarg, 1, 1000, &v)) return lq_tool_usage("bench", UM, "bad --layers");
+            n_layers = (int)v;
+            break;
         case 'P': preset = optarg; break;
         case 'D':
             if (!lq_tool_device_valid(optarg)) return lq_tool_usage("bench", UM, "bad --device");
@@ -344,8 +355,11 @@ static int bench_model(int argc, char **argv) {
     double t0 = lq_now();
     const char *label = preset ? preset : argv[optind];
     if (preset) {
-        const lq_synth_preset *p = lq_synth_find(preset);
-        if (!p) return lq_tool_usage("bench", UM, "unknown preset '%s' (lq synth --help lists them)", preset);
+        const lq_synth_preset *pf = lq_synth_find(preset);
+        if (!pf) return lq_tool_usage("bench", UM, "unknown preset '%s' (lq synth --help lists them)", preset);
+        lq_synth_preset pl = *pf;
+        if (n_layers > 0 && n_layers < pl.layers) pl.layers = n_layers;
+        const lq_synth_preset *p = &pl;
         lq_checkpoint *ck = NULL;
         fprintf(stderr, "[bench] building %s in memory (%.2f B random parameters)\n", preset, lq_synth_n_params(p) / 1e9);
         st = lq_synth_checkpoint(p, LQ_F16, 1, &ck);
@@ -368,6 +382,7 @@ static int bench_model(int argc, char **argv) {
     json_t *res = json_object(), *pre = json_array(), *dec = json_array();
     json_object_set_new(res, "model", json_string(label));
     json_object_set_new(res, "synthetic", json_boolean(preset != NULL));
+    json_object_set_new(res, "layers", json_integer(m->cfg.n_layers));
     if (rtn_bits)
         json_object_set_new(res, "quantization", json_pack("{s:s, s:i, s:i, s:b}", "method", "rtn", "bits", rtn_bits,
                                                             "group", rtn_group, "sym", rtn_sym));
@@ -435,9 +450,11 @@ static int bench_model(int argc, char **argv) {
         }
         json_array_append_new(pre, row);
     }
-    /* decode */
-    for (int bi = 0; bi < n_b; bi++) {
-        int B = batches[bi];
+    /* decode (with --compare-pdl on a GPU: each batch size twice, PDL on then off) */
+    const int n_pdl = cmp_pdl && strcmp(device, "cpu") && lq_cuda_device_count() > 0 ? 2 : 1;
+    for (int bi = 0; bi < n_b * n_pdl; bi++) {
+        int B = batches[bi / n_pdl], pdl = bi % n_pdl == 0;
+        if (n_pdl == 2) lq_cuda_set_pdl(pdl);
         lq_engine *e = NULL;
         int cap = maxc + steps;
         if (cap > m->cfg.max_seq_len) cap = m->cfg.max_seq_len;
@@ -468,12 +485,16 @@ static int bench_model(int argc, char **argv) {
                 goto done;
             }
             double secs = (lq_now() - s) / steps;
-            fprintf(stderr, "[bench] decode batch %2d ctx %5d: %8.2f ms/step, %10.1f tok/s\n", B, C, secs * 1e3, B / secs);
-            json_array_append_new(dec, json_pack("{s:i, s:i, s:f, s:f}", "batch", B, "ctx", C, "ms_per_step", secs * 1e3,
-                                                 "tokens_per_second", B / secs));
+            fprintf(stderr, "[bench] decode batch %2d ctx %5d: %8.2f ms/step, %10.1f tok/s%s\n", B, C, secs * 1e3,
+                    B / secs, n_pdl == 1 ? "" : pdl ? " (PDL on)" : " (PDL off)");
+            json_t *row = json_pack("{s:i, s:i, s:f, s:f}", "batch", B, "ctx", C, "ms_per_step", secs * 1e3,
+                                    "tokens_per_second", B / secs);
+            if (n_pdl == 2) json_object_set_new(row, "pdl", json_boolean(pdl));
+            json_array_append_new(dec, row);
         }
         lq_engine_free(e);
     }
+    if (n_pdl == 2) lq_cuda_set_pdl(1);
     json_object_set_new(res, "prefill", pre);
     json_object_set_new(res, "decode", dec);
     pre = dec = NULL;
