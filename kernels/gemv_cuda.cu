@@ -41,7 +41,10 @@ extern "C" {
 #define GEMV_THREADS 256
 #define GEMV_WARPS (GEMV_THREADS / 32)
 #define GEMV_U 8                  /* 16-byte W loads in flight per lane */
-#define GEMV_TARGET_WARPS 8192L   /* split rows across warps until about this many warps (~62 per SM on 132) */
+/* Split rows across warps until about this many warps (gemv_wpr). H200 sweep at M = 1 (graph replay,
+ * LQ_GEMV_TARGET_WARPS 2048..32768, bench/results/2026-12-01-h200-pdl/): 32768 was the fastest on all four
+ * Llama-3-8B shapes (down 36.8 -> 29.3 us, gate_up 58.3 -> 54.8 us against 8192). */
+#define GEMV_TARGET_WARPS 32768L
 
 /* 8 elements of a 16-byte vector as fp32. bf16 -> fp32 is a shift (exact);
  * fp16 -> fp32 is exact too. */

@@ -164,8 +164,9 @@ static void test_kernels_embedding(void **state) {
 static void test_kernels_rmsnorm_residual(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
-    const int64_t dims[] = {8, 64, 100, 4096, 5000}, ns[] = {1, 7, 65};
-    for (int di = 0; di < 5; di++)
+    /* dims % 4 == 0 take the vectorized kernel (one to four float4 per thread), 1001 the scalar one */
+    const int64_t dims[] = {8, 64, 100, 1001, 4096, 5000, 16384}, ns[] = {1, 7, 65};
+    for (int di = 0; di < 7; di++)
         for (int ni = 0; ni < 3; ni++)
             for (int ti = 0; ti < 3; ti++)
                 for (int with_delta = 0; with_delta < 2; with_delta++) {
