@@ -13,17 +13,19 @@
  *  - decode (lq_attention_decode_cuda): one query per sequence, the classic
  *    memory-bound case. One block per (context split, KV head [x up to 8 of
  *    its query heads], sequence): each K/V row is read once for all the query
- *    heads that share it (GQA); a tile's K and V rows are copied into shared
- *    memory (cp.async) with every 16-byte copy in flight at once, then scored, folded
- *    into the online softmax (a warp per head) and accumulated. Each split
- *    leaves an unnormalized output with its max and sum; a second kernel
- *    merges the splits (log-sum-exp). Positions come from device memory and
- *    split sizes are derived from them in the kernel, so one captured CUDA
- *    graph serves every decode step.
+ *    heads that share it (GQA). 16-bit caches: tensor cores (mma.sync), each
+ *    warp streaming its own K/V tiles through a cp.async ring of 2-3 stages so
+ *    loads stay in flight while a tile is computed; the last split to finish
+ *    merges the splits (log-sum-exp, fixed order) in the same kernel. fp32
+ *    caches and head_dim 8: the previous fp32-unit kernel and a merge kernel.
+ *    Positions come from device memory and split sizes are derived from them
+ *    in the kernel, so one captured CUDA graph serves every decode step.
+ *    Design and expected numbers: the comment opening the decode section.
  *
  * Tested by tests/test_kernels.c (head_dim 8/16/32/64/128/256, GQA 1..16,
- * windows, long contexts, both prefill paths). Earlier versions and the
- * timing harness are in kernels/dev/ (bench_attention.cu, decode_v1.cuh). */
+ * windows, long contexts, tile/stage/split boundaries, workspace reuse, both
+ * prefill and both decode paths). Earlier versions and the timing harness are
+ * in kernels/dev/ (bench_attention.cu, decode_v1.cuh, attention_notes.md). */
 #include "cuda_common.cuh"
 
 #include <cuda_pipeline.h>
@@ -401,7 +403,426 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
     return st;
 }
 
-/* ---------------- decode ---------------- */
+/* ---------------- decode ----------------
+ *
+ * Two kernels compute lq_attention_decode_cuda:
+ *
+ *  - tensor cores (fp16/bf16 caches, head_dim 16/32/64/128/256; the case
+ *    that matters): attn_decode_mma_kernel below.
+ *  - fp32 units (fp32 caches, head_dim 8): attn_decode_kernel +
+ *    attn_decode_reduce_kernel, the previous design (v2), kept as the
+ *    fallback and, through lq_attention_decode_simt_cuda, for comparison.
+ *
+ * Why the tensor cores, in a memory-bound kernel: v2 re-read q and the
+ * probabilities from shared memory for every FMA (~500 LDS + ~512 FFMA per
+ * thread per 32 KB tile, checked in the PTX). The shared-memory pipe took
+ * about as long as the tile's DRAM transfer, and v2 did not overlap them
+ * (copy the tile, wait, compute), which is why it stopped at 52-73% of the
+ * copy bandwidth. With mma.sync m16n8k16 a 16-key x 128-dim step of a warp
+ * is 8 ldmatrix + 8 mma for the scores and the same again for P.V, about
+ * 150 instructions per 8 KB of K+V. The math becomes ~5-10% of the
+ * issue slots, and the kernel does little but keep loads in flight.
+ *
+ * Layout (S^T = K Q^T, O^T = V^T P^T): keys (scores) or dims (output) are
+ * the m = 16 side and the block's query heads the n = 8 side, so GQA up to 8
+ * heads costs one n-tile (G = 4 for Llama 3 wastes half of n, for free). q^T
+ * is a B fragment held in registers for the whole kernel; K (row-major A) and
+ * V^T (A through ldmatrix.trans) come from shared memory; the probabilities
+ * go from the score accumulators to the B fragment of P.V in registers
+ * (movmatrix.trans, no shared-memory round trip). q and P are rounded to the
+ * cache dtype (tensor-core operands, as in the prefill kernel); scores,
+ * softmax statistics and O stay fp32; l sums the rounded P that P.V uses.
+ *
+ * Pipeline: every warp owns its own ring of DM_STAGES stages (KW keys of K
+ * and V each) and streams its own tiles (tiles w, w+4, ... of the block's
+ * split) with cp.async: the loads for tile i+S-1 are issued before tile i is
+ * computed, and no __syncthreads sits in the loop (a warp waits only for its
+ * own copies: cp.async.wait_group + __syncwarp). Keys past the split are
+ * zero-filled by cp.async (src-size 0), never read: no NaN from unwritten
+ * rows. At the end the 4 warps' (m, l, O) merge in shared memory.
+ *
+ * Splits: the block of (split, KV head x up to 8 query heads, sequence)
+ * takes a chunk of max(ceil(n / n_splits), 4 KW) keys (whole KW tiles) of
+ * the n visible ones, so a short context uses fewer splits than were launched
+ * (the rest exit at once): one launch / one captured graph serves every
+ * position, and a 512-key step costs one DRAM round trip, not dozens of
+ * tiny splits. The last block of a (head group, sequence) to finish merges
+ * all splits in split order (deterministic) — no second kernel. It knows it
+ * is last from a counter in the workspace (atomicCAS); the counter carries a
+ * tag in its high word, so a never-initialized (or poisoned) workspace needs
+ * no memset, and the last block resets it for the next call or graph replay.
+ *
+ * Expected on the H200 (predictions, not measurements; fp16, 32/8 heads,
+ * hd 128, as `lq bench kernels --attention`): Little's law at 4.2 TB/s and
+ * ~1 us loaded DRAM latency needs ~32 KB in flight per SM (4.2 MB over 132
+ * SMs); 2 blocks/SM x 4 warps x 2 stages in flight x 8.5 KB = 136 KB per SM,
+ * 4x that, so latency is covered even when it doubles under load. Time is
+ * then bytes / ~0.94 x 4.2 TB/s + ~1.5 us (ramp, merge, kernel boundary) in
+ * graph timing; single launches timed by events add ~5 us of host latency.
+ * Graph (events): 1x512 ~2.5 us (~7; v2 ~15 events), 1x8k ~9.5 us (~14; v2
+ * 26.5), 1x32k ~34 us (~39; v2 61.4), 16x8k ~135 us (v2 191.5), 16x32k
+ * ~535 us (v2 697.5): 84-95% of copy bandwidth from 8k up in graph timing.
+ * Reasoning and alternatives: kernels/dev/attention_notes.md. */
+
+#define DM_WARPS 4 /* warps per block, each with its own pipeline */
+#define DM_THREADS (DM_WARPS * 32)
+#define DM_HEADS 8 /* query heads per block: the n = 8 side of m16n8k16 */
+#define DM_TAG 0x6c714154ull /* "lqAT": high word of a live split counter */
+
+/* Per head_dim: KW keys per warp stage (~8 KB of K+V, at least one 16-key
+ * m-tile), S stages, shared-memory rows padded by 16 bytes (ldmatrix reads
+ * 8 rows at once: an odd number of 16-byte units per row keeps them in
+ * distinct banks). head_dim 256 uses 2 stages so a block fits the 163 KB an
+ * A100 (sm_80) allows; hd 128 takes 102 KB: two blocks per H200 SM. */
+template <int HD> struct dm_geom {
+    static constexpr int KW = HD >= 128 ? 16 : HD == 64 ? 32 : HD == 32 ? 32 : 64;
+    static constexpr int S = HD == 256 ? 2 : 3;
+    static constexpr int LDR = HD + 8;                  /* elements per shared row */
+    static constexpr int STAGE = 2 * KW * LDR;          /* elements: K tile, then V tile */
+    static constexpr int WARP = S * STAGE;              /* elements per warp ring */
+    static constexpr int SMEM = DM_WARPS * WARP * 2;    /* bytes (16-bit elements) */
+    static constexpr int MERGE = (DM_WARPS * DM_HEADS * HD + 2 * DM_WARPS * DM_HEADS) * 4;
+    static_assert(HD % 16 == 0 && KW % 16 == 0 && (KW * HD / 8) % 32 == 0, "decode mma geometry");
+    static_assert(SMEM >= MERGE, "the warp merge reuses the stage buffers");
+};
+
+__device__ __forceinline__ void dm_cp16(void *dst, const void *src, int src_bytes) {
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void dm_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void dm_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void dm_ldsm(uint32_t r[4], const void *p) {
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void dm_ldsm_t(uint32_t r[4], const void *p) {
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+/* transpose an 8x8 16-bit matrix held one 32-bit pair per lane (row lane/4) */
+__device__ __forceinline__ uint32_t dm_trans(uint32_t x) {
+    uint32_t y;
+    asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+    return y;
+}
+
+/* The 16-bit operand type: pack two floats (rounded to nearest even; lo in
+ * the low half = the lower column), the rounded values back, and the mma. */
+template <typename TK> struct dm_op;
+template <> struct dm_op<__half> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {
+        union {
+            __half2 h;
+            uint32_t u;
+        } x;
+        x.h = __floats2half2_rn(lo, hi);
+        *rlo = __low2float(x.h);
+        *rhi = __high2float(x.h);
+        return x.u;
+    }
+    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+template <> struct dm_op<__nv_bfloat16> {
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {
+        union {
+            __nv_bfloat162 h;
+            uint32_t u;
+        } x;
+        x.h = __floats2bfloat162_rn(lo, hi);
+        *rlo = __low2float(x.h);
+        *rhi = __high2float(x.h);
+        return x.u;
+    }
+    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+
+/* One warp's copies of keys k0 .. k0+KW-1 (those < s1; the rest zero-filled)
+ * of K and V into one stage. Lane i copies 16-byte vectors i, i+32, ... */
+template <typename TK, int HD>
+__device__ __forceinline__ void dm_load(TK *ks, const TK *kb, const TK *vb, int k0, int s1, int kvd, int lane) {
+    typedef dm_geom<HD> Gm;
+    constexpr int RV = HD / 8, N = Gm::KW * RV / 32;
+    TK *vs = ks + Gm::KW * Gm::LDR;
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        int i = lane + 32 * j, r = i / RV, c = (i % RV) * 8, key = k0 + r;
+        bool ok = key < s1;
+        int64_t off = (int64_t)(ok ? key : k0) * kvd + c; /* k0 < s1: always a real row */
+        dm_cp16(ks + r * Gm::LDR + c, kb + off, ok ? 16 : 0);
+        dm_cp16(vs + r * Gm::LDR + c, vb + off, ok ? 16 : 0);
+    }
+}
+
+/* Count one finished split of a (head group, sequence); true for the last
+ * of n. The counter is DM_TAG << 32 | count; any other value (a fresh or
+ * poisoned workspace) counts as 0. The last one leaves DM_TAG << 32 | 0. */
+__device__ __forceinline__ bool dm_arrive(unsigned long long *c, int n) {
+    unsigned long long old = *(volatile unsigned long long *)c, seen;
+    unsigned cnt;
+    do {
+        seen = old;
+        cnt = (seen >> 32) == DM_TAG ? (unsigned)seen + 1u : 1u;
+        old = atomicCAS(c, seen, (DM_TAG << 32) | (cnt >= (unsigned)n ? 0u : cnt));
+    } while (old != seen);
+    return cnt >= (unsigned)n;
+}
+
+/* Fragment roles (lane = 4 gid + tig, mma.sync m16n8k16 layouts):
+ *   scores  sc[mt] = S^T (16 keys x 8 heads): [0],[1] key gid, heads 2tig, 2tig+1; [2],[3] key gid+8
+ *   output  o[dm]  = O^T (16 dims x 8 heads): [0],[1] dim dm*16+gid, heads 2tig, 2tig+1; [2],[3] dim +8
+ * so a lane's softmax state is that of heads 2tig and 2tig+1 (m0/l0, m1/l1);
+ * the maxima are shared by the 8 lanes of a tig (xor 4, 8, 16), the sums
+ * stay per lane (over its own keys) until the end. */
+template <typename TK, int HD>
+__global__ void __launch_bounds__(DM_THREADS)
+    attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
+                           const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
+                           int window, int ns, float scale_log2) {
+    typedef dm_geom<HD> Gm;
+    typedef dm_op<TK> Op;
+    constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
+    extern __shared__ __align__(16) unsigned char dm_smem[];
+    __shared__ float stat_s[2 * DM_HEADS];
+    __shared__ int last_s;
+
+    const int split = blockIdx.x, hg = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+    const int warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
+    const int group = nh / nkv, n_hg = (group + DM_HEADS - 1) / DM_HEADS;
+    const int kvh = hg / n_hg, g0 = (hg % n_hg) * DM_HEADS, h0 = kvh * group + g0;
+    const int gb = min(DM_HEADS, group - g0);
+    const int kvd = nkv * HD;
+    const int p = pos[b];
+    const int lo = window > 0 ? max(0, p - window + 1) : 0, n = p + 1 - lo;
+    /* chunk: whole KW tiles, at least one per warp; splits past the context end exit */
+    int chunk = max((n + ns - 1) / ns, DM_WARPS * KW);
+    chunk = (chunk + KW - 1) / KW * KW;
+    const int ns_eff = (n + chunk - 1) / chunk;
+    if (split >= ns_eff) return;
+    const int s0 = lo + split * chunk, s1 = min(p + 1, s0 + chunk);
+    const int ntile = (s1 - s0 + KW - 1) / KW;
+    const int nt = warp < ntile ? (ntile - warp + DM_WARPS - 1) / DM_WARPS : 0; /* tiles warp, warp+4, ... */
+    const TK *kb = kc + (int64_t)b * seq_stride + (int64_t)kvh * HD;
+    const TK *vb = vc + (int64_t)b * seq_stride + (int64_t)kvh * HD;
+    TK *ring = (TK *)dm_smem + warp * Gm::WARP;
+
+    /* start the copies first: q's fragments are built while they fly */
+#pragma unroll
+    for (int st = 0; st < S - 1; st++) {
+        if (st < nt) dm_load<TK, HD>(ring + st * Gm::STAGE, kb, vb, s0 + (warp + st * DM_WARPS) * KW, s1, kvd, lane);
+        dm_commit();
+    }
+    /* q^T as the B fragment (k = dims, n = heads): lane holds head gid, dims 2tig, 2tig+1 (+8) */
+    uint32_t qf[NK][2];
+    {
+        const float *qh = q + (int64_t)b * ldq + (int64_t)(h0 + (gid < gb ? gid : 0)) * HD;
+        float r0, r1;
+#pragma unroll
+        for (int k = 0; k < NK; k++) {
+            int d = k * 16 + 2 * tig;
+            float x0 = 0.0f, x1 = 0.0f, x2 = 0.0f, x3 = 0.0f;
+            if (gid < gb) x0 = qh[d], x1 = qh[d + 1], x2 = qh[d + 8], x3 = qh[d + 9];
+            qf[k][0] = Op::pack(x0, x1, &r0, &r1);
+            qf[k][1] = Op::pack(x2, x3, &r0, &r1);
+        }
+    }
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.0f, l1 = 0.0f;
+    float o[NK][4];
+#pragma unroll
+    for (int k = 0; k < NK; k++) o[k][0] = o[k][1] = o[k][2] = o[k][3] = 0.0f;
+    /* ldmatrix row addresses of this lane: K as A (keys x dims): matrices (keys 0-7 | 8-15) x (dims +0 | +8);
+     * V^T as A through .trans (dims x keys): matrices (dims +0 | +8) x (keys 0-7 | 8-15) */
+    const int krow = (lane & 7) + ((lane >> 3) & 1) * 8, kcol = (lane >> 4) * 8;
+    const int vrow = (lane & 7) + (lane >> 4) * 8, vcol = ((lane >> 3) & 1) * 8;
+
+    for (int i = 0; i < nt; i++) {
+        dm_wait<S - 2>(); /* this lane's copies of tile i have landed ... */
+        __syncwarp();     /* ... and the whole warp's; tile i-1's stage is free */
+        {
+            int il = i + S - 1;
+            if (il < nt)
+                dm_load<TK, HD>(ring + (il % S) * Gm::STAGE, kb, vb, s0 + (warp + il * DM_WARPS) * KW, s1, kvd, lane);
+            dm_commit(); /* possibly empty: keeps the group count in step */
+        }
+        const TK *Kt = ring + (i % S) * Gm::STAGE, *Vt = Kt + KW * LDR;
+        const int k0 = s0 + (warp + i * DM_WARPS) * KW;
+        float sc[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            sc[mt][0] = sc[mt][1] = sc[mt][2] = sc[mt][3] = 0.0f;
+#pragma unroll
+            for (int k = 0; k < NK; k++) {
+                uint32_t a[4];
+                dm_ldsm(a, Kt + (mt * 16 + krow) * LDR + k * 16 + kcol);
+                Op::mma(sc[mt], a, qf[k][0], qf[k][1]);
+            }
+        }
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                bool ok = k0 + mt * 16 + gid + 8 * r < s1;
+                sc[mt][2 * r] = ok ? sc[mt][2 * r] * scale_log2 : -INFINITY;
+                sc[mt][2 * r + 1] = ok ? sc[mt][2 * r + 1] * scale_log2 : -INFINITY;
+                mx0 = fmaxf(mx0, sc[mt][2 * r]);
+                mx1 = fmaxf(mx1, sc[mt][2 * r + 1]);
+            }
+#pragma unroll
+        for (int x = 4; x < 32; x <<= 1) {
+            mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, x));
+            mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, x));
+        }
+        /* key k0 < s1 is in every tile: the maxima are finite; exp2(-inf) = 0 for the first tile */
+        const float mn0 = fmaxf(m0, mx0), mn1 = fmaxf(m1, mx1);
+        const float a0 = exp2f(m0 - mn0), a1 = exp2f(m1 - mn1);
+        m0 = mn0;
+        m1 = mn1;
+        uint32_t pb[MT][2]; /* P^T as the B fragment (k = keys, n = heads) */
+        float ps0 = 0.0f, ps1 = 0.0f;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                float r0, r1;
+                uint32_t x = Op::pack(exp2f(sc[mt][2 * r] - mn0), exp2f(sc[mt][2 * r + 1] - mn1), &r0, &r1);
+                ps0 += r0;
+                ps1 += r1;
+                pb[mt][r] = dm_trans(x); /* (key gid, heads 2tig..) -> (keys 2tig.., head gid) */
+            }
+        l0 = l0 * a0 + ps0;
+        l1 = l1 * a1 + ps1;
+#pragma unroll
+        for (int k = 0; k < NK; k++) {
+            o[k][0] *= a0;
+            o[k][1] *= a1;
+            o[k][2] *= a0;
+            o[k][3] *= a1;
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+            for (int k = 0; k < NK; k++) {
+                uint32_t a[4];
+                dm_ldsm_t(a, Vt + (mt * 16 + vrow) * LDR + k * 16 + vcol);
+                Op::mma(o[k], a, pb[mt][0], pb[mt][1]);
+            }
+    }
+    dm_wait<0>();
+#pragma unroll
+    for (int x = 4; x < 32; x <<= 1) {
+        l0 += __shfl_xor_sync(0xffffffffu, l0, x);
+        l1 += __shfl_xor_sync(0xffffffffu, l1, x);
+    }
+
+    /* merge the warps (shared memory; the rings are dead): Ow (W, 8, HD), Mw, Lw (W, 8) */
+    __syncthreads();
+    float *Ow = (float *)dm_smem, *Mw = Ow + DM_WARPS * DM_HEADS * HD, *Lw = Mw + DM_WARPS * DM_HEADS;
+    {
+        float *ow = Ow + (warp * DM_HEADS + 2 * tig) * HD + gid;
+#pragma unroll
+        for (int k = 0; k < NK; k++) {
+            ow[k * 16] = o[k][0];
+            ow[HD + k * 16] = o[k][1];
+            ow[k * 16 + 8] = o[k][2];
+            ow[HD + k * 16 + 8] = o[k][3];
+        }
+        if (gid == 0) {
+            Mw[warp * DM_HEADS + 2 * tig] = m0; /* -inf, 0 for a warp without tiles */
+            Mw[warp * DM_HEADS + 2 * tig + 1] = m1;
+            Lw[warp * DM_HEADS + 2 * tig] = l0;
+            Lw[warp * DM_HEADS + 2 * tig + 1] = l1;
+        }
+    }
+    __syncthreads();
+    const bool single = ns_eff == 1;
+    for (int i = tid; i < gb * HD; i += DM_THREADS) {
+        int g = i / HD, d = i % HD;
+        float M = -INFINITY, L = 0.0f, acc = 0.0f;
+#pragma unroll
+        for (int w = 0; w < DM_WARPS; w++) M = fmaxf(M, Mw[w * DM_HEADS + g]); /* finite: warp 0 has a tile */
+#pragma unroll
+        for (int w = 0; w < DM_WARPS; w++) {
+            float e = exp2f(Mw[w * DM_HEADS + g] - M);
+            L = fmaf(e, Lw[w * DM_HEADS + g], L);
+            acc = fmaf(e, Ow[(w * DM_HEADS + g) * HD + d], acc);
+        }
+        int64_t bh = (int64_t)b * nh + h0 + g;
+        if (single) {
+            out[bh * HD + d] = lq_st<TK>(acc / L);
+        } else {
+            ws_o[(bh * ns + split) * HD + d] = acc;
+            if (d == 0) {
+                ws_ml[(bh * ns + split) * 2] = M; /* log2 units */
+                ws_ml[(bh * ns + split) * 2 + 1] = L;
+            }
+        }
+    }
+    if (single) return;
+
+    /* the last split of this (head group, sequence) to finish merges them all, in split order */
+    __threadfence(); /* this block's partials are visible before it is counted */
+    __syncthreads();
+    if (tid == 0) last_s = dm_arrive(ctr + (int64_t)b * gridDim.y + hg, ns_eff);
+    __syncthreads();
+    if (!last_s) return;
+    __threadfence();
+    for (int g = warp; g < gb; g += DM_WARPS) { /* warp: M_g, L_g over the splits (lane-strided, fixed order) */
+        const float *ml = ws_ml + ((int64_t)b * nh + h0 + g) * ns * 2;
+        float M = -INFINITY, L = 0.0f;
+        for (int sp = lane; sp < ns_eff; sp += 32) M = fmaxf(M, __ldcg(ml + 2 * sp));
+        M = lq_warp_max(M);
+        for (int sp = lane; sp < ns_eff; sp += 32) L += __ldcg(ml + 2 * sp + 1) * exp2f(__ldcg(ml + 2 * sp) - M);
+        L = lq_warp_sum(L);
+        if (lane == 0) {
+            stat_s[2 * g] = M;
+            stat_s[2 * g + 1] = L;
+        }
+    }
+    __syncthreads();
+    /* thread: 4 dims of one head, every split (loads independent of the weights: in flight together) */
+    for (int i = tid; i < gb * (HD / 4); i += DM_THREADS) {
+        int g = i / (HD / 4), d = (i % (HD / 4)) * 4;
+        int64_t bh = (int64_t)b * nh + h0 + g;
+        const float *ml = ws_ml + bh * ns * 2;
+        const float4 *op = (const float4 *)(ws_o + bh * ns * HD + d);
+        const float M = stat_s[2 * g];
+        float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 8
+        for (int sp = 0; sp < ns_eff; sp++) {
+            float4 v = __ldcg(op + (int64_t)sp * (HD / 4));
+            float e = exp2f(__ldcg(ml + 2 * sp) - M);
+            acc.x = fmaf(e, v.x, acc.x);
+            acc.y = fmaf(e, v.y, acc.y);
+            acc.z = fmaf(e, v.z, acc.z);
+            acc.w = fmaf(e, v.w, acc.w);
+        }
+        const float L = stat_s[2 * g + 1];
+        TK *orow = out + bh * HD + d;
+        orow[0] = lq_st<TK>(acc.x / L);
+        orow[1] = lq_st<TK>(acc.y / L);
+        orow[2] = lq_st<TK>(acc.z / L);
+        orow[3] = lq_st<TK>(acc.w / L);
+    }
+}
+
+/* ---- the fp32-unit decode kernel (v2): fp32 caches, head_dim 8 ---- */
 
 #define DC_THREADS 128
 #define DC_GMAX 8 /* query heads per block (more GQA heads: more blocks) */
@@ -670,17 +1091,28 @@ __global__ void __launch_bounds__(DR_THREADS)
     }
 }
 
+/* Workspace: split counters (B, n_heads) u64 (the mma kernel's, B x head
+ * groups of them used; rounded up to 256 bytes), then ws_o (B, n_heads,
+ * n_splits, hd) fp32 partial outputs, ws_ml (B, n_heads, n_splits, 2) fp32
+ * (max, sum) per split. Never needs clearing: see dm_arrive. */
+static size_t dc_ctr_bytes(int B, int nh) { return ((size_t)B * (size_t)nh * 8 + 255) / 256 * 256; }
+
 extern "C" size_t lq_attention_decode_workspace(int B, int n_heads, int hd, int n_splits) {
-    return sizeof(float) * (size_t)B * (size_t)n_heads * (size_t)n_splits * ((size_t)hd + 2);
+    return dc_ctr_bytes(B, n_heads) +
+           sizeof(float) * (size_t)B * (size_t)n_heads * (size_t)n_splits * ((size_t)hd + 2);
 }
 
-/* Splits: about four blocks per SM, at least 64 keys per split, at most 256. */
+/* Splits: about two blocks per SM (what the hd-128 mma kernel keeps
+ * resident, 102 KB each, and 4x the bytes in flight Little's law asks for)
+ * at max_ctx, at least 64 keys each, at most 256. The kernel uses fewer at
+ * shorter contexts (at least 4 KW keys per split), so this is an upper bound
+ * chosen once per graph. */
 extern "C" int lq_attention_decode_splits(int B, int n_heads, int n_kv, int max_ctx, int sm_count) {
     if (n_kv < 1 || B < 1) return 1;
     int group = n_heads / n_kv;
-    long blocks = (long)B * n_kv * ((group + DC_GMAX - 1) / DC_GMAX);
-    long want = (4L * sm_count + blocks - 1) / blocks;
-    long cap = (max_ctx + 63) / 64;
+    long blocks = (long)B * n_kv * ((group + DM_HEADS - 1) / DM_HEADS);
+    long want = (2L * sm_count + blocks - 1) / blocks;
+    long cap = ((long)max_ctx + 63) / 64;
     if (want > cap) want = cap;
     if (want > 256) want = 256;
     return want < 1 ? 1 : (int)want;
@@ -690,7 +1122,7 @@ template <typename TK, int HD, int G>
 static lq_status launch_decode_g(void *out, const float *q, int64_t ldq, const void *kc, const void *vc,
                                  int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int window, int ns,
                                  void *ws, cudaStream_t s) {
-    float *ws_o = (float *)ws;
+    float *ws_o = (float *)((char *)ws + dc_ctr_bytes(B, nh));
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
     dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + G - 1) / G)), (unsigned)B);
@@ -720,10 +1152,82 @@ static lq_status launch_decode(void *out, const float *q, int64_t ldq, const voi
     return launch_decode_g<TK, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
 }
 
+template <typename TK, int HD>
+static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const void *kc, const void *vc,
+                                   int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int window, int ns,
+                                   void *ws, cudaStream_t s) {
+    typedef dm_geom<HD> Gm;
+    /* > 48 KB of dynamic shared memory is an opt-in per kernel and device: a
+     * host-side attribute, not a stream operation (legal while a graph is
+     * captured), set once per device (a race between threads only repeats it) */
+    static unsigned long long opted = 0; /* bit d: device d done */
+    int dev = 0;
+    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
+    const unsigned long long bit = dev >= 0 && dev < 64 ? 1ull << dev : 0;
+    if (!bit || !(__atomic_load_n(&opted, __ATOMIC_RELAXED) & bit)) {
+        LQ_CUDA_RET(cudaFuncSetAttribute(attn_decode_mma_kernel<TK, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         Gm::SMEM),
+                    "cudaFuncSetAttribute(attn_decode_mma_kernel shared memory)");
+        __atomic_fetch_or(&opted, bit, __ATOMIC_RELAXED);
+    }
+    unsigned long long *ctr = (unsigned long long *)ws;
+    float *ws_o = (float *)((char *)ws + dc_ctr_bytes(B, nh));
+    float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
+    int group = nh / nkv;
+    dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DM_HEADS - 1) / DM_HEADS)), (unsigned)B);
+    attn_decode_mma_kernel<TK, HD><<<grid, DM_THREADS, Gm::SMEM, s>>>(
+        (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
+        (float)(1.4426950408889634 / sqrt((double)HD))); /* log2(e) / sqrt(hd): softmax in base 2 */
+    LQ_LAUNCH_RET("attn_decode_mma_kernel");
+    return LQ_OK;
+}
+
+/* Tensor-core decode for 16-bit caches with head_dim 16..256; returns
+ * LQ_ERR_UNSUPPORTED (no message) when it does not apply. */
+static lq_status decode_mma(void *out, const float *q, int64_t ldq, const void *kc, const void *vc, lq_dtype dt,
+                            int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int hd, int window,
+                            int ns, void *ws, cudaStream_t s) {
+#define LQ_DM_HD(TY)                                                                                               \
+    switch (hd) {                                                                                                  \
+    case 16: return launch_decode_mma<TY, 16>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);   \
+    case 32: return launch_decode_mma<TY, 32>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);   \
+    case 64: return launch_decode_mma<TY, 64>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);   \
+    case 128: return launch_decode_mma<TY, 128>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s); \
+    case 256: return launch_decode_mma<TY, 256>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s); \
+    default: return LQ_ERR_UNSUPPORTED;                                                                            \
+    }
+    if (dt == LQ_F16) LQ_DM_HD(__half)
+    if (dt == LQ_BF16) LQ_DM_HD(__nv_bfloat16)
+#undef LQ_DM_HD
+    return LQ_ERR_UNSUPPORTED;
+}
+
+extern "C" lq_status lq_attention_decode_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
+                                                   const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B,
+                                                   const int32_t *pos, int n_heads, int n_kv, int hd, int window,
+                                                   int n_splits, void *workspace, void *stream);
+
 extern "C" lq_status lq_attention_decode_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
                                               const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B,
                                               const int32_t *pos, int n_heads, int n_kv, int hd, int window,
                                               int n_splits, void *workspace, void *stream) {
+    LQ_FORWARD(check_heads("lq_attention_decode_cuda", B, n_heads, n_kv));
+    LQ_RETURN_IF(n_splits < 1 || n_splits > 65535, LQ_ERR_ARG, "lq_attention_decode_cuda: %d splits", n_splits);
+    if (ldq == 0) ldq = (int64_t)n_heads * hd;
+    lq_status st = decode_mma(out, q, ldq, k_cache, v_cache, kv_dtype, seq_stride, B, pos, n_heads, n_kv, hd, window,
+                              n_splits, workspace, lq_stream(stream));
+    if (st != LQ_ERR_UNSUPPORTED) return st;
+    return lq_attention_decode_simt_cuda(out, q, ldq, k_cache, v_cache, kv_dtype, seq_stride, B, pos, n_heads, n_kv,
+                                         hd, window, n_splits, workspace, stream);
+}
+
+/* The fp32-unit decode (v2) for any cache dtype and head_dim: the path for
+ * fp32 caches and head_dim 8. Not in the public header; kernels/dev/
+ * bench_attention.cu and tests/test_kernels.c run it on 16-bit caches too. */
+extern "C" lq_status lq_attention_decode_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
+                                                   const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B,
+                                                   const int32_t *pos, int n_heads, int n_kv, int hd, int window,
+                                                   int n_splits, void *workspace, void *stream) {
     LQ_FORWARD(check_heads("lq_attention_decode_cuda", B, n_heads, n_kv));
     LQ_RETURN_IF(n_splits < 1 || n_splits > 65535, LQ_ERR_ARG, "lq_attention_decode_cuda: %d splits", n_splits);
     if (ldq == 0) ldq = (int64_t)n_heads * hd;

@@ -120,12 +120,17 @@ lq_status lq_attention_cuda(void *out, const float *q, int64_t ldq, const void *
                             void *stream);
 
 /* Decode attention (one query per sequence) over the preallocated cache, split
- * along the context into n_splits pieces processed by separate blocks, then
- * merged (log-sum-exp) by a second kernel. Sequence b's query sits at
- * position pos[b], read from device memory so that a CUDA graph replays it
- * with new positions; the split sizes follow pos at run time.
+ * along the context into at most n_splits pieces processed by separate blocks,
+ * then merged (log-sum-exp, in split order: deterministic). Sequence b's query
+ * sits at position pos[b], read from device memory so that a CUDA graph
+ * replays it with new positions; the split sizes (and, at short contexts, how
+ * many of the n_splits are used) follow pos at run time. fp16/bf16 caches
+ * with head_dim 16..256 run on the tensor cores (q and the probabilities
+ * rounded to the cache dtype, fp32 softmax and accumulation).
  * q (B, n_heads*hd) fp32, rows ldq apart (0: n_heads*hd); out (B, n_heads*hd) kv_dtype;
- * workspace: lq_attention_decode_workspace() bytes. */
+ * workspace: lq_attention_decode_workspace() bytes, any initial contents
+ * (no clearing needed), reusable by later calls with any B / n_splits that
+ * fit it, one call at a time. */
 lq_status lq_attention_decode_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
                                    lq_dtype kv_dtype, int64_t seq_stride, int B,
                                    const int32_t *pos, int n_heads, int n_kv, int hd, int window, int n_splits,

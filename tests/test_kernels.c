@@ -634,86 +634,193 @@ static void test_kernels_attention_prefill(void **state) {
         }
 }
 
+/* The fp32-unit decode kernel (v2) on any cache dtype: not in the public
+ * header (kernels/attention_cuda.cu), run here on 16-bit caches too. */
+lq_status lq_attention_decode_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
+                                        const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B,
+                                        const int32_t *pos, int n_heads, int n_kv, int hd, int window, int n_splits,
+                                        void *workspace, void *stream);
+
+typedef struct {
+    int B, pos, nh, nkv, hd, window, splits; /* pos: sequence 0's (others sit 7 earlier each); splits 0 = automatic */
+} decode_case;
+
+/* One decode case against lq_attention_ref: NaN in the cache past every
+ * sequence's position, a poisoned workspace and output; simt = 1 runs the
+ * fp32-unit kernel instead of the automatic choice. If got_out is given,
+ * the download is copied there (same bits twice: determinism). */
+static void run_decode(fixture *f, decode_case c, lq_dtype dt, int use_ldq, int simt, float *got_out) {
+    int B = c.B, P = c.pos, nh = c.nh, nkv = c.nkv, hd = c.hd, win = c.window;
+    int ctx = P + 1 + 5, kvd = nkv * hd, qd = nh * hd;
+    int ns = c.splits ? c.splits : lq_attention_decode_splits(B, nh, nkv, ctx, f->sm);
+    size_t nq = (size_t)B * qd, nc = (size_t)B * ctx * kvd, es = lq_dtype_size(dt);
+    int32_t pos[16];
+    assert_true(B <= 16);
+    for (int b = 0; b < B; b++) pos[b] = P - 7 * b > 0 ? P - 7 * b : 0;
+    float *hk, *hv;
+    make_cache(&f->seed, dt, B, ctx, kvd, ctx, &hk, &hv);
+    for (int b = 0; b < B; b++) /* NaN past each sequence's own position */
+        for (size_t i = ((size_t)b * ctx + pos[b] + 1) * kvd; i < (size_t)(b + 1) * ctx * kvd; i++) hk[i] = hv[i] = NAN;
+    int64_t ldq = use_ldq ? qd + 2 * kvd : 0, qrow = ldq ? ldq : qd; /* q inside q|k|v rows */
+    float *qi = hrand(&f->seed, (size_t)B * qrow, -2, 2), *q = malloc(sizeof(float) * nq),
+          *want = malloc(sizeof(float) * nq), *got = malloc(sizeof(float) * nq);
+    for (int b = 0; b < B; b++) memcpy(q + (size_t)b * qd, qi + (size_t)b * qrow, sizeof(float) * qd);
+    float *d_q = upload_as(LQ_F32, qi, (size_t)B * qrow);
+    void *d_k = upload_as(dt, hk, nc), *d_v = upload_as(dt, hv, nc), *d_o = dmalloc(nq * es);
+    int32_t *d_pos = dmalloc(sizeof(int32_t) * B);
+    assert_int_equal(lq_cuda_upload(d_pos, pos, sizeof(int32_t) * B), LQ_OK);
+    size_t wsb = lq_attention_decode_workspace(B, nh, hd, ns);
+    void *d_ws = dmalloc(wsb);
+    poison(d_ws, wsb);
+    poison(d_o, nq * es);
+    if (simt)
+        assert_int_equal(lq_attention_decode_simt_cuda(d_o, d_q, ldq, d_k, d_v, dt, (int64_t)ctx * kvd, B, d_pos, nh,
+                                                       nkv, hd, win, ns, d_ws, f->stream),
+                         LQ_OK);
+    else
+        assert_int_equal(lq_attention_decode_cuda(d_o, d_q, ldq, d_k, d_v, dt, (int64_t)ctx * kvd, B, d_pos, nh, nkv, hd,
+                                                  win, ns, d_ws, f->stream),
+                         LQ_OK);
+    assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+    download_as(dt, d_o, nq, got);
+    for (int b = 0; b < B; b++)
+        lq_attention_ref(want + (size_t)b * qd, q + (size_t)b * qd, hk + (size_t)b * ctx * kvd, hv + (size_t)b * ctx * kvd,
+                         1, pos[b], nh, nkv, hd, win);
+    double atol, rtol;
+    tol_for(dt, &atol, &rtol);
+    if (dt == LQ_F32) atol = 2e-5, rtol = 1e-4;
+    char what[160];
+    snprintf(what, sizeof what, "decode%s %s B=%d pos=%d heads=%d/%d hd=%d window=%d splits=%d%s", simt ? " simt" : "",
+             lq_dtype_name(dt), B, P, nh, nkv, hd, win, ns, ldq ? " ldq" : "");
+    check(what, got, want, nq, atol, rtol);
+    if (got_out) memcpy(got_out, got, sizeof(float) * nq);
+    lq_cuda_free(d_q);
+    lq_cuda_free(d_k);
+    lq_cuda_free(d_v);
+    lq_cuda_free(d_o);
+    lq_cuda_free(d_pos);
+    lq_cuda_free(d_ws);
+    free(hk);
+    free(hv);
+    free(qi);
+    free(q);
+    free(want);
+    free(got);
+}
+
 static void test_kernels_attention_decode(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
-    /* B, last position of sequence 0 (others sit a little earlier), heads, hd, window; splits: 0 = automatic */
-    const struct {
-        int B, pos, nh, nkv, hd, window, splits;
-    } cases[] = {
-        {1, 36, 8, 4, 8, 0, 0},      /* stories260K */
+    /* The 16-bit caches run the tensor-core kernel: per head_dim, KW keys per
+     * warp tile (hd 16: 64, 32/64: 32, 128/256: 16), 4 warps, 3 stages (hd 256: 2),
+     * splits of at least 4 KW keys. Visible keys n = pos + 1 (or the window). */
+    const decode_case cases[] = {
+        {1, 36, 8, 4, 8, 0, 0}, /* stories260K (hd 8: the fp32-unit kernel for every dtype) */
         {1, 255, 8, 4, 8, 0, 3},
         {3, 1000, 8, 4, 64, 0, 0},   /* GQA 2, per-sequence positions */
         {1, 4095, 32, 8, 128, 0, 0}, /* Llama-3-8B heads, long context, many splits */
         {2, 16383, 32, 8, 128, 0, 0},
-        {1, 2047, 16, 2, 64, 0, 0},  /* GQA 8 */
-        {1, 700, 32, 2, 64, 0, 0},   /* GQA 16: two head groups per KV head */
-        {2, 3000, 8, 8, 128, 0, 0},  /* GQA 1 */
-        {1, 5000, 8, 2, 128, 300, 0},/* sliding window */
-        {1, 10, 4, 1, 256, 0, 8},    /* hd 256, more splits than keys: empty splits */
-        {1, 130, 4, 4, 16, 0, 1},    /* one split */
+        {1, 2047, 16, 2, 64, 0, 0},   /* GQA 8 */
+        {1, 700, 32, 2, 64, 0, 0},    /* GQA 16: two head groups per KV head */
+        {2, 3000, 8, 8, 128, 0, 0},   /* GQA 1 */
+        {1, 5000, 8, 2, 128, 300, 0}, /* sliding window */
+        {1, 10, 4, 1, 256, 0, 8},     /* hd 256, more splits than keys: empty splits */
+        {1, 130, 4, 4, 16, 0, 1},     /* one split */
         {2, 77, 4, 2, 32, 0, 64},
         {1, 32767, 32, 8, 128, 0, 0},   /* batch 1, 32k context: the automatic split count for 8 KV heads */
         {1, 32767, 32, 8, 128, 0, 256}, /* the most splits lq_attention_decode_splits chooses (merge over 256) */
         {16, 8191, 32, 8, 128, 0, 0},   /* batch 16, 8k context, per-sequence positions */
         {1, 9000, 8, 8, 64, 0, 1000},   /* merge over more splits than its threads */
+        /* tile and stage boundaries of the tensor-core kernel, hd 128 (KW 16, 64 keys per block round) */
+        {1, 0, 8, 2, 128, 0, 1},     /* a single key */
+        {1, 15, 8, 2, 128, 0, 1},    /* exactly one warp tile */
+        {1, 16, 8, 2, 128, 0, 1},    /* one tile and one key */
+        {1, 63, 8, 2, 128, 0, 1},    /* one tile per warp */
+        {1, 127, 8, 2, 128, 0, 1},   /* two per warp */
+        {1, 191, 8, 2, 128, 0, 1},   /* three per warp = the stage count */
+        {1, 255, 8, 2, 128, 0, 1},   /* four: the ring wraps */
+        {1, 300, 8, 2, 128, 0, 1},   /* uneven tiles across the warps, a partial last tile */
+        {1, 1000, 8, 2, 128, 0, 7},  /* splits not a multiple of the tile */
+        {1, 200, 8, 2, 128, 0, 200}, /* far more splits launched than used (4 of 200) */
+        {4, 70, 12, 4, 128, 0, 2},   /* GQA 3 (not a power of two), B 4: sequence 3 at position 49 (one split) */
+        {1, 2000, 48, 3, 128, 0, 0}, /* GQA 16 with 3 KV heads */
+        /* other head dims on the tensor cores */
+        {1, 600, 8, 2, 16, 0, 3},    /* hd 16 (KW 64) */
+        {2, 333, 8, 4, 32, 0, 5},    /* hd 32 */
+        {1, 4100, 8, 1, 64, 0, 0},   /* hd 64, GQA 8, automatic splits */
+        {1, 150, 4, 1, 256, 0, 1},   /* hd 256 (2 stages): 10 tiles over 4 warps */
+        {2, 3000, 8, 2, 256, 0, 0},  /* hd 256, automatic splits */
+        {1, 3000, 8, 2, 128, 64, 0}, /* window of 64 keys: one split although many were launched */
+        {1, 3000, 8, 2, 128, 100, 3},/* window not tile-aligned, splits inside it */
     };
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
-        for (int ti = 0; ti < 3; ti++) {
-            lq_dtype dt = DTS[ti];
-            int B = cases[ci].B, P = cases[ci].pos, nh = cases[ci].nh, nkv = cases[ci].nkv, hd = cases[ci].hd,
-                win = cases[ci].window;
-            int ctx = P + 1 + 5, kvd = nkv * hd, qd = nh * hd;
-            int ns = cases[ci].splits ? cases[ci].splits : lq_attention_decode_splits(B, nh, nkv, ctx, f->sm);
-            size_t nq = (size_t)B * qd, nc = (size_t)B * ctx * kvd, es = lq_dtype_size(dt);
-            int32_t pos[16];
-            assert_true(B <= 16);
-            for (int b = 0; b < B; b++) pos[b] = P - 7 * b;
-            float *hk, *hv;
-            make_cache(&f->seed, dt, B, ctx, kvd, ctx, &hk, &hv);
-            for (int b = 0; b < B; b++) /* NaN past each sequence's own position */
-                for (size_t i = ((size_t)b * ctx + pos[b] + 1) * kvd; i < (size_t)(b + 1) * ctx * kvd; i++)
-                    hk[i] = hv[i] = NAN;
-            int64_t ldq = ci % 2 ? qd + 2 * kvd : 0, qrow = ldq ? ldq : qd; /* odd cases: q inside q|k|v rows */
-            float *qi = hrand(&f->seed, (size_t)B * qrow, -2, 2), *q = malloc(sizeof(float) * nq),
-                  *want = malloc(sizeof(float) * nq), *got = malloc(sizeof(float) * nq);
-            for (int b = 0; b < B; b++) memcpy(q + (size_t)b * qd, qi + (size_t)b * qrow, sizeof(float) * qd);
-            float *d_q = upload_as(LQ_F32, qi, (size_t)B * qrow);
-            void *d_k = upload_as(dt, hk, nc), *d_v = upload_as(dt, hv, nc), *d_o = dmalloc(nq * es);
-            int32_t *d_pos = dmalloc(sizeof(int32_t) * B);
-            assert_int_equal(lq_cuda_upload(d_pos, pos, sizeof(int32_t) * B), LQ_OK);
-            size_t wsb = lq_attention_decode_workspace(B, nh, hd, ns);
-            void *d_ws = dmalloc(wsb);
-            poison(d_ws, wsb);
-            poison(d_o, nq * es);
-            assert_int_equal(lq_attention_decode_cuda(d_o, d_q, ldq, d_k, d_v, dt, (int64_t)ctx * kvd, B, d_pos, nh, nkv,
-                                                      hd, win, ns, d_ws, f->stream),
-                             LQ_OK);
-            assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
-            download_as(dt, d_o, nq, got);
-            for (int b = 0; b < B; b++)
-                lq_attention_ref(want + (size_t)b * qd, q + (size_t)b * qd, hk + (size_t)b * ctx * kvd,
-                                 hv + (size_t)b * ctx * kvd, 1, pos[b], nh, nkv, hd, win);
-            double atol, rtol;
-            tol_for(dt, &atol, &rtol);
-            if (dt == LQ_F32) atol = 2e-5, rtol = 1e-4;
-            char what[128];
-            snprintf(what, sizeof what, "decode %s B=%d pos=%d heads=%d/%d hd=%d window=%d splits=%d%s",
-                     lq_dtype_name(dt), B, P, nh, nkv, hd, win, ns, ldq ? " ldq" : "");
-            check(what, got, want, nq, atol, rtol);
-            lq_cuda_free(d_q);
-            lq_cuda_free(d_k);
-            lq_cuda_free(d_v);
-            lq_cuda_free(d_o);
-            lq_cuda_free(d_pos);
-            lq_cuda_free(d_ws);
-            free(hk);
-            free(hv);
-            free(qi);
-            free(q);
-            free(want);
-            free(got);
-        }
+        for (int ti = 0; ti < 3; ti++) run_decode(f, cases[ci], DTS[ti], (int)(ci % 2), 0, NULL);
+    /* the fp32-unit kernel on 16-bit caches (it is the bench's comparison) */
+    const decode_case simt[] = {{1, 4095, 32, 8, 128, 0, 0}, {2, 300, 8, 2, 64, 37, 5}};
+    for (size_t ci = 0; ci < sizeof simt / sizeof simt[0]; ci++)
+        for (int ti = 1; ti < 3; ti++) run_decode(f, simt[ci], DTS[ti], 0, 1, NULL);
+}
+
+/* One workspace across calls, as the engine's captured graph replays it: the
+ * split counters must come back to rest after every call (a workspace is
+ * poisoned only once, then reused with other positions, batch sizes and
+ * split counts), and the same inputs give the same bits every time. */
+static void test_kernels_attention_decode_reuse(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int nh = 32, nkv = 8, hd = 128, ctx = 5000, kvd = nkv * hd, qd = nh * hd, Bmax = 4;
+    const lq_dtype dt = LQ_F16;
+    size_t nc = (size_t)Bmax * ctx * kvd, nq = (size_t)Bmax * qd;
+    float *hk, *hv;
+    make_cache(&f->seed, dt, Bmax, ctx, kvd, ctx, &hk, &hv);
+    float *q = hrand(&f->seed, nq, -2, 2), *want = malloc(sizeof(float) * nq), *got = malloc(sizeof(float) * nq),
+          *first = malloc(sizeof(float) * nq);
+    float *d_q = upload_as(LQ_F32, q, nq);
+    void *d_k = upload_as(dt, hk, nc), *d_v = upload_as(dt, hv, nc), *d_o = dmalloc(nq * 2);
+    int32_t *d_pos = dmalloc(sizeof(int32_t) * Bmax);
+    size_t wsb = lq_attention_decode_workspace(Bmax, nh, hd, 256);
+    void *d_ws = dmalloc(wsb);
+    poison(d_ws, wsb);
+    /* (B, positions of sequences 0..3, splits); the first call is repeated last */
+    const struct {
+        int B, pos[4], ns;
+    } steps[] = {
+        {1, {4999, 0, 0, 0}, 33}, {1, {100, 0, 0, 0}, 33}, {4, {4000, 17, 999, 64}, 9}, {2, {3000, 2500, 0, 0}, 256},
+        {1, {4999, 0, 0, 0}, 256}, {1, {4999, 0, 0, 0}, 33},
+    };
+    const int nsteps = (int)(sizeof steps / sizeof steps[0]);
+    for (int si = 0; si < nsteps; si++) {
+        int B = steps[si].B;
+        assert_int_equal(lq_cuda_upload(d_pos, steps[si].pos, sizeof(int32_t) * B), LQ_OK);
+        poison(d_o, nq * 2);
+        assert_int_equal(lq_attention_decode_cuda(d_o, d_q, 0, d_k, d_v, dt, (int64_t)ctx * kvd, B, d_pos, nh, nkv, hd, 0,
+                                                  steps[si].ns, d_ws, f->stream),
+                         LQ_OK);
+        assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+        download_as(dt, d_o, (size_t)B * qd, got);
+        for (int b = 0; b < B; b++)
+            lq_attention_ref(want + (size_t)b * qd, q + (size_t)b * qd, hk + (size_t)b * ctx * kvd,
+                             hv + (size_t)b * ctx * kvd, 1, steps[si].pos[b], nh, nkv, hd, 0);
+        double atol, rtol;
+        tol_for(dt, &atol, &rtol);
+        char what[128];
+        snprintf(what, sizeof what, "decode reuse step %d B=%d splits=%d", si, B, steps[si].ns);
+        check(what, got, want, (size_t)B * qd, atol, rtol);
+        if (si == 0) memcpy(first, got, sizeof(float) * qd);
+    }
+    assert_memory_equal(first, got, sizeof(float) * qd); /* the last step repeats the first: same bits */
+    lq_cuda_free(d_q);
+    lq_cuda_free(d_k);
+    lq_cuda_free(d_v);
+    lq_cuda_free(d_o);
+    lq_cuda_free(d_pos);
+    lq_cuda_free(d_ws);
+    free(hk);
+    free(hv);
+    free(q);
+    free(want);
+    free(got);
+    free(first);
 }
 
 /* ---------------- NLL ---------------- */
@@ -887,6 +994,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_matmul),            cmocka_unit_test(test_kernels_gemv),
         cmocka_unit_test(test_kernels_kv_store),
         cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
+        cmocka_unit_test(test_kernels_attention_decode_reuse),
         cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_kld_token),               cmocka_unit_test(test_kernels_argmax),
         cmocka_unit_test(test_kernels_errors),
     };

@@ -3,7 +3,8 @@
  * 8 KV heads, head_dim 128, fp16 cache; PyTorch SDPA on the same H100:
  * 13.0 / 27.0 / 64.9 us at batch 1 and 1k / 8k / 32k context, 36.2 / 190.2 /
  * 698.8 us at batch 16) and a prefill (causal, T = 512 / 2048); the current
- * kernels side by side with the earlier ones (decode v1: decode_v1.cuh;
+ * kernels side by side with the earlier ones (decode v1: decode_v1.cuh; decode
+ * v2, the fp32-unit kernel: lq_attention_decode_simt_cuda;
  * prefill on the fp32 units: lq_attention_simt_cuda), measured in the same run;
  * then a sweep of split counts at batch 1 and 16 (8k, 32k) against the
  * automatic choice (lq_attention_decode_splits).
@@ -23,6 +24,9 @@ extern "C" {
 lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
                                  lq_dtype kv_dtype, int64_t seq_stride, int B, int T, int pos0, int n_heads, int n_kv, int hd, int window,
                                  void *stream);
+lq_status lq_attention_decode_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
+                                        lq_dtype kv_dtype, int64_t seq_stride, int B, const int32_t *pos, int n_heads,
+                                        int n_kv, int hd, int window, int n_splits, void *workspace, void *stream);
 }
 #include "decode_v1.cuh"
 
@@ -79,8 +83,8 @@ int main(void) {
     float ms[64];
 
     printf("# decode attention, fp16 cache, 32 q / 8 kv heads, hd 128 (median of %d, caches rotated past L2)\n", runs);
-    printf("%5s %6s %6s %9s %8s %9s %8s %9s %8s\n", "batch", "ctx", "splits", "v2 us", "TB/s", "v1 us", "v2/v1", "SDPA us",
-           "SDPA/v2");
+    printf("%5s %6s %6s %9s %8s %9s %8s %9s %8s %9s %8s\n", "batch", "ctx", "splits", "v3 us", "TB/s", "v1 us", "v1/v3",
+           "v2 us", "v2/v3", "SDPA us", "SDPA/v3");
     const int Bs[] = {1, 1, 1, 16, 16, 16, 32}, Cs[] = {1024, 8192, 32768, 1024, 8192, 32768, 2048};
     const double sdpa[] = {13.0, 27.0, 64.9, 36.2, 190.2, 698.8, 0};
     for (int ci = 0; ci < 7; ci++) {
@@ -97,7 +101,13 @@ int main(void) {
         long blocks1 = (long)B * nkv, want1 = (2L * sm + blocks1 - 1) / blocks1, cap1 = (C + 127) / 128;
         int ns1 = (int)(want1 < cap1 ? want1 : cap1);
         if (ns1 < 1) ns1 = 1;
+        /* v2 (the fp32-unit kernel, lq_attention_decode_simt_cuda) with its own rule: 4 blocks per SM, >= 64 keys */
+        long want2 = (4L * sm + blocks1 - 1) / blocks1, cap2 = (C + 63) / 64;
+        int ns2 = (int)(want2 < cap2 ? want2 : cap2);
+        if (ns2 > 256) ns2 = 256;
+        if (ns2 < 1) ns2 = 1;
         int nsmax = ns > ns1 ? ns : ns1;
+        if (ns2 > nsmax) nsmax = ns2;
         LQ(lq_cuda_malloc((void **)&kv, cache_bytes * copies, "kv"));
         LQ(lq_cuda_malloc((void **)&q, sizeof(float) * B * nh * hd, "q"));
         LQ(lq_cuda_malloc(&out, 2 * (size_t)B * nh * hd, "out"));
@@ -108,15 +118,18 @@ int main(void) {
         int32_t hp[64];
         for (int b = 0; b < B; b++) hp[b] = C - 1;
         LQ(lq_cuda_upload(pos, hp, sizeof(int32_t) * B));
-        double us[2];
-        for (int ver = 0; ver < 2; ver++) {
+        double us[3];
+        for (int ver = 0; ver < 3; ver++) {
             for (int r = -3; r < runs; r++) {
                 __half *k = kv + (size_t)((r + 3) % copies) * cache_elems * 2, *v = k + cache_elems;
                 CK(cudaEventRecord(e0, s));
                 if (ver == 0)
                     LQ(lq_attention_decode_cuda(out, q, 0, k, v, LQ_F16, (int64_t)C * kvd, B, pos, nh, nkv, hd, 0, ns, ws, s));
-                else
+                else if (ver == 1)
                     decode_v1_launch<__half, 128>(out, q, k, v, (int64_t)C * kvd, B, pos, nh, nkv, 0, ns1, ws, s);
+                else
+                    LQ(lq_attention_decode_simt_cuda(out, q, 0, k, v, LQ_F16, (int64_t)C * kvd, B, pos, nh, nkv, hd, 0, ns2,
+                                                     ws, s));
                 CK(cudaEventRecord(e1, s));
                 CK(cudaEventSynchronize(e1));
                 if (r >= 0) CK(cudaEventElapsedTime(&ms[r], e0, e1));
@@ -125,8 +138,8 @@ int main(void) {
             qsort(ms, runs, sizeof(float), cmpf);
             us[ver] = ms[runs / 2] * 1e3;
         }
-        printf("%5d %6d %6d %9.1f %8.2f %9.1f %7.2fx %9.1f %7.2fx\n", B, C, ns, us[0], cache_bytes / (us[0] * 1e-6) / 1e12,
-               us[1], us[1] / us[0], sdpa[ci], sdpa[ci] / us[0]);
+        printf("%5d %6d %6d %9.1f %8.2f %9.1f %7.2fx %9.1f %7.2fx %9.1f %7.2fx\n", B, C, ns, us[0],
+               cache_bytes / (us[0] * 1e-6) / 1e12, us[1], us[1] / us[0], us[2], us[2] / us[0], sdpa[ci], sdpa[ci] / us[0]);
         lq_cuda_free(kv);
         lq_cuda_free(q);
         lq_cuda_free(out);
