@@ -451,6 +451,8 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * is last from a counter in the workspace (atomicCAS); the counter carries a
  * tag in its high word, so a never-initialized (or poisoned) workspace needs
  * no memset, and the last block resets it for the next call or graph replay.
+ * Launched with PDL (cuda_common.cuh) like the rest of the decode path: its
+ * blocks are resident before the KV store ends, which hides the launch gap.
  *
  * Expected on the H200 (predictions, not measurements; fp16, 32/8 heads,
  * hd 128, as `lq bench kernels --attention`): Little's law at 4.2 TB/s and
@@ -602,6 +604,10 @@ __global__ void __launch_bounds__(DM_THREADS)
     __shared__ float stat_s[2 * DM_HEADS];
     __shared__ int last_s;
 
+    /* launched with PDL (lq_launch_pdl): let the next kernel's blocks in early, and wait for the
+     * previous one (K/V of this step, q, pos, the workspace) before any read and before any return */
+    lq_pdl_trigger();
+    lq_pdl_wait();
     const int split = blockIdx.x, hg = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
     const int warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
     const int group = nh / nkv, n_hg = (group + DM_HEADS - 1) / DM_HEADS;
@@ -1175,9 +1181,10 @@ static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
     dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DM_HEADS - 1) / DM_HEADS)), (unsigned)B);
-    attn_decode_mma_kernel<TK, HD><<<grid, DM_THREADS, Gm::SMEM, s>>>(
-        (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
-        (float)(1.4426950408889634 / sqrt((double)HD))); /* log2(e) / sqrt(hd): softmax in base 2 */
+    LQ_CUDA_RET(lq_launch_pdl(attn_decode_mma_kernel<TK, HD>, grid, dim3(DM_THREADS), (size_t)Gm::SMEM, s, (TK *)out,
+                              ws_o, ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh, nkv,
+                              window, ns, (float)(1.4426950408889634 / sqrt((double)HD))), /* log2(e)/sqrt(hd): base 2 */
+                "launch attn_decode_mma_kernel");
     LQ_LAUNCH_RET("attn_decode_mma_kernel");
     return LQ_OK;
 }
