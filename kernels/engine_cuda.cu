@@ -160,7 +160,7 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
     const int qd = nh * hd, kvd = nkv * hd, V = cf->vocab_size, ldqkv = qd + 2 * kvd;
     const lq_dtype dt = c->wdt;
     void *s = c->stream, *blas = c->blas;
-    float *q = c->qkv, *k = c->qkv + qd, *v = c->qkv + qd + kvd;
+    float *q = c->qkv;
     LQ_FORWARD(lq_embedding_cuda(c->x, c->embed, dt, d_tok, n, D, s));
     for (int l = 0; l < cf->n_layers; l++) {
         const dev_layer *lw = &c->layers[l];
@@ -168,10 +168,9 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
         /* x += previous layer's MLP output (fused), xn = norm(x) */
         LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, l ? c->delta : NULL, lw->attn_norm, n, D, cf->rms_eps, s));
         LQ_FORWARD(linear(c, c->qkv, c->xn, lw->wqkv, lw->q_qkv, lw->bqkv, n, ldqkv, D, 0));
-        /* q's nh heads and k's nkv heads sit side by side in each q|k|v row: one launch rotates both
-         * (head h >= nh is k's head h - nh at offset qd + (h - nh) * hd; same positions, same tables) */
-        LQ_FORWARD(lq_rope_cuda(q, ldqkv, d_pos, n, nh + nkv, hd, c->rope_cos, c->rope_sin, s));
-        LQ_FORWARD(lq_kv_store_cuda(kc, vc, dt, k, v, ldqkv, d_pos, B, T, kvd, c->seq_stride, s));
+        /* one launch: q rotated in place, k rotated into the cache, v copied into it */
+        LQ_FORWARD(lq_rope_kv_store_cuda(c->qkv, ldqkv, d_pos, B, T, nh, nkv, hd, c->rope_cos, c->rope_sin, kc, vc, dt,
+                                         c->seq_stride, s));
         if (decode) {
             int ns = lq_attention_decode_splits(B, nh, nkv, c->max_ctx, lq_cuda_ctx_sm_count(c->ctx));
             LQ_FORWARD(lq_attention_decode_cuda(c->att, q, ldqkv, kc, vc, dt, c->seq_stride, B, d_pos, nh, nkv, hd,

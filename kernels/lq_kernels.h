@@ -98,6 +98,16 @@ int lq_gemv_supported(lq_dtype dtype, int64_t m, int64_t n, int64_t k, int64_t l
 lq_status lq_gemv_cuda(float *y, const void *x, const void *w, lq_dtype dtype, const float *b, int64_t m, int64_t n,
                        int64_t k, int64_t ldx, void *stream);
 
+/* RoPE and the KV-cache store of one layer in one launch, on fused q|k|v rows
+ * (B*T rows, ld floats apart, 0 = (n_q + 2 n_kv) head_dim; q heads, then k,
+ * then v): q rotated in place (lq_rope_cuda's arithmetic: bit-identical), k
+ * rotated and stored, v stored, into the caches as lq_kv_store_cuda does
+ * (positions pos (B*T), sequence b at b * seq_stride). The k columns of qkv
+ * are left unrotated. Twin of lq_rope_ref + the cache copy. */
+lq_status lq_rope_kv_store_cuda(float *qkv, int64_t ld, const int32_t *pos, int B, int T, int n_q, int n_kv,
+                                int head_dim, const float *cos_tab, const float *sin_tab, void *k_cache,
+                                void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, void *stream);
+
 /* Write new keys/values into the cache: for b < B, t < T
  *   cache[b * seq_stride + pos[b*T + t] * kv_dim + j] = k/v[(b*T + t) * ld + j]
  * k, v (B, T, kv_dim) fp32, rows ld elements apart (0: kv_dim); caches
@@ -118,6 +128,13 @@ lq_status lq_kv_store_cuda(void *k_cache, void *v_cache, lq_dtype kv_dtype, cons
 lq_status lq_attention_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
                             lq_dtype kv_dtype, int64_t seq_stride, int B, int T, int pos0, int n_heads, int n_kv, int hd, int window,
                             void *stream);
+/* The same prefill, FlashAttention-2 style (kernels/attention_fa_cuda.cu):
+ * S, P and O in registers, K/V through a cp.async double buffer, mma.sync.
+ * fp16/bf16 caches, head_dim 32/64/128, 16-byte aligned K/V rows; anything
+ * else returns LQ_ERR_UNSUPPORTED without setting a message (fall back). */
+lq_status lq_attention_fa_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
+                               lq_dtype kv_dtype, int64_t seq_stride, int B, int T, int pos0, int n_heads, int n_kv, int hd,
+                               int window, void *stream);
 
 /* Decode attention (one query per sequence) over the preallocated cache, split
  * along the context into at most n_splits pieces processed by separate blocks,

@@ -456,6 +456,61 @@ extern "C" lq_status lq_kv_store_cuda(void *k_cache, void *v_cache, lq_dtype kv_
     return LQ_OK;
 }
 
+/* ---------------- RoPE + KV-cache store (the engine's per-layer step) ---------------- */
+
+/* One thread per (row, head of q|k|v, i < half): q heads rotated in place
+ * (rope_kernel's arithmetic), k heads rotated and written to the cache, v
+ * heads copied to it (kv_store_kernel's addressing); the rotated k is not
+ * written back to the q|k|v rows (attention reads keys from the cache). */
+template <typename TK>
+__global__ void rope_kv_store_kernel(float *qkv, int64_t ld, const int32_t *pos, int64_t total, int nq, int nkv,
+                                     int half, const float *cos_tab, const float *sin_tab, TK *kc, TK *vc, int T,
+                                     int64_t seq_stride) {
+    lq_pdl_trigger(); /* PDL launch: wait before any read (every thread, before any return) */
+    lq_pdl_wait();
+    int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= total) return;
+    const int i = (int)(idx % half), nall = nq + 2 * nkv, hd = 2 * half;
+    const int64_t rh = idx / half, r = rh / nall;
+    const int h = (int)(rh % nall);
+    const int64_t p = pos[r];
+    float *v = qkv + r * ld + (int64_t)h * hd;
+    const float a = v[i], b = v[i + half];
+    if (h >= nq + nkv) {
+        TK *dst = vc + (r / T) * seq_stride + p * ((int64_t)nkv * hd) + (int64_t)(h - nq - nkv) * hd;
+        dst[i] = lq_st<TK>(a);
+        dst[i + half] = lq_st<TK>(b);
+        return;
+    }
+    const float c = cos_tab[p * half + i], sn = sin_tab[p * half + i];
+    const float ra = __fsub_rn(__fmul_rn(a, c), __fmul_rn(b, sn)), rb = __fadd_rn(__fmul_rn(b, c), __fmul_rn(a, sn));
+    if (h < nq) {
+        v[i] = ra;
+        v[i + half] = rb;
+    } else {
+        TK *dst = kc + (r / T) * seq_stride + p * ((int64_t)nkv * hd) + (int64_t)(h - nq) * hd;
+        dst[i] = lq_st<TK>(ra);
+        dst[i + half] = lq_st<TK>(rb);
+    }
+}
+
+extern "C" lq_status lq_rope_kv_store_cuda(float *qkv, int64_t ld, const int32_t *pos, int B, int T, int n_q, int n_kv,
+                                           int head_dim, const float *cos_tab, const float *sin_tab, void *k_cache,
+                                           void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, void *stream) {
+    const int half = head_dim / 2;
+    const int64_t total = (int64_t)B * T * (n_q + 2 * n_kv) * half;
+    if (total <= 0) return LQ_OK;
+    LQ_RETURN_IF(head_dim % 2 || n_q < 1 || n_kv < 1, LQ_ERR_ARG, "lq_rope_kv_store_cuda: head_dim %d, %d q / %d kv heads",
+                 head_dim, n_q, n_kv);
+    if (ld == 0) ld = (int64_t)(n_q + 2 * n_kv) * head_dim;
+    LQ_DISPATCH(kv_dtype, "lq_rope_kv_store_cuda",
+                LQ_CUDA_RET(lq_launch_pdl(rope_kv_store_kernel<TE>, dim3(lq_blocks(total, 256)), dim3(256), 0,
+                                          lq_stream(stream), qkv, ld, pos, total, n_q, n_kv, half, cos_tab, sin_tab,
+                                          (TE *)k_cache, (TE *)v_cache, T, seq_stride),
+                            "launch rope_kv_store_kernel"));
+    return LQ_OK;
+}
+
 /* ---------------- NLL ---------------- */
 
 /* One block per row: max in float, sum of exp(l - max) in double (exp in

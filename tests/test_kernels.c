@@ -551,6 +551,75 @@ static void test_kernels_kv_store(void **state) {
     }
 }
 
+/* lq_rope_kv_store_cuda (the engine's fused step) against lq_rope_cuda + lq_kv_store_cuda on
+ * the same q|k|v rows: q columns and both caches bit-identical, the k/v columns left as they were. */
+static void test_kernels_rope_kv_store(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int B = 2, T = 3, nq = 8, nkv = 2, hd = 64, ctx = 12, max_pos = 64;
+    const int qd = nq * hd, kvd = nkv * hd, ld = qd + 2 * kvd;
+    lq_rope_params rp = {500000.0, 0, 0, 0, 0, 0};
+    size_t tab = (size_t)max_pos * hd / 2, nx = (size_t)B * T * ld, nc = (size_t)B * ctx * kvd;
+    float *cs = malloc(sizeof(float) * tab), *sn = malloc(sizeof(float) * tab);
+    lq_rope_tables(&rp, hd, max_pos, cs, sn);
+    float *d_c = upload_as(LQ_F32, cs, tab), *d_s = upload_as(LQ_F32, sn, tab);
+    int32_t pos[2 * 3] = {4, 5, 6, 9, 10, 11};
+    int32_t *d_pos = dmalloc(sizeof pos);
+    assert_int_equal(lq_cuda_upload(d_pos, pos, sizeof pos), LQ_OK);
+    for (int ti = 0; ti < 3; ti++) {
+        lq_dtype dt = DTS[ti];
+        size_t es = lq_dtype_size(dt);
+        float *x = hrand(&f->seed, nx, -2, 2), *got = malloc(sizeof(float) * nx), *want = malloc(sizeof(float) * nx);
+        float *d_x1 = upload_as(LQ_F32, x, nx), *d_x2 = upload_as(LQ_F32, x, nx);
+        void *kc1 = dmalloc(nc * es), *vc1 = dmalloc(nc * es), *kc2 = dmalloc(nc * es), *vc2 = dmalloc(nc * es);
+        poison(kc1, nc * es);
+        poison(vc1, nc * es);
+        poison(kc2, nc * es);
+        poison(vc2, nc * es);
+        assert_int_equal(lq_rope_kv_store_cuda(d_x1, ld, d_pos, B, T, nq, nkv, hd, d_c, d_s, kc1, vc1, dt,
+                                               (int64_t)ctx * kvd, f->stream),
+                         LQ_OK);
+        assert_int_equal(lq_rope_cuda(d_x2, ld, d_pos, (int64_t)B * T, nq + nkv, hd, d_c, d_s, f->stream), LQ_OK);
+        assert_int_equal(lq_kv_store_cuda(kc2, vc2, dt, d_x2 + qd, d_x2 + qd + kvd, ld, d_pos, B, T, kvd,
+                                          (int64_t)ctx * kvd, f->stream),
+                         LQ_OK);
+        assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+        assert_int_equal(lq_cuda_download(got, d_x1, sizeof(float) * nx), LQ_OK);
+        assert_int_equal(lq_cuda_download(want, d_x2, sizeof(float) * nx), LQ_OK);
+        long bad = 0;
+        for (size_t r = 0; r < (size_t)B * T; r++)
+            for (int j = 0; j < ld; j++) {
+                float g = got[r * ld + j], w = j < qd ? want[r * ld + j] : x[r * ld + j];
+                bad += memcmp(&g, &w, sizeof g) != 0;
+            }
+        unsigned char *h1 = malloc(nc * es), *h2 = malloc(nc * es);
+        assert_int_equal(lq_cuda_download(h1, kc1, nc * es), LQ_OK);
+        assert_int_equal(lq_cuda_download(h2, kc2, nc * es), LQ_OK);
+        bad += memcmp(h1, h2, nc * es) != 0;
+        assert_int_equal(lq_cuda_download(h1, vc1, nc * es), LQ_OK);
+        assert_int_equal(lq_cuda_download(h2, vc2, nc * es), LQ_OK);
+        bad += memcmp(h1, h2, nc * es) != 0;
+        print_message("  rope_kv_store %s: %ld differences\n", lq_dtype_name(dt), bad);
+        assert_int_equal(bad, 0);
+        lq_cuda_free(d_x1);
+        lq_cuda_free(d_x2);
+        lq_cuda_free(kc1);
+        lq_cuda_free(vc1);
+        lq_cuda_free(kc2);
+        lq_cuda_free(vc2);
+        free(x);
+        free(got);
+        free(want);
+        free(h1);
+        free(h2);
+    }
+    lq_cuda_free(d_c);
+    lq_cuda_free(d_s);
+    lq_cuda_free(d_pos);
+    free(cs);
+    free(sn);
+}
+
 /* ---------------- attention ---------------- */
 
 typedef struct {
@@ -992,7 +1061,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_embedding),         cmocka_unit_test(test_kernels_rmsnorm_residual),
         cmocka_unit_test(test_kernels_rope),              cmocka_unit_test(test_kernels_swiglu),
         cmocka_unit_test(test_kernels_matmul),            cmocka_unit_test(test_kernels_gemv),
-        cmocka_unit_test(test_kernels_kv_store),
+        cmocka_unit_test(test_kernels_kv_store),          cmocka_unit_test(test_kernels_rope_kv_store),
         cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
         cmocka_unit_test(test_kernels_attention_decode_reuse),
         cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_kld_token),               cmocka_unit_test(test_kernels_argmax),
