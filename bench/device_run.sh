@@ -17,6 +17,10 @@
 #             decode at 512, then RTN-4 decode at 512 (ncu serializes kernels: no PDL overlap there)
 #   pdl       lq bench model on the llama3-8b preset, decode with and without PDL (--compare-pdl):
 #             fp16 prefill 512/2048 + decode batch 1 at 512/8k, then RTN-4 decode batch 1/4 at 512
+#   fa        prefill attention alone (carry/bin/bench_attention_fa, kernels/dev/bench_attention_fa.cu)
+#             and the decode-attention split sweep (LQ_DECODE_BLOCKS_PER_SM 1..16)
+#   final     lq bench model, llama3-8b: fp16 prefill 512/2048 + decode batch 1 at 512/8k and batch 8
+#             at 512; RTN-4 g128 prefill 512/2048 + decode batch 1/4 at 512
 #   smol      SmolLM2-135M: RTN 4/8-bit and GPU GPTQ (plain, act-order) on C4, lq eval on full WikiText-2
 #             at 512/2048 (cuda, f32 weights), then GPU (fp16, W4A16 fused) vs CPU on 40 windows at 512
 # OUTDIR (default $OUT) gets device_run.log and results.tgz (every log and JSON, re-packed after
@@ -51,7 +55,8 @@ for s in ${STEPS:-info tests kernels}; do
     $LQ bench kernels --w4a16 --shapes llama3 --m 1,2,4,16,64 --iters 30 --out "$R/kernels_w4a16_small.json" 2>&1 | tee "$R/kernels_small.txt"
     $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1,4 --ctx 512 --out "$R/model_w4_small.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/model_small.txt" ;;
   attention) say attention
-    $LQ bench kernels --attention --shapes none --iters 40 --out "$R/attention_decode.json" 2>&1 | tee "$R/attention.txt" ;;
+    $LQ bench kernels --attention --shapes none --iters 40 --out "$R/attention_decode.json" 2>&1 | tee "$R/attention.txt"
+    $LQ bench kernels --attention --shapes none --iters 40 --timing events --out "$R/attention_decode_events.json" 2>&1 | tee -a "$R/attention.txt" ;;
   prefill) say prefill  # fp16 llama3-8b: prefill vs cuBLAS on the same GEMMs, decode at batch 1 at 512 and 8k
     $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1 --ctx 512,8192 --out "$R/model_f16_prefill.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/prefill.txt" ;;
   sweep) say sweep
@@ -71,6 +76,14 @@ for s in ${STEPS:-info tests kernels}; do
   pdl) say pdl
     $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1 --ctx 512,8192 --compare-pdl --out "$R/model_f16_pdl.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/pdl.txt"
     $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1,4 --ctx 512 --compare-pdl --out "$R/model_w4_pdl.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$R/pdl.txt" ;;
+  fa) say fa
+    carry/bin/bench_attention_fa 2>&1 | tee "$R/bench_attention_fa.txt"
+    for b in 1 2 4 8 16; do echo "--- LQ_DECODE_BLOCKS_PER_SM=$b"
+      LQ_DECODE_BLOCKS_PER_SM=$b $LQ bench kernels --attention --shapes none --iters 30 --out "$R/attention_bps$b.json" 2>&1 | grep -E "^ +(1|16) "
+    done 2>&1 | tee "$R/attention_sweep.txt" ;;
+  final) say final
+    $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,8 --ctx 512,8192 --out "$R/model_f16.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/model.txt"
+    $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 --batch 1,4 --ctx 512 --out "$R/model_w4.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$R/model.txt" ;;
   smol) say smol  # the GGUF travels in two calls: carry/smolA/part (first call, kept while warm), carry/smolB/part
     G=/tmp/lqsmol/model.gguf; D=/tmp/lqsmol; mkdir -p $D
     A=carry/smolA/part; [ -f $A ] || A=/tmp/lqstage/smolA

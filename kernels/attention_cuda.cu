@@ -28,6 +28,8 @@
  * in kernels/dev/ (bench_attention.cu, decode_v1.cuh, attention_notes.md). */
 #include "cuda_common.cuh"
 
+#include <stdlib.h>
+
 #include <cuda_pipeline.h>
 #include <mma.h>
 
@@ -378,6 +380,11 @@ extern "C" lq_status lq_attention_cuda(void *out, const float *q, int64_t ldq, c
     LQ_FORWARD(check_heads("lq_attention_cuda", B, n_heads, n_kv));
     LQ_RETURN_IF(pos0 < 0, LQ_ERR_ARG, "lq_attention_cuda: pos0 %d", pos0);
     if (ldq == 0) ldq = (int64_t)n_heads * hd;
+    /* FlashAttention-2-style kernel (kernels/attention_fa_cuda.cu) for 16-bit caches, head_dim 32/64/128;
+       the WMMA kernel below and the fp32-unit kernel remain for what it refuses */
+    lq_status fa = lq_attention_fa_cuda(out, q, ldq, k_cache, v_cache, kv_dtype, seq_stride, B, T, pos0, n_heads, n_kv,
+                                        hd, window, stream);
+    if (fa != LQ_ERR_UNSUPPORTED) return fa;
     lq_status st = prefill_tc(out, q, ldq, k_cache, v_cache, kv_dtype, seq_stride, B, T, pos0, n_heads, n_kv, hd,
                               window, lq_stream(stream));
     if (st != LQ_ERR_UNSUPPORTED) return st;
@@ -1117,7 +1124,14 @@ extern "C" int lq_attention_decode_splits(int B, int n_heads, int n_kv, int max_
     if (n_kv < 1 || B < 1) return 1;
     int group = n_heads / n_kv;
     long blocks = (long)B * n_kv * ((group + DM_HEADS - 1) / DM_HEADS);
-    long want = (2L * sm_count + blocks - 1) / blocks;
+    /* tuning knob for sweeps on a GPU: LQ_DECODE_BLOCKS_PER_SM (default 2) */
+    static int per_sm = -1;
+    if (per_sm < 0) {
+        const char *e = getenv("LQ_DECODE_BLOCKS_PER_SM");
+        int v = e ? atoi(e) : 0;
+        per_sm = v > 0 && v <= 64 ? v : 2;
+    }
+    long want = ((long)per_sm * sm_count + blocks - 1) / blocks;
     long cap = ((long)max_ctx + 63) / 64;
     if (want > cap) want = cap;
     if (want > 256) want = 256;
