@@ -464,10 +464,13 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * Expected on the H200 (predictions, not measurements; fp16, 32/8 heads,
  * hd 128, as `lq bench kernels --attention`): Little's law at 4.2 TB/s and
  * ~1 us loaded DRAM latency needs ~32 KB in flight per SM (4.2 MB over 132
- * SMs); 2 blocks/SM x 4 warps x 2 stages in flight x 8.5 KB = 136 KB per SM,
- * 4x that, so latency is covered even when it doubles under load. Time is
+ * SMs); 1-2 blocks/SM x 4 warps x 2 stages in flight x 8.5 KB = 68-136 KB
+ * per SM, 2-4x that, so latency is covered even when it doubles under load. Time is
  * then bytes / ~0.94 x 4.2 TB/s + ~1.5 us (ramp, merge, kernel boundary) in
  * graph timing; single launches timed by events add ~5 us of host latency.
+ * Measured (H200, graph timing, one block per SM): 16 x 8k 136 us (93% of
+ * copy bandwidth), 16 x 32k 523 us (97%), 1 x 32k 51 us (62%), 1 x 8k
+ * 19.2 us (41%: fixed costs, see kernels/dev/attention_notes.md).
  * Graph (events): 1x512 ~2.5 us (~7; v2 ~15 events), 1x8k ~9.5 us (~14; v2
  * 26.5), 1x32k ~34 us (~39; v2 61.4), 16x8k ~135 us (v2 191.5), 16x32k
  * ~535 us (v2 697.5): 84-95% of copy bandwidth from 8k up in graph timing.
@@ -1115,8 +1118,9 @@ extern "C" size_t lq_attention_decode_workspace(int B, int n_heads, int hd, int 
            sizeof(float) * (size_t)B * (size_t)n_heads * (size_t)n_splits * ((size_t)hd + 2);
 }
 
-/* Splits: about two blocks per SM (what the hd-128 mma kernel keeps
- * resident, 102 KB each, and 4x the bytes in flight Little's law asks for)
+/* Splits: about one block per SM (the hd-128 mma kernel keeps two resident,
+ * 102 KB each; one per SM already holds 2x the bytes in flight Little's law
+ * asks for, and fewer, longer splits pipeline better — measured, see below)
  * at max_ctx, at least 64 keys each, at most 256. The kernel uses fewer at
  * shorter contexts (at least 4 KW keys per split), so this is an upper bound
  * chosen once per graph. */
@@ -1124,12 +1128,14 @@ extern "C" int lq_attention_decode_splits(int B, int n_heads, int n_kv, int max_
     if (n_kv < 1 || B < 1) return 1;
     int group = n_heads / n_kv;
     long blocks = (long)B * n_kv * ((group + DM_HEADS - 1) / DM_HEADS);
-    /* tuning knob for sweeps on a GPU: LQ_DECODE_BLOCKS_PER_SM (default 2) */
+    /* blocks per SM: 1 (LQ_DECODE_BLOCKS_PER_SM overrides, for sweeps). H200 sweep, graph timing
+       (bench/results/2026-12-01-h200-pdl/attention_sweep.txt): 1 beat 2 at 1x8k (19.2 vs 23.9 us), 16x8k
+       (136 vs 151) and 16x32k (523 vs 584), tied at 1x32k; 4..16 were slower at batch 1 */
     static int per_sm = -1;
     if (per_sm < 0) {
         const char *e = getenv("LQ_DECODE_BLOCKS_PER_SM");
         int v = e ? atoi(e) : 0;
-        per_sm = v > 0 && v <= 64 ? v : 2;
+        per_sm = v > 0 && v <= 64 ? v : 1;
     }
     long want = ((long)per_sm * sm_count + blocks - 1) / blocks;
     long cap = ((long)max_ctx + 63) / 64;
