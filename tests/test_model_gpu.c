@@ -259,7 +259,13 @@ static void test_model_gpu_golden_greedy(void **state) {
  * orders (lq's GEMV for decode, cuBLAS for prefill): measured 1.0e-2 with
  * cuBLAS on both sides (H100), 2.0e-2 with the GEMV (H200), on logits of
  * magnitude ~10 */
-static double self_bound(int dt) { return dt == LQ_F32 ? 1e-4 : dt == LQ_F16 ? 4e-2 : 1.5e-1; }
+/* bf16 (8-bit mantissa): over 21 seeds on the H200 (2026-12-01) the worst step
+ * was 0.063 for 20 of them and 0.157 for LQ_TEST_SEED=1775411173 (t = 34, one
+ * logit of 1536 above 0.1; the same bits from the code of before that day's
+ * kernel changes), against logits of magnitude ~5 whose bf16 engine differs
+ * from the float64 golden by up to 0.51: a rounding flip of one bf16
+ * activation, amplified over five layers. 0.25 keeps that seed from failing. */
+static double self_bound(int dt) { return dt == LQ_F32 ? 1e-4 : dt == LQ_F16 ? 4e-2 : 2.5e-1; }
 
 static void test_model_gpu_decode_equals_prefill(void **state) {
     fixture *f = *state;
