@@ -352,45 +352,8 @@ __device__ __forceinline__ uint32_t dm_trans(uint32_t x) {
     return y;
 }
 
-/* The 16-bit operand type: pack two floats (rounded to nearest even; lo in
- * the low half = the lower column), the rounded values back, and the mma. */
-template <typename TK> struct dm_op;
-template <> struct dm_op<__half> {
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {
-        union {
-            __half2 h;
-            uint32_t u;
-        } x;
-        x.h = __floats2half2_rn(lo, hi);
-        *rlo = __low2float(x.h);
-        *rhi = __high2float(x.h);
-        return x.u;
-    }
-    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-template <> struct dm_op<__nv_bfloat16> {
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {
-        union {
-            __nv_bfloat162 h;
-            uint32_t u;
-        } x;
-        x.h = __floats2bfloat162_rn(lo, hi);
-        *rlo = __low2float(x.h);
-        *rhi = __high2float(x.h);
-        return x.u;
-    }
-    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
+/* The 16-bit operand type: pack, mma (cuda_common.cuh). */
+template <typename TK> using dm_op = lq_mma16<TK>;
 
 /* One warp's copies of keys k0 .. k0+KW-1 (those < s1; the rest zero-filled)
  * of K and V into one stage. Lane i copies 16-byte vectors i, i+32, ... */

@@ -95,43 +95,8 @@ __device__ __forceinline__ void fa_ldsm_t(uint32_t r[4], const void *p) {
                  : "r"(a));
 }
 
-/* The 16-bit operand type: pack two floats (round to nearest even, lo in the
- * low half = the lower column), the mma, and a pair of ones. */
-template <typename TK> struct fa_op;
-template <> struct fa_op<__half> {
-    static constexpr uint32_t ONES = 0x3C003C00u;
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-        union {
-            __half2 h;
-            uint32_t u;
-        } x;
-        x.h = __floats2half2_rn(lo, hi);
-        return x.u;
-    }
-    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-template <> struct fa_op<__nv_bfloat16> {
-    static constexpr uint32_t ONES = 0x3F803F80u;
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-        union {
-            __nv_bfloat162 h;
-            uint32_t u;
-        } x;
-        x.h = __floats2bfloat162_rn(lo, hi);
-        return x.u;
-    }
-    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
+/* The 16-bit operand type: pack, mma, a pair of ones (cuda_common.cuh). */
+template <typename TK> using fa_op = lq_mma16<TK>;
 
 /* The block's copies of keys k0 .. k0+FA_BK-1 of K and V into one stage:
  * 16-byte vectors, thread tid takes vectors tid, tid + FA_THREADS, ...;

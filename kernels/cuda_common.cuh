@@ -130,6 +130,66 @@ static inline unsigned lq_blocks(int64_t n, int threads) {
     return (unsigned)(b < 1 ? 1 : b);
 }
 
+/* ---- m16n8k16 tensor-core product on 16-bit operands, fp32 accumulate (sm_80+) ----
+ * pack: two floats to one register (round to nearest even; lo in the low half
+ * = the lower column), optionally returning the rounded values; ONES: a pair
+ * of 1.0; mma: c += a b. Shared by the attention kernels. */
+template <typename TK> struct lq_mma16;
+template <> struct lq_mma16<__half> {
+    static constexpr uint32_t ONES = 0x3C003C00u;
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        union {
+            __half2 h;
+            uint32_t u;
+        } x;
+        x.h = __floats2half2_rn(lo, hi);
+        return x.u;
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {
+        union {
+            __half2 h;
+            uint32_t u;
+        } x;
+        x.h = __floats2half2_rn(lo, hi);
+        *rlo = __low2float(x.h);
+        *rhi = __high2float(x.h);
+        return x.u;
+    }
+    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+template <> struct lq_mma16<__nv_bfloat16> {
+    static constexpr uint32_t ONES = 0x3F803F80u;
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
+        union {
+            __nv_bfloat162 h;
+            uint32_t u;
+        } x;
+        x.h = __floats2bfloat162_rn(lo, hi);
+        return x.u;
+    }
+    static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {
+        union {
+            __nv_bfloat162 h;
+            uint32_t u;
+        } x;
+        x.h = __floats2bfloat162_rn(lo, hi);
+        *rlo = __low2float(x.h);
+        *rhi = __high2float(x.h);
+        return x.u;
+    }
+    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};\n"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+    }
+};
+
 /* Warp / block reductions. */
 __device__ __forceinline__ float lq_warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
