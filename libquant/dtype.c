@@ -80,12 +80,17 @@ uint16_t lq_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+/* Elementwise, so the 16-bit conversions of large tensors (an 8B checkpoint
+ * is 8 G elements) run on every core; the result does not depend on it. */
+#define LQ_CONVERT_PAR_MIN ((size_t)1 << 20)
+
 int lq_convert_to_f32(lq_dtype t, const void *src, float *dst, size_t n) {
     if (n == 0) return (unsigned)t < LQ_DTYPE_COUNT ? 0 : -1; /* src/dst may be NULL */
     switch (t) {
     case LQ_F32: memcpy(dst, src, n * 4); return 0;
     case LQ_F16: {
         const uint8_t *s = src;
+#pragma omp parallel for schedule(static) if (n >= LQ_CONVERT_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
@@ -95,6 +100,7 @@ int lq_convert_to_f32(lq_dtype t, const void *src, float *dst, size_t n) {
     }
     case LQ_BF16: {
         const uint8_t *s = src;
+#pragma omp parallel for schedule(static) if (n >= LQ_CONVERT_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, s + 2 * i, 2);
@@ -132,12 +138,14 @@ int lq_convert_from_f32(lq_dtype t, const float *src, void *dst, size_t n) {
     switch (t) {
     case LQ_F32: memcpy(dst, src, n * 4); return 0;
     case LQ_F16:
+#pragma omp parallel for schedule(static) if (n >= LQ_CONVERT_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
             uint16_t h = lq_f32_to_f16(src[i]);
             memcpy(d + 2 * i, &h, 2);
         }
         return 0;
     case LQ_BF16:
+#pragma omp parallel for schedule(static) if (n >= LQ_CONVERT_PAR_MIN)
         for (size_t i = 0; i < n; i++) {
             uint16_t h = lq_f32_to_bf16(src[i]);
             memcpy(d + 2 * i, &h, 2);
