@@ -325,26 +325,6 @@ template <int HD> struct dm_geom {
     static_assert(SMEM >= MERGE, "the warp merge reuses the stage buffers");
 };
 
-__device__ __forceinline__ void dm_cp16(void *dst, const void *src, int src_bytes) {
-    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void dm_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N> __device__ __forceinline__ void dm_wait(void) {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void dm_ldsm(uint32_t r[4], const void *p) {
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void dm_ldsm_t(uint32_t r[4], const void *p) {
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
 /* transpose an 8x8 16-bit matrix held one 32-bit pair per lane (row lane/4) */
 __device__ __forceinline__ uint32_t dm_trans(uint32_t x) {
     uint32_t y;
@@ -367,8 +347,8 @@ __device__ __forceinline__ void dm_load(TK *ks, const TK *kb, const TK *vb, int 
         int i = lane + 32 * j, r = i / RV, c = (i % RV) * 8, key = k0 + r;
         bool ok = key < s1;
         int64_t off = (int64_t)(ok ? key : k0) * kvd + c; /* k0 < s1: always a real row */
-        dm_cp16(ks + r * Gm::LDR + c, kb + off, ok ? 16 : 0);
-        dm_cp16(vs + r * Gm::LDR + c, vb + off, ok ? 16 : 0);
+        lq_cp16(ks + r * Gm::LDR + c, kb + off, ok ? 16 : 0);
+        lq_cp16(vs + r * Gm::LDR + c, vb + off, ok ? 16 : 0);
     }
 }
 
@@ -432,7 +412,7 @@ __global__ void __launch_bounds__(DM_THREADS)
 #pragma unroll
     for (int st = 0; st < S - 1; st++) {
         if (st < nt) dm_load<TK, HD>(ring + st * Gm::STAGE, kb, vb, s0 + (warp + st * DM_WARPS) * KW, s1, kvd, lane);
-        dm_commit();
+        lq_cp_commit();
     }
     /* q^T as the B fragment (k = dims, n = heads): lane holds head gid, dims 2tig, 2tig+1 (+8) */
     uint32_t qf[NK][2];
@@ -458,13 +438,13 @@ __global__ void __launch_bounds__(DM_THREADS)
     const int vrow = (lane & 7) + (lane >> 4) * 8, vcol = ((lane >> 3) & 1) * 8;
 
     for (int i = 0; i < nt; i++) {
-        dm_wait<S - 2>(); /* this lane's copies of tile i have landed ... */
+        lq_cp_wait<S - 2>(); /* this lane's copies of tile i have landed ... */
         __syncwarp();     /* ... and the whole warp's; tile i-1's stage is free */
         {
             int il = i + S - 1;
             if (il < nt)
                 dm_load<TK, HD>(ring + (il % S) * Gm::STAGE, kb, vb, s0 + (warp + il * DM_WARPS) * KW, s1, kvd, lane);
-            dm_commit(); /* possibly empty: keeps the group count in step */
+            lq_cp_commit(); /* possibly empty: keeps the group count in step */
         }
         const TK *Kt = ring + (i % S) * Gm::STAGE, *Vt = Kt + KW * LDR;
         const int k0 = s0 + (warp + i * DM_WARPS) * KW;
@@ -475,7 +455,7 @@ __global__ void __launch_bounds__(DM_THREADS)
 #pragma unroll
             for (int k = 0; k < NK; k++) {
                 uint32_t a[4];
-                dm_ldsm(a, Kt + (mt * 16 + krow) * LDR + k * 16 + kcol);
+                lq_ldsm4(a, Kt + (mt * 16 + krow) * LDR + k * 16 + kcol);
                 Op::mma(sc[mt], a, qf[k][0], qf[k][1]);
             }
         }
@@ -526,11 +506,11 @@ __global__ void __launch_bounds__(DM_THREADS)
 #pragma unroll
             for (int k = 0; k < NK; k++) {
                 uint32_t a[4];
-                dm_ldsm_t(a, Vt + (mt * 16 + vrow) * LDR + k * 16 + vcol);
+                lq_ldsm4_t(a, Vt + (mt * 16 + vrow) * LDR + k * 16 + vcol);
                 Op::mma(o[k], a, pb[mt][0], pb[mt][1]);
             }
     }
-    dm_wait<0>();
+    lq_cp_wait<0>();
 #pragma unroll
     for (int x = 4; x < 32; x <<= 1) {
         l0 += __shfl_xor_sync(0xffffffffu, l0, x);

@@ -76,24 +76,6 @@ template <int HD> struct fa_geom {
     static_assert(HD % 16 == 0 && (FA_BK * HD / 8) % FA_THREADS == 0, "fa geometry");
 };
 
-__device__ __forceinline__ void fa_cp16(void *dst, const void *src, int src_bytes) {
-    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
-}
-__device__ __forceinline__ void fa_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void fa_wait_all(void) { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-__device__ __forceinline__ void fa_ldsm(uint32_t r[4], const void *p) {
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
-__device__ __forceinline__ void fa_ldsm_t(uint32_t r[4], const void *p) {
-    unsigned a = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(a));
-}
 
 /* The 16-bit operand type: pack, mma, a pair of ones (cuda_common.cuh). */
 template <typename TK> using fa_op = lq_mma16<TK>;
@@ -112,8 +94,8 @@ __device__ __forceinline__ void fa_load(TK *ks, const TK *kb, const TK *vb, int 
         int i = tid + FA_THREADS * j, r = i / RV, c = (i % RV) * 8, key = k0 + r;
         bool ok = key >= k_lo && key <= k_hi;
         int64_t off = (int64_t)(ok ? key : k_hi) * kvd + c;
-        fa_cp16(ks + r * LDR + c, kb + off, ok ? 16 : 0);
-        fa_cp16(vs + r * LDR + c, vb + off, ok ? 16 : 0);
+        lq_cp16(ks + r * LDR + c, kb + off, ok ? 16 : 0);
+        lq_cp16(vs + r * LDR + c, vb + off, ok ? 16 : 0);
     }
 }
 
@@ -144,7 +126,7 @@ __global__ void __launch_bounds__(FA_THREADS, HD >= 128 ? FA_MIN_BLOCKS_128 : 16
     const int kt_first = k_lo / FA_BK, kt_last = k_hi / FA_BK;
 
     fa_load<TK, HD>(sm, kb, vb, kt_first * FA_BK, k_lo, k_hi, kvd, tid);
-    fa_commit();
+    lq_cp_commit();
     {
         TK *qs = sm + 2 * TILE;
         const float *qb = q + ((int64_t)b * T + t0) * ldq + (int64_t)h * HD;
@@ -162,7 +144,7 @@ __global__ void __launch_bounds__(FA_THREADS, HD >= 128 ? FA_MIN_BLOCKS_128 : 16
     uint32_t qf[NKD][4];
 #pragma unroll
     for (int kd = 0; kd < NKD; kd++)
-        fa_ldsm(qf[kd], sm + 2 * TILE + (warp * 16 + (lane & 15)) * LDR + kd * 16 + (lane >> 4) * 8);
+        lq_ldsm4(qf[kd], sm + 2 * TILE + (warp * 16 + (lane & 15)) * LDR + kd * 16 + (lane >> 4) * 8);
 
     float o[NDT][4], lsum[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
@@ -179,10 +161,10 @@ __global__ void __launch_bounds__(FA_THREADS, HD >= 128 ? FA_MIN_BLOCKS_128 : 16
 
     for (int kt = kt_first; kt <= kt_last; kt++) {
         const int st = (kt - kt_first) & 1;
-        fa_wait_all();
+        lq_cp_wait<0>();
         __syncthreads(); /* tile kt visible; every warp is done with tile kt-1's stage */
         if (kt < kt_last) fa_load<TK, HD>(sm + (st ^ 1) * 2 * TILE, kb, vb, (kt + 1) * FA_BK, k_lo, k_hi, kvd, tid);
-        fa_commit();
+        lq_cp_commit();
         const int k0 = kt * FA_BK;
         /* warp-uniform: skip a tile none of this warp's rows sees */
         if (warp_idle || k0 > pw + 15 || (window > 0 && k0 + FA_BK - 1 < pw - window + 1)) continue;
@@ -198,7 +180,7 @@ __global__ void __launch_bounds__(FA_THREADS, HD >= 128 ? FA_MIN_BLOCKS_128 : 16
 #pragma unroll
             for (int kd = 0; kd < NKD; kd++) {
                 uint32_t kf[4];
-                fa_ldsm(kf, ks + jp * 16 * LDR + kd * 16 + k_ld);
+                lq_ldsm4(kf, ks + jp * 16 * LDR + kd * 16 + k_ld);
                 Op::mma(s[2 * jp], qf[kd], kf[0], kf[1]);
                 Op::mma(s[2 * jp + 1], qf[kd], kf[2], kf[3]);
             }
@@ -255,13 +237,13 @@ __global__ void __launch_bounds__(FA_THREADS, HD >= 128 ? FA_MIN_BLOCKS_128 : 16
 #pragma unroll
             for (int dp = 0; dp < HD / 16; dp++) {
                 uint32_t vf[4];
-                fa_ldsm_t(vf, vs + kk * 16 * LDR + dp * 16 + v_ld);
+                lq_ldsm4_t(vf, vs + kk * 16 * LDR + dp * 16 + v_ld);
                 Op::mma(o[2 * dp], pa[kk], vf[0], vf[1]);
                 Op::mma(o[2 * dp + 1], pa[kk], vf[2], vf[3]);
             }
         }
     }
-    fa_wait_all(); /* no copy may land in shared memory after the block exits (the last group is empty) */
+    lq_cp_wait<0>(); /* no copy may land in shared memory after the block exits (the last group is empty) */
 
     /* out = O / l, rounded to the cache dtype; rows past T are not stored */
     const int r0 = warp * 16 + gid, r1 = r0 + 8;

@@ -133,65 +133,62 @@ static inline unsigned lq_blocks(int64_t n, int threads) {
     return (unsigned)(b < 1 ? 1 : b);
 }
 
+/* ---- asynchronous copies and ldmatrix (sm_80+), for the attention kernels ----
+ * lq_cp16: 16 bytes global -> shared, of which src_bytes are read (the rest
+ * zero-filled: 0 reads nothing); lq_cp_commit / lq_cp_wait<N>: close a group,
+ * wait until at most N groups are pending; lq_ldsm4 (_t: transposed): four
+ * 8x8 16-bit matrices from shared memory into fragments. */
+__device__ __forceinline__ void lq_cp16(void *dst, const void *src, int src_bytes) {
+    unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(src), "r"(src_bytes));
+}
+__device__ __forceinline__ void lq_cp_commit(void) { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void lq_cp_wait(void) {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void lq_ldsm4(uint32_t r[4], const void *p) {
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+__device__ __forceinline__ void lq_ldsm4_t(uint32_t r[4], const void *p) {
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
 /* ---- m16n8k16 tensor-core product on 16-bit operands, fp32 accumulate (sm_80+) ----
  * pack: two floats to one register (round to nearest even; lo in the low half
  * = the lower column), optionally returning the rounded values; ONES: a pair
  * of 1.0; mma: c += a b. Shared by the attention kernels. */
 template <typename TK> struct lq_mma16;
-template <> struct lq_mma16<__half> {
-    static constexpr uint32_t ONES = 0x3C003C00u;
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-        union {
-            __half2 h;
-            uint32_t u;
-        } x;
-        x.h = __floats2half2_rn(lo, hi);
-        return x.u;
-    }
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {
-        union {
-            __half2 h;
-            uint32_t u;
-        } x;
-        x.h = __floats2half2_rn(lo, hi);
-        *rlo = __low2float(x.h);
-        *rhi = __high2float(x.h);
-        return x.u;
-    }
-    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
-template <> struct lq_mma16<__nv_bfloat16> {
-    static constexpr uint32_t ONES = 0x3F803F80u;
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi) {
-        union {
-            __nv_bfloat162 h;
-            uint32_t u;
-        } x;
-        x.h = __floats2bfloat162_rn(lo, hi);
-        return x.u;
-    }
-    static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {
-        union {
-            __nv_bfloat162 h;
-            uint32_t u;
-        } x;
-        x.h = __floats2bfloat162_rn(lo, hi);
-        *rlo = __low2float(x.h);
-        *rhi = __high2float(x.h);
-        return x.u;
-    }
-    static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
-        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-                     "{%0,%1,%2,%3};\n"
-                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-    }
-};
+/* one specialization per 16-bit type: T, its pair type, the pair conversion, the PTX type name, 1.0 twice */
+#define LQ_MMA16_SPEC(T, T2, CVT2, PTX, ONES2)                                                              \
+    template <> struct lq_mma16<T> {                                                                          \
+        static constexpr uint32_t ONES = ONES2;                                                               \
+        static __device__ __forceinline__ uint32_t pack(float lo, float hi, float *rlo, float *rhi) {          \
+            union {                                                                                           \
+                T2 h;                                                                                         \
+                uint32_t u;                                                                                   \
+            } x;                                                                                              \
+            x.h = CVT2(lo, hi);                                                                               \
+            if (rlo) *rlo = __low2float(x.h);                                                                 \
+            if (rhi) *rhi = __high2float(x.h);                                                                \
+            return x.u;                                                                                       \
+        }                                                                                                     \
+        static __device__ __forceinline__ uint32_t pack(float lo, float hi) { return pack(lo, hi, NULL, NULL); } \
+        static __device__ __forceinline__ void mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) { \
+            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32." PTX "." PTX ".f32 {%0,%1,%2,%3}, "          \
+                         "{%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"                                           \
+                         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])                                     \
+                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));                     \
+        }                                                                                                     \
+    };
+LQ_MMA16_SPEC(__half, __half2, __floats2half2_rn, "f16", 0x3C003C00u)
+LQ_MMA16_SPEC(__nv_bfloat16, __nv_bfloat162, __floats2bfloat162_rn, "bf16", 0x3F803F80u)
+#undef LQ_MMA16_SPEC
 
 /* Warp / block reductions. */
 __device__ __forceinline__ float lq_warp_max(float v) {

@@ -21,52 +21,10 @@
 extern "C" {
 #include "../lq_cuda.h"
 #include "../lq_kernels.h"
-lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
-                                 lq_dtype kv_dtype, int64_t seq_stride, int B, int T, int pos0, int n_heads, int n_kv, int hd, int window,
-                                 void *stream);
-lq_status lq_attention_decode_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
-                                        lq_dtype kv_dtype, int64_t seq_stride, int B, const int32_t *pos, int n_heads,
-                                        int n_kv, int hd, int window, int n_splits, void *workspace, void *stream);
 }
 #include "decode_v1.cuh"
 
-#define CK(x)                                                                                      \
-    do {                                                                                           \
-        cudaError_t e_ = (x);                                                                      \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));    \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-#define LQ(x)                                                                                      \
-    do {                                                                                           \
-        if ((x) != LQ_OK) {                                                                        \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, lq_last_error());            \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-__global__ void fill_half(__half *p, size_t n, uint64_t seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
-        z ^= z >> 29;
-        z *= 0xBF58476D1CE4E5B9ull;
-        z ^= z >> 32;
-        p[i] = __float2half((float)(z & 0xFFFF) / 32768.0f - 1.0f);
-    }
-}
-__global__ void fill_float(float *p, size_t n, uint64_t seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
-        z ^= z >> 31;
-        p[i] = (float)(z & 0xFFFF) / 32768.0f - 1.0f;
-    }
-}
-
-static int cmpf(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
+#include "bench_common.cuh"
 
 int main(void) {
     lq_cuda_ctx *ctx = NULL;
@@ -114,7 +72,7 @@ int main(void) {
         LQ(lq_cuda_malloc((void **)&pos, sizeof(int32_t) * B, "pos"));
         LQ(lq_cuda_malloc(&ws, lq_attention_decode_workspace(B, nh, hd, nsmax), "ws"));
         fill_half<<<1024, 256, 0, s>>>(kv, cache_elems * 2 * copies, 1);
-        fill_float<<<64, 256, 0, s>>>(q, (size_t)B * nh * hd, 2);
+        fill_float<<<64, 256, 0, s>>>(q, (size_t)B * nh * hd, 2, 1.0f);
         int32_t hp[64];
         for (int b = 0; b < B; b++) hp[b] = C - 1;
         LQ(lq_cuda_upload(pos, hp, sizeof(int32_t) * B));
@@ -165,7 +123,7 @@ int main(void) {
         LQ(lq_cuda_malloc((void **)&pos, sizeof(int32_t) * B, "pos"));
         LQ(lq_cuda_malloc(&ws, lq_attention_decode_workspace(B, nh, hd, 256), "ws"));
         fill_half<<<1024, 256, 0, s>>>(kv, cache_elems * 2 * copies, 1);
-        fill_float<<<64, 256, 0, s>>>(q, (size_t)B * nh * hd, 2);
+        fill_float<<<64, 256, 0, s>>>(q, (size_t)B * nh * hd, 2, 1.0f);
         int32_t hp[64];
         for (int b = 0; b < B; b++) hp[b] = C - 1;
         LQ(lq_cuda_upload(pos, hp, sizeof(int32_t) * B));
@@ -205,7 +163,7 @@ int main(void) {
         LQ(lq_cuda_malloc((void **)&q, sizeof(float) * T * nh * hd, "q"));
         LQ(lq_cuda_malloc(&out, 2 * (size_t)T * nh * hd, "out"));
         fill_half<<<1024, 256, 0, s>>>(kv, ce * 2, 3);
-        fill_float<<<1024, 256, 0, s>>>(q, (size_t)T * nh * hd, 4);
+        fill_float<<<1024, 256, 0, s>>>(q, (size_t)T * nh * hd, 4, 1.0f);
         double t[2], flops = 4.0 * hd * nh * (double)T * (T + 1) / 2;
         for (int ver = 0; ver < 2; ver++) {
             for (int r = -2; r < 10; r++) {

@@ -27,48 +27,8 @@ extern "C" {
 #include "../lq_kernels.h"
 }
 
-#define CK(x)                                                                                      \
-    do {                                                                                           \
-        cudaError_t e_ = (x);                                                                      \
-        if (e_ != cudaSuccess) {                                                                   \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_));    \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-#define LQ(x)                                                                                      \
-    do {                                                                                           \
-        if ((x) != LQ_OK) {                                                                        \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, lq_last_error());            \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "bench_common.cuh"
 
-__global__ void fill_half(__half *p, size_t n, uint64_t seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
-        z ^= z >> 29;
-        z *= 0xBF58476D1CE4E5B9ull;
-        z ^= z >> 32;
-        p[i] = __float2half((float)(z & 0xFFFF) / 32768.0f - 1.0f);
-    }
-}
-__global__ void fill_float(float *p, size_t n, uint64_t seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
-        z ^= z >> 31;
-        p[i] = 2.0f * ((float)(z & 0xFFFF) / 32768.0f - 1.0f);
-    }
-}
-
-/* the fp32-unit prefill (kernels/attention_cuda.cu), not in the public header */
-extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
-                                            const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B, int T,
-                                            int pos0, int n_heads, int n_kv, int hd, int window, void *stream);
-
-static int cmpf(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
-}
 
 typedef lq_status (*attn_fn)(void *, const float *, int64_t, const void *, const void *, lq_dtype, int64_t, int, int,
                              int, int, int, int, int, void *);
@@ -115,7 +75,7 @@ int main(void) {
         LQ(lq_cuda_malloc((void **)&o1, 2 * qe, "out tc"));
         LQ(lq_cuda_malloc((void **)&o2, 2 * qe, "out fa"));
         fill_half<<<1024, 256, 0, s>>>(kv, ce * 2, 3);
-        fill_float<<<1024, 256, 0, s>>>(q, qe, 4);
+        fill_float<<<1024, 256, 0, s>>>(q, qe, 4, 2.0f);
         CK(cudaGetLastError());
         const __half *k = kv, *v = kv + ce;
         int64_t stride = (int64_t)ctxl * kvd;

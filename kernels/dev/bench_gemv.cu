@@ -27,14 +27,7 @@ extern "C" {
 #include "../lq_kernels.h"
 }
 
-#define CK(x)                                                                                   \
-    do {                                                                                        \
-        cudaError_t e_ = (x);                                                                   \
-        if (e_ != cudaSuccess) {                                                                \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-            exit(1);                                                                            \
-        }                                                                                       \
-    } while (0)
+#include "bench_common.cuh"
 
 __device__ __forceinline__ void unpack8(const uint4 &u, float f[8]) {
     const unsigned int w[4] = {u.x, u.y, u.z, u.w};
