@@ -32,55 +32,7 @@
 #ifdef LQ_HAVE_CUDA
 #include "../kernels/lq_kernels.h"
 
-typedef struct {
-    lq_cuda_ctx *ctx;
-    void *stream;
-    uint64_t seed;
-} fixture;
-
-static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    *state = f;
-    if (lq_cuda_device_count() > 0 && lq_cuda_ctx_new(0, &f->ctx) != LQ_OK) {
-        print_message("lq_cuda_ctx_new: %s\n", lq_last_error());
-        return -1;
-    }
-    if (f->ctx) f->stream = lq_cuda_ctx_stream(f->ctx);
-    f->seed = lq_test_seed();
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *f = *state;
-    lq_cuda_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
-
-#define OK(call)                                                                                    \
-    do {                                                                                            \
-        lq_status s_ = (call);                                                                      \
-        if (s_ != LQ_OK) fail_msg("%s: %s", #call, lq_last_error());                                \
-    } while (0)
-
-/* host fp32 -> device buffer of dtype dt (n elements) */
-static void *upload_as(lq_dtype dt, const float *h, size_t n) {
-    size_t nb = n * lq_dtype_size(dt);
-    void *tmp = malloc(nb + 1), *d = NULL;
-    assert_int_equal(lq_convert_from_f32(dt, h, tmp, n), 0);
-    OK(lq_cuda_malloc(&d, nb, "test buffer"));
-    OK(lq_cuda_upload(d, tmp, nb));
-    free(tmp);
-    return d;
-}
-
-/* round to dt in place: what the 16-bit cache holds */
-static void round_to(lq_dtype dt, float *x, size_t n) {
-    void *tmp = malloc(n * lq_dtype_size(dt) + 1);
-    assert_int_equal(lq_convert_from_f32(dt, x, tmp, n), 0);
-    assert_int_equal(lq_convert_to_f32(dt, tmp, x, n), 0);
-    free(tmp);
-}
+#include "lq_test_gpu.h"
 
 typedef struct {
     int B, T, pos0, nh, nkv, hd, window, use_ldq;

@@ -26,42 +26,7 @@
 #ifdef LQ_HAVE_CUDA
 #include "../kernels/lq_kernels.h"
 
-typedef struct {
-    lq_cuda_ctx *ctx;
-    void *stream, *blas;
-    int sm;
-    uint64_t seed;
-} fixture;
-
-static int setup(void **state) {
-    fixture *f = calloc(1, sizeof *f);
-    *state = f;
-    if (lq_cuda_device_count() > 0) {
-        if (lq_cuda_ctx_new(0, &f->ctx) != LQ_OK) {
-            print_message("lq_cuda_ctx_new: %s\n", lq_last_error());
-            return -1;
-        }
-        f->stream = lq_cuda_ctx_stream(f->ctx);
-        f->blas = lq_cuda_ctx_blas(f->ctx);
-        f->sm = lq_cuda_ctx_sm_count(f->ctx);
-    }
-    f->seed = lq_test_seed();
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *f = *state;
-    lq_cuda_ctx_free(f->ctx);
-    free(f);
-    return 0;
-}
-
-#define NEED_GPU(f) LQ_SKIP_IF_NO_GPU((f)->ctx ? 1 : 0)
-#define OK(call)                                                                                    \
-    do {                                                                                            \
-        lq_status s_ = (call);                                                                      \
-        if (s_ != LQ_OK) fail_msg("%s: %s", #call, lq_last_error());                                \
-    } while (0)
+#include "lq_test_gpu.h"
 
 /* Random weight -> RTN codes; with act_order a g_idx equal to k / G (static groups). */
 static void make_qweight(fixture *f, lq_qweight *q, int64_t N, int64_t K, int G, int sym, int act_order) {
