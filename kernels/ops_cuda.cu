@@ -151,6 +151,22 @@ extern "C" lq_status lq_embedding_cuda(float *out, const void *table, lq_dtype t
 /* One block per row. Pass 1 adds delta into x (each thread owns the same
  * columns in both passes, so it re-reads only what it wrote) and sums squares
  * in double; pass 2 writes (x * r) * w in float, the reference's order. */
+/* Sum of every thread's ss over the block (warp trees, then warp 0 over the
+ * warps' sums through red[32]); every thread gets the total. */
+__device__ __forceinline__ double rms_block_sum(double ss, double *red) {
+    ss = lq_warp_sum_d(ss);
+    const int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    if (lane == 0) red[wid] = ss;
+    __syncthreads();
+    if (wid == 0) {
+        ss = lane < nw ? red[lane] : 0.0;
+        ss = lq_warp_sum_d(ss);
+        if (lane == 0) red[0] = ss;
+    }
+    __syncthreads();
+    return red[0];
+}
+
 template <typename TO>
 __global__ void rmsnorm_kernel(TO *out, float *x, const float *delta, const float *w, int64_t dim, float eps) {
     __shared__ double red[32];
@@ -172,17 +188,7 @@ __global__ void rmsnorm_kernel(TO *out, float *x, const float *delta, const floa
             ss += (double)v * v;
         }
     }
-    ss = lq_warp_sum_d(ss);
-    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if (lane == 0) red[wid] = ss;
-    __syncthreads();
-    if (wid == 0) {
-        ss = lane < nw ? red[lane] : 0.0;
-        ss = lq_warp_sum_d(ss);
-        if (lane == 0) red[0] = ss;
-    }
-    __syncthreads();
-    float r = (float)(1.0 / sqrt(red[0] / (double)dim + (double)eps));
+    float r = (float)(1.0 / sqrt(rms_block_sum(ss, red) / (double)dim + (double)eps));
     TO *orow = out + row * dim;
     for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) orow[j] = lq_st<TO>(__fmul_rn(__fmul_rn(xr[j], r), w[j]));
 }
@@ -229,17 +235,7 @@ __global__ void __launch_bounds__(1024)
                   (double)xv[k].w * xv[k].w;
         }
     }
-    ss = lq_warp_sum_d(ss);
-    const int lane = tid & 31, wid = tid >> 5, nw = blockDim.x >> 5;
-    if (lane == 0) red[wid] = ss;
-    __syncthreads();
-    if (wid == 0) {
-        ss = lane < nw ? red[lane] : 0.0;
-        ss = lq_warp_sum_d(ss);
-        if (lane == 0) red[0] = ss;
-    }
-    __syncthreads();
-    const float r = (float)(1.0 / sqrt(red[0] / (double)(4 * dim4) + (double)eps));
+    const float r = (float)(1.0 / sqrt(rms_block_sum(ss, red) / (double)(4 * dim4) + (double)eps));
     TO *orow = out + (int64_t)row * 4 * dim4;
 #pragma unroll
     for (int k = 0; k < V; k++) {
