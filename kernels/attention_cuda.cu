@@ -307,20 +307,21 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
 #define DM_THREADS (DM_WARPS * 32)
 #define DM_HEADS 8 /* query heads per block: the n = 8 side of m16n8k16 */
 #define DM_TAG 0x6c714154ull /* "lqAT": high word of a live split counter */
+#define DM_PREFETCH 4        /* tiles per warp prefetched into L2 before the PDL wait */
 
 /* Per head_dim: KW keys per warp stage (~8 KB of K+V, at least one 16-key
  * m-tile), S stages, shared-memory rows padded by 16 bytes (ldmatrix reads
  * 8 rows at once: an odd number of 16-byte units per row keeps them in
  * distinct banks). head_dim 256 uses 2 stages so a block fits the 163 KB an
  * A100 (sm_80) allows; hd 128 takes 102 KB: two blocks per H200 SM. */
-template <int HD> struct dm_geom {
+template <int HD, int W = DM_WARPS> struct dm_geom {
     static constexpr int KW = HD >= 128 ? 16 : HD == 64 ? 32 : HD == 32 ? 32 : 64;
     static constexpr int S = HD == 256 ? 2 : 3;
     static constexpr int LDR = HD + 8;                  /* elements per shared row */
     static constexpr int STAGE = 2 * KW * LDR;          /* elements: K tile, then V tile */
     static constexpr int WARP = S * STAGE;              /* elements per warp ring */
-    static constexpr int SMEM = DM_WARPS * WARP * 2;    /* bytes (16-bit elements) */
-    static constexpr int MERGE = (DM_WARPS * DM_HEADS * HD + 2 * DM_WARPS * DM_HEADS) * 4;
+    static constexpr int SMEM = W * WARP * 2;           /* bytes (16-bit elements) */
+    static constexpr int MERGE = (W * DM_HEADS * HD + 2 * W * DM_HEADS) * 4;
     static_assert(HD % 16 == 0 && KW % 16 == 0 && (KW * HD / 8) % 32 == 0, "decode mma geometry");
     static_assert(SMEM >= MERGE, "the warp merge reuses the stage buffers");
 };
@@ -353,9 +354,16 @@ __device__ __forceinline__ void dm_load(TK *ks, const TK *kb, const TK *vb, int 
 }
 
 /* Count one finished split of a (head group, sequence); true for the last
- * of n. The counter is DM_TAG << 32 | count; any other value (a fresh or
- * poisoned workspace) counts as 0. The last one leaves DM_TAG << 32 | 0. */
-__device__ __forceinline__ bool dm_arrive(unsigned long long *c, int n) {
+ * of n. A counter at rest holds DM_TAG << 32 (count 0): each split adds 1
+ * (one atomic, one L2 round trip, no retries however many splits finish
+ * together), and the one that sees count n - 1 is last and puts the counter
+ * back to rest. An untagged value means a fresh or poisoned workspace, or a
+ * slot that held another layout's fp32 partials: then every split of this
+ * call sees it untagged (they all add to the same garbage) and they count on
+ * a second slot c2 with compare-and-swap instead, reading any untagged value
+ * there as 0 (slow under contention, but only on such a first call); the
+ * last one puts both slots to rest. */
+__device__ __forceinline__ bool dm_arrive_cas(unsigned long long *c, int n) {
     unsigned long long old = *(volatile unsigned long long *)c, seen;
     unsigned cnt;
     do {
@@ -365,6 +373,17 @@ __device__ __forceinline__ bool dm_arrive(unsigned long long *c, int n) {
     } while (old != seen);
     return cnt >= (unsigned)n;
 }
+__device__ __forceinline__ bool dm_arrive(unsigned long long *c, unsigned long long *c2, int n) {
+    const unsigned long long old = atomicAdd(c, 1ull);
+    if ((old >> 32) == DM_TAG && (unsigned)old < (unsigned)n) {
+        if ((unsigned)old + 1u < (unsigned)n) return false;
+        atomicExch(c, DM_TAG << 32); /* every split has counted: nobody else touches it in this call */
+        return true;
+    }
+    if (!dm_arrive_cas(c2, n)) return false;
+    atomicExch(c, DM_TAG << 32);
+    return true; /* c2 is at rest already (dm_arrive_cas) */
+}
 
 /* Fragment roles (lane = 4 gid + tig, mma.sync m16n8k16 layouts):
  *   scores  sc[mt] = S^T (16 keys x 8 heads): [0],[1] key gid, heads 2tig, 2tig+1; [2],[3] key gid+8
@@ -372,22 +391,23 @@ __device__ __forceinline__ bool dm_arrive(unsigned long long *c, int n) {
  * so a lane's softmax state is that of heads 2tig and 2tig+1 (m0/l0, m1/l1);
  * the maxima are shared by the 8 lanes of a tig (xor 4, 8, 16), the sums
  * stay per lane (over its own keys) until the end. */
-template <typename TK, int HD>
-__global__ void __launch_bounds__(DM_THREADS)
+template <typename TK, int HD, int W>
+__global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
                            int window, int ns, float scale_log2) {
-    typedef dm_geom<HD> Gm;
+    typedef dm_geom<HD, W> Gm;
     typedef dm_op<TK> Op;
     constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
     extern __shared__ __align__(16) unsigned char dm_smem[];
-    __shared__ float stat_s[2 * DM_HEADS];
     __shared__ int last_s;
 
-    /* launched with PDL (lq_launch_pdl): let the next kernel's blocks in early, and wait for the
-     * previous one (K/V of this step, q, pos, the workspace) before any read and before any return */
+    /* launched with PDL (lq_launch_pdl): let the next kernel's blocks in early. Before waiting for the
+     * previous kernel only what no kernel of this step writes is read: pos (uploaded before the step's
+     * first kernel, which every kernel of the chain started after) and, as L2 prefetches, the first KV
+     * tiles of this block (L2 is the point of coherence: the previous kernel's write of row p lands
+     * there whatever was prefetched). q, the cache rows themselves and the workspace wait. */
     lq_pdl_trigger();
-    lq_pdl_wait();
     const int split = blockIdx.x, hg = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
     const int warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
     const int group = nh / nkv, n_hg = (group + DM_HEADS - 1) / DM_HEADS;
@@ -397,21 +417,42 @@ __global__ void __launch_bounds__(DM_THREADS)
     const int p = pos[b];
     const int lo = window > 0 ? max(0, p - window + 1) : 0, n = p + 1 - lo;
     /* chunk: whole KW tiles, at least one per warp; splits past the context end exit */
-    int chunk = max((n + ns - 1) / ns, DM_WARPS * KW);
+    int chunk = max((n + ns - 1) / ns, W * KW);
     chunk = (chunk + KW - 1) / KW * KW;
     const int ns_eff = (n + chunk - 1) / chunk;
-    if (split >= ns_eff) return;
+    if (split >= ns_eff) {
+        lq_pdl_wait(); /* every block waits before it exits: the chain's ordering is transitive */
+        return;
+    }
     const int s0 = lo + split * chunk, s1 = min(p + 1, s0 + chunk);
     const int ntile = (s1 - s0 + KW - 1) / KW;
-    const int nt = warp < ntile ? (ntile - warp + DM_WARPS - 1) / DM_WARPS : 0; /* tiles warp, warp+4, ... */
+    const int nt = warp < ntile ? (ntile - warp + W - 1) / W : 0; /* tiles warp, warp+W, ... */
     const TK *kb = kc + (int64_t)b * seq_stride + (int64_t)kvh * HD;
     const TK *vb = vc + (int64_t)b * seq_stride + (int64_t)kvh * HD;
     TK *ring = (TK *)dm_smem + warp * Gm::WARP;
+    {
+        /* the warp's first DM_PREFETCH tiles: one 128-byte line of K and one of V per lane and pass */
+        constexpr int LPR = HD * (int)sizeof(TK) / 128 > 0 ? HD * (int)sizeof(TK) / 128 : 1; /* lines per row */
+        constexpr int LINES = KW * LPR;
+        const int npf = min(nt, DM_PREFETCH);
+        for (int t = 0; t < npf; t++) {
+            const int k0 = s0 + (warp + t * W) * KW;
+            for (int l = lane; l < LINES; l += 32) {
+                const int key = k0 + l / LPR;
+                if (key < s1) {
+                    const int64_t off = (int64_t)key * kvd + (l % LPR) * (128 / (int)sizeof(TK));
+                    lq_prefetch_l2(kb + off);
+                    lq_prefetch_l2(vb + off);
+                }
+            }
+        }
+    }
+    lq_pdl_wait();
 
     /* start the copies first: q's fragments are built while they fly */
 #pragma unroll
     for (int st = 0; st < S - 1; st++) {
-        if (st < nt) dm_load<TK, HD>(ring + st * Gm::STAGE, kb, vb, s0 + (warp + st * DM_WARPS) * KW, s1, kvd, lane);
+        if (st < nt) dm_load<TK, HD>(ring + st * Gm::STAGE, kb, vb, s0 + (warp + st * W) * KW, s1, kvd, lane);
         lq_cp_commit();
     }
     /* q^T as the B fragment (k = dims, n = heads): lane holds head gid, dims 2tig, 2tig+1 (+8) */
@@ -443,11 +484,11 @@ __global__ void __launch_bounds__(DM_THREADS)
         {
             int il = i + S - 1;
             if (il < nt)
-                dm_load<TK, HD>(ring + (il % S) * Gm::STAGE, kb, vb, s0 + (warp + il * DM_WARPS) * KW, s1, kvd, lane);
+                dm_load<TK, HD>(ring + (il % S) * Gm::STAGE, kb, vb, s0 + (warp + il * W) * KW, s1, kvd, lane);
             lq_cp_commit(); /* possibly empty: keeps the group count in step */
         }
         const TK *Kt = ring + (i % S) * Gm::STAGE, *Vt = Kt + KW * LDR;
-        const int k0 = s0 + (warp + i * DM_WARPS) * KW;
+        const int k0 = s0 + (warp + i * W) * KW;
         float sc[MT][4];
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
@@ -519,7 +560,7 @@ __global__ void __launch_bounds__(DM_THREADS)
 
     /* merge the warps (shared memory; the rings are dead): Ow (W, 8, HD), Mw, Lw (W, 8) */
     __syncthreads();
-    float *Ow = (float *)dm_smem, *Mw = Ow + DM_WARPS * DM_HEADS * HD, *Lw = Mw + DM_WARPS * DM_HEADS;
+    float *Ow = (float *)dm_smem, *Mw = Ow + W * DM_HEADS * HD, *Lw = Mw + W * DM_HEADS;
     {
         float *ow = Ow + (warp * DM_HEADS + 2 * tig) * HD + gid;
 #pragma unroll
@@ -538,13 +579,13 @@ __global__ void __launch_bounds__(DM_THREADS)
     }
     __syncthreads();
     const bool single = ns_eff == 1;
-    for (int i = tid; i < gb * HD; i += DM_THREADS) {
+    for (int i = tid; i < gb * HD; i += (32 * W)) {
         int g = i / HD, d = i % HD;
         float M = -INFINITY, L = 0.0f, acc = 0.0f;
 #pragma unroll
-        for (int w = 0; w < DM_WARPS; w++) M = fmaxf(M, Mw[w * DM_HEADS + g]); /* finite: warp 0 has a tile */
+        for (int w = 0; w < W; w++) M = fmaxf(M, Mw[w * DM_HEADS + g]); /* finite: warp 0 has a tile */
 #pragma unroll
-        for (int w = 0; w < DM_WARPS; w++) {
+        for (int w = 0; w < W; w++) {
             float e = exp2f(Mw[w * DM_HEADS + g] - M);
             L = fmaf(e, Lw[w * DM_HEADS + g], L);
             acc = fmaf(e, Ow[(w * DM_HEADS + g) * HD + d], acc);
@@ -565,41 +606,34 @@ __global__ void __launch_bounds__(DM_THREADS)
     /* the last split of this (head group, sequence) to finish merges them all, in split order */
     __threadfence(); /* this block's partials are visible before it is counted */
     __syncthreads();
-    if (tid == 0) last_s = dm_arrive(ctr + (int64_t)b * gridDim.y + hg, ns_eff);
+    if (tid == 0) {
+        const int64_t slot = (int64_t)b * gridDim.y + hg, slots = (int64_t)gridDim.z * gridDim.y;
+        last_s = dm_arrive(ctr + slot, ctr + slots + slot, ns_eff);
+    }
     __syncthreads();
     if (!last_s) return;
     __threadfence();
-    for (int g = warp; g < gb; g += DM_WARPS) { /* warp: M_g, L_g over the splits (lane-strided, fixed order) */
-        const float *ml = ws_ml + ((int64_t)b * nh + h0 + g) * ns * 2;
-        float M = -INFINITY, L = 0.0f;
-        for (int sp = lane; sp < ns_eff; sp += 32) M = fmaxf(M, __ldcg(ml + 2 * sp));
-        M = lq_warp_max(M);
-        for (int sp = lane; sp < ns_eff; sp += 32) L += __ldcg(ml + 2 * sp + 1) * exp2f(__ldcg(ml + 2 * sp) - M);
-        L = lq_warp_sum(L);
-        if (lane == 0) {
-            stat_s[2 * g] = M;
-            stat_s[2 * g + 1] = L;
-        }
-    }
-    __syncthreads();
-    /* thread: 4 dims of one head, every split (loads independent of the weights: in flight together) */
-    for (int i = tid; i < gb * (HD / 4); i += DM_THREADS) {
+    /* thread: 4 dims of one head over every split, one pass (online rescaling, fixed split order): the
+     * loads of (m, l) and O of a split do not wait on the previous split's, so they are in flight together */
+    for (int i = tid; i < gb * (HD / 4); i += 32 * W) {
         int g = i / (HD / 4), d = (i % (HD / 4)) * 4;
         int64_t bh = (int64_t)b * nh + h0 + g;
-        const float *ml = ws_ml + bh * ns * 2;
+        const float2 *ml = (const float2 *)(ws_ml + bh * ns * 2);
         const float4 *op = (const float4 *)(ws_o + bh * ns * HD + d);
-        const float M = stat_s[2 * g];
+        float M = -INFINITY, L = 0.0f;
         float4 acc = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 8
         for (int sp = 0; sp < ns_eff; sp++) {
-            float4 v = __ldcg(op + (int64_t)sp * (HD / 4));
-            float e = exp2f(__ldcg(ml + 2 * sp) - M);
-            acc.x = fmaf(e, v.x, acc.x);
-            acc.y = fmaf(e, v.y, acc.y);
-            acc.z = fmaf(e, v.z, acc.z);
-            acc.w = fmaf(e, v.w, acc.w);
+            const float2 st = __ldcg(ml + sp); /* (max in log2 units, sum); a split always has a finite max */
+            const float4 v = __ldcg(op + (int64_t)sp * (HD / 4));
+            const float Mn = fmaxf(M, st.x), a = exp2f(M - Mn), e = exp2f(st.x - Mn);
+            M = Mn;
+            L = fmaf(L, a, e * st.y);
+            acc.x = fmaf(acc.x, a, e * v.x);
+            acc.y = fmaf(acc.y, a, e * v.y);
+            acc.z = fmaf(acc.z, a, e * v.z);
+            acc.w = fmaf(acc.w, a, e * v.w);
         }
-        const float L = stat_s[2 * g + 1];
         TK *orow = out + bh * HD + d;
         orow[0] = lq_st<TK>(acc.x / L);
         orow[1] = lq_st<TK>(acc.y / L);
@@ -877,41 +911,54 @@ __global__ void __launch_bounds__(DR_THREADS)
     }
 }
 
-/* Workspace: split counters (B, n_heads) u64 (the mma kernel's, B x head
- * groups of them used; rounded up to 256 bytes), then ws_o (B, n_heads,
+/* Workspace: split counters 2 x (B, n_heads) u64 (the mma kernel's: B x head
+ * groups of them used, and as many second slots, see dm_arrive; rounded up to 256 bytes), then ws_o (B, n_heads,
  * n_splits, hd) fp32 partial outputs, ws_ml (B, n_heads, n_splits, 2) fp32
  * (max, sum) per split. Never needs clearing: see dm_arrive. */
-static size_t dc_ctr_bytes(int B, int nh) { return ((size_t)B * (size_t)nh * 8 + 255) / 256 * 256; }
+static size_t dc_ctr_bytes(int B, int nh) { return ((size_t)B * (size_t)nh * 16 + 255) / 256 * 256; }
 
 extern "C" size_t lq_attention_decode_workspace(int B, int n_heads, int hd, int n_splits) {
     return dc_ctr_bytes(B, n_heads) +
            sizeof(float) * (size_t)B * (size_t)n_heads * (size_t)n_splits * ((size_t)hd + 2);
 }
 
-/* Splits: about one block per SM (the hd-128 mma kernel keeps two resident,
- * 102 KB each; one per SM already holds 2x the bytes in flight Little's law
- * asks for, and fewer, longer splits pipeline better — measured, see below)
- * at max_ctx, at least 64 keys each, at most 256. The kernel uses fewer at
- * shorter contexts (at least 4 KW keys per split), so this is an upper bound
- * chosen once per graph. */
+/* Splits: the block count (B x head groups x splits) in whole waves of one
+ * block per SM (the hd <= 128 mma kernel has 8 warps and ~204 KB, so one
+ * fits; LQ_DECODE_BLOCKS_PER_SM=k counts k slots per SM, for sweeps): one
+ * wave of as many splits as fit when that fills >= 90% of the SMs, else the
+ * fewest splits whose blocks fill >= 90% of their waves (else the best
+ * filling); at least 64 keys each (at max_ctx), at most 256. Batch 1 with 8
+ * KV heads on 132 SMs: 16 splits = 128 blocks (17 would put 4 blocks in a
+ * second wave, which cost 1 x 8k 19 -> 16.5 us when fixed); batch 16: 1. The
+ * kernel uses fewer at shorter contexts (at least W KW keys per split), so
+ * this is an upper bound chosen once per graph. */
 extern "C" int lq_attention_decode_splits(int B, int n_heads, int n_kv, int max_ctx, int sm_count) {
     if (n_kv < 1 || B < 1) return 1;
     int group = n_heads / n_kv;
     long blocks = (long)B * n_kv * ((group + DM_HEADS - 1) / DM_HEADS);
-    /* blocks per SM: 1 (LQ_DECODE_BLOCKS_PER_SM overrides, for sweeps). H200 sweep, graph timing
-       (bench/results/2026-12-01-h200-pdl/attention_sweep.txt): 1 beat 2 at 1x8k (19.2 vs 23.9 us), 16x8k
-       (136 vs 151) and 16x32k (523 vs 584), tied at 1x32k; 4..16 were slower at batch 1 */
     static int per_sm = -1;
     if (per_sm < 0) {
         const char *e = getenv("LQ_DECODE_BLOCKS_PER_SM");
         int v = e ? atoi(e) : 0;
         per_sm = v > 0 && v <= 64 ? v : 1;
     }
-    long want = ((long)per_sm * sm_count + blocks - 1) / blocks;
+    const long slots = (long)per_sm * (sm_count > 0 ? sm_count : 1);
     long cap = ((long)max_ctx + 63) / 64;
-    if (want > cap) want = cap;
-    if (want > 256) want = 256;
-    return want < 1 ? 1 : (int)want;
+    if (cap > 256) cap = 256;
+    /* one wave when the blocks fit: as many splits as fill it */
+    if (blocks <= slots) {
+        long ns = slots / blocks < cap ? slots / blocks : cap;
+        if ((double)(blocks * ns) >= 0.9 * (double)slots || ns == cap) return (int)ns;
+    }
+    long best = 1;
+    double best_fill = 0;
+    for (long ns = 1; ns <= cap; ns++) {
+        long n = blocks * ns, waves = (n + slots - 1) / slots;
+        double fill = (double)n / (double)(waves * slots);
+        if (fill >= 0.9) return (int)ns;
+        if (fill > best_fill + 1e-9) best = ns, best_fill = fill;
+    }
+    return (int)best;
 }
 
 template <typename TK, int HD, int G>
@@ -948,11 +995,11 @@ static lq_status launch_decode(void *out, const float *q, int64_t ldq, const voi
     return launch_decode_g<TK, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
 }
 
-template <typename TK, int HD>
+template <typename TK, int HD, int W>
 static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const void *kc, const void *vc,
                                    int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int window, int ns,
                                    void *ws, cudaStream_t s) {
-    typedef dm_geom<HD> Gm;
+    typedef dm_geom<HD, W> Gm;
     /* > 48 KB of dynamic shared memory is an opt-in per kernel and device: a
      * host-side attribute, not a stream operation (legal while a graph is
      * captured), set once per device (a race between threads only repeats it) */
@@ -961,8 +1008,8 @@ static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const
     LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
     const unsigned long long bit = dev >= 0 && dev < 64 ? 1ull << dev : 0;
     if (!bit || !(__atomic_load_n(&opted, __ATOMIC_RELAXED) & bit)) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(attn_decode_mma_kernel<TK, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         Gm::SMEM),
+        LQ_CUDA_RET(cudaFuncSetAttribute(attn_decode_mma_kernel<TK, HD, W>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, Gm::SMEM),
                     "cudaFuncSetAttribute(attn_decode_mma_kernel shared memory)");
         __atomic_fetch_or(&opted, bit, __ATOMIC_RELAXED);
     }
@@ -971,7 +1018,7 @@ static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
     dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DM_HEADS - 1) / DM_HEADS)), (unsigned)B);
-    LQ_CUDA_RET(lq_launch_pdl(attn_decode_mma_kernel<TK, HD>, grid, dim3(DM_THREADS), (size_t)Gm::SMEM, s, (TK *)out,
+    LQ_CUDA_RET(lq_launch_pdl(attn_decode_mma_kernel<TK, HD, W>, grid, dim3(32 * W), (size_t)Gm::SMEM, s, (TK *)out,
                               ws_o, ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh, nkv,
                               window, ns, (float)(1.4426950408889634 / sqrt((double)HD))), /* log2(e)/sqrt(hd): base 2 */
                 "launch attn_decode_mma_kernel");
@@ -979,23 +1026,40 @@ static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const
     return LQ_OK;
 }
 
+/* Warps per block of the tensor-core decode kernel: 8 where the 8 rings fit one SM's shared memory
+ * (head_dim <= 128), else 4; LQ_DECODE_WARPS=4 forces 4 (tuning knob for A/B runs, read once; the result
+ * never depends on it). */
+static int decode_warps(int hd) {
+    static int w = -1;
+    if (w < 0) {
+        const char *e = getenv("LQ_DECODE_WARPS");
+        w = e && atoi(e) == 4 ? 4 : 8;
+    }
+    return hd <= 128 ? w : 4;
+}
+
 /* Tensor-core decode for 16-bit caches with head_dim 16..256; returns
  * LQ_ERR_UNSUPPORTED (no message) when it does not apply. */
 static lq_status decode_mma(void *out, const float *q, int64_t ldq, const void *kc, const void *vc, lq_dtype dt,
                             int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int hd, int window,
                             int ns, void *ws, cudaStream_t s) {
-#define LQ_DM_HD(TY)                                                                                               \
-    switch (hd) {                                                                                                  \
-    case 16: return launch_decode_mma<TY, 16>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);   \
-    case 32: return launch_decode_mma<TY, 32>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);   \
-    case 64: return launch_decode_mma<TY, 64>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);   \
-    case 128: return launch_decode_mma<TY, 128>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s); \
-    case 256: return launch_decode_mma<TY, 256>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s); \
-    default: return LQ_ERR_UNSUPPORTED;                                                                            \
+#define LQ_DM_W(TY, HD)                                                                                      \
+    return decode_warps(HD) == 8                                                                                     \
+               ? launch_decode_mma<TY, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s) \
+               : launch_decode_mma<TY, HD, 4>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
+#define LQ_DM_HD(TY)                                                                 \
+    switch (hd) {                                                                    \
+    case 16: LQ_DM_W(TY, 16)                                                         \
+    case 32: LQ_DM_W(TY, 32)                                                         \
+    case 64: LQ_DM_W(TY, 64)                                                         \
+    case 128: LQ_DM_W(TY, 128)                                                       \
+    case 256: return launch_decode_mma<TY, 256, 4>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s); \
+    default: return LQ_ERR_UNSUPPORTED;                                              \
     }
     if (dt == LQ_F16) LQ_DM_HD(__half)
     if (dt == LQ_BF16) LQ_DM_HD(__nv_bfloat16)
 #undef LQ_DM_HD
+#undef LQ_DM_W
     return LQ_ERR_UNSUPPORTED;
 }
 

@@ -472,7 +472,14 @@ static int bench_model(int argc, char **argv) {
         }
         for (int ci = 0; ci < n_c; ci++) {
             int C = ctxs[ci];
-            if (C + steps > cap || C < 1) continue;
+            if (C < 1) continue;
+            if (C + steps > cap) { /* the model's max_seq_len: the longest context that still takes the steps */
+                int C2 = cap - steps;
+                fprintf(stderr, "[bench] decode ctx %d + %d steps exceeds the model's %d positions: ctx %d instead\n",
+                        C, steps, cap, C2);
+                if (C2 < 1) continue;
+                C = C2;
+            }
             double s = 0;
             for (int k = 0; k < steps + 2; k++) {
                 if (k == 2) s = lq_now(); /* two warm-up steps (graph capture) */
