@@ -276,44 +276,39 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * rows. At the end the 4 warps' (m, l, O) merge in shared memory.
  *
  * Splits: the block of (split, KV head x up to 8 query heads, sequence)
- * takes a chunk of max(ceil(n / n_splits), 4 KW) keys (whole KW tiles) of
+ * takes a chunk of max(ceil(n / n_splits), W KW) keys (whole KW tiles) of
  * the n visible ones, so a short context uses fewer splits than were launched
  * (the rest exit at once): one launch / one captured graph serves every
  * position, and a 512-key step costs one DRAM round trip, not dozens of
  * tiny splits. The last block of a (head group, sequence) to finish merges
  * all splits in split order (deterministic) — no second kernel. It knows it
- * is last from a counter in the workspace (atomicCAS); the counter carries a
- * tag in its high word, so a never-initialized (or poisoned) workspace needs
- * no memset, and the last block resets it for the next call or graph replay.
- * Launched with PDL (cuda_common.cuh) like the rest of the decode path: its
- * blocks are resident before the KV store ends, which hides the launch gap.
+ * is last from a counter in the workspace (one atomicAdd per split); the
+ * counter carries a tag in its high word, so a never-initialized (or
+ * poisoned) workspace needs no memset (dm_arrive), and the last block resets
+ * it for the next call or graph replay. Launched with PDL (cuda_common.cuh)
+ * like the rest of the decode path: its blocks are resident before the KV
+ * store ends and prefetch their first tiles into L2 while it does.
+ * Warps per block W: 8 for head_dim <= 128 (8 rings of ~26 KB, one block
+ * per SM), 4 above; splits fill whole waves of one block per SM
+ * (lq_attention_decode_splits).
  *
- * Expected on the H200 (predictions, not measurements; fp16, 32/8 heads,
- * hd 128, as `lq bench kernels --attention`): Little's law at 4.2 TB/s and
- * ~1 us loaded DRAM latency needs ~32 KB in flight per SM (4.2 MB over 132
- * SMs); 1-2 blocks/SM x 4 warps x 2 stages in flight x 8.5 KB = 68-136 KB
- * per SM, 2-4x that, so latency is covered even when it doubles under load. Time is
- * then bytes / ~0.94 x 4.2 TB/s + ~1.5 us (ramp, merge, kernel boundary) in
- * graph timing; single launches timed by events add ~5 us of host latency.
- * Measured (H200, graph timing, one block per SM): 16 x 8k 136 us (93% of
- * copy bandwidth), 16 x 32k 523 us (97%), 1 x 32k 51 us (62%), 1 x 8k
- * 19.2 us (41%: fixed costs, see kernels/dev/attention_notes.md).
- * Graph (events): 1x512 ~2.5 us (~7; v2 ~15 events), 1x8k ~9.5 us (~14; v2
- * 26.5), 1x32k ~34 us (~39; v2 61.4), 16x8k ~135 us (v2 191.5), 16x32k
- * ~535 us (v2 697.5): 84-95% of copy bandwidth from 8k up in graph timing.
+ * Measured (H200, graph timing, fp16, 32 q / 8 kv heads, hd 128; bench/results/
+ * 2026-12-01-h200-attn-w8/attention_final.txt): 1 x 8k 14.2 us (56% of copy
+ * bandwidth: ~6 us per launch are fixed), 1 x 32k 39.8 us (80%), 16 x 8k
+ * 134 us (95%), 16 x 32k 519 us (98%).
  * Reasoning and alternatives: kernels/dev/attention_notes.md. */
 
-#define DM_WARPS 4 /* warps per block, each with its own pipeline */
-#define DM_THREADS (DM_WARPS * 32)
+#define DM_WARPS 4 /* warps per block (each with its own pipeline) where 8 do not fit: decode_warps */
 #define DM_HEADS 8 /* query heads per block: the n = 8 side of m16n8k16 */
 #define DM_TAG 0x6c714154ull /* "lqAT": high word of a live split counter */
 #define DM_PREFETCH 4        /* tiles per warp prefetched into L2 before the PDL wait */
 
-/* Per head_dim: KW keys per warp stage (~8 KB of K+V, at least one 16-key
- * m-tile), S stages, shared-memory rows padded by 16 bytes (ldmatrix reads
- * 8 rows at once: an odd number of 16-byte units per row keeps them in
- * distinct banks). head_dim 256 uses 2 stages so a block fits the 163 KB an
- * A100 (sm_80) allows; hd 128 takes 102 KB: two blocks per H200 SM. */
+/* Per head_dim and W warps: KW keys per warp stage (~8 KB of K+V, at least
+ * one 16-key m-tile), S stages, shared-memory rows padded by 16 bytes
+ * (ldmatrix reads 8 rows at once: an odd number of 16-byte units per row
+ * keeps them in distinct banks). head_dim 256 uses 2 stages and 4 warps so a
+ * block fits the 163 KB an A100 (sm_80) allows; hd 128 with 8 warps takes
+ * 204 KB: one block per H200 SM (the 227 KB opt-in limit). */
 template <int HD, int W = DM_WARPS> struct dm_geom {
     static constexpr int KW = HD >= 128 ? 16 : HD == 64 ? 32 : HD == 32 ? 32 : 64;
     static constexpr int S = HD == 256 ? 2 : 3;
@@ -1026,16 +1021,26 @@ static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const
     return LQ_OK;
 }
 
-/* Warps per block of the tensor-core decode kernel: 8 where the 8 rings fit one SM's shared memory
- * (head_dim <= 128), else 4; LQ_DECODE_WARPS=4 forces 4 (tuning knob for A/B runs, read once; the result
- * never depends on it). */
-static int decode_warps(int hd) {
-    static int w = -1;
-    if (w < 0) {
+/* Warps per block of the tensor-core decode kernel: 8 where the 8 rings fit the device's per-block
+ * shared memory (head_dim <= 128 on sm_90: 204 KB of the 227 KB; an A100's 163 KB takes 4), else 4;
+ * LQ_DECODE_WARPS=4 forces 4 (tuning knob for A/B runs, read once; the result never depends on it). */
+static lq_status decode_warps(int smem8, int *w) {
+    static int forced = -1;
+    if (forced < 0) {
         const char *e = getenv("LQ_DECODE_WARPS");
-        w = e && atoi(e) == 4 ? 4 : 8;
+        forced = e && atoi(e) == 4 ? 1 : 0;
     }
-    return hd <= 128 ? w : 4;
+    static int optin[64]; /* per device, asked once (benign race: every writer stores the same value) */
+    int dev = 0, lim = 0;
+    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
+    if (dev >= 0 && dev < 64) lim = optin[dev];
+    if (!lim) {
+        LQ_CUDA_RET(cudaDeviceGetAttribute(&lim, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                    "cudaDeviceGetAttribute (shared memory per block)");
+        if (dev >= 0 && dev < 64) optin[dev] = lim;
+    }
+    *w = !forced && smem8 <= lim ? 8 : 4;
+    return LQ_OK;
 }
 
 /* Tensor-core decode for 16-bit caches with head_dim 16..256; returns
@@ -1044,9 +1049,13 @@ static lq_status decode_mma(void *out, const float *q, int64_t ldq, const void *
                             int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int hd, int window,
                             int ns, void *ws, cudaStream_t s) {
 #define LQ_DM_W(TY, HD)                                                                                      \
-    return decode_warps(HD) == 8                                                                                     \
-               ? launch_decode_mma<TY, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s) \
-               : launch_decode_mma<TY, HD, 4>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
+    {                                                                                                                \
+        int w_ = 4;                                                                                                  \
+        LQ_FORWARD(decode_warps(dm_geom<HD, 8>::SMEM, &w_));                                                         \
+        return w_ == 8                                                                                               \
+                   ? launch_decode_mma<TY, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s) \
+                   : launch_decode_mma<TY, HD, 4>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s); \
+    }
 #define LQ_DM_HD(TY)                                                                 \
     switch (hd) {                                                                    \
     case 16: LQ_DM_W(TY, 16)                                                         \
