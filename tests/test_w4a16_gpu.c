@@ -270,8 +270,10 @@ static void test_w4a16_gpu_dequant_cublas_path(void **state) {
 static void test_w4a16_gpu_dequant_bit_exact(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
-    const int64_t shapes[][3] = {{200, 172, 0}, {64, 320, 32}, {48, 4096, 128}};
-    for (int c = 0; c < 3; c++)
+    /* N not a multiple of 16; K % 8 != 0 (element stores); K not a multiple of the 16-tile slab of the
+       kernel, with and without 16-byte stores; whole slabs */
+    const int64_t shapes[][3] = {{200, 172, 0}, {64, 320, 32}, {48, 4096, 128}, {40, 1000, 32}, {24, 2500, 64}};
+    for (int c = 0; c < (int)(sizeof shapes / sizeof shapes[0]); c++)
         for (int sym = 0; sym < 2; sym++) {
             const int64_t N = shapes[c][0], K = shapes[c][1];
             lq_qweight q;
