@@ -128,5 +128,10 @@ lq_status lq_lqq_get_qweight(const lq_lqq *f, const char *weight_name, lq_qweigh
  * into the mmap, quantized weights are dequantized to F32 "<base>.weight"
  * tensors; config and tokenizer come from the metadata. */
 lq_status lq_lqq_load(const char *path, lq_checkpoint **out);
+/* The same checkpoint without the quantized weights, over an open file: its
+ * tensors point into f's mapping, so f must outlive it (lq_model_load builds
+ * the fp32 model from it and dequantizes each packed weight straight into the
+ * model: one fp32 copy of the weights, not two). */
+lq_status lq_lqq_plain_checkpoint(const lq_lqq *f, lq_checkpoint **out);
 
 #endif

@@ -671,12 +671,11 @@ static int is_component(const lq_lqq *f, const char *name) {
     return 0;
 }
 
-lq_status lq_lqq_load(const char *path, lq_checkpoint **out) {
+/* The metadata and plain tensors of an open file as a checkpoint (tensors point into f's mapping). */
+static lq_status plain_checkpoint(const lq_lqq *f, const char *path, lq_checkpoint **out) {
     lq_status st = LQ_OK;
-    lq_lqq *f = NULL;
     lq_checkpoint *ck = NULL;
     *out = NULL;
-    LQ_TRY(lq_lqq_open(path, 0, &f));
     LQ_TRY(lq_checkpoint_new(&ck, path, "lqq"));
     json_t *cfg = json_object_get(f->meta, "config");
     LQ_FAIL_IF(!json_is_object(cfg), LQ_ERR_FORMAT, "%s: metadata has no 'config' object", path);
@@ -691,6 +690,22 @@ lq_status lq_lqq_load(const char *path, lq_checkpoint **out) {
                    t->name, lq_lqq_dtype_name(t->dtype));
         LQ_TRY(lq_checkpoint_add_tensor(ck, t->name, (lq_dtype)dt, t->ndim, t->shape, t->data, (size_t)t->n_bytes));
     }
+    *out = ck;
+    ck = NULL;
+fail:
+    lq_checkpoint_free(ck);
+    return st;
+}
+
+lq_status lq_lqq_plain_checkpoint(const lq_lqq *f, lq_checkpoint **out) { return plain_checkpoint(f, f->path, out); }
+
+lq_status lq_lqq_load(const char *path, lq_checkpoint **out) {
+    lq_status st = LQ_OK;
+    lq_lqq *f = NULL;
+    lq_checkpoint *ck = NULL;
+    *out = NULL;
+    LQ_TRY(lq_lqq_open(path, 0, &f));
+    LQ_TRY(plain_checkpoint(f, path, &ck));
     for (int i = 0; i < f->n_q; i++) {
         lq_qweight q;
         LQ_TRY(lq_lqq_get_qweight(f, f->qnames[i], &q));

@@ -147,8 +147,15 @@ typedef struct {
     int optional;
 } wspec;
 
-static lq_status fill(const lq_checkpoint *ck, const wspec *s, float *dst) {
+/* A source of tensors the checkpoint does not hold (lq_model_load: the packed
+ * weights of a .lqq file): dst == NULL asks whether `name` exists (LQ_OK or
+ * LQ_ERR_NOTFOUND, no message); otherwise it writes rows x cols fp32 values. */
+typedef lq_status (*missing_fn)(void *ctx, const char *name, int64_t rows, int64_t cols, float *dst);
+
+static lq_status fill(const lq_checkpoint *ck, const wspec *s, float *dst, missing_fn miss, void *mctx) {
     const lq_tensor_info *t = lq_checkpoint_find(ck, s->name);
+    if (!t && miss && miss(mctx, s->name, 0, 0, NULL) == LQ_OK)
+        return miss(mctx, s->name, s->rows, s->cols ? s->cols : 1, dst);
     LQ_RETURN_IF(!t, LQ_ERR_NOTFOUND, "%s: tensor '%s' is missing", ck->source, s->name);
     int want_nd = s->cols ? 2 : 1;
     int ok = t->ndim == want_nd && t->shape[0] == s->rows && (!s->cols || t->shape[1] == s->cols);
@@ -167,7 +174,7 @@ static lq_status fill(const lq_checkpoint *ck, const wspec *s, float *dst) {
     return LQ_OK;
 }
 
-lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out) {
+static lq_status model_build(const lq_checkpoint *ck, missing_fn miss, void *mctx, lq_model **out) {
     lq_status st = LQ_OK;
     lq_model *m = NULL;
     wspec *specs = NULL;
@@ -176,8 +183,9 @@ lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out) {
     LQ_TRY(lq_calloc((void **)&m, 1, sizeof *m, "model"));
     lq_config *c = &m->cfg;
     LQ_TRY(lq_config_from_json(ck->config, ck->source, c));
-    const lq_tensor_info *lm = lq_checkpoint_find(ck, "lm_head.weight");
-    if (!lm) c->tie_embeddings = 1; /* no separate head stored: HF ties it */
+    const int has_lm =
+        lq_checkpoint_find(ck, "lm_head.weight") != NULL || (miss && miss(mctx, "lm_head.weight", 0, 0, NULL) == LQ_OK);
+    if (!has_lm) c->tie_embeddings = 1; /* no separate head stored: HF ties it */
 
     int64_t D = c->dim, H = c->hidden_dim, qd = (int64_t)c->n_heads * c->head_dim,
             kvd = (int64_t)c->n_kv_heads * c->head_dim, V = c->vocab_size;
@@ -223,7 +231,7 @@ lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out) {
     float *p = m->w.mem;
     for (int i = 0; i < ns; i++) {
         *specs[i].slot = p;
-        LQ_TRY(fill(ck, &specs[i], p));
+        LQ_TRY(fill(ck, &specs[i], p, miss, mctx));
         p += (size_t)specs[i].rows * (size_t)(specs[i].cols ? specs[i].cols : 1);
     }
     if (c->tie_embeddings) m->w.lm_head = m->w.embed;
@@ -247,45 +255,104 @@ fail:
     return st;
 }
 
+lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out) { return model_build(ck, NULL, NULL, out); }
+
 const char *const lq_linear_names[LQ_N_LINEARS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                                     "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
                                                     "mlp.down_proj"};
 
-/* Attach the packed views of a .lqq file (CRCs were checked by the load). */
-static lq_status attach_lqq(lq_model *m, const char *path) {
-    lq_lqq *f = NULL;
-    const int L = m->cfg.n_layers;
-    LQ_FORWARD(lq_lqq_open(path, LQ_LQQ_SKIP_TENSOR_CRC, &f));
+/* lq_model_load of a .lqq file: the file opened once (every CRC checked), the
+ * fp32 model built from its plain tensors, each packed weight unpacked once
+ * (lq_lqq_get_qweight), dequantized straight into the model's storage and
+ * kept as the model's packed form (m->qw). Peak host memory: the fp32 model
+ * plus one unpacked weight, where a checkpoint of dequantized tensors copied
+ * into the model held two fp32 copies. */
+typedef struct {
+    const char *path;
+    lq_lqq *f;
+    lq_qweight *q; /* (n_qweights): filled as the model asks for them */
+    unsigned char *got;
+} lqq_src;
+
+static int lqq_index(const lq_lqq *f, const char *name) {
+    for (int i = 0; i < lq_lqq_n_qweights(f); i++)
+        if (!strcmp(lq_lqq_qweight_name(f, i), name)) return i;
+    return -1;
+}
+
+static lq_status lqq_missing(void *ctx, const char *name, int64_t rows, int64_t cols, float *dst) {
+    lqq_src *src = ctx;
+    const int i = lqq_index(src->f, name);
+    if (!dst) return i < 0 ? LQ_ERR_NOTFOUND : LQ_OK;
+    LQ_RETURN_IF(i < 0, LQ_ERR_NOTFOUND, "%s: tensor '%s' is missing", src->path, name);
+    LQ_RETURN_IF(src->got[i], LQ_ERR_FORMAT, "%s: packed weight '%s' is used twice", src->path, name);
+    lq_qweight *q = &src->q[i];
+    LQ_FORWARD(lq_lqq_get_qweight(src->f, name, q));
+    src->got[i] = 1;
+    LQ_RETURN_IF(q->rows != rows || q->cols != cols, LQ_ERR_SHAPE,
+                 "%s: packed weight '%s' is %lld x %lld, expected %lld x %lld from config", src->path, name,
+                 (long long)q->rows, (long long)q->cols, (long long)rows, (long long)cols);
+    lq_dequant_cpu(q, dst);
+    return LQ_OK;
+}
+
+static lq_status load_lqq(const char *path, lq_model **out) {
     lq_status st = LQ_OK;
-    m->qsrc = f;
+    lq_checkpoint *ck = NULL;
+    lq_model *m = NULL;
+    lqq_src src = {path, NULL, NULL, NULL};
+    int nq = 0;
+    *out = NULL;
+    LQ_TRY(lq_lqq_open(path, 0, &src.f));
+    nq = lq_lqq_n_qweights(src.f);
+    LQ_TRY(lq_calloc((void **)&src.q, (size_t)(nq > 0 ? nq : 1), sizeof *src.q, "packed weights"));
+    LQ_TRY(lq_calloc((void **)&src.got, (size_t)(nq > 0 ? nq : 1), 1, "packed weights"));
+    LQ_TRY(lq_lqq_plain_checkpoint(src.f, &ck));
+    LQ_TRY(model_build(ck, lqq_missing, &src, &m));
+    const int L = m->cfg.n_layers;
+    m->qsrc = src.f; /* the views (and the mma layout) point into its mapping */
+    src.f = NULL;
     LQ_TRY(lq_calloc((void **)&m->qw, (size_t)L * LQ_N_LINEARS, sizeof *m->qw, "packed weight table"));
     LQ_TRY(lq_calloc((void **)&m->qw_owned, (size_t)L * LQ_N_LINEARS, sizeof *m->qw_owned, "packed weight views"));
     for (int l = 0; l < L; l++)
         for (int j = 0; j < LQ_N_LINEARS; j++) {
             char name[160];
             snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, lq_linear_names[j]);
-            int found = 0;
-            for (int i = 0; i < lq_lqq_n_qweights(f) && !found; i++) found = !strcmp(lq_lqq_qweight_name(f, i), name);
-            if (!found) continue;
-            lq_qweight *q = &m->qw_owned[(size_t)l * LQ_N_LINEARS + j];
-            LQ_TRY(lq_lqq_get_qweight(f, name, q)); /* a view, or (mma files) an unpacked copy + mma views */
-            m->qw[(size_t)l * LQ_N_LINEARS + j] = q;
+            const int i = lqq_index((lq_lqq *)m->qsrc, name);
+            if (i < 0 || !src.got[i]) continue;
+            m->qw_owned[(size_t)l * LQ_N_LINEARS + j] = src.q[i]; /* moved: freed with the model */
+            memset(&src.q[i], 0, sizeof src.q[i]);
+            src.got[i] = 0;
+            m->qw[(size_t)l * LQ_N_LINEARS + j] = &m->qw_owned[(size_t)l * LQ_N_LINEARS + j];
         }
-    return LQ_OK;
+    *out = m;
+    m = NULL;
 fail:
-    return lq_error_prefix(st, "%s: packed weights", path);
+    for (int i = 0; i < nq && src.q; i++)
+        if (src.got[i]) lq_qweight_free(&src.q[i]); /* packed weights the model did not keep */
+    free(src.q);
+    free(src.got);
+    lq_checkpoint_free(ck);
+    lq_model_free(m);
+    lq_lqq_close(src.f);
+    return st;
+}
+
+static int is_lqq_file(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    char magic[4];
+    int yes = fread(magic, 1, 4, fp) == 4 && !memcmp(magic, LQ_LQQ_MAGIC, 4);
+    fclose(fp);
+    return yes;
 }
 
 lq_status lq_model_load(const char *path, lq_model **out) {
+    if (is_lqq_file(path)) return load_lqq(path, out);
     lq_checkpoint *ck = NULL;
     LQ_FORWARD(lq_checkpoint_open(path, &ck));
     lq_status st = lq_model_from_checkpoint(ck, out);
-    int is_lqq = st == LQ_OK && ck->format && !strcmp(ck->format, "lqq");
     lq_checkpoint_free(ck);
-    if (is_lqq && (st = attach_lqq(*out, path)) != LQ_OK) {
-        lq_model_free(*out);
-        *out = NULL;
-    }
     return st;
 }
 
