@@ -19,8 +19,8 @@
 #             fp16 prefill 512/2048 + decode batch 1 at 512/8k, then RTN-4 decode batch 1/4 at 512
 #   fa        prefill attention alone (carry/bin/bench_attention_fa, kernels/dev/bench_attention_fa.cu)
 #             and the decode-attention split sweep (LQ_DECODE_BLOCKS_PER_SM 1..16)
-#   ncuattn   ncu --set full of the decode-attention kernel at batch 1 x 1k and 1 x 8k (event timing,
-#             3 samples: launches 0-7 are 1 x 1k, 8-15 are 1 x 8k)
+#   ncuattn   ncu --set full of the decode-attention kernel at batch 1 x 1k and 1 x 8k (one shape per
+#             run with --attn, event timing: launch 5 is the first timed one after 5 warm-ups)
 #   attnsweep decode attention (lq bench kernels --attention) for LQ_DECODE_WARPS 4 / 8 x
 #             LQ_DECODE_BLOCKS_PER_SM 1 / 2, then fp16 llama3-8b decode batch 1 at 512 / 8k for 4 and 8 warps
 #   final     lq bench model, llama3-8b: fp16 prefill 512/2048 + decode batch 1 at 512/8k and batch 8
@@ -86,10 +86,10 @@ for s in ${STEPS:-info tests kernels}; do
       LQ_DECODE_BLOCKS_PER_SM=$b $LQ bench kernels --attention --shapes none --iters 30 --out "$R/attention_bps$b.json" 2>&1 | grep -E "^ +(1|16) "
     done 2>&1 | tee "$R/attention_sweep.txt" ;;
   ncuattn) say ncuattn
-    for sk in 2 10; do
-      ncu --clock-control none --set full --kernel-name regex:attn_decode --launch-skip $sk --launch-count 1 \
-        $LQ bench kernels --attention --shapes none --iters 3 --timing events > "$R/ncu_attn_skip$sk.txt" 2>&1
-      grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Grid Size|Block Size|Stall|Warp Cycles Per Issued" "$R/ncu_attn_skip$sk.txt" | head -30
+    for sh in 1x1024 1x8192; do
+      ncu --clock-control none --set full --kernel-name regex:attn_decode --launch-skip 5 --launch-count 1 \
+        $LQ bench kernels --attn $sh --shapes none --iters 3 --timing events > "$R/ncu_attn_$sh.txt" 2>&1
+      grep -E "Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Grid Size|Block Size|Stall|Warp Cycles Per Issued" "$R/ncu_attn_$sh.txt" | head -30
     done ;;
   attnsweep) say attnsweep
     for w in 4 8; do for b in 1 2; do echo "--- LQ_DECODE_WARPS=$w LQ_DECODE_BLOCKS_PER_SM=$b"

@@ -69,7 +69,8 @@ static const lin_shape llama2[] = {{"qkv", 4096, 12288}, {"o", 4096, 4096}, {"ga
                                    {"sq8192", 8192, 8192}};
 
 static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama3|llama2|all] [--iters N] [--gpu I]\n"
-                        "                        [--w4a16] [--group G] [--asym] [--attention] [--timing graph|events]\n"
+                        "                        [--w4a16] [--group G] [--asym] [--attention] [--attn BxC,...]\n"
+                        "                        [--timing graph|events]\n"
                         "                        [--json] [--out FILE]\n"
                         "  --timing  graph (default): each sample is a CUDA graph of >= 10 back-to-back launches\n"
                         "            over the rotated buffers, divided by the launch count (what a decode step,\n"
@@ -79,6 +80,8 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
                         "            head_dim 128, fp16 cache; batch 1 and 16 at 1k, 8k, 32k context): us, KV-cache\n"
                         "            TB/s, its fraction of the copy bandwidth, PyTorch SDPA's H100 anchor\n"
                         "            (--shapes none: the attention sweep alone)\n"
+                        "  --attn BxC,...  the decode attention at these batch x context shapes instead\n"
+                        "            (implies --attention; e.g. --attn 1x8192,4x2048: for ncu runs of one shape)\n"
                         "  --w4a16   also time lq's W4A16 kernels (random 4-bit codes, fp16 scales, group G = 128;\n"
                         "            0 = per channel) next to cuBLAS fp16 in the same run: the small-M kernel\n"
                         "            (path 3) for M <= 4, the fused tensor-core path (1) for M <= 256 and\n"
@@ -89,6 +92,8 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
 static int bench_kernels(int argc, char **argv) {
     int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
     int w4 = 0, w4_group = 128, w4_sym = 1, attn = 0, graphs = 1;
+    /* the decode attention shapes: ANCHORS.md's six unless --attn names others */
+    int AB[16] = {1, 1, 1, 16, 16, 16}, AC[16] = {1024, 8192, 32768, 1024, 8192, 32768}, n_attn = 6;
     const char *shapes = "llama3", *out = NULL;
     static struct option opts[] = {{"m", required_argument, 0, 'm'},      {"shapes", required_argument, 0, 's'},
                                    {"iters", required_argument, 0, 'i'},  {"json", no_argument, 0, 'j'},
@@ -96,7 +101,7 @@ static int bench_kernels(int argc, char **argv) {
                                    {"w4a16", no_argument, 0, 'w'},        {"group", required_argument, 0, 'G'},
                                    {"asym", no_argument, 0, 'a'},         {"attention", no_argument, 0, 'A'},
                                    {"timing", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
-                                   {0, 0, 0, 0}};
+                                   {"attn", required_argument, 0, 'S'},   {0, 0, 0, 0}};
     int c;
     long v;
     optind = 1;
@@ -105,6 +110,25 @@ static int bench_kernels(int argc, char **argv) {
         case 'h': fputs(UK, stdout); return 0;
         case 'w': w4 = 1; break;
         case 'A': attn = 1; break;
+        case 'S': {
+            n_attn = 0;
+            const char *q = optarg;
+            while (*q) {
+                char *end = NULL;
+                long b = strtol(q, &end, 10), cx;
+                if (end == q || *end != 'x' || b < 1 || b > 4096 || n_attn >= 16)
+                    return lq_tool_usage("bench", UK, "bad --attn '%s' (BxC,... e.g. 1x8192,16x32768)", optarg);
+                q = end + 1;
+                cx = strtol(q, &end, 10);
+                if (end == q || (*end && *end != ',') || cx < 1 || cx > (1 << 20))
+                    return lq_tool_usage("bench", UK, "bad --attn '%s' (BxC,... e.g. 1x8192,16x32768)", optarg);
+                AB[n_attn] = (int)b, AC[n_attn] = (int)cx, n_attn++;
+                q = *end ? end + 1 : end;
+            }
+            if (n_attn < 1) return lq_tool_usage("bench", UK, "bad --attn '%s'", optarg);
+            attn = 1;
+            break;
+        }
         case 'a': w4_sym = 0; break;
         case 'T':
             if (strcmp(optarg, "graph") && strcmp(optarg, "events"))
@@ -240,26 +264,34 @@ static int bench_kernels(int argc, char **argv) {
     json_object_set_new(res, "linear", rows);
     if (attn) {
         /* ANCHORS.md: PyTorch SDPA decode on the H100, 32 q / 8 kv heads, hd 128, fp16 */
-        static const int AB[] = {1, 1, 1, 16, 16, 16}, AC[] = {1024, 8192, 32768, 1024, 8192, 32768};
-        static const double sdpa[] = {13.0, 27.0, 64.9, 36.2, 190.2, 698.8};
+        static const int SB[] = {1, 1, 1, 16, 16, 16}, SC[] = {1024, 8192, 32768, 1024, 8192, 32768};
+        static const double sdpa_us[] = {13.0, 27.0, 64.9, 36.2, 190.2, 698.8};
         json_t *arows = json_array();
         fprintf(stderr, "decode attention, fp16 KV cache, 32 q / 8 kv heads, head_dim 128\n");
         fprintf(stderr, "%5s %6s %6s | %9s %8s %8s | %12s %8s\n", "batch", "ctx", "splits", "lq us", "KV TB/s",
                 "of copy", "SDPA us H100", "speedup");
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < n_attn; i++) {
             int splits = 0;
+            double sdpa = 0; /* 0: no anchor for this shape */
+            for (int a = 0; a < 6; a++)
+                if (SB[a] == AB[i] && SC[a] == AC[i]) sdpa = sdpa_us[a];
             st = lq_cuda_bench_attention_decode(gpu, AB[i], AC[i], 32, 8, 128, (size_t)512 << 20, iters, &t, &splits);
             if (st != LQ_OK) return lq_tool_fail("bench", st);
             double kvb = 2.0 * AB[i] * (double)AC[i] * 8 * 128 * 2, bw = kvb / (t.us_median * 1e-6) / 1e12;
             /* the copy figure counts read + write; the cache is only read */
             double frac = bw / tbps;
-            fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% | %12.1f %7.2fx\n", AB[i], AC[i], splits, t.us_median,
-                    bw, 100 * frac, sdpa[i], sdpa[i] / t.us_median);
-            json_array_append_new(arows, json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f}",
-                                                   "batch", AB[i], "ctx", AC[i], "n_heads", 32, "n_kv", 8, "head_dim",
-                                                   128, "splits", splits, "us_median", t.us_median, "us_min",
-                                                   t.us_min, "us_p90", t.us_p90, "kv_tbps", bw, "fraction_of_copy",
-                                                   frac, "sdpa_h100_us", sdpa[i]));
+            if (sdpa > 0)
+                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% | %12.1f %7.2fx\n", AB[i], AC[i], splits,
+                        t.us_median, bw, 100 * frac, sdpa, sdpa / t.us_median);
+            else
+                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% | %12s %8s\n", AB[i], AC[i], splits, t.us_median,
+                        bw, 100 * frac, "-", "-");
+            json_t *row = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}", "batch", AB[i], "ctx",
+                                    AC[i], "n_heads", 32, "n_kv", 8, "head_dim", 128, "splits", splits, "us_median",
+                                    t.us_median, "us_min", t.us_min, "us_p90", t.us_p90, "kv_tbps", bw,
+                                    "fraction_of_copy", frac);
+            json_object_set_new(row, "sdpa_h100_us", sdpa > 0 ? json_real(sdpa) : json_null());
+            json_array_append_new(arows, row);
         }
         json_object_set_new(res, "attention_decode", arows);
     }
