@@ -23,6 +23,9 @@
 #             run with --attn, event timing: launch 5 is the first timed one after 5 warm-ups)
 #   attnsweep decode attention (lq bench kernels --attention) for LQ_DECODE_WARPS 4 / 8 x
 #             LQ_DECODE_BLOCKS_PER_SM 1 / 2, then fp16 llama3-8b decode batch 1 at 512 / 8k for 4 and 8 warps
+#   abw4      W4A16 kernels of carry/bin (the candidate) against a baseline build in the same run:
+#             carry/base.tar.xz holds base/lq (make the same way: tar cJf carry/base.tar.xz -C carry base);
+#             M = 1,2,4,8,16,32,64 sym g128, then asym g128 and asym g32 at M = 1,4, each baseline first
 #   final     lq bench model, llama3-8b: fp16 prefill 512/2048 + decode batch 1 at 512/8k and batch 8
 #             at 512; RTN-4 g128 prefill 512/2048 + decode batch 1/4 at 512
 #   smol      SmolLM2-135M: RTN 4/8-bit and GPU GPTQ (plain, act-order) on C4, lq eval on full WikiText-2
@@ -98,6 +101,13 @@ for s in ${STEPS:-info tests kernels}; do
     for w in 4 8; do echo "--- LQ_DECODE_WARPS=$w"
       LQ_DECODE_WARPS=$w $LQ bench model --preset llama3-8b --device cuda --prompt 512 --batch 1 --ctx 512,8192 --out "$R/model_f16_w$w.json" 2>&1 | grep -E "decode|prefill "
     done 2>&1 | tee "$R/model_warps.txt" ;;
+  abw4) say abw4
+    [ -f carry/base.tar.xz ] && tar xJf carry/base.tar.xz -C carry
+    for v in "--m 1,2,4,8,16,32,64" "--asym --m 1,4" "--asym --group 32 --m 1,4"; do
+      for who in base bin; do echo "--- $who: $v"
+        carry/$who/lq bench kernels --w4a16 --shapes llama3 $v --iters 20 --out "$R/abw4_${who}_$(echo $v | tr -d ' -,').json" 2>&1 | grep -E "^(qkv|o |gate|down)"
+      done
+    done 2>&1 | tee "$R/abw4.txt" ;;
   final) say final
     $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,8 --ctx 512,8192 --out "$R/model_f16.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/model.txt"
     $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 --batch 1,4 --ctx 512 --out "$R/model_w4.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$R/model.txt" ;;
