@@ -267,13 +267,13 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * cache dtype (tensor-core operands, as in the prefill kernel); scores,
  * softmax statistics and O stay fp32; l sums the rounded P that P.V uses.
  *
- * Pipeline: every warp owns its own ring of DM_STAGES stages (KW keys of K
- * and V each) and streams its own tiles (tiles w, w+4, ... of the block's
+ * Pipeline: every warp owns its own ring of S stages (KW keys of K and V
+ * each) and streams its own tiles (tiles w, w+W, ... of the block's
  * split) with cp.async: the loads for tile i+S-1 are issued before tile i is
  * computed, and no __syncthreads sits in the loop (a warp waits only for its
  * own copies: cp.async.wait_group + __syncwarp). Keys past the split are
  * zero-filled by cp.async (src-size 0), never read: no NaN from unwritten
- * rows. At the end the 4 warps' (m, l, O) merge in shared memory.
+ * rows. At the end the W warps' (m, l, O) merge in shared memory.
  *
  * Splits: the block of (split, KV head x up to 8 query heads, sequence)
  * takes a chunk of max(ceil(n / n_splits), W KW) keys (whole KW tiles) of
@@ -288,8 +288,9 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * it for the next call or graph replay. Launched with PDL (cuda_common.cuh)
  * like the rest of the decode path: its blocks are resident before the KV
  * store ends and prefetch their first tiles into L2 while it does.
- * Warps per block W: 8 for head_dim <= 128 (8 rings of ~26 KB, one block
- * per SM), 4 above; splits fill whole waves of one block per SM
+ * Warps per block W: 8 where the 8 rings fit the device's per-block shared
+ * memory (head_dim <= 128 on sm_90: 8 rings of ~26 KB, one block per SM),
+ * else 4 (decode_warps); splits fill whole waves of one block per SM
  * (lq_attention_decode_splits).
  *
  * Measured (H200, graph timing, fp16, 32 q / 8 kv heads, hd 128; bench/results/
