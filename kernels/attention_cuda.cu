@@ -1078,13 +1078,20 @@ extern "C" lq_status lq_attention_decode_simt_cuda(void *out, const float *q, in
                                                    const int32_t *pos, int n_heads, int n_kv, int hd, int window,
                                                    int n_splits, void *workspace, void *stream);
 
+/* The argument checks of both decode entry points (the fp32-unit one is also called directly, by tests
+ * and benches); ldq 0 becomes the packed row length. */
+static lq_status decode_args(int B, int n_heads, int n_kv, int hd, int n_splits, int64_t *ldq) {
+    LQ_FORWARD(check_heads("lq_attention_decode_cuda", B, n_heads, n_kv));
+    LQ_RETURN_IF(n_splits < 1 || n_splits > 65535, LQ_ERR_ARG, "lq_attention_decode_cuda: %d splits", n_splits);
+    if (*ldq == 0) *ldq = (int64_t)n_heads * hd;
+    return LQ_OK;
+}
+
 extern "C" lq_status lq_attention_decode_cuda(void *out, const float *q, int64_t ldq, const void *k_cache,
                                               const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B,
                                               const int32_t *pos, int n_heads, int n_kv, int hd, int window,
                                               int n_splits, void *workspace, void *stream) {
-    LQ_FORWARD(check_heads("lq_attention_decode_cuda", B, n_heads, n_kv));
-    LQ_RETURN_IF(n_splits < 1 || n_splits > 65535, LQ_ERR_ARG, "lq_attention_decode_cuda: %d splits", n_splits);
-    if (ldq == 0) ldq = (int64_t)n_heads * hd;
+    LQ_FORWARD(decode_args(B, n_heads, n_kv, hd, n_splits, &ldq));
     lq_status st = decode_mma(out, q, ldq, k_cache, v_cache, kv_dtype, seq_stride, B, pos, n_heads, n_kv, hd, window,
                               n_splits, workspace, lq_stream(stream));
     if (st != LQ_ERR_UNSUPPORTED) return st;
@@ -1099,9 +1106,7 @@ extern "C" lq_status lq_attention_decode_simt_cuda(void *out, const float *q, in
                                                    const void *v_cache, lq_dtype kv_dtype, int64_t seq_stride, int B,
                                                    const int32_t *pos, int n_heads, int n_kv, int hd, int window,
                                                    int n_splits, void *workspace, void *stream) {
-    LQ_FORWARD(check_heads("lq_attention_decode_cuda", B, n_heads, n_kv));
-    LQ_RETURN_IF(n_splits < 1 || n_splits > 65535, LQ_ERR_ARG, "lq_attention_decode_cuda: %d splits", n_splits);
-    if (ldq == 0) ldq = (int64_t)n_heads * hd;
+    LQ_FORWARD(decode_args(B, n_heads, n_kv, hd, n_splits, &ldq));
     lq_status st = LQ_OK;
     LQ_DISPATCH(kv_dtype, "lq_attention_decode_cuda",
                 LQ_HD_SWITCH(hd, "lq_attention_decode_cuda",
