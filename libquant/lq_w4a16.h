@@ -67,7 +67,7 @@ extern "C" {
  * to LQ_W4A16_SMALL_MAX_M rows, the fused tensor-core kernel up to
  * LQ_W4A16_FUSED_MAX_M, dequantize + cuBLAS above (set from
  * `lq bench kernels --w4a16`). */
-#define LQ_W4A16_SMALL_MAX_M 4
+#define LQ_W4A16_SMALL_MAX_M 64
 #define LQ_W4A16_FUSED_MAX_M 64
 
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */
