@@ -3,11 +3,14 @@
  * mma layout of libquant/lq_w4a16.h. The CUDA twin of lq_w4a16_matmul_ref.
  *
  * Three paths, one launcher (lq_w4a16_matmul_cuda):
- *  - small M (M <= LQ_W4A16_SMALL_MAX_M = 4, decode): a streaming kernel
- *    that keeps each warp's codes in a register ring (W4S_DEPTH 16-byte loads
- *    in flight), multiplies them on the tensor cores with the weights as the
- *    A operand, and splits K among the warps of a block (partial sums added
- *    in shared memory: one kernel, deterministic). Described at
+ *  - small M (M <= LQ_W4A16_SMALL_MAX_M = 64, decode and small batches): a
+ *    streaming kernel that keeps each warp's codes in a register ring
+ *    (w4s_depth 16-byte loads in flight), multiplies them on the tensor
+ *    cores with the weights as the A operand (one dequantized sub-tile
+ *    feeds one mma per 8 rows of x), and splits K among the warps of a
+ *    block (partial sums added in shared memory) and, when x does not fit
+ *    one block or the grid needs it, across blocks (a second kernel adds
+ *    the slices; deterministic either way). Described at
  *    w4a16_small_m_kernel.
  *  - fused (M <= LQ_W4A16_FUSED_MAX_M): tensor cores (mma.sync m16n8k16,
  *    fp16 in, fp32 accumulate). Each warp owns 32 output columns (two 16-row
@@ -337,33 +340,38 @@ __global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restri
  * only goal is to keep enough code bytes in flight and to spend few
  * instructions per byte:
  *  - each warp owns one 16-row block and a contiguous range of its K tiles
- *    and keeps W4S_DEPTH tiles (16 bytes per lane, 3 KB per warp) in flight
- *    in a rolling register ring: the load of tile t + W4S_DEPTH goes into
+ *    and keeps DEPTH tiles (16 bytes per lane, 3 KB per warp at 6) in flight
+ *    in a rolling register ring: the load of tile t + DEPTH goes into
  *    tile t's registers as soon as its last word is consumed: the codes never
  *    pass through shared memory, and no wait or barrier sits between DRAM
  *    and the math;
  *  - the mma roles are swapped: the weight tile is the A operand (16 rows x
  *    16 inputs — the layout's words are exactly its fragments) and x is B
- *    (16 inputs x 8 columns = activation rows, M <= 8 of them), so one
- *    m16n8k16 covers a whole 16 x 16 sub-tile for every row of x: 4 mma per
- *    512-byte tile instead of 8, no ldmatrix, and the K reduction across
- *    the lanes of a warp happens inside the tensor core (no shuffles).
+ *    (16 inputs x 8 columns = activation rows, 8 of them per n-tile), so one
+ *    m16n8k16 covers a whole 16 x 16 sub-tile for 8 rows of x: 4 NT mma per
+ *    512-byte tile for M <= 8 NT rows, one dequantization whatever NT is, no
+ *    ldmatrix, and the K reduction across the lanes of a warp happens inside
+ *    the tensor core (no shuffles).
  *    Products fp16 x fp16 exact, fp32 accumulation, as in the fused kernel;
  *  - the B fragments come from shared memory where the block stages its
- *    activations once, permuted so that a lane's 8 half2 of a tile (inputs
- *    16j + 2q + {0,1,8,9}, j = 0..3) are 32 contiguous bytes: 2 LDS.128 per
- *    tile; the block's group scales / zeros are staged next to them;
+ *    slice of the activations once, permuted so that a lane's 8 half2 of a
+ *    tile (inputs 16j + 2q + {0,1,8,9}, j = 0..3) are 32 contiguous bytes:
+ *    2 LDS.128 per tile and n-tile; the block's group scales / zeros are
+ *    staged next to them;
  *  - K is split across the S warps of a row block inside the block; their
  *    partial sums meet in shared memory and are added in warp order
- *    (deterministic, no atomics, no second kernel, no workspace).
- * A block holds B row blocks x S warps (plan_small picks them so that one
- * wave of resident blocks covers the weight, see there).
+ *    (deterministic, no atomics); with KS > 1 slices across blocks (x of M
+ *    rows is M Kp 2 bytes: 458 KB for down at M = 16) the blocks' sums go
+ *    to the workspace and w4a16_small_reduce_kernel adds them in order.
+ * A block holds B row blocks x S warps of one K slice (plan_small picks
+ * them, see there).
  * Cost per 16 x 64 tile and warp (sm_90a SASS, symmetric g128): 1 LDG.128,
  * 2 LDS.128, 4 x 13 dequantization (SHF, 4 LOP3, 2 HADD2, 2 HFMA2, 4 HMUL2 per
  * word), 4 HMMA, ~20 for the group constants, guards and addresses: ~79
  * (asym g128 ~82, asym g32 ~104), i.e. ~9 us of issue for gate_up on 132
- * SMs, under the 14.4 us DRAM floor. kernels/dev/w4a16_notes.md has the
- * prediction and what to measure. */
+ * SMs, under the 14.4 us DRAM floor. Each further n-tile adds 4 HMMA and
+ * 2 LDS.128 (1 KB of shared-memory reads) per tile. kernels/dev/w4a16_notes.md
+ * has the predictions and the measurements. */
 
 /* Warps per block, and with them the register bound (__launch_bounds__(32 W,
  * 1): 65536 / (32 W) registers per thread), by n-tiles of 8 rows of x: up
@@ -376,13 +384,12 @@ __host__ __device__ constexpr int w4s_max_warps(int nt) { return nt <= 2 ? 32 : 
  * largest rings without spills at the register bound (ptxas -v, sm_90a and
  * sm_80). NT = 1: a ring of 8 spilled; asymmetric with two groups per tile
  * holds 12 more constants (6 spilled there). NT = 2 (64 registers): 5 sym,
- * 4 asym G2, 3 asym (4 spilled). NT = 4 / 8 (128 registers): 6; 4 for sym
- * with one group per tile at NT = 8 (5 spilled once the x staging became
- * cp.async). */
+ * 4 asym G2, 3 asym (4 spilled). NT = 4 / 8 (128 registers): 6; 5 for sym
+ * with one group per tile at NT = 8 (6 spilled). */
 __host__ __device__ constexpr int w4s_depth(int nt, bool sym, bool g2) {
     return nt == 1   ? (g2 && !sym ? 5 : 6)
            : nt == 2 ? (sym ? 5 : g2 ? 4 : 3)
-           : nt == 8 && sym && !g2 ? 4
+           : nt == 8 && sym && !g2 ? 5
                                    : 6;
 }
 
@@ -544,34 +551,9 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
      * (never written during a step); x is the previous kernel's output, and
      * part may still be read by the previous reduction */
     lq_pdl_wait();
-    /* stage x (M rows, the slice's inputs) permuted. Aligned x: one 4-byte
-     * cp.async per 32-bit word (two inputs), consecutive lanes on consecutive
-     * words of x — coalesced, no registers, all of the block's copies in
-     * flight at once (16-byte register loads, 4 per thread and round, left
-     * the L2 latency exposed once per round: ~5 rounds for 128 KB).
-     * Otherwise element by element through registers (any x, any ldx). */
-    if (vec_x) {
-        const int per_row = KBs * 32, total = M * per_row; /* words: pairs of inputs */
-        int m = tid / per_row, r = tid - m * per_row;
-        const int dm = nthr / per_row, dr = nthr - dm * per_row;
-        for (int w = tid; w < total; w += nthr) {
-            /* word r of row m: chunk c8 = r / 4 (8 inputs), e = r % 4; inputs 8 i8 + 2 e, +1 of tile
-             * r / 32 are pair p = 4 i8 + e -> word 8 e + i8 of the tile (i8 = c8 % 8) */
-            const int gk = kb0 * 64 + 2 * r, c8 = r >> 2, e = r & 3;
-            uint32_t *dst = reinterpret_cast<uint32_t *>(xs + m * XR + (c8 >> 3) * 8) + (c8 & 7) + 8 * e;
-            const __half *src = x + (int64_t)m * ldx + gk;
-            if (gk + 2 <= K) {
-                cp_async4(dst, src);
-            } else {
-                __half h[2] = {gk < K ? src[0] : __float2half(0.0f), __float2half(0.0f)};
-                *dst = *reinterpret_cast<const uint32_t *>(h);
-            }
-            m += dm, r += dr;
-            if (r >= per_row) r -= per_row, m++;
-        }
-        cp_async_commit();
-        cp_async_wait<0>();
-    } else {
+    /* stage x (M rows, the slice's inputs) permuted, 4 independent 16-byte
+     * loads per thread and round so that the loads overlap */
+    {
         const int per_row = KBs * 8, total = M * per_row; /* 8-input chunks */
         for (int c0 = tid; c0 < total; c0 += 4 * nthr) {
             uint4 v[4];
@@ -582,7 +564,9 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
                 if (c < total) {
                     const int m = c / per_row, r = c - m * per_row, gk = kb0 * 64 + r * 8;
                     const __half *src = x + (int64_t)m * ldx + gk;
-                    if (gk < K) {
+                    if (vec_x && gk + 8 <= K) {
+                        v[i] = __ldg(reinterpret_cast<const uint4 *>(src));
+                    } else if (gk < K) {
                         __half h[8];
 #pragma unroll
                         for (int e = 0; e < 8; e++) h[e] = gk + e < K ? src[e] : __float2half(0.0f);
@@ -606,6 +590,9 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
             }
         }
     }
+    /* (4-byte cp.async per word instead — coalesced, no registers, every copy
+     * in flight at once — measured slower: gate_up M = 16 31.7 vs 29.7 us, qkv
+     * M = 4 10.5 vs 8.7; bench/results/2026-12-01-h200-w4-m16/) */
     __syncthreads();
 
     /* one accumulator chain per n-tile: a second one (for odd sub-tiles) cost
