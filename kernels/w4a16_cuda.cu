@@ -465,12 +465,28 @@ __device__ __forceinline__ int small_group(int i, int gdiv, int gshift, int ng) 
     return g < ng ? g : ng - 1;
 }
 
+/* Row of 8-input chunk c (c < M per_row) of the x staging: MC - 1 compares
+ * when M is a compile-time constant, a division otherwise. Computed again
+ * for the stores: kept in registers from the loads instead, the 4 rows
+ * spilled 8-16 bytes at the 64-register bound (ptxas -v). */
+template <int MC> __device__ __forceinline__ int chunk_row(int c, int per_row) {
+    if (MC > 0) {
+        int m = 0;
+#pragma unroll
+        for (int i = 1; i < MC; i++) m += c >= i * per_row;
+        return m;
+    }
+    return c / per_row;
+}
+
 /* grid (ceil(NB / B), KS), block 32 B S threads. Block (bx, ks) owns row
  * blocks bx B .. bx B + B - 1 and the K slice of tiles [ks KT, ks KT + KT)
  * (KS = 1: all of K); warp w: row block bx B + w / S, the slice's tiles
  * [kp T, kp T + T) with kp = w % S, T = ceil(KT / S).
- * NT: n-tiles of 8 activation rows, M <= 8 NT (M itself is a runtime
- * argument: the main loop does not depend on it). Each dequantized 16 x 16
+ * NT: n-tiles of 8 activation rows, M <= 8 NT. MC: M at compile time (1..4,
+ * NT = 1: the decode shapes, where a warp's few tiles leave the prologue and
+ * the epilogue a visible share; their row loops, divisions and guards fold),
+ * or 0: M is the runtime argument m_rows (M = 5..64). Each dequantized 16 x 16
  * weight sub-tile (the A fragment) feeds NT mma, one per n-tile, so the
  * dequantization is paid once for up to 8 NT rows of x. SYM: zero point 8,
  * no zeros array. G2: two groups per 64-input tile (G % 64 == 32: each
@@ -491,13 +507,15 @@ __device__ __forceinline__ int small_group(int i, int gdiv, int gshift, int ng) 
  *   sg  uint32 [B][ngs][8] scale pairs of each row block for the slice's
  *                          groups glo .. glo + ngs - 1, global order
  *   zg  uint32 [B][ngs][8] zero pairs (asymmetric only) */
-template <int NT, bool SYM, bool G2>
+template <int NT, int MC, bool SYM, bool G2>
 __global__ void __launch_bounds__(32 * w4s_max_warps(NT), 1)
 w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
                      const uint4 *__restrict__ qw, const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr,
-                     const float *__restrict__ bias, int M, int N, int NB, int K, int KB, int ng, int gdiv, int gshift,
-                     int B, int S, int KT, int vec_x) {
+                     const float *__restrict__ bias, int m_rows, int N, int NB, int K, int KB, int ng, int gdiv,
+                     int gshift, int B, int S, int KT, int vec_x) {
+    static_assert(MC == 0 || (NT == 1 && MC <= 8), "compile-time M only with one n-tile");
     extern __shared__ __align__(16) unsigned char smem_raw[];
+    const int M = MC > 0 ? MC : m_rows;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nthr = blockDim.x;
     const int kb0 = blockIdx.y * KT, KBs = KB - kb0 < KT ? KB - kb0 : KT; /* this block's slice */
     const int XR = KBs * 8 + 1;                                            /* uint4 per staged row of x */
@@ -562,7 +580,7 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
                 const int c = c0 + i * nthr;
                 v[i] = make_uint4(0, 0, 0, 0);
                 if (c < total) {
-                    const int m = c / per_row, r = c - m * per_row, gk = kb0 * 64 + r * 8;
+                    const int m = chunk_row<MC>(c, per_row), r = c - m * per_row, gk = kb0 * 64 + r * 8;
                     const __half *src = x + (int64_t)m * ldx + gk;
                     if (vec_x && gk + 8 <= K) {
                         v[i] = __ldg(reinterpret_cast<const uint4 *>(src));
@@ -578,10 +596,12 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
             for (int i = 0; i < 4; i++) {
                 const int c = c0 + i * nthr;
                 if (c < total) {
-                    /* chunk (row m, tile kb, i8 = r % 8): inputs 8 i8 .. 8 i8 + 7 of the
-                     * tile are pairs p = 4 i8 + q, q = 0..3 -> words 8 q + i8 */
-                    const int m = c / per_row, r = c - m * per_row;
-                    uint32_t *dst = reinterpret_cast<uint32_t *>(xs + m * XR + (r >> 3) * 8) + (r & 7);
+                    /* chunk (row m, tile kb, i8 = c % 8): inputs 8 i8 .. 8 i8 + 7 of the
+                     * tile are pairs p = 4 i8 + q, q = 0..3 -> words 8 q + i8. Tile
+                     * m KBs + kb of the unpadded rows is c / 8 (per_row is a multiple
+                     * of 8), and each row before it adds one uint4 of padding (XR) */
+                    const int m = chunk_row<MC>(c, per_row);
+                    uint32_t *dst = reinterpret_cast<uint32_t *>(xs + (c >> 3) * 8 + m) + (c & 7);
                     dst[0] = v[i].x;
                     dst[8] = v[i].y;
                     dst[16] = v[i].z;
@@ -619,6 +639,16 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
             if (t < ntl) {
                 const uint4 wv = buf[u];
                 const int kb = kb0 + t0 + t;
+                /* b0, b1 of sub-tiles 0, 1 (xa) and 2, 3 (xb) of every n-tile. NT = 1:
+                 * both LDS.128 first, before the group constants, as main's M <= 4
+                 * kernel had them (~50 instructions ahead of their first mma in the
+                 * sm_90a SASS). Written where they are used, ptxas kept the order at
+                 * the 64-register bound: xb's LDS.128 came ~11 instructions before
+                 * the third mma of every tile, a shared-memory round trip on each
+                 * tile's dependency chain. NT >= 2: xb after the first two sub-tiles,
+                 * which keeps NT uint4 fewer live. */
+                uint4 xa[NT], xb[NT];
+                if (NT == 1) xa[0] = xr[0][t * 8], xb[0] = xr[0][t * 8 + 1];
                 small_consts k0, k1;
                 if (G2) {
                     const int g0 = small_group(2 * kb, gdiv, gshift, ng) - glo;
@@ -631,9 +661,8 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
                     const int g0 = (gshift >= 0 ? kb >> gshift : kb / gdiv) - glo;
                     small_setup<SYM>(k0, sgr[g0 * 8], SYM ? 0u : zgr[g0 * 8]);
                 }
-                uint4 xa[NT]; /* b0, b1 of sub-tiles 0 and 1 of every n-tile */
 #pragma unroll
-                for (int j = 0; j < NT; j++) xa[j] = xr[j][t * 8];
+                for (int j = 0; j < NT && NT > 1; j++) xa[j] = xr[j][t * 8];
                 uint32_t a[4];
                 small_dequant(wv.x, k0, a);
 #pragma unroll
@@ -641,9 +670,8 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
                 small_dequant(wv.y, k0, a);
 #pragma unroll
                 for (int j = 0; j < NT; j++) mma_16816(acc[j], a, xa[j].z, xa[j].w);
-                uint4 xb[NT]; /* sub-tiles 2 and 3 */
 #pragma unroll
-                for (int j = 0; j < NT; j++) xb[j] = xr[j][t * 8 + 1];
+                for (int j = 0; j < NT && NT > 1; j++) xb[j] = xr[j][t * 8 + 1];
                 small_dequant(wv.z, G2 ? k1 : k0, a);
 #pragma unroll
                 for (int j = 0; j < NT; j++) mma_16816(acc[j], a, xb[j].x, xb[j].y);
@@ -1037,19 +1065,19 @@ static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     return (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float);
 }
 
-template <int NT, bool SYM, bool G2>
+template <int NT, int MC, bool SYM, bool G2>
 static lq_status launch_small_t(const small_plan &p, float *y, float *part, const void *x, int64_t ldx,
                                 const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
     static size_t attr_bytes = 48 * 1024; /* per instantiation: the dynamic shared-memory limit, raised when needed */
     if (p.smem > attr_bytes) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_small_m_kernel<NT, SYM, G2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)p.smem),
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_small_m_kernel<NT, MC, SYM, G2>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem),
                     "cudaFuncSetAttribute (w4a16_small_m_kernel)");
         attr_bytes = p.smem;
     }
-    LQ_CUDA_RET(lq_launch_pdl(w4a16_small_m_kernel<NT, SYM, G2>, dim3(p.blocks, (unsigned)p.KS), dim3(32 * p.B * p.S),
-                              p.smem, st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw,
+    LQ_CUDA_RET(lq_launch_pdl(w4a16_small_m_kernel<NT, MC, SYM, G2>, dim3(p.blocks, (unsigned)p.KS),
+                              dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw,
                               (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b, (int)m, (int)s->N,
                               (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift, p.B,
                               p.S, p.KT, vec_x),
@@ -1061,14 +1089,15 @@ static lq_status launch_small_t(const small_plan &p, float *y, float *part, cons
     return LQ_OK;
 }
 
-template <int NT>
+/* MC: M at compile time (1..4) or 0 (runtime); see w4a16_small_m_kernel */
+template <int NT, int MC>
 static lq_status launch_small_nt(const small_plan &p, float *y, float *part, const void *x, int64_t ldx,
                                  const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, cudaStream_t st) {
     if (w->zeros == NULL)
-        return p.g2 ? launch_small_t<NT, true, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
-                    : launch_small_t<NT, true, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    return p.g2 ? launch_small_t<NT, false, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
-                : launch_small_t<NT, false, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        return p.g2 ? launch_small_t<NT, MC, true, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
+                    : launch_small_t<NT, MC, true, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    return p.g2 ? launch_small_t<NT, MC, false, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
+                : launch_small_t<NT, MC, false, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
 }
 
 /* The small-M path: *ran = 0 (and LQ_OK) when no plan fits one block's
@@ -1095,11 +1124,17 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     const int vec_x = (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
     float *part = (float *)ws;
     *ran = 1;
+    if (p.NT == 1) switch (m) {
+        case 1: return launch_small_nt<1, 1>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 2: return launch_small_nt<1, 2>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 3: return launch_small_nt<1, 3>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 4: return launch_small_nt<1, 4>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        default: return launch_small_nt<1, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        }
     switch (p.NT) {
-    case 1: return launch_small_nt<1>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    case 2: return launch_small_nt<2>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    case 4: return launch_small_nt<4>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    default: return launch_small_nt<8>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    case 2: return launch_small_nt<2, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    case 4: return launch_small_nt<4, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    default: return launch_small_nt<8, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
     }
 }
 

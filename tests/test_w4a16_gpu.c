@@ -170,7 +170,9 @@ static void test_w4a16_gpu_fused_small_m(void **state) {
 
 /* The small-M kernel (path 3, and what auto picks for small M): the fused
  * cases above (M <= 16), then M = 1..16 and 17..64 at the n-tile edges
- * (8 rows per n-tile: 1, 2, 4 or 8 of them) x sym/asym x G = 32, 64, 128, per
+ * (8 rows per n-tile: 1, 2, 4 or 8 of them; M = 1..4 run instantiations with
+ * M at compile time, 5..8 the one-n-tile kernel with M at run time) x
+ * sym/asym x G = 32, 64, 128, per
  * channel on shapes that rotate through the tails (N = 200, K = 172), ldx > K,
  * unaligned x, bias and act-order; then odd group sizes (96: two groups per
  * 64-input tile, a non-power-of-two divisor; K not a multiple of G), the
