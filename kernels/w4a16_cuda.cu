@@ -516,17 +516,25 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
     static_assert(MC == 0 || (NT == 1 && MC <= 8), "compile-time M only with one n-tile");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const int M = MC > 0 ? MC : m_rows;
+    /* WHOLE (M at compile time, the decode shapes): one K slice, x rows not
+     * padded, the partial sums in their own piece after the group data — the
+     * layout of the M <= 4 kernel this one grew from, whose per-tile and
+     * per-block work it keeps (the general layout measured 4-6 % slower on
+     * gate_up / down at M = 1). small_smem sizes both layouts. */
+    constexpr bool WHOLE = MC > 0;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nthr = blockDim.x;
-    const int kb0 = blockIdx.y * KT, KBs = KB - kb0 < KT ? KB - kb0 : KT; /* this block's slice */
-    const int XR = KBs * 8 + 1;                                            /* uint4 per staged row of x */
-    const int glo = G2 ? small_group(2 * kb0, gdiv, gshift, ng) : small_group(kb0, gdiv, gshift, ng);
-    const int ghi = G2 ? small_group(2 * (kb0 + KBs) - 1, gdiv, gshift, ng) : small_group(kb0 + KBs - 1, gdiv, gshift, ng);
+    const int kb0 = WHOLE ? 0 : blockIdx.y * KT, KBs = WHOLE ? KB : KB - kb0 < KT ? KB - kb0 : KT; /* this block's slice */
+    const int XR = WHOLE ? KBs * 8 : KBs * 8 + 1;                           /* uint4 per staged row of x */
+    const int glo = WHOLE ? 0 : G2 ? small_group(2 * kb0, gdiv, gshift, ng) : small_group(kb0, gdiv, gshift, ng);
+    const int ghi = WHOLE ? ng - 1
+                    : G2  ? small_group(2 * (kb0 + KBs) - 1, gdiv, gshift, ng)
+                          : small_group(kb0 + KBs - 1, gdiv, gshift, ng);
     const int ngs = ghi - glo + 1;
     uint4 *xs = reinterpret_cast<uint4 *>(smem_raw);
-    float *red = reinterpret_cast<float *>(smem_raw);
     const int xs_u4 = M * XR, red_u4 = (B * S * M * 16 + 3) / 4;
-    uint32_t *sg = reinterpret_cast<uint32_t *>(xs + (xs_u4 > red_u4 ? xs_u4 : red_u4));
+    uint32_t *sg = reinterpret_cast<uint32_t *>(xs + (WHOLE || xs_u4 > red_u4 ? xs_u4 : red_u4));
     uint32_t *zg = sg + B * ngs * 8;
+    float *red = WHOLE ? reinterpret_cast<float *>(zg + (SYM ? 0 : B * ngs * 8)) : reinterpret_cast<float *>(smem_raw);
     const int rbl = warp / S, kp = warp - rbl * S;
     const int nb = blockIdx.x * B + rbl;
     const int per = (KBs + S - 1) / S, t0 = kp * per; /* t0: first tile of the warp, local to the slice */
@@ -688,8 +696,8 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
     }
 
     /* C fragment of n-tile j: c0, c1 = weight row g8 (n0), x rows 8 j + 2q, 8 j + 2q + 1;
-     * c2, c3 = weight row g8 + 8. red lies over xs: every warp must be done reading it */
-    __syncthreads();
+     * c2, c3 = weight row g8 + 8. red lies over xs (not WHOLE): every warp must be done reading it */
+    if (!WHOLE) __syncthreads();
 #pragma unroll
     for (int j = 0; j < NT; j++)
 #pragma unroll
@@ -910,8 +918,15 @@ static int64_t small_slice_groups(const lq_w4a16_shape *s, const small_plan *p, 
 
 /* sym: the weight has no zeros array (the kernel's SYM, not s->sym: the launch follows the pointer).
  * The kernel's layout: max(xs, red), then the group data. */
+/* The launch takes the kernel with M at compile time (MC = M, its WHOLE layout) for M = 1..4 in one
+ * K slice; every other plan the general one (MC = 0). */
+static bool small_whole(const lq_w4a16_shape *s, int64_t m, int64_t KT) { return m <= 4 && KT == s->Kp / 64; }
+
 static size_t small_smem(const lq_w4a16_shape *s, const small_plan *p, int sym, int64_t m, int B, int W, int64_t KT) {
-    const size_t xs = (size_t)m * (size_t)(KT * 8 + 1) * 16, red = (size_t)W * 16 * (size_t)m * sizeof(float);
+    const size_t red = (size_t)W * 16 * (size_t)m * sizeof(float);
+    if (small_whole(s, m, KT)) /* the kernel's WHOLE layout: x, group data, partial sums one after another */
+        return (size_t)m * (size_t)KT * 128 + (size_t)B * (size_t)s->n_groups * 32 * (sym ? 1 : 2) + red;
+    const size_t xs = (size_t)m * (size_t)(KT * 8 + 1) * 16;
     return (xs > red ? xs : red) + (size_t)B * (size_t)small_slice_groups(s, p, KT) * 32 * (sym ? 1 : 2);
 }
 
@@ -1124,13 +1139,13 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     const int vec_x = (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
     float *part = (float *)ws;
     *ran = 1;
-    if (p.NT == 1) switch (m) {
+    if (p.NT == 1 && small_whole(s, m, p.KT)) switch (m) {
         case 1: return launch_small_nt<1, 1>(p, y, part, x, ldx, w, b, m, vec_x, st);
         case 2: return launch_small_nt<1, 2>(p, y, part, x, ldx, w, b, m, vec_x, st);
         case 3: return launch_small_nt<1, 3>(p, y, part, x, ldx, w, b, m, vec_x, st);
-        case 4: return launch_small_nt<1, 4>(p, y, part, x, ldx, w, b, m, vec_x, st);
-        default: return launch_small_nt<1, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        default: return launch_small_nt<1, 4>(p, y, part, x, ldx, w, b, m, vec_x, st);
         }
+    if (p.NT == 1) return launch_small_nt<1, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
     switch (p.NT) {
     case 2: return launch_small_nt<2, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
     case 4: return launch_small_nt<4, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
