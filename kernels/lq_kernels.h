@@ -185,13 +185,15 @@ typedef struct {
 /* y (m, N) fp32 = x (m, K) fp16 (rows ldx apart, 0: K) · W^T (+ b (N) fp32),
  * the twin of lq_w4a16_matmul_ref. path: 0 auto (small-M kernel up to
  * LQ_W4A16_SMALL_MAX_M, fused up to LQ_W4A16_FUSED_MAX_M, then dequantize +
- * cuBLAS; the fused kernel also when m rows of x do not fit the small-M
+ * cuBLAS; the fused kernel also when no K slice of x fits the small-M
  * kernel's shared memory), 1 fused (any m: the codes are re-read per 64
  * rows), 2 dequantize + cuBLAS, 3 small M (m <= LQ_W4A16_SMALL_MAX_M, else
- * LQ_ERR_ARG; LQ_ERR_UNSUPPORTED when x does not fit; needs no workspace:
- * ws may be NULL). Any x pointer and ldx >= K (unaligned ones take slower
- * loads). ws: a device workspace of at least lq_w4a16_workspace_bytes(&w->s,
- * m, sm_count) bytes (split-K partial sums, or the fp16 weight of path 2);
+ * LQ_ERR_ARG; LQ_ERR_UNSUPPORTED when x does not fit; up to 8 rows no
+ * workspace while m rows of x fit one block (ws may then be NULL), else the
+ * K-slice partial sums in ws). Any x pointer and ldx >= K (unaligned ones
+ * take slower loads). ws: a device workspace of at least
+ * lq_w4a16_workspace_bytes(&w->s, m, sm_count) bytes (split-K partial sums,
+ * or the fp16 weight of path 2);
  * one launch at a time per workspace. Deterministic: the same inputs give
  * the same bits.
  * sm_count: the device's multiprocessors (lq_cuda_ctx_sm_count), which sets

@@ -3,11 +3,14 @@
  * mma layout of libquant/lq_w4a16.h. The CUDA twin of lq_w4a16_matmul_ref.
  *
  * Three paths, one launcher (lq_w4a16_matmul_cuda):
- *  - small M (M <= LQ_W4A16_SMALL_MAX_M = 4, decode): a streaming kernel
- *    that keeps each warp's codes in a register ring (W4S_DEPTH 16-byte loads
- *    in flight), multiplies them on the tensor cores with the weights as the
- *    A operand, and splits K among the warps of a block (partial sums added
- *    in shared memory: one kernel, deterministic). Described at
+ *  - small M (M <= LQ_W4A16_SMALL_MAX_M = 64, decode and small batches): a
+ *    streaming kernel that keeps each warp's codes in a register ring
+ *    (w4s_depth 16-byte loads in flight), multiplies them on the tensor
+ *    cores with the weights as the A operand (one dequantized sub-tile
+ *    feeds one mma per 8 rows of x), and splits K among the warps of a
+ *    block (partial sums added in shared memory) and, when x does not fit
+ *    one block or the grid needs it, across blocks (a second kernel adds
+ *    the slices; deterministic either way). Described at
  *    w4a16_small_m_kernel.
  *  - fused (M <= LQ_W4A16_FUSED_MAX_M): tensor cores (mma.sync m16n8k16,
  *    fp16 in, fp32 accumulate). Each warp owns 32 output columns (two 16-row
@@ -38,6 +41,7 @@ extern "C" {
 
 #include <stdint.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 
 #define W4_WARPS 8          /* warps per block; each owns 32 output columns */
@@ -336,37 +340,58 @@ __global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restri
  * only goal is to keep enough code bytes in flight and to spend few
  * instructions per byte:
  *  - each warp owns one 16-row block and a contiguous range of its K tiles
- *    and keeps W4S_DEPTH tiles (16 bytes per lane, 3 KB per warp) in flight
- *    in a rolling register ring: the load of tile t + W4S_DEPTH goes into
+ *    and keeps DEPTH tiles (16 bytes per lane, 3 KB per warp at 6) in flight
+ *    in a rolling register ring: the load of tile t + DEPTH goes into
  *    tile t's registers as soon as its last word is consumed: the codes never
  *    pass through shared memory, and no wait or barrier sits between DRAM
  *    and the math;
  *  - the mma roles are swapped: the weight tile is the A operand (16 rows x
  *    16 inputs — the layout's words are exactly its fragments) and x is B
- *    (16 inputs x 8 columns = activation rows, M <= 8 of them), so one
- *    m16n8k16 covers a whole 16 x 16 sub-tile for every row of x: 4 mma per
- *    512-byte tile instead of 8, no ldmatrix, and the K reduction across
- *    the lanes of a warp happens inside the tensor core (no shuffles).
+ *    (16 inputs x 8 columns = activation rows, 8 of them per n-tile), so one
+ *    m16n8k16 covers a whole 16 x 16 sub-tile for 8 rows of x: 4 NT mma per
+ *    512-byte tile for M <= 8 NT rows, one dequantization whatever NT is, no
+ *    ldmatrix, and the K reduction across the lanes of a warp happens inside
+ *    the tensor core (no shuffles).
  *    Products fp16 x fp16 exact, fp32 accumulation, as in the fused kernel;
  *  - the B fragments come from shared memory where the block stages its
- *    activations once, permuted so that a lane's 8 half2 of a tile (inputs
- *    16j + 2q + {0,1,8,9}, j = 0..3) are 32 contiguous bytes: 2 LDS.128 per
- *    tile; the block's group scales / zeros are staged next to them;
+ *    slice of the activations once, permuted so that a lane's 8 half2 of a
+ *    tile (inputs 16j + 2q + {0,1,8,9}, j = 0..3) are 32 contiguous bytes:
+ *    2 LDS.128 per tile and n-tile; the block's group scales / zeros are
+ *    staged next to them;
  *  - K is split across the S warps of a row block inside the block; their
  *    partial sums meet in shared memory and are added in warp order
- *    (deterministic, no atomics, no second kernel, no workspace).
- * A block holds B row blocks x S warps (plan_small picks them so that one
- * wave of resident blocks covers the weight, see there).
+ *    (deterministic, no atomics); with KS > 1 slices across blocks (x of M
+ *    rows is M Kp 2 bytes: 458 KB for down at M = 16) the blocks' sums go
+ *    to the workspace and w4a16_small_reduce_kernel adds them in order.
+ * A block holds B row blocks x S warps of one K slice (plan_small picks
+ * them, see there).
  * Cost per 16 x 64 tile and warp (sm_90a SASS, symmetric g128): 1 LDG.128,
  * 2 LDS.128, 4 x 13 dequantization (SHF, 4 LOP3, 2 HADD2, 2 HFMA2, 4 HMUL2 per
  * word), 4 HMMA, ~20 for the group constants, guards and addresses: ~79
  * (asym g128 ~82, asym g32 ~104), i.e. ~9 us of issue for gate_up on 132
- * SMs, under the 14.4 us DRAM floor. kernels/dev/w4a16_notes.md has the
- * prediction and what to measure. */
+ * SMs, under the 14.4 us DRAM floor. Each further n-tile adds 4 HMMA and
+ * 2 LDS.128 (1 KB of shared-memory reads) per tile. kernels/dev/w4a16_notes.md
+ * has the predictions and the measurements. */
 
-#define W4S_DEPTH 6      /* code tiles in flight per warp: 24 registers (a ring of 8 spilled at the 64-register bound) */
-#define W4S_DEPTH_G2 5   /* asymmetric with two groups per tile holds 12 more constants: 6 spilled */
-#define W4S_MAX_WARPS 32 /* warps per block: __launch_bounds__(1024, 1) holds a thread to 64 registers */
+/* Warps per block, and with them the register bound (__launch_bounds__(32 W,
+ * 1): 65536 / (32 W) registers per thread), by n-tiles of 8 rows of x: up
+ * to 2 n-tiles (M <= 16) the 64 registers of 32 warps hold the ring, the
+ * 4 NT accumulators and the NT x-fragments of a sub-tile pair; 4 and 8
+ * n-tiles (16 and 32 accumulators, 16 and 32 fragment registers) get 128
+ * registers and 16 warps. */
+__host__ __device__ constexpr int w4s_max_warps(int nt) { return nt <= 2 ? 32 : 16; }
+/* Code tiles in flight per warp (16 bytes per lane each: 4 registers): the
+ * largest rings without spills at the register bound (ptxas -v, sm_90a and
+ * sm_80). NT = 1: a ring of 8 spilled; asymmetric with two groups per tile
+ * holds 12 more constants (6 spilled there). NT = 2 (64 registers): 5 sym,
+ * 4 asym G2, 3 asym (4 spilled). NT = 4 / 8 (128 registers): 6; 5 for sym
+ * with one group per tile at NT = 8 (6 spilled). */
+__host__ __device__ constexpr int w4s_depth(int nt, bool sym, bool g2) {
+    return nt == 1   ? (g2 && !sym ? 5 : 6)
+           : nt == 2 ? (sym ? 5 : g2 ? 4 : 3)
+           : nt == 8 && sym && !g2 ? 5
+                                   : 6;
+}
 
 /* Streaming 16-byte load: read-only path, not kept in L1 (every code is read
  * once). Volatile so that it stays where it is written: before the staging
@@ -440,52 +465,97 @@ __device__ __forceinline__ int small_group(int i, int gdiv, int gshift, int ng) 
     return g < ng ? g : ng - 1;
 }
 
-/* grid (ceil(NB / B)), block 32 B S threads; warp w: row block
- * blockIdx.x B + w / S, K tiles [kp T, kp T + T) with kp = w % S, T = ceil(KB / S).
- * M: rows of x (1..4; the mma would take up to 8). SYM: zero point 8, no
- * zeros array. G2: two groups per 64-input tile (G % 64 == 32: each 32-input
- * half has its own); else one (G a multiple of 64, or one group per row).
- * gdiv / gshift: tiles (G2: tile halves) per group and its log2 (-1: not a
- * power of two). Shared memory (16-byte aligned pieces):
- *   xs  uint4 [M][KB][8]  x of tile kb, row m, permuted: 32-bit word
- *                          8 q + i holds inputs 64 kb + 2 p, 2 p + 1 with
- *                          p = 4 i + q — lane q's b0/b1 of sub-tiles 0..3 are
- *                          words 8q .. 8q+7; zero beyond K
- *   sg  uint32 [B][ng][8]  scale pairs of each row block, global order
- *   zg  uint32 [B][ng][8]  zero pairs (asymmetric only)
- *   red float [B S][M][16] each warp's partial sums */
-template <int M, bool SYM, bool G2>
-__global__ void __launch_bounds__(32 * W4S_MAX_WARPS, 1)
-w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
-                     const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
-                     int N, int NB, int K, int KB, int ng, int gdiv, int gshift, int B, int S, int vec_x) {
+/* Row of 8-input chunk c (c < M per_row) of the x staging: MC - 1 compares
+ * when M is a compile-time constant, a division otherwise. Computed again
+ * for the stores: kept in registers from the loads instead, the 4 rows
+ * spilled 8-16 bytes at the 64-register bound (ptxas -v). */
+template <int MC> __device__ __forceinline__ int chunk_row(int c, int per_row) {
+    if (MC > 0) {
+        int m = 0;
+#pragma unroll
+        for (int i = 1; i < MC; i++) m += c >= i * per_row;
+        return m;
+    }
+    return c / per_row;
+}
+
+/* grid (ceil(NB / B), KS), block 32 B S threads. Block (bx, ks) owns row
+ * blocks bx B .. bx B + B - 1 and the K slice of tiles [ks KT, ks KT + KT)
+ * (KS = 1: all of K); warp w: row block bx B + w / S, the slice's tiles
+ * [kp T, kp T + T) with kp = w % S, T = ceil(KT / S).
+ * NT: n-tiles of 8 activation rows, M <= 8 NT. MC: M at compile time (1..4,
+ * NT = 1: the decode shapes, where a warp's few tiles leave the prologue and
+ * the epilogue a visible share; their row loops, divisions and guards fold),
+ * or 0: M is the runtime argument m_rows (M = 5..64). Each dequantized 16 x 16
+ * weight sub-tile (the A fragment) feeds NT mma, one per n-tile, so the
+ * dequantization is paid once for up to 8 NT rows of x. SYM: zero point 8,
+ * no zeros array. G2: two groups per 64-input tile (G % 64 == 32: each
+ * 32-input half has its own); else one (G a multiple of 64, or one group per
+ * row). gdiv / gshift: tiles (G2: tile halves) per group and its log2 (-1:
+ * not a power of two). KS > 1: the block writes its partial sums to
+ * part [KS][M][N] (bias not added) and w4a16_small_reduce_kernel adds them.
+ * Shared memory (16-byte aligned pieces):
+ *   xs  uint4 [M][8 KBs + 1]  x of the slice's tile kb (KBs = its tiles), row m,
+ *                          permuted: 32-bit word 8 q + i of the tile holds
+ *                          inputs 64 kb + 2 p, 2 p + 1 with p = 4 i + q — lane
+ *                          q's b0/b1 of sub-tiles 0..3 are words 8q .. 8q+7;
+ *                          zero beyond K. The extra 16 bytes per row put the
+ *                          rows read by one 8-lane phase of an LDS.128 (two
+ *                          rows, same column) in different banks
+ *   red float [B S][M][16] each warp's partial sums, over xs once the main
+ *                          loop is done (the piece is the larger of the two)
+ *   sg  uint32 [B][ngs][8] scale pairs of each row block for the slice's
+ *                          groups glo .. glo + ngs - 1, global order
+ *   zg  uint32 [B][ngs][8] zero pairs (asymmetric only) */
+template <int NT, int MC, bool SYM, bool G2>
+__global__ void __launch_bounds__(32 * w4s_max_warps(NT), 1)
+w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
+                     const uint4 *__restrict__ qw, const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr,
+                     const float *__restrict__ bias, int m_rows, int N, int NB, int K, int KB, int ng, int gdiv,
+                     int gshift, int B, int S, int KT, int vec_x) {
+    static_assert(MC == 0 || (NT == 1 && MC <= 8), "compile-time M only with one n-tile");
     extern __shared__ __align__(16) unsigned char smem_raw[];
+    const int M = MC > 0 ? MC : m_rows;
+    /* WHOLE (M at compile time, the decode shapes): one K slice, x rows not
+     * padded, the partial sums in their own piece after the group data — the
+     * layout of the M <= 4 kernel this one grew from, whose per-tile and
+     * per-block work it keeps (the general layout measured 4-6 % slower on
+     * gate_up / down at M = 1). small_smem sizes both layouts. */
+    constexpr bool WHOLE = MC > 0;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, nthr = blockDim.x;
+    const int kb0 = WHOLE ? 0 : blockIdx.y * KT, KBs = WHOLE ? KB : KB - kb0 < KT ? KB - kb0 : KT; /* this block's slice */
+    const int XR = WHOLE ? KBs * 8 : KBs * 8 + 1;                           /* uint4 per staged row of x */
+    const int glo = WHOLE ? 0 : G2 ? small_group(2 * kb0, gdiv, gshift, ng) : small_group(kb0, gdiv, gshift, ng);
+    const int ghi = WHOLE ? ng - 1
+                    : G2  ? small_group(2 * (kb0 + KBs) - 1, gdiv, gshift, ng)
+                          : small_group(kb0 + KBs - 1, gdiv, gshift, ng);
+    const int ngs = ghi - glo + 1;
     uint4 *xs = reinterpret_cast<uint4 *>(smem_raw);
-    uint32_t *sg = reinterpret_cast<uint32_t *>(xs + M * KB * 8);
-    uint32_t *zg = sg + B * ng * 8;
-    float *red = reinterpret_cast<float *>(zg + (SYM ? 0 : B * ng * 8));
+    const int xs_u4 = M * XR, red_u4 = (B * S * M * 16 + 3) / 4;
+    uint32_t *sg = reinterpret_cast<uint32_t *>(xs + (WHOLE || xs_u4 > red_u4 ? xs_u4 : red_u4));
+    uint32_t *zg = sg + B * ngs * 8;
+    float *red = WHOLE ? reinterpret_cast<float *>(zg + (SYM ? 0 : B * ngs * 8)) : reinterpret_cast<float *>(smem_raw);
     const int rbl = warp / S, kp = warp - rbl * S;
     const int nb = blockIdx.x * B + rbl;
-    const int per = (KB + S - 1) / S, t0 = kp * per;
-    int nt = KB - t0 < per ? KB - t0 : per;
-    if (nb >= NB || nt < 0) nt = 0;
-    const uint4 *wp = qw + (((int64_t)nb * KB + t0) * 32 + lane);
+    const int per = (KBs + S - 1) / S, t0 = kp * per; /* t0: first tile of the warp, local to the slice */
+    int ntl = KBs - t0 < per ? KBs - t0 : per;
+    if (nb >= NB || ntl < 0) ntl = 0;
+    const uint4 *wp = qw + (((int64_t)nb * KB + kb0 + t0) * 32 + lane);
 
     /* the first DEPTH tiles in flight before anything else: their DRAM
      * latency covers the staging below (and, launched with PDL, the end of
      * the previous kernel) */
     lq_pdl_trigger();
-    constexpr int DEPTH = G2 && !SYM ? W4S_DEPTH_G2 : W4S_DEPTH;
+    constexpr int DEPTH = w4s_depth(NT, SYM, G2);
     uint4 buf[DEPTH];
 #pragma unroll
     for (int u = 0; u < DEPTH; u++)
-        if (u < nt) buf[u] = ld_nc_stream(wp + u * 32);
+        if (u < ntl) buf[u] = ld_nc_stream(wp + u * 32);
 
-    /* stage the block's group data: each row block's 16 scales of a group are
-     * 32 contiguous bytes (8 pairs) */
+    /* stage the block's group data for the slice: each row block's 16 scales
+     * of a group are 32 contiguous bytes (8 pairs) */
     {
-        const int per_rb = ng * 8, total = B * per_rb * (SYM ? 1 : 2), half_np = NB * 8;
+        const int per_rb = ngs * 8, total = B * per_rb * (SYM ? 1 : 2), half_np = NB * 8;
         for (int c0 = tid; c0 < total; c0 += 4 * nthr) {
             uint32_t v[4];
 #pragma unroll
@@ -494,7 +564,7 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
                 v[i] = 0;
                 if (c < total) {
                     const int zpart = c >= B * per_rb, cc = zpart ? c - B * per_rb : c;
-                    const int rb = cc / per_rb, r = cc - rb * per_rb, g = r >> 3, nbb = blockIdx.x * B + rb;
+                    const int rb = cc / per_rb, r = cc - rb * per_rb, g = glo + (r >> 3), nbb = blockIdx.x * B + rb;
                     if (nbb < NB) v[i] = __ldg((zpart ? zr : sc) + ((int64_t)g * half_np + nbb * 8 + (r & 7)));
                 }
             }
@@ -504,12 +574,13 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
         }
     }
     /* PDL (cuda_common.cuh): the codes and group data above are weights
-     * (never written during a step); x is the previous kernel's output */
+     * (never written during a step); x is the previous kernel's output, and
+     * part may still be read by the previous reduction */
     lq_pdl_wait();
-    /* stage x (M rows, all of K) permuted, 4 independent 16-byte loads per
-     * thread and round so that the loads overlap */
+    /* stage x (M rows, the slice's inputs) permuted, 4 independent 16-byte
+     * loads per thread and round so that the loads overlap */
     {
-        const int per_row = KB * 8, total = M * per_row; /* 8-input chunks */
+        const int per_row = KBs * 8, total = M * per_row; /* 8-input chunks */
         for (int c0 = tid; c0 < total; c0 += 4 * nthr) {
             uint4 v[4];
 #pragma unroll
@@ -517,7 +588,7 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
                 const int c = c0 + i * nthr;
                 v[i] = make_uint4(0, 0, 0, 0);
                 if (c < total) {
-                    const int m = c / per_row, r = c - m * per_row, gk = r * 8;
+                    const int m = chunk_row<MC>(c, per_row), r = c - m * per_row, gk = kb0 * 64 + r * 8;
                     const __half *src = x + (int64_t)m * ldx + gk;
                     if (vec_x && gk + 8 <= K) {
                         v[i] = __ldg(reinterpret_cast<const uint4 *>(src));
@@ -533,9 +604,12 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
             for (int i = 0; i < 4; i++) {
                 const int c = c0 + i * nthr;
                 if (c < total) {
-                    /* chunk c = (row m, tile kb, i8 = c % 8): inputs 8 i8 .. 8 i8 + 7 of the
-                     * tile are pairs p = 4 i8 + q, q = 0..3 -> words 8 q + i8 */
-                    uint32_t *dst = reinterpret_cast<uint32_t *>(xs + (c >> 3) * 8) + (c & 7);
+                    /* chunk (row m, tile kb, i8 = c % 8): inputs 8 i8 .. 8 i8 + 7 of the
+                     * tile are pairs p = 4 i8 + q, q = 0..3 -> words 8 q + i8. Tile
+                     * m KBs + kb of the unpadded rows is c / 8 (per_row is a multiple
+                     * of 8), and each row before it adds one uint4 of padding (XR) */
+                    const int m = chunk_row<MC>(c, per_row);
+                    uint32_t *dst = reinterpret_cast<uint32_t *>(xs + (c >> 3) * 8 + m) + (c & 7);
                     dst[0] = v[i].x;
                     dst[8] = v[i].y;
                     dst[16] = v[i].z;
@@ -544,71 +618,120 @@ w4a16_small_m_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_
             }
         }
     }
+    /* (4-byte cp.async per word instead — coalesced, no registers, every copy
+     * in flight at once — measured slower: gate_up M = 16 31.7 vs 29.7 us, qkv
+     * M = 4 10.5 vs 8.7; bench/results/2026-12-01-h200-w4-m16/) */
     __syncthreads();
 
-    /* one accumulator chain: a second one (for odd sub-tiles) cost the registers
-     * of two ring slots, and the 4 dependent mma per tile hide behind the other
-     * warps of the scheduler */
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    /* one accumulator chain per n-tile: a second one (for odd sub-tiles) cost
+     * the registers of two ring slots at NT = 1, and the dependent mma hide
+     * behind the other warps of the scheduler */
+    float acc[NT][4];
+#pragma unroll
+    for (int j = 0; j < NT; j++) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.0f;
     const int g8 = lane >> 2, q = lane & 3;
-    /* lanes of groupID >= M supply columns of the product that nobody reads: row 0 */
-    const uint4 *xr = xs + (g8 < M ? g8 : 0) * KB * 8 + q * 2 + t0 * 8;
-    const uint32_t *sgr = sg + rbl * ng * 8 + g8, *zgr = zg + rbl * ng * 8 + g8;
-    for (int c = 0; c < nt; c += DEPTH) {
+    /* n-tile j reads row 8 j + g8 of x; lanes past the last row supply columns
+     * of the product that nobody reads: row M - 1 again */
+    const uint4 *xr[NT];
+#pragma unroll
+    for (int j = 0; j < NT; j++) {
+        const int row = 8 * j + g8 < M ? 8 * j + g8 : M - 1;
+        xr[j] = xs + row * XR + q * 2 + t0 * 8;
+    }
+    const uint32_t *sgr = sg + rbl * ngs * 8 + g8, *zgr = zg + rbl * ngs * 8 + g8;
+    for (int c = 0; c < ntl; c += DEPTH) {
         const uint4 *wn = wp + (c + DEPTH) * 32; /* this round's refills: immediate offsets u * 512 bytes */
 #pragma unroll
         for (int u = 0; u < DEPTH; u++) {
             const int t = c + u;
-            if (t < nt) {
+            if (t < ntl) {
                 const uint4 wv = buf[u];
-                const int kb = t0 + t;
-                const uint4 xa = xr[t * 8], xb = xr[t * 8 + 1]; /* b0, b1 of sub-tiles 0, 1 | 2, 3 */
+                const int kb = kb0 + t0 + t;
+                /* b0, b1 of sub-tiles 0, 1 (xa) and 2, 3 (xb) of every n-tile. NT = 1:
+                 * both LDS.128 first, before the group constants, as main's M <= 4
+                 * kernel had them (~50 instructions ahead of their first mma in the
+                 * sm_90a SASS). Written where they are used, ptxas kept the order at
+                 * the 64-register bound: xb's LDS.128 came ~11 instructions before
+                 * the third mma of every tile, a shared-memory round trip on each
+                 * tile's dependency chain. NT >= 2: xb after the first two sub-tiles,
+                 * which keeps NT uint4 fewer live. */
+                uint4 xa[NT], xb[NT];
+                if (NT == 1) xa[0] = xr[0][t * 8], xb[0] = xr[0][t * 8 + 1];
                 small_consts k0, k1;
                 if (G2) {
-                    const int g0 = small_group(2 * kb, gdiv, gshift, ng), g1 = small_group(2 * kb + 1, gdiv, gshift, ng);
+                    const int g0 = small_group(2 * kb, gdiv, gshift, ng) - glo;
+                    const int g1 = small_group(2 * kb + 1, gdiv, gshift, ng) - glo;
                     small_setup<SYM>(k0, sgr[g0 * 8], SYM ? 0u : zgr[g0 * 8]);
                     small_setup<SYM>(k1, sgr[g1 * 8], SYM ? 0u : zgr[g1 * 8]);
                 } else {
                     /* no clamp: with G a multiple of 64, Kp <= n_groups G (and one
                      * group per row has gshift 30) */
-                    const int g0 = gshift >= 0 ? kb >> gshift : kb / gdiv;
+                    const int g0 = (gshift >= 0 ? kb >> gshift : kb / gdiv) - glo;
                     small_setup<SYM>(k0, sgr[g0 * 8], SYM ? 0u : zgr[g0 * 8]);
                 }
+#pragma unroll
+                for (int j = 0; j < NT && NT > 1; j++) xa[j] = xr[j][t * 8];
                 uint32_t a[4];
                 small_dequant(wv.x, k0, a);
-                mma_16816(acc, a, xa.x, xa.y);
+#pragma unroll
+                for (int j = 0; j < NT; j++) mma_16816(acc[j], a, xa[j].x, xa[j].y);
                 small_dequant(wv.y, k0, a);
-                mma_16816(acc, a, xa.z, xa.w);
+#pragma unroll
+                for (int j = 0; j < NT; j++) mma_16816(acc[j], a, xa[j].z, xa[j].w);
+#pragma unroll
+                for (int j = 0; j < NT && NT > 1; j++) xb[j] = xr[j][t * 8 + 1];
                 small_dequant(wv.z, G2 ? k1 : k0, a);
-                mma_16816(acc, a, xb.x, xb.y);
+#pragma unroll
+                for (int j = 0; j < NT; j++) mma_16816(acc[j], a, xb[j].x, xb[j].y);
                 small_dequant(wv.w, G2 ? k1 : k0, a);
-                mma_16816(acc, a, xb.z, xb.w);
+#pragma unroll
+                for (int j = 0; j < NT; j++) mma_16816(acc[j], a, xb[j].z, xb[j].w);
                 /* refill the slot only now that its last word is consumed: issued
                  * earlier, the new load and the old words need separate registers,
                  * and the compiler moved the loaded value back into the slot right
                  * away — a wait for the load on every tile */
-                if (t + DEPTH < nt) buf[u] = ld_nc_stream(wn + u * 32);
+                if (t + DEPTH < ntl) buf[u] = ld_nc_stream(wn + u * 32);
             }
         }
     }
 
-    /* C fragment: c0, c1 = rows g8 (n0), columns (x rows) 2q, 2q+1; c2, c3 = row g8 + 8 */
+    /* C fragment of n-tile j: c0, c1 = weight row g8 (n0), x rows 8 j + 2q, 8 j + 2q + 1;
+     * c2, c3 = weight row g8 + 8. red lies over xs (not WHOLE): every warp must be done reading it */
+    if (!WHOLE) __syncthreads();
 #pragma unroll
-    for (int e = 0; e < 4; e++) {
-        const int m = 2 * q + (e & 1);
-        if (m < M) red[(warp * M + m) * 16 + g8 + (e >> 1) * 8] = acc[e];
-    }
+    for (int j = 0; j < NT; j++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int m = 8 * j + 2 * q + (e & 1);
+            if (m < M) red[(warp * M + m) * 16 + g8 + (e >> 1) * 8] = acc[j][e];
+        }
     __syncthreads();
+    const bool split = gridDim.y > 1;
+    float *dst = split ? part + (int64_t)blockIdx.y * M * N : y;
     for (int o = tid; o < B * M * 16; o += nthr) {
         const int rb = o / (M * 16), rem = o - rb * (M * 16), m = rem >> 4, r = rem & 15;
         const int nbb = blockIdx.x * B + rb, n = nbb * 16 + r;
         if (nbb < NB && n < N) {
-            float sum = bias ? bias[n] : 0.0f;
+            float sum = !split && bias ? bias[n] : 0.0f;
             const float *p = red + (rb * S * M + m) * 16 + r;
             for (int s = 0; s < S; s++) sum += p[s * M * 16]; /* in warp order: deterministic */
-            y[(int64_t)m * N + n] = sum;
+            dst[(int64_t)m * N + n] = sum;
         }
     }
+}
+
+/* y (M, N) = bias + the KS partial products of w4a16_small_m_kernel, added in
+ * split order (deterministic). One thread per output. Launched with PDL: the
+ * wait comes before any read of part, and every thread reaches it. */
+__global__ void w4a16_small_reduce_kernel(float *__restrict__ y, const float *__restrict__ part,
+                                          const float *__restrict__ bias, int M, int N, int KS) {
+    lq_pdl_trigger();
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, MN = (int64_t)M * N;
+    lq_pdl_wait();
+    if (i >= MN) return;
+    float sum = bias ? bias[i % N] : 0.0f;
+    for (int k = 0; k < KS; k++) sum += __ldg(part + k * MN + i);
+    y[i] = sum;
 }
 
 /* ---------------- dequantization to fp16 (the large-M path) ---------------- */
@@ -726,8 +849,15 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     return p;
 }
 
+static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count);
+
 extern "C" size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_m, int sm_count) {
     size_t need = 0;
+    /* K-slice partials of the small-M kernel */
+    for (int64_t m = 1; m <= max_m && m <= LQ_W4A16_SMALL_MAX_M; m++) {
+        size_t b = small_ws_bytes(s, m, sm_count);
+        if (b > need) need = b;
+    }
     /* split-K partials for every fused M-chunk size up to max_m */
     int64_t mlim = max_m < LQ_W4A16_FUSED_MAX_M ? max_m : LQ_W4A16_FUSED_MAX_M;
     for (int64_t m = 1; m <= mlim; m++) {
@@ -783,8 +913,11 @@ static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int6
 }
 
 /* ---- small-M plan ----
- * B row blocks of 16 rows per block, S warps per row block (each a 1/S
- * slice of K), W = B S warps. The choice, for 132 SMs:
+ * NT n-tiles of 8 rows of x (M <= 8 NT); B row blocks of 16 rows per block,
+ * S warps per row block (each a 1/S part of the block's K slice), W = B S
+ * warps; KS K slices (grid y), each staged by its own blocks, whose partial
+ * sums w4a16_small_reduce_kernel adds (workspace KS M N floats).
+ * NT = 1 (M <= 8; the M = 1..4 plan measured in kernels/dev/w4a16_notes.md):
  *  1. S: the largest power of two (<= 32, <= KB tiles) with NB S <= 32 per
  *     SM: one wave of resident warps (the kernel's 64-register bound allows
  *     32 per SM) covers the whole weight — no second wave, no tail. gate_up
@@ -794,128 +927,264 @@ static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int6
  *     as long as the grid still has a block for (almost) every SM.
  *  3. Shared memory (x of M rows, B row blocks' groups, the partial sums):
  *     when it lets fewer than 24 warps reside per SM, grow the block (same
- *     x, more warps) until it reaches 32 warps.
+ *     x, more warps) until it reaches 32 warps; KS > 1 only when x does not
+ *     fit one block.
+ * NT >= 2: x grows with M (M Kp 2 bytes: 128 KB at M = 16, K = 4096; 458 KB
+ * for down), so blocks stage a K slice, and the extra x traffic (M / (4 B)
+ * of the code bytes, from L2) needs large B. Every (B, S, KS) in powers of
+ * two is scored by an estimate of the busiest SM's bytes (see small_cost);
+ * the lowest wins.
  * Only the speed depends on these estimates, never the result. */
 typedef struct {
-    int B, S;        /* row blocks per block, warps per row block */
-    unsigned blocks; /* grid size */
-    size_t smem;     /* dynamic shared memory, bytes */
+    int NT, B, S, KS, KT; /* n-tiles; row blocks per block; warps per row block; K slices of KT tiles */
+    unsigned blocks;      /* grid x */
+    size_t smem;          /* dynamic shared memory, bytes */
     int g2, gdiv, gshift;
 } small_plan;
 
-/* sym: the weight has no zeros array (the kernel's SYM, not s->sym: the launch follows the pointer) */
-static size_t small_smem(const lq_w4a16_shape *s, int sym, int64_t m, int B, int W) {
-    const size_t KB = (size_t)(s->Kp / 64), ng = (size_t)s->n_groups;
-    return (size_t)m * KB * 128 + (size_t)B * ng * 32 * (sym ? 1 : 2) + (size_t)W * 16 * (size_t)m * sizeof(float);
+static int small_nt(int64_t m) { return m <= 8 ? 1 : m <= 16 ? 2 : m <= 32 ? 4 : 8; }
+
+/* Groups a slice of KT tiles touches, at most (the kernel stages exactly the ones it touches). */
+static int64_t small_slice_groups(const lq_w4a16_shape *s, const small_plan *p, int64_t KT) {
+    if (s->n_groups <= 1) return 1;
+    const int64_t span = p->g2 ? 2 * KT : KT, g = (span + p->gdiv - 1) / p->gdiv + 1;
+    return g < s->n_groups ? g : s->n_groups;
+}
+
+/* sym: the weight has no zeros array (the kernel's SYM, not s->sym: the launch follows the pointer).
+ * The kernel's layout: max(xs, red), then the group data. */
+/* The launch takes the kernel with M at compile time (MC = M, its WHOLE layout) for M = 1..4 in one
+ * K slice; every other plan the general one (MC = 0). */
+static bool small_whole(const lq_w4a16_shape *s, int64_t m, int64_t KT) { return m <= 4 && KT == s->Kp / 64; }
+
+static size_t small_smem(const lq_w4a16_shape *s, const small_plan *p, int sym, int64_t m, int B, int W, int64_t KT) {
+    const size_t red = (size_t)W * 16 * (size_t)m * sizeof(float);
+    if (small_whole(s, m, KT)) /* the kernel's WHOLE layout: x, group data, partial sums one after another */
+        return (size_t)m * (size_t)KT * 128 + (size_t)B * (size_t)s->n_groups * 32 * (sym ? 1 : 2) + red;
+    const size_t xs = (size_t)m * (size_t)(KT * 8 + 1) * 16;
+    return (xs > red ? xs : red) + (size_t)B * (size_t)small_slice_groups(s, p, KT) * 32 * (sym ? 1 : 2);
 }
 
 /* Blocks of W warps and smem bytes one SM holds (estimate; 1 KB per block is the driver's reserve). */
-static int64_t small_blocks_per_sm(int W, size_t smem, size_t smem_per_sm) {
-    int64_t by_warps = W4S_MAX_WARPS / W, by_smem = (int64_t)(smem_per_sm / (smem + 1024)), b = by_warps;
+static int64_t small_blocks_per_sm(int W, int WM, size_t smem, size_t smem_per_sm) {
+    int64_t by_warps = WM / W, by_smem = (int64_t)(smem_per_sm / (smem + 1024)), b = by_warps;
     if (by_smem < b) b = by_smem;
     return b < 32 ? b : 32;
 }
 
-/* 0 when one block would need more than smem_per_block bytes (very large M K). */
-static int plan_small(const lq_w4a16_shape *s, int sym, int64_t m, int sm_count, size_t smem_per_block,
+/* Estimated time of a plan (NT >= 2), in bytes the busiest SM streams:
+ * ceil(blocks / SMs) blocks, each B KT 512 code bytes from DRAM and M KT 128
+ * bytes of x from L2 (counted half); scaled by sqrt(WM / resident warps)
+ * when fewer than WM warps share the SM (the M = 1 kernel was latency-bound:
+ * more warps, more loads in flight), and up when a warp's K range is
+ * shorter than its ring (the ring never fills); KS > 1 adds the partial
+ * sums (written and read once) and ~1 us for the second kernel (32 KB per
+ * SM at 4.2 TB/s). B need not be a power of two: 1792 row blocks / 14 = 128
+ * blocks fill 132 SMs better than 112 or 224. */
+static double small_cost(int64_t NB, int64_t N, int64_t m, int64_t sms, int depth, int WM, int B, int S, int64_t KT,
+                         int KS, int64_t per_sm_blocks) {
+    const int64_t blocks = (NB + B - 1) / B * KS, bps = (blocks + sms - 1) / sms;
+    const int64_t resident = (bps < per_sm_blocks ? bps : per_sm_blocks) * B * S, T = (KT + S - 1) / S;
+    double c = (double)bps * ((double)B * KT * 512 + (double)m * KT * 64);
+    if (resident < WM) c *= sqrt((double)WM / (double)resident);
+    if (T < depth) c *= 1.0 + 0.5 * (double)(depth - T) / depth;
+    if (KS > 1) c += 32768.0 + 2.0 * KS * m * N * 4 / (double)sms;
+    return c;
+}
+
+static void small_finish(const lq_w4a16_shape *s, int sym, int64_t m, small_plan *p) {
+    const int64_t NB = s->Np / 16, KB = s->Kp / 64;
+    if (p->KS < 1) p->KS = 1;
+    p->KT = (int)((KB + p->KS - 1) / p->KS);
+    p->KS = (int)((KB + p->KT - 1) / p->KT); /* no empty slices */
+    p->blocks = (unsigned)((NB + p->B - 1) / p->B);
+    p->smem = small_smem(s, p, sym, m, p->B, p->B * p->S, p->KT);
+}
+
+/* 0 when no plan fits one block's shared memory (not for M <= 64: one tile per slice is 9 KB of x). */
+static int plan_small_search(const lq_w4a16_shape *s, int sym, int64_t m, int sm_count, size_t smem_per_block,
                       size_t smem_per_sm, small_plan *p) {
     const int64_t NB = s->Np / 16, KB = s->Kp / 64, sms = sm_count > 0 ? sm_count : 132;
-    const int64_t target = sms * W4S_MAX_WARPS;
-    int S = 1, B = 1;
-    while (S < W4S_MAX_WARPS && 2 * S <= KB && NB * 2 * S <= target) S *= 2;
-    /* ceil(NB / 2B) blocks still cover at least 15/16 of the SMs */
-    while (B < 2 * m && B * S < W4S_MAX_WARPS && (NB + 2 * B - 1) / (2 * B) * 16 >= 15 * sms) B *= 2;
-    while (B * S < W4S_MAX_WARPS &&
-           small_blocks_per_sm(B * S, small_smem(s, sym, m, B, B * S), smem_per_sm) * B * S < 24) {
-        if ((NB + 2 * B - 1) / (2 * B) * 2 >= sms) B *= 2; /* fewer, larger blocks: each stages x once */
-        else if (2 * S <= KB) S *= 2;
-        else break;
-    }
-    /* tuning knob for sweeps on a GPU (kernels/dev/w4a16_notes.md): LQ_W4S_PLAN=B,S forces the plan where
-       it is valid (powers of two, B S <= 32 warps, S <= KB); the result never depends on it */
-    static int fb = -1, fs = -1;
-    if (fb < 0) {
-        const char *e = getenv("LQ_W4S_PLAN");
-        fb = fs = 0;
-        if (e && sscanf(e, "%d,%d", &fb, &fs) != 2) fb = fs = 0;
-    }
-    if (fb > 0 && fs > 0 && !(fb & (fb - 1)) && !(fs & (fs - 1)) && fb * fs <= W4S_MAX_WARPS && fs <= KB) B = fb, S = fs;
-    p->B = B;
-    p->S = S;
-    p->blocks = (unsigned)((NB + B - 1) / B);
-    p->smem = small_smem(s, sym, m, B, B * S);
+    const int NT = small_nt(m), WM = w4s_max_warps(NT);
+    const int64_t target = sms * WM;
     /* group of a tile: one group per tile unless G is an odd multiple of 32 */
     const int64_t ng = s->n_groups;
+    p->NT = NT;
     p->g2 = ng > 1 && s->G % 64 != 0;
     const int64_t div = ng <= 1 ? (int64_t)1 << 30 : p->g2 ? s->G / 32 : s->G / 64;
     p->gdiv = (int)div;
     p->gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
+    int B = 1, S = 1, KS = 1;
+    if (NT == 1) {
+        while (S < WM && 2 * S <= KB && NB * 2 * S <= target) S *= 2;
+        /* ceil(NB / 2B) blocks still cover at least 15/16 of the SMs */
+        while (B < 2 * m && B * S < WM && (NB + 2 * B - 1) / (2 * B) * 16 >= 15 * sms) B *= 2;
+        while (B * S < WM && small_blocks_per_sm(B * S, WM, small_smem(s, p, sym, m, B, B * S, KB), smem_per_sm) * B * S < 24) {
+            if ((NB + 2 * B - 1) / (2 * B) * 2 >= sms) B *= 2; /* fewer, larger blocks: each stages x once */
+            else if (2 * S <= KB) S *= 2;
+            else break;
+        }
+    }
+    /* NT >= 2, or x does not fit one block (down at M = 8: the M = 1..4 rules then gave 2 waves of
+       1-block SMs, 25.2 us against the fused kernel's 19.7) */
+    if (NT > 1 || small_smem(s, p, sym, m, B, B * S, KB) > smem_per_block) {
+        double best = 0;
+        const int depth = w4s_depth(NT, sym, p->g2);
+        for (int b = 1; b <= WM; b++)
+            for (int sp = 1; b * sp <= WM && sp <= KB; sp *= 2)
+                for (int ks = 1; ks <= 32 && (int64_t)sp * ks <= KB; ks *= 2) {
+                    const int64_t KT = (KB + ks - 1) / ks, ksr = (KB + KT - 1) / KT;
+                    const size_t smem = small_smem(s, p, sym, m, b, b * sp, KT);
+                    if (smem > smem_per_block) continue;
+                    const int64_t r = small_blocks_per_sm(b * sp, WM, smem, smem_per_sm);
+                    if (r < 1) continue;
+                    const double c = small_cost(NB, s->N, m, sms, depth, WM, b, sp, KT, (int)ksr, r);
+                    if (best == 0 || c < best) best = c, B = b, S = sp, KS = (int)ksr;
+                }
+    }
+    /* tuning knob for sweeps on a GPU (kernels/dev/w4a16_notes.md): LQ_W4S_PLAN=B,S[,KS] forces the plan where
+       it is valid (B S <= the warps of the instantiation, S KS <= KB); the result never depends on it */
+    static int fb = -1, fs = -1, fk = -1;
+    if (fb < 0) {
+        const char *e = getenv("LQ_W4S_PLAN");
+        fb = fs = 0, fk = 1;
+        if (e && sscanf(e, "%d,%d,%d", &fb, &fs, &fk) < 2) fb = fs = 0, fk = 1;
+        if (fk < 1) fk = 1;
+    }
+    if (fb > 0 && fs > 0 && fb * fs <= WM && (int64_t)fs * fk <= KB)
+        B = fb, S = fs, KS = fk;
+    p->B = B;
+    p->S = S;
+    p->KS = KS;
+    small_finish(s, sym, m, p);
     return p->smem <= smem_per_block;
 }
 
-template <int M, bool SYM, bool G2>
-static lq_status launch_small_t(const small_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
-                                const float *b, int vec_x, cudaStream_t st) {
-    const lq_w4a16_shape *s = &w->s;
-    static size_t attr_bytes = 48 * 1024; /* per instantiation: the dynamic shared-memory limit, raised when needed */
-    if (p.smem > attr_bytes) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_small_m_kernel<M, SYM, G2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)p.smem),
-                    "cudaFuncSetAttribute (w4a16_small_m_kernel)");
-        attr_bytes = p.smem;
+/* plan_small_search with a small per-thread cache: the search scores a few
+ * hundred candidates (~10 us), paid once per shape and M instead of on every
+ * call (decode calls each weight with the same M over and over). */
+static int plan_small(const lq_w4a16_shape *s, int sym, int64_t m, int sm_count, size_t smem_per_block,
+                      size_t smem_per_sm, small_plan *p) {
+    struct entry {
+        int64_t N, K, G, m;
+        size_t per_block, per_sm;
+        int sym, sms, ok;
+        small_plan p;
+    };
+    static thread_local entry cache[16];
+    static thread_local int next = 0;
+    for (int i = 0; i < 16; i++) {
+        const entry &e = cache[i];
+        if (e.m == m && e.N == s->N && e.K == s->K && e.G == s->G && e.sym == sym && e.sms == sm_count &&
+            e.per_block == smem_per_block && e.per_sm == smem_per_sm) {
+            *p = e.p;
+            return e.ok;
+        }
     }
-    LQ_CUDA_RET(lq_launch_pdl(w4a16_small_m_kernel<M, SYM, G2>, dim3(p.blocks), dim3(32 * p.B * p.S), p.smem, st, y,
-                              (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales,
-                              (const uint32_t *)w->zeros, b, (int)s->N, (int)(s->Np / 16), (int)s->K,
-                              (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift, p.B, p.S, vec_x),
-                "launch w4a16_small_m_kernel");
+    entry e = {s->N, s->K, s->G, m, smem_per_block, smem_per_sm, sym, sm_count, 0, {}};
+    e.ok = plan_small_search(s, sym, m, sm_count, smem_per_block, smem_per_sm, &e.p);
+    cache[next] = e;
+    next = (next + 1) % 16;
+    *p = e.p;
+    return e.ok;
+}
+
+/* The current device's shared-memory limits, asked once per device (benign race: every writer stores the same
+ * values). */
+static lq_status small_limits(int *per_block, int *per_sm) {
+    int dev = 0;
+    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
+    static int lim_block[64], lim_sm[64];
+    *per_block = dev < 64 ? lim_block[dev] : 0, *per_sm = dev < 64 ? lim_sm[dev] : 0;
+    if (!*per_block || !*per_sm) {
+        LQ_CUDA_RET(cudaDeviceGetAttribute(per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+                    "cudaDeviceGetAttribute (shared memory per block)");
+        LQ_CUDA_RET(cudaDeviceGetAttribute(per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
+                    "cudaDeviceGetAttribute (shared memory per SM)");
+        if (dev < 64) lim_block[dev] = *per_block, lim_sm[dev] = *per_sm;
+    }
     return LQ_OK;
 }
 
-template <int M>
-static lq_status launch_small_m(const small_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
-                                const float *b, int vec_x, cudaStream_t st) {
-    if (w->zeros == NULL)
-        return p.g2 ? launch_small_t<M, true, true>(p, y, x, ldx, w, b, vec_x, st)
-                    : launch_small_t<M, true, false>(p, y, x, ldx, w, b, vec_x, st);
-    return p.g2 ? launch_small_t<M, false, true>(p, y, x, ldx, w, b, vec_x, st)
-                : launch_small_t<M, false, false>(p, y, x, ldx, w, b, vec_x, st);
+/* Workspace of the small-M path at m rows: the K-slice partial sums (0 when one slice). */
+static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
+    int per_block = 227 * 1024, per_sm = 228 * 1024; /* H100/H200, when the device cannot be asked */
+    if (small_limits(&per_block, &per_sm) != LQ_OK) per_block = 227 * 1024, per_sm = 228 * 1024;
+    small_plan p;
+    if (!plan_small(s, s->sym, m, sm_count, (size_t)per_block, (size_t)per_sm, &p) || p.KS <= 1) return 0;
+    return (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float);
 }
 
-/* The small-M path: *ran = 0 (and LQ_OK) when the activations do not fit one
- * block's shared memory, so that the caller can take the fused kernel. */
+template <int NT, int MC, bool SYM, bool G2>
+static lq_status launch_small_t(const small_plan &p, float *y, float *part, const void *x, int64_t ldx,
+                                const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, cudaStream_t st) {
+    const lq_w4a16_shape *s = &w->s;
+    static size_t attr_bytes = 48 * 1024; /* per instantiation: the dynamic shared-memory limit, raised when needed */
+    if (p.smem > attr_bytes) {
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_small_m_kernel<NT, MC, SYM, G2>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem),
+                    "cudaFuncSetAttribute (w4a16_small_m_kernel)");
+        attr_bytes = p.smem;
+    }
+    LQ_CUDA_RET(lq_launch_pdl(w4a16_small_m_kernel<NT, MC, SYM, G2>, dim3(p.blocks, (unsigned)p.KS),
+                              dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw,
+                              (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b, (int)m, (int)s->N,
+                              (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift, p.B,
+                              p.S, p.KT, vec_x),
+                "launch w4a16_small_m_kernel");
+    if (p.KS > 1)
+        LQ_CUDA_RET(lq_launch_pdl(w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st, y,
+                                  (const float *)part, b, (int)m, (int)s->N, p.KS),
+                    "launch w4a16_small_reduce_kernel");
+    return LQ_OK;
+}
+
+/* MC: M at compile time (1..4) or 0 (runtime); see w4a16_small_m_kernel */
+template <int NT, int MC>
+static lq_status launch_small_nt(const small_plan &p, float *y, float *part, const void *x, int64_t ldx,
+                                 const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, cudaStream_t st) {
+    if (w->zeros == NULL)
+        return p.g2 ? launch_small_t<NT, MC, true, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
+                    : launch_small_t<NT, MC, true, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    return p.g2 ? launch_small_t<NT, MC, false, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
+                : launch_small_t<NT, MC, false, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
+}
+
+/* The small-M path: *ran = 0 (and LQ_OK) when no plan fits one block's
+ * shared memory, so that the caller can take the fused kernel. */
 static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
-                                int64_t m, int sm_count, cudaStream_t st, int *ran) {
+                                int64_t m, int sm_count, void *ws, size_t ws_bytes, cudaStream_t st, int *ran) {
     const lq_w4a16_shape *s = &w->s;
     *ran = 0;
     LQ_RETURN_IF(s->n_groups > 1 && s->G % 32 != 0, LQ_ERR_UNSUPPORTED,
                  "lq_w4a16_matmul_cuda: group size %lld is not a multiple of 32", (long long)s->G);
-    LQ_RETURN_IF(s->Np / 16 > INT32_MAX / 16 || s->Kp > INT32_MAX / 8, LQ_ERR_UNSUPPORTED,
-                 "lq_w4a16_matmul_cuda: N=%lld K=%lld too large for the small-M kernel", (long long)s->N,
-                 (long long)s->K);
-    int dev = 0;
-    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
-    /* the two limits per device, asked once (benign race: every writer stores the same values) */
-    static int lim_block[64], lim_sm[64];
-    int per_block = dev < 64 ? lim_block[dev] : 0, per_sm = dev < 64 ? lim_sm[dev] : 0;
-    if (!per_block || !per_sm) {
-        LQ_CUDA_RET(cudaDeviceGetAttribute(&per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                    "cudaDeviceGetAttribute (shared memory per block)");
-        LQ_CUDA_RET(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
-                    "cudaDeviceGetAttribute (shared memory per SM)");
-        if (dev < 64) lim_block[dev] = per_block, lim_sm[dev] = per_sm;
-    }
+    LQ_RETURN_IF(s->Np / 16 > INT32_MAX / 16 || s->Kp > INT32_MAX / 8 || m * s->N > INT32_MAX / 64,
+                 LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: M=%lld N=%lld K=%lld too large for the small-M kernel",
+                 (long long)m, (long long)s->N, (long long)s->K);
+    int per_block = 0, per_sm = 0;
+    LQ_FORWARD(small_limits(&per_block, &per_sm));
     small_plan p;
     if (!plan_small(s, w->zeros == NULL, m, sm_count, (size_t)per_block, (size_t)per_sm, &p)) return LQ_OK;
+    const size_t need = p.KS > 1 ? (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float) : 0;
+    LQ_RETURN_IF(ws_bytes < need || (need && !ws), LQ_ERR_ARG,
+                 "lq_w4a16_matmul_cuda: small-M path: workspace of %zu bytes, %zu needed for %d K slices (M=%lld "
+                 "N=%lld K=%lld)", ws_bytes, need, p.KS, (long long)m, (long long)s->N, (long long)s->K);
     /* 16-byte activation loads need an aligned pointer and row stride; the
      * staging reads element by element otherwise (any x, any ldx) */
     const int vec_x = (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
+    float *part = (float *)ws;
     *ran = 1;
-    switch (m) {
-    case 1: return launch_small_m<1>(p, y, x, ldx, w, b, vec_x, st);
-    case 2: return launch_small_m<2>(p, y, x, ldx, w, b, vec_x, st);
-    case 3: return launch_small_m<3>(p, y, x, ldx, w, b, vec_x, st);
-    default: return launch_small_m<4>(p, y, x, ldx, w, b, vec_x, st);
+    if (p.NT == 1 && small_whole(s, m, p.KT)) switch (m) {
+        case 1: return launch_small_nt<1, 1>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 2: return launch_small_nt<1, 2>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 3: return launch_small_nt<1, 3>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        default: return launch_small_nt<1, 4>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        }
+    if (p.NT == 1) return launch_small_nt<1, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    switch (p.NT) {
+    case 2: return launch_small_nt<2, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    case 4: return launch_small_nt<4, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    default: return launch_small_nt<8, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
     }
 }
 
@@ -936,7 +1205,7 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     cudaStream_t st = lq_stream(stream);
     if (path == 3) {
         int ran = 0;
-        LQ_FORWARD(small_m_matmul(y, x, ldx, w, b, m, sm_count, st, &ran));
+        LQ_FORWARD(small_m_matmul(y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st, &ran));
         if (ran) return LQ_OK;
         /* x of m rows does not fit one block's shared memory (M K beyond ~110 K
          * inputs): the fused kernel slices K across blocks */

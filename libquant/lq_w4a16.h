@@ -64,10 +64,11 @@ extern "C" {
 #endif
 
 /* lq_w4a16_matmul_cuda's automatic choice: the small-M streaming kernel up
- * to LQ_W4A16_SMALL_MAX_M rows, the fused tensor-core kernel up to
- * LQ_W4A16_FUSED_MAX_M, dequantize + cuBLAS above (set from
- * `lq bench kernels --w4a16`). */
-#define LQ_W4A16_SMALL_MAX_M 4
+ * to LQ_W4A16_SMALL_MAX_M rows (also the limit of its path 3), the fused
+ * tensor-core kernel up to LQ_W4A16_FUSED_MAX_M, dequantize + cuBLAS above
+ * (set from `lq bench kernels --w4a16`: the small-M kernel was the faster at
+ * every M <= 64 on the Llama-3-8B shapes, kernels/dev/w4a16_notes.md). */
+#define LQ_W4A16_SMALL_MAX_M 64
 #define LQ_W4A16_FUSED_MAX_M 64
 
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */

@@ -1,7 +1,8 @@
 /* test_w4a16_gpu.c — the W4A16 kernels (kernels/w4a16_cuda.cu) against their
  * CPU reference lq_w4a16_matmul_ref on fresh random inputs (seed printed;
- * LQ_TEST_SEED replays): the small-M streaming kernel for M = 1..4 (path 3
- * and auto), the fused tensor-core path for M = 1..64 and beyond
+ * LQ_TEST_SEED replays): the small-M streaming kernel for M = 1..64 (path 3
+ * and auto; K slices with a second reduction kernel when x does not fit),
+ * the fused tensor-core path for M = 1..64 and beyond
  * (codes re-read per 64 rows), the dequantize + cuBLAS path, symmetric and
  * asymmetric, group sizes 32/64/128 and per channel, act-order g_idx (static
  * groups), shapes that are not multiples of the tiles (N = 200, K = 172),
@@ -167,14 +168,20 @@ static void test_w4a16_gpu_fused_small_m(void **state) {
         run_case(f, &fused_small_cases[i]);
 }
 
-/* The small-M kernel (path 3, and what auto picks for M <= 4): the fused
- * cases above that it takes, then every M = 1..4 x sym/asym x G = 32, 64,
- * 128, per channel on shapes that rotate through the tails (N = 200,
- * K = 172), ldx > K, unaligned x, bias and act-order; then odd group sizes
- * (96: two groups per 64-input tile, a non-power-of-two divisor; K not a
- * multiple of G) and the Llama shapes whose plans differ (K split 2 / 8 / 16
- * warps, 1 or 2 row blocks per block, 130 KB of shared memory at M = 4,
- * K = 14336). */
+/* The small-M kernel (path 3, and what auto picks for small M): the fused
+ * cases above (M <= 16), then M = 1..16 and 17..64 at the n-tile edges
+ * (8 rows per n-tile: 1, 2, 4 or 8 of them; M = 1..4 run instantiations with
+ * M at compile time, 5..8 the one-n-tile kernel with M at run time) x
+ * sym/asym x G = 32, 64, 128, per
+ * channel on shapes that rotate through the tails (N = 200, K = 172), ldx > K,
+ * unaligned x, bias and act-order; then odd group sizes (96: two groups per
+ * 64-input tile, a non-power-of-two divisor; K not a multiple of G), the
+ * Llama shapes whose plans differ (K split 2 / 8 / 16 warps, 1 or 2 row
+ * blocks per block, 130 KB of shared memory at M = 4, K = 14336), and long
+ * K (9000 .. 30000 inputs) with few rows, where x of M rows cannot fit one
+ * block: the kernel stages K slices and adds their partial sums in a second
+ * kernel (slice edges inside a group, inside a 96-group's tile halves, K not
+ * a multiple of the tile). */
 static void test_w4a16_gpu_small_m(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
@@ -186,59 +193,119 @@ static void test_w4a16_gpu_small_m(void **state) {
         }
     const int64_t shapes[][2] = {{200, 172}, {1000, 512}, {384, 2048}, {64, 64}, {96, 1100}};
     const int groups[] = {32, 64, 128, 0};
+    const int64_t big_m[] = {17, 20, 24, 31, 32, 33, 40, 48, 57, 63, 64};
     int i = 0;
-    for (int64_t M = 1; M <= LQ_W4A16_SMALL_MAX_M; M++)
+    for (int mi = 0; mi < 16 + (int)(sizeof big_m / sizeof big_m[0]); mi++) {
+        const int64_t M = mi < 16 ? mi + 1 : big_m[mi - 16];
+        if (M > LQ_W4A16_SMALL_MAX_M) break;
         for (int sym = 0; sym < 2; sym++)
             for (int gi = 0; gi < 4; gi++, i++) {
                 const int64_t *sh = shapes[i % 5];
                 mcase c = {M, sh[0], sh[1], groups[gi], sym, i % 7 == 2, 3, i % 2, 0, 0};
                 if (i % 3 == 1) c.ldx = sh[1] + 24;          /* rows further apart than K */
                 if (i % 4 == 3) c.x_offset = 1 + (i % 8 == 7); /* x not 16-byte aligned (nor 4-byte) */
-                if (i % 5 == 4) c.path = 0;                   /* auto: picks the small-M kernel */
+                if (i % 5 == 4) c.path = 0;                   /* auto */
                 run_case(f, &c);
             }
+    }
     const mcase more[] = {
         {2, 256, 960, 96, 0, 0, 3, 1, 0, 0},      {3, 200, 172, 32, 0, 0, 3, 0, 180, 1},
         {1, 48, 100, 32, 1, 0, 3, 1, 0, 0},       {4, 640, 4096, 96, 1, 1, 3, 0, 0, 0},
         {1, 28672, 4096, 128, 1, 0, 0, 0, 0, 0},  {2, 4096, 4096, 128, 0, 0, 3, 1, 4104, 0},
         {4, 4096, 14336, 128, 0, 0, 3, 1, 0, 0},  {3, 6144, 4096, 32, 1, 0, 0, 0, 0, 1},
+        /* M = 5..64 on Llama shapes (down and qkv at M = 16: the plans the bench times) and cut-down
+           ones (N or K smaller: the CPU reference of the full shapes takes seconds each) */
+        {16, 4096, 14336, 128, 1, 0, 3, 1, 0, 0}, {16, 6144, 4096, 128, 0, 0, 3, 0, 0, 0},
+        {13, 4096, 4096, 32, 0, 0, 3, 1, 0, 1},   {16, 28672, 1024, 128, 1, 0, 3, 0, 0, 0},
+        {32, 1024, 14336, 64, 0, 0, 3, 0, 0, 0},  {64, 2048, 4096, 128, 1, 0, 3, 1, 0, 0},
+        {48, 1536, 4096, 0, 1, 0, 3, 0, 4100, 0}, {9, 1024, 14336, 32, 0, 0, 0, 1, 0, 0},
+        /* long K: K slices (and their reduction) forced by shared memory */
+        {16, 200, 14300, 96, 0, 0, 3, 1, 0, 0},   {64, 96, 14336, 32, 1, 0, 3, 0, 0, 1},
+        {40, 1000, 9000, 128, 0, 1, 3, 1, 9008, 0}, {12, 256, 20000, 0, 0, 0, 3, 0, 0, 0},
+        {8, 64, 30000, 64, 1, 0, 3, 1, 0, 0},     {3, 48, 60000, 96, 0, 0, 3, 0, 0, 1},
+        {25, 130, 17000, 64, 1, 0, 0, 1, 0, 0},
     };
     for (size_t j = 0; j < sizeof more / sizeof more[0]; j++) run_case(f, &more[j]);
 }
 
-/* Path 3 takes M <= LQ_W4A16_SMALL_MAX_M only, and needs no workspace. */
+/* Path 3 takes M <= LQ_W4A16_SMALL_MAX_M only; up to 8 rows (one n-tile)
+ * it needs no workspace while x fits one block, beyond that it asks for
+ * lq_w4a16_workspace_bytes (K-slice partial sums) and refuses a smaller one. */
 static void test_w4a16_gpu_small_m_args(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
+    enum { MMAX = LQ_W4A16_SMALL_MAX_M };
     lq_qweight q;
     make_qweight(f, &q, 512, 1024, 128, 0, 0);
     const lq_qweight *parts[1] = {&q};
     lq_w4a16_shape s;
     OK(lq_w4a16_shape_of(parts, 1, &s));
-    size_t wbytes = lq_w4a16_device_bytes(&s);
-    void *dw, *dx, *dy;
+    size_t wbytes = lq_w4a16_device_bytes(&s), wsb = lq_w4a16_workspace_bytes(&s, MMAX, f->sm);
+    void *dw, *dx, *dy, *dws;
     lq_w4a16_weight w;
     OK(lq_cuda_malloc(&dw, wbytes, "w"));
-    OK(lq_cuda_malloc(&dx, 1024 * 2 * 8, "x"));
-    OK(lq_cuda_malloc(&dy, 512 * 4 * 8, "y"));
-    OK(lq_cuda_memset(dx, 0, 1024 * 2 * 8));
+    OK(lq_cuda_malloc(&dx, 1024 * 2 * (MMAX + 1), "x"));
+    OK(lq_cuda_malloc(&dy, 512 * 4 * (MMAX + 1), "y"));
+    OK(lq_cuda_malloc(&dws, wsb + 256, "ws"));
+    OK(lq_cuda_memset(dx, 0, 1024 * 2 * (MMAX + 1)));
     OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
-    const int64_t M = LQ_W4A16_SMALL_MAX_M + 1;
-    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 3, f->sm, NULL, 0, f->stream),
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, MMAX + 1, 3, f->sm, NULL, 0, f->stream),
                      LQ_ERR_ARG);
     assert_non_null(strstr(lq_last_error(), "path 3"));
     assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 1, 4, f->sm, NULL, 0, f->stream), LQ_ERR_ARG);
-    for (int64_t m = 1; m <= LQ_W4A16_SMALL_MAX_M; m++) { /* no workspace: neither path 3 nor auto asks for one */
-        OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, m, 3, f->sm, NULL, 0, f->stream));
-        OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, m, 0, f->sm, NULL, 0, f->stream));
+    for (int64_t m = 1; m <= MMAX; m++) {
+        void *ws = m <= 8 ? NULL : dws; /* one n-tile: neither path 3 nor auto asks for a workspace */
+        size_t wb = m <= 8 ? 0 : wsb;
+        OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, m, 3, f->sm, ws, wb, f->stream));
+        OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, m, 0, f->sm, ws, wb, f->stream));
     }
     OK(lq_cuda_sync(f->stream));
-    float y[512 * LQ_W4A16_SMALL_MAX_M];
-    OK(lq_cuda_download(y, dy, sizeof y));
-    for (size_t i = 0; i < sizeof y / sizeof y[0]; i++) assert_true(y[i] == 0.0f); /* x = 0 */
+    float *y = malloc(sizeof(float) * 512 * MMAX);
+    assert_non_null(y);
+    OK(lq_cuda_download(y, dy, sizeof(float) * 512 * MMAX));
+    for (size_t i = 0; i < 512 * MMAX; i++) assert_true(y[i] == 0.0f); /* x = 0 */
+    free(y);
     lq_cuda_free(dw);
     lq_cuda_free(dx);
     lq_cuda_free(dy);
+    lq_cuda_free(dws);
+    lq_qweight_free(&q);
+}
+
+/* x of 16 rows x 14336 inputs (458 KB) does not fit one block: path 3 splits
+ * K across blocks (at least 3 slices) and needs the workspace
+ * lq_w4a16_workspace_bytes gives; less than two slices' partial sums is an
+ * error naming the workspace, not an out-of-bounds write. */
+static void test_w4a16_gpu_small_m_workspace(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const int64_t M = 16, N = 256, K = 14336;
+    lq_qweight q;
+    make_qweight(f, &q, N, K, 128, 1, 0);
+    const lq_qweight *parts[1] = {&q};
+    lq_w4a16_shape s;
+    OK(lq_w4a16_shape_of(parts, 1, &s));
+    size_t wbytes = lq_w4a16_device_bytes(&s), wsb = lq_w4a16_workspace_bytes(&s, M, f->sm);
+    assert_true(wsb >= (size_t)(2 * M * N * 4)); /* at least two slices of partial sums */
+    void *dw, *dx, *dy, *dws;
+    lq_w4a16_weight w;
+    OK(lq_cuda_malloc(&dw, wbytes, "w"));
+    OK(lq_cuda_malloc(&dx, (size_t)(M * K * 2), "x"));
+    OK(lq_cuda_malloc(&dy, (size_t)(M * N * 4), "y"));
+    OK(lq_cuda_malloc(&dws, wsb, "ws"));
+    OK(lq_cuda_memset(dx, 0, (size_t)(M * K * 2)));
+    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 3, f->sm, NULL, 0, f->stream), LQ_ERR_ARG);
+    assert_non_null(strstr(lq_last_error(), "workspace"));
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 3, f->sm, dws, (size_t)(2 * M * N * 4) - 1,
+                                          f->stream),
+                     LQ_ERR_ARG);
+    OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 3, f->sm, dws, wsb, f->stream));
+    OK(lq_cuda_sync(f->stream));
+    lq_cuda_free(dw);
+    lq_cuda_free(dx);
+    lq_cuda_free(dy);
+    lq_cuda_free(dws);
     lq_qweight_free(&q);
 }
 
@@ -400,7 +467,8 @@ int main(void) {
 #ifdef LQ_HAVE_CUDA
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_w4a16_gpu_fused_small_m),      cmocka_unit_test(test_w4a16_gpu_small_m),
-        cmocka_unit_test(test_w4a16_gpu_small_m_args),       cmocka_unit_test(test_w4a16_gpu_fused_larger_m),
+        cmocka_unit_test(test_w4a16_gpu_small_m_args),       cmocka_unit_test(test_w4a16_gpu_small_m_workspace),
+        cmocka_unit_test(test_w4a16_gpu_fused_larger_m),
         cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
         cmocka_unit_test(test_w4a16_gpu_stacked_parts),      cmocka_unit_test(test_w4a16_gpu_workspace_checked),
     };
