@@ -419,6 +419,7 @@ static int plan_add(size_t *total, size_t elems, size_t elem_bytes, size_t *offs
 
 typedef struct {
     const float *src[3]; /* host fp32 pieces, stored one after the other (fused q|k|v, gate|up) */
+    const lq_qweight *q[3]; /* a piece without fp32 values (packed-only model): dequantized at upload */
     size_t n[3];
     lq_dtype dt;
     size_t off;
@@ -518,10 +519,27 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
         dev_layer *dl = &c->layers[l];
         ADD(lw->attn_norm, D, LQ_F32, &dl->attn_norm);
         ADD(lw->ffn_norm, D, LQ_F32, &dl->ffn_norm);
-        if (!use4[l * 4 + 0]) ADD3(lw->wq, qd * D, lw->wk, kvd * D, lw->wv, kvd * D, dt, &dl->wqkv);
-        if (!use4[l * 4 + 1]) ADD(lw->wo, D * qd, dt, &dl->wo);
-        if (!use4[l * 4 + 2]) ADD3(lw->w_gate, H * D, lw->w_up, H * D, NULL, 0, dt, &dl->wgu);
-        if (!use4[l * 4 + 3]) ADD(lw->w_down, D * H, dt, &dl->wd);
+        /* linears not run packed; a packed-only model's pieces are dequantized on upload (lq_dequant_cpu,
+           as a full load would have) */
+        const lq_qweight *const *lq = m->qw ? m->qw + (size_t)l * LQ_N_LINEARS : NULL;
+#define QW(j) (lq ? lq[j] : NULL)
+        if (!use4[l * 4 + 0]) {
+            ADD3(lw->wq, qd * D, lw->wk, kvd * D, lw->wv, kvd * D, dt, &dl->wqkv);
+            ts[nt - 1].q[0] = QW(0), ts[nt - 1].q[1] = QW(1), ts[nt - 1].q[2] = QW(2);
+        }
+        if (!use4[l * 4 + 1]) {
+            ADD(lw->wo, D * qd, dt, &dl->wo);
+            ts[nt - 1].q[0] = QW(3);
+        }
+        if (!use4[l * 4 + 2]) {
+            ADD3(lw->w_gate, H * D, lw->w_up, H * D, NULL, 0, dt, &dl->wgu);
+            ts[nt - 1].q[0] = QW(4), ts[nt - 1].q[1] = QW(5);
+        }
+        if (!use4[l * 4 + 3]) {
+            ADD(lw->w_down, D * H, dt, &dl->wd);
+            ts[nt - 1].q[0] = QW(6);
+        }
+#undef QW
         if (lw->bq) ADD3(lw->bq, qd, lw->bk, kvd, lw->bv, kvd, LQ_F32, &dl->bqkv);
     }
 #undef ADD
@@ -533,9 +551,19 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     LQ_TRY(lq_cuda_malloc((void **)&stage, stage_elems * sizeof(float), "weight conversion staging"));
     for (int i = 0; i < nt; i++) {
         size_t done = 0;
-        for (int j = 0; j < 3 && ts[i].src[j]; j++) {
-            LQ_TRY(upload_converted(c->wmem + ts[i].off + done * lq_dtype_size(ts[i].dt), ts[i].src[j], ts[i].n[j],
-                                    ts[i].dt, stage, stage_elems));
+        for (int j = 0; j < 3 && ts[i].n[j]; j++) {
+            const float *src = ts[i].src[j];
+            float *tmp = NULL;
+            if (!src) { /* packed-only model: one linear's fp32 values at a time */
+                LQ_FAIL_IF(!ts[i].q[j], LQ_ERR_ARG, "upload weights: a linear has neither fp32 nor packed values");
+                LQ_TRY(lq_malloc((void **)&tmp, ts[i].n[j] * sizeof(float), "dequantized linear (upload)"));
+                lq_dequant_cpu(ts[i].q[j], tmp);
+                src = tmp;
+            }
+            st = upload_converted(c->wmem + ts[i].off + done * lq_dtype_size(ts[i].dt), src, ts[i].n[j], ts[i].dt,
+                                  stage, stage_elems);
+            free(tmp); /* cudaMemcpy from pageable memory has read it when it returns */
+            if (st != LQ_OK) goto fail;
             done += ts[i].n[j];
         }
         *ts[i].dst = c->wmem + ts[i].off;

@@ -42,6 +42,10 @@ static void cpu_destroy(lq_engine *e) {
 }
 
 lq_status lq_engine_cpu_new(const lq_model *m, int max_B, int max_ctx, lq_engine **out) {
+    *out = NULL;
+    LQ_RETURN_IF(m->packed_only, LQ_ERR_ARG,
+                 "the CPU engine needs fp32 weights, and this model was loaded packed-only for the GPU "
+                 "(LQ_LOAD_PACKED_ONLY): load it without that flag");
     lq_engine *e = calloc(1, sizeof *e);
     cpu_impl *c = calloc(1, sizeof *c);
     if (!e || !c) {

@@ -69,11 +69,18 @@ typedef struct lq_model {
     /* Packed (integer) forms of the linears, when there are any: a .lqq file
      * (views into its mmap) or lq_model_quantize_rtn. (n_layers * LQ_N_LINEARS)
      * pointers, layer-major, NULL for a linear kept in floating point. The fp32
-     * weights above always hold the dequantized values too (the CPU reference
-     * runs those); the GPU engine runs the packed form with fused kernels. */
+     * weights above hold the dequantized values too (the CPU reference runs
+     * those), unless packed_only; the GPU engine runs the packed form with
+     * fused kernels. */
     const lq_qweight **qw;
     lq_qweight *qw_owned;  /* storage of qw when quantized in memory */
     void *qsrc;            /* the open lq_lqq file the views point into */
+    /* LQ_LOAD_PACKED_ONLY: the linears held in qw have no fp32 copy (their
+     * lq_layer_weights pointers are NULL). Only the CUDA engine runs such a
+     * model (it dequantizes on upload what its fused kernels do not take);
+     * the CPU engine refuses it. */
+    int packed_only;
+    int64_t n_params; /* every weight, packed or not (0: w.n_floats) */
 } lq_model;
 
 /* Build the fp32 model from any loaded checkpoint (copies/converts weights,
@@ -81,6 +88,11 @@ typedef struct lq_model {
 lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out);
 /* Open a path (anything lq_checkpoint_open takes) and build the model. */
 lq_status lq_model_load(const char *path, lq_model **out);
+/* flags: LQ_LOAD_PACKED_ONLY — for a .lqq file, no fp32 copies of the packed
+ * linears (host memory ~ the file instead of 4 bytes per weight; for the GPU
+ * engine). Other formats ignore it. */
+#define LQ_LOAD_PACKED_ONLY 1u
+lq_status lq_model_load_ex(const char *path, unsigned flags, lq_model **out);
 void lq_model_free(lq_model *m);
 /* RTN-quantize every linear of m in memory (rows in parallel), filling m->qw
  * and replacing the fp32 weights by their dequantized values, so that the CPU

@@ -145,17 +145,21 @@ typedef struct {
     char name[160];
     int64_t rows, cols; /* cols 0: 1-D */
     int optional;
+    int packed; /* packed-only load: no fp32 storage */
 } wspec;
 
 /* A source of tensors the checkpoint does not hold (lq_model_load: the packed
- * weights of a .lqq file): dst == NULL asks whether `name` exists (LQ_OK or
- * LQ_ERR_NOTFOUND, no message); otherwise it writes rows x cols fp32 values. */
+ * weights of a .lqq file). rows == 0 (dst NULL) asks whether `name` exists
+ * (LQ_OK or LQ_ERR_NOTFOUND, no message); dst NULL with rows x cols takes the
+ * packed weight without fp32 values (a packed-only load); otherwise it writes
+ * rows x cols fp32 values. */
 typedef lq_status (*missing_fn)(void *ctx, const char *name, int64_t rows, int64_t cols, float *dst);
 
 static lq_status fill(const lq_checkpoint *ck, const wspec *s, float *dst, missing_fn miss, void *mctx) {
     const lq_tensor_info *t = lq_checkpoint_find(ck, s->name);
     if (!t && miss && miss(mctx, s->name, 0, 0, NULL) == LQ_OK)
         return miss(mctx, s->name, s->rows, s->cols ? s->cols : 1, dst);
+    LQ_RETURN_IF(!dst, LQ_ERR_ARG, "%s: tensor '%s' has no packed form", ck->source, s->name);
     LQ_RETURN_IF(!t, LQ_ERR_NOTFOUND, "%s: tensor '%s' is missing", ck->source, s->name);
     int want_nd = s->cols ? 2 : 1;
     int ok = t->ndim == want_nd && t->shape[0] == s->rows && (!s->cols || t->shape[1] == s->cols);
@@ -174,7 +178,8 @@ static lq_status fill(const lq_checkpoint *ck, const wspec *s, float *dst, missi
     return LQ_OK;
 }
 
-static lq_status model_build(const lq_checkpoint *ck, missing_fn miss, void *mctx, lq_model **out) {
+/* packed_only: linears that `miss` holds packed get no fp32 storage (NULL) */
+static lq_status model_build(const lq_checkpoint *ck, missing_fn miss, void *mctx, int packed_only, lq_model **out) {
     lq_status st = LQ_OK;
     lq_model *m = NULL;
     wspec *specs = NULL;
@@ -224,15 +229,23 @@ static lq_status model_build(const lq_checkpoint *ck, missing_fn miss, void *mct
         SPEC(&lw->w_down, D, H, 0, "model.layers.%d.mlp.down_proj.weight", l);
     }
 #undef SPEC
-    size_t total = 0;
-    for (int i = 0; i < ns; i++) total += (size_t)specs[i].rows * (size_t)(specs[i].cols ? specs[i].cols : 1);
+    size_t total = 0, params = 0;
+    for (int i = 0; i < ns; i++) {
+        const size_t n = (size_t)specs[i].rows * (size_t)(specs[i].cols ? specs[i].cols : 1);
+        specs[i].packed = packed_only && specs[i].cols && miss && !lq_checkpoint_find(ck, specs[i].name) &&
+                          miss(mctx, specs[i].name, 0, 0, NULL) == LQ_OK;
+        params += n;
+        if (!specs[i].packed) total += n;
+    }
     m->w.n_floats = total;
-    LQ_TRY(lq_malloc((void **)&m->w.mem, total * sizeof(float), "model weights (fp32)"));
+    m->n_params = (int64_t)params;
+    m->packed_only = packed_only;
+    LQ_TRY(lq_malloc((void **)&m->w.mem, (total ? total : 1) * sizeof(float), "model weights (fp32)"));
     float *p = m->w.mem;
     for (int i = 0; i < ns; i++) {
-        *specs[i].slot = p;
-        LQ_TRY(fill(ck, &specs[i], p, miss, mctx));
-        p += (size_t)specs[i].rows * (size_t)(specs[i].cols ? specs[i].cols : 1);
+        *specs[i].slot = specs[i].packed ? NULL : p;
+        LQ_TRY(fill(ck, &specs[i], specs[i].packed ? NULL : p, miss, mctx));
+        if (!specs[i].packed) p += (size_t)specs[i].rows * (size_t)(specs[i].cols ? specs[i].cols : 1);
     }
     if (c->tie_embeddings) m->w.lm_head = m->w.embed;
     if (ck->tokenizer) {
@@ -255,7 +268,9 @@ fail:
     return st;
 }
 
-lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out) { return model_build(ck, NULL, NULL, out); }
+lq_status lq_model_from_checkpoint(const lq_checkpoint *ck, lq_model **out) {
+    return model_build(ck, NULL, NULL, 0, out);
+}
 
 const char *const lq_linear_names[LQ_N_LINEARS] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                                     "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
@@ -283,7 +298,7 @@ static int lqq_index(const lq_lqq *f, const char *name) {
 static lq_status lqq_missing(void *ctx, const char *name, int64_t rows, int64_t cols, float *dst) {
     lqq_src *src = ctx;
     const int i = lqq_index(src->f, name);
-    if (!dst) return i < 0 ? LQ_ERR_NOTFOUND : LQ_OK;
+    if (rows == 0) return i < 0 ? LQ_ERR_NOTFOUND : LQ_OK; /* a probe */
     LQ_RETURN_IF(i < 0, LQ_ERR_NOTFOUND, "%s: tensor '%s' is missing", src->path, name);
     LQ_RETURN_IF(src->got[i], LQ_ERR_FORMAT, "%s: packed weight '%s' is used twice", src->path, name);
     lq_qweight *q = &src->q[i];
@@ -292,11 +307,11 @@ static lq_status lqq_missing(void *ctx, const char *name, int64_t rows, int64_t 
     LQ_RETURN_IF(q->rows != rows || q->cols != cols, LQ_ERR_SHAPE,
                  "%s: packed weight '%s' is %lld x %lld, expected %lld x %lld from config", src->path, name,
                  (long long)q->rows, (long long)q->cols, (long long)rows, (long long)cols);
-    lq_dequant_cpu(q, dst);
+    if (dst) lq_dequant_cpu(q, dst);
     return LQ_OK;
 }
 
-static lq_status load_lqq(const char *path, lq_model **out) {
+static lq_status load_lqq(const char *path, int packed_only, lq_model **out) {
     lq_status st = LQ_OK;
     lq_checkpoint *ck = NULL;
     lq_model *m = NULL;
@@ -308,7 +323,7 @@ static lq_status load_lqq(const char *path, lq_model **out) {
     LQ_TRY(lq_calloc((void **)&src.q, (size_t)(nq > 0 ? nq : 1), sizeof *src.q, "packed weights"));
     LQ_TRY(lq_calloc((void **)&src.got, (size_t)(nq > 0 ? nq : 1), 1, "packed weights"));
     LQ_TRY(lq_lqq_plain_checkpoint(src.f, &ck));
-    LQ_TRY(model_build(ck, lqq_missing, &src, &m));
+    LQ_TRY(model_build(ck, lqq_missing, &src, packed_only, &m));
     const int L = m->cfg.n_layers;
     m->qsrc = src.f; /* the views (and the mma layout) point into its mapping */
     src.f = NULL;
@@ -347,8 +362,10 @@ static int is_lqq_file(const char *path) {
     return yes;
 }
 
-lq_status lq_model_load(const char *path, lq_model **out) {
-    if (is_lqq_file(path)) return load_lqq(path, out);
+lq_status lq_model_load(const char *path, lq_model **out) { return lq_model_load_ex(path, 0, out); }
+
+lq_status lq_model_load_ex(const char *path, unsigned flags, lq_model **out) {
+    if (is_lqq_file(path)) return load_lqq(path, (flags & LQ_LOAD_PACKED_ONLY) != 0, out);
     lq_checkpoint *ck = NULL;
     LQ_FORWARD(lq_checkpoint_open(path, &ck));
     lq_status st = lq_model_from_checkpoint(ck, out);
@@ -415,7 +432,7 @@ void lq_model_free(lq_model *m) {
     free(m);
 }
 
-int64_t lq_model_n_params(const lq_model *m) { return (int64_t)m->w.n_floats; }
+int64_t lq_model_n_params(const lq_model *m) { return m->n_params ? m->n_params : (int64_t)m->w.n_floats; }
 
 /* ---------------- run state ---------------- */
 

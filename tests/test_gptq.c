@@ -572,6 +572,38 @@ static void test_gptq_stories_end_to_end(void **state) {
                 free(dq);
             }
         }
+        /* packed-only (what a GPU run loads): no fp32 linears, the same packed weights and other tensors,
+         * the same parameter count; the CPU engine refuses it */
+        {
+            lq_model *po = NULL;
+            assert_int_equal(lq_model_load_ex(out, LQ_LOAD_PACKED_ONLY, &po), LQ_OK);
+            assert_true(po->packed_only);
+            assert_int_equal(lq_model_n_params(po), lq_model_n_params(back));
+            assert_true(po->w.n_floats < back->w.n_floats);
+            const int64_t D = po->cfg.dim, V = po->cfg.vocab_size;
+            assert_memory_equal(po->w.embed, back->w.embed, sizeof(float) * (size_t)(V * D));
+            assert_memory_equal(po->w.final_norm, back->w.final_norm, sizeof(float) * (size_t)D);
+            for (int l = 0; l < po->cfg.n_layers; l++) {
+                const lq_layer_weights *lp = &po->w.layers[l], *lb = &back->w.layers[l];
+                assert_memory_equal(lp->attn_norm, lb->attn_norm, sizeof(float) * (size_t)D);
+                assert_memory_equal(lp->ffn_norm, lb->ffn_norm, sizeof(float) * (size_t)D);
+                const float *fw[LQ_N_LINEARS] = {lp->wq, lp->wk, lp->wv, lp->wo, lp->w_gate, lp->w_up, lp->w_down};
+                for (int j = 0; j < LQ_N_LINEARS; j++) {
+                    assert_null(fw[j]);
+                    const lq_qweight *a = po->qw[l * LQ_N_LINEARS + j], *b = back->qw[l * LQ_N_LINEARS + j];
+                    assert_non_null(a);
+                    assert_int_equal(a->rows, b->rows);
+                    assert_int_equal(a->cols, b->cols);
+                    assert_int_equal(a->n_groups, b->n_groups);
+                    assert_memory_equal(a->qweight, b->qweight, lq_qweight_qweight_bytes(a->rows, a->cols, a->p.bits));
+                    assert_memory_equal(a->scales, b->scales, lq_qweight_scales_bytes(a->rows, a->n_groups));
+                }
+            }
+            lq_engine *e = (lq_engine *)1;
+            assert_int_equal(lq_engine_cpu_new(po, 1, 16, &e), LQ_ERR_ARG);
+            assert_null(e);
+            lq_model_free(po);
+        }
         runs[i].ppl = ppl_of(back, ids, n);
         print_message("%s %d-bit g%d %s%s: ppl %.4f (base %.4f)\n", runs[i].method ? "GPTQ" : "RTN", runs[i].q.bits,
                       runs[i].q.group_size, runs[i].q.sym ? "sym" : "asym", runs[i].act ? " act-order" : "",

@@ -553,6 +553,32 @@ static void test_model_gpu_w4a16_mma_file(void **state) {
         print_message("%s: %s\n", pk[i], e->desc);
         assert_non_null(strstr(e->desc, "W4A16 fused kernels on 20 of 20"));
         assert_int_equal(e->logits(e, tok, B, T, lg[i]), LQ_OK);
+        /* packed-only (what lq ppl / eval / generate / bench load for a GPU run): the same logits with the
+           fused kernels (fp16 weights) and with every linear dequantized at upload (f32 weights) */
+        {
+            const size_t nl = (size_t)B * T * V;
+            lq_model *po = NULL;
+            assert_int_equal(lq_model_load_ex(out[i], LQ_LOAD_PACKED_ONLY, &po), LQ_OK);
+            assert_true(po->packed_only);
+            float *lp = malloc(sizeof(float) * nl), *lf = malloc(sizeof(float) * nl);
+            lq_engine *ep = NULL, *ef = NULL;
+            assert_int_equal(lq_cuda_engine_new(po, &o, B, T, &ep), LQ_OK);
+            assert_int_equal(ep->logits(ep, tok, B, T, lp), LQ_OK);
+            assert_memory_equal(lp, lg[i], sizeof(float) * nl);
+            lq_engine_free(ep);
+            lq_cuda_engine_opts o32 = o;
+            o32.weight_dtype = LQ_F32;
+            assert_int_equal(lq_cuda_engine_new(m, &o32, B, T, &ef), LQ_OK);
+            assert_int_equal(lq_cuda_engine_new(po, &o32, B, T, &ep), LQ_OK);
+            assert_int_equal(ef->logits(ef, tok, B, T, lf), LQ_OK);
+            assert_int_equal(ep->logits(ep, tok, B, T, lp), LQ_OK);
+            assert_memory_equal(lp, lf, sizeof(float) * nl);
+            lq_engine_free(ep);
+            lq_engine_free(ef);
+            lq_model_free(po);
+            free(lp);
+            free(lf);
+        }
         if (i == 1) assert_memory_equal(lg[0], lg[1], sizeof(float) * (size_t)B * T * V);
         lq_engine_free(e);
         lq_model_free(m);

@@ -398,7 +398,7 @@ static int bench_model(int argc, char **argv) {
         if (st == LQ_OK) st = lq_model_from_checkpoint(ck, &m);
         lq_checkpoint_free(ck);
     } else {
-        st = lq_model_load(argv[optind], &m);
+        st = lq_tool_load_model(argv[optind], device, &m);
     }
     if (st == LQ_OK && rtn_bits) {
         lq_quant_params qp = {rtn_bits, rtn_group, rtn_sym};

@@ -94,8 +94,8 @@ int lq_cmd_eval(int argc, char **argv) {
         st = (expr);                                                                                                   \
         if (st != LQ_OK) goto done;                                                                                    \
     } while (0)
-    CHECK(lq_model_load(bpath, &mb));
-    CHECK(lq_model_load(qpath, &mq));
+    CHECK(lq_tool_load_model(bpath, device, &mb));
+    CHECK(lq_tool_load_model(qpath, device, &mq));
     if (!mb->tok) {
         st = lq_error(LQ_ERR_FORMAT, "%s: checkpoint has no tokenizer", bpath);
         goto done;

@@ -82,7 +82,7 @@ int lq_cmd_generate(int argc, char **argv) {
     char *text = NULL;
     size_t n_prompt = 0, printed = 0;
     int rc = 0;
-    lq_status st = lq_model_load(mpath, &m);
+    lq_status st = lq_tool_load_model(mpath, device, &m);
     if (st != LQ_OK) return lq_tool_fail("generate", st);
     if (!m->tok) {
         lq_model_free(m);

@@ -90,7 +90,7 @@ int lq_cmd_ppl(int argc, char **argv) {
     size_t n_text = 0, n_ids = 0;
     int rc = 0;
     double t0 = lq_now();
-    lq_status st = lq_model_load(mpath, &m);
+    lq_status st = lq_tool_load_model(mpath, device, &m);
     if (st != LQ_OK) return lq_tool_fail("ppl", st);
     if (!m->tok) {
         lq_model_free(m);

@@ -8,10 +8,21 @@
 
 int lq_tool_device_valid(const char *d) { return !strcmp(d, "cpu") || !strcmp(d, "cuda") || !strcmp(d, "auto"); }
 
+int lq_tool_use_cuda(const char *device) {
+    return !strcmp(device, "cuda") || (!strcmp(device, "auto") && lq_cuda_device_count() > 0);
+}
+
+/* A run on the GPU loads a .lqq packed-only: no fp32 copy of its packed
+ * linears on the host (the CUDA engine dequantizes at upload what its fused
+ * kernels do not take), so the host holds about the file, not 4 bytes per
+ * weight. The CPU needs the fp32 weights. */
+lq_status lq_tool_load_model(const char *path, const char *device, lq_model **out) {
+    return lq_model_load_ex(path, lq_tool_use_cuda(device) ? LQ_LOAD_PACKED_ONLY : 0, out);
+}
+
 lq_status lq_tool_engine(const lq_model *m, const char *device, int weight_dtype, int max_B, int max_ctx,
                          lq_engine **out) {
-    int use_cuda = !strcmp(device, "cuda") || (!strcmp(device, "auto") && lq_cuda_device_count() > 0);
-    if (!use_cuda) return lq_engine_cpu_new(m, max_B, max_ctx, out);
+    if (!lq_tool_use_cuda(device)) return lq_engine_cpu_new(m, max_B, max_ctx, out);
     lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
     if (weight_dtype >= 0) o.weight_dtype = weight_dtype;
     return lq_cuda_engine_new(m, &o, max_B, max_ctx, out);
