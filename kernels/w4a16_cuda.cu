@@ -607,8 +607,9 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
                     /* chunk (row m, tile kb, i8 = c % 8): inputs 8 i8 .. 8 i8 + 7 of the
                      * tile are pairs p = 4 i8 + q, q = 0..3 -> words 8 q + i8. Tile
                      * m KBs + kb of the unpadded rows is c / 8 (per_row is a multiple
-                     * of 8), and each row before it adds one uint4 of padding (XR) */
-                    const int m = chunk_row<MC>(c, per_row);
+                     * of 8), and each row before it adds one uint4 of padding (XR; none
+                     * in the WHOLE layout) */
+                    const int m = WHOLE ? 0 : chunk_row<MC>(c, per_row);
                     uint32_t *dst = reinterpret_cast<uint32_t *>(xs + (c >> 3) * 8 + m) + (c & 7);
                     dst[0] = v[i].x;
                     dst[8] = v[i].y;
