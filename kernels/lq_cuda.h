@@ -68,9 +68,12 @@ lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_byt
 
 /* lq_w4a16_matmul_cuda, y(M,N) fp32 = x(M,K) fp16 W4(N,K)^T with random codes in the mma layout,
  * group size G (0: per channel), sym or asym; path 0 auto, 1 fused, 2 dequantize + cuBLAS, 3 small M
- * (M <= LQ_W4A16_SMALL_MAX_M). */
+ * (M <= LQ_W4A16_SMALL_MAX_M), 4 wgmma (sm_90). */
 lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, int sym, int path, size_t rotate_bytes, int iters,
                               lq_bench_timing *t);
+/* 1 when lq_w4a16_matmul_cuda's path 4 (the wgmma kernel) runs on the current device: sm_90 (H100 / H200);
+ * 0 otherwise and in a build without CUDA. */
+int lq_w4a16_wgmma_device(void);
 
 /* Decode attention (lq_attention_decode_cuda) of B sequences at context C over
  * a fp16 cache (n_heads query / n_kv KV heads, head_dim hd), the automatic

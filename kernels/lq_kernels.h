@@ -184,14 +184,16 @@ typedef struct {
 
 /* y (m, N) fp32 = x (m, K) fp16 (rows ldx apart, 0: K) · W^T (+ b (N) fp32),
  * the twin of lq_w4a16_matmul_ref. path: 0 auto (small-M kernel up to
- * LQ_W4A16_SMALL_MAX_M, fused up to LQ_W4A16_FUSED_MAX_M, then dequantize +
- * cuBLAS; the fused kernel also when no K slice of x fits the small-M
- * kernel's shared memory), 1 fused (any m: the codes are re-read per 64
- * rows), 2 dequantize + cuBLAS, 3 small M (m <= LQ_W4A16_SMALL_MAX_M, else
- * LQ_ERR_ARG; LQ_ERR_UNSUPPORTED when x does not fit; up to 8 rows no
- * workspace while m rows of x fit one block (ws may then be NULL), else the
- * K-slice partial sums in ws). Any x pointer and ldx >= K (unaligned ones
- * take slower loads). ws: a device workspace of at least
+ * LQ_W4A16_SMALL_MAX_M, fused up to LQ_W4A16_FUSED_MAX_M, then the wgmma
+ * kernel where it runs, else dequantize + cuBLAS; the fused kernel also when
+ * no K slice of x fits the small-M kernel's shared memory), 1 fused (any m:
+ * the codes are re-read per 64 rows), 2 dequantize + cuBLAS, 3 small M
+ * (m <= LQ_W4A16_SMALL_MAX_M, else LQ_ERR_ARG; LQ_ERR_UNSUPPORTED when x
+ * does not fit; up to 8 rows no workspace while m rows of x fit one block
+ * (ws may then be NULL), else the K-slice partial sums in ws), 4 wgmma (any
+ * m, no workspace; LQ_ERR_UNSUPPORTED off sm_90, or when K or ldx is not a
+ * multiple of 8 or x is not 16-byte aligned). Any x pointer and ldx >= K
+ * (unaligned ones take slower loads). ws: a device workspace of at least
  * lq_w4a16_workspace_bytes(&w->s, m, sm_count) bytes (split-K partial sums,
  * or the fp16 weight of path 2);
  * one launch at a time per workspace. Deterministic: the same inputs give

@@ -52,6 +52,8 @@ lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_byt
     return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU benchmarks (device %d)", dev);
 }
 
+int lq_w4a16_wgmma_device(void) { return 0; }
+
 lq_status lq_cuda_bench_w4a16(int dev, int M, int N, int K, int G, int sym, int path, size_t rotate_bytes, int iters,
                               lq_bench_timing *t) {
     (void)M;

@@ -806,6 +806,218 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
     }
 }
 
+/* ---------------- the wgmma kernel (sm_90a, large M) ----------------
+ *
+ * y (M, N) = x (M, K) W^T for M in the hundreds to thousands (prefill), with
+ * the dequantization inside the GEMM instead of an fp16 copy of W in global
+ * memory (the dequantize + cuBLAS path writes and re-reads 2 bytes per
+ * weight: 235 MB for gate_up). Hopper's warpgroup MMA (wgmma.mma_async)
+ * takes its A operand from registers: the weight is A (rows = output
+ * features, the m64 side) and x is B (columns = activation rows), so
+ *   y^T tile (256 weight rows x 128 x rows) += W tile (256 x 16) x^T (16 x 128)
+ * per k16 step. The mma layout's words are the register fragments of A for
+ * wgmma as they are for mma.sync (each warp of a warpgroup holds 16 rows of
+ * the m64 tile in the m16n8k16 A layout), so small_dequant feeds them as is.
+ *
+ * Block: 2 warpgroups (256 threads); warpgroup g owns weight rows
+ * 128 g .. 128 g + 127 of the block's 256 as two m64 tiles (s = 0, 1);
+ * warp w % 4 of the warpgroup holds row block 4 s + w % 4 of each. A
+ * WGM_STAGES-deep ring of stages, filled with cp.async by every thread, holds
+ * per 64-input tile: x (128 rows x 128 bytes, the 128-byte swizzle wgmma's
+ * shared-memory descriptor describes), the codes of the 16 row blocks
+ * (512 bytes each, the layout's order) and their group scales / zeros.
+ * Per tile and warpgroup: dequantize s = 0 (4 A fragments), issue its 4
+ * wgmma, dequantize s = 1 while they run, issue 4 more; the registers of a
+ * fragment are rewritten only after wgmma.wait_group says its wgmma are done.
+ * Grid (ceil(M / 128), ceil(N / 256)): the x tiles vary fastest, so the
+ * blocks of a wave share weight tiles (read from DRAM about once) and x
+ * stays in L2. fp16 x fp16 products are exact and accumulate in fp32, as in
+ * the other paths (the summation order differs: results agree to rounding,
+ * and this path is deterministic). Needs K % 8 == 0, ldx % 8 == 0, x and the
+ * scales 16-byte aligned (wgm_supported). */
+
+#define WGM_BM 128    /* activation rows per block (the wgmma N side) */
+#define WGM_BN 256    /* weight rows per block: 2 warpgroups x 2 m64 tiles */
+#define WGM_STAGES 4  /* 64-input tiles in flight */
+#define WGM_XB 16384  /* bytes of x per stage: 128 rows x 64 halves */
+#define WGM_CB 8192   /* codes per stage: 16 row blocks x 512 bytes */
+#define WGM_GB 1024   /* scale (or zero) words per stage: [2 groups][16 row blocks][8] x 4 bytes */
+#define WGM_STAGE (WGM_XB + WGM_CB + 2 * WGM_GB) /* 26624 = 26 KB: keeps every stage's x 1024-byte aligned */
+#define WGM_SMEM (WGM_STAGES * WGM_STAGE + 1024) /* + alignment slack */
+
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+/* Shared-memory matrix descriptor of a K-major operand in the 128-byte
+ * swizzle: start address / 16, leading offset unused (1), stride 1024 bytes
+ * between 8-row groups, layout type 1 (128B). Moving along K by 16 halves
+ * inside the 128-byte row adds 32 bytes to the start address. */
+__device__ __forceinline__ uint64_t wgm_desc(uint32_t saddr) {
+    return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)1 << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+__device__ __forceinline__ void wgm_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgm_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void wgm_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+}
+/* Pin registers that an in-flight wgmma still reads or writes: the compiler
+ * must keep them where they are until this point. */
+__device__ __forceinline__ void wgm_keep(uint32_t &r) { asm volatile("" : "+r"(r)::"memory"); }
+__device__ __forceinline__ void wgm_keep(float &r) { asm volatile("" : "+f"(r)::"memory"); }
+
+/* d (64 x 128 fp32, the m64n128 accumulator fragment) = (acc ? d : 0) + a
+ * (64 x 16 fp16, registers) x B (16 x 128 fp16, shared memory, descriptor b).
+ * The first product overwrites d (acc = 0): zeroing d with ordinary moves
+ * instead made ptxas serialize every wgmma (C7515). */
+__device__ __forceinline__ void wgm_mma(float *d, const uint32_t *a, uint64_t b, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
+}
+
+/* cp.async of 16 bytes, zero-filled when !valid (src is then not read) */
+__device__ __forceinline__ void wgm_cp16(uint32_t dst, const void *src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+#endif
+
+/* Fill stage slot `slot` with tile kb: x rows m0 .. m0 + 127 (swizzled: the
+ * 16-byte chunk c of row r goes to chunk c ^ (r % 8)), the codes and the group
+ * words of row blocks nb0 .. nb0 + 15. */
+template <bool SYM, bool G2>
+__device__ __forceinline__ void wgm_load(uint32_t sbase, int slot, int kb, const __half *__restrict__ x, int64_t ldx,
+                                         int M, int K, int m0, const uint4 *__restrict__ qw,
+                                         const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, int NB,
+                                         int KB, int nb0, int ng, int gdiv, int gshift) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    const int tid = threadIdx.x;
+    const uint32_t st = sbase + (uint32_t)slot * WGM_STAGE;
+#pragma unroll
+    for (int i = 0; i < 4; i++) { /* x: 1024 chunks of 16 bytes */
+        const int c = tid + 256 * i, r = c >> 3, ch = c & 7, gk = kb * 64 + ch * 8;
+        const bool ok = m0 + r < M && gk < K;
+        const __half *src = ok ? x + (int64_t)(m0 + r) * ldx + gk : x;
+        wgm_cp16(st + r * 128 + ((ch ^ (r & 7)) << 4), src, ok);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; i++) { /* codes: 16 row blocks x 32 lanes x 16 bytes */
+        const int c = tid + 256 * i, rb = c >> 5, ln = c & 31, nb = nb0 + rb;
+        const bool ok = nb < NB;
+        const uint4 *src = ok ? qw + ((int64_t)nb * KB + kb) * 32 + ln : qw;
+        wgm_cp16(st + WGM_XB + c * 16, src, ok);
+    }
+    if (tid < (SYM ? 64 : 128)) { /* group words: [scales | zeros][group of half h][16 row blocks][8] */
+        const int zp = tid >> 6, h = (tid >> 5) & 1, rb = (tid >> 1) & 15, part = tid & 1, nb = nb0 + rb;
+        if (G2 || h == 0) {
+            const int g = G2 ? small_group(2 * kb + h, gdiv, gshift, ng) : small_group(kb, gdiv, gshift, ng);
+            const bool ok = nb < NB;
+            const uint32_t *src = ok ? (zp ? zr : sc) + ((int64_t)g * NB + nb) * 8 + part * 4 : sc;
+            wgm_cp16(st + WGM_XB + WGM_CB + zp * WGM_GB + ((h * 16 + rb) * 8 + part * 4) * 4, src, ok);
+        }
+    }
+#endif
+}
+
+template <bool SYM, bool G2>
+__global__ void __launch_bounds__(256, 1)
+w4a16_wgmma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
+                   const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
+                   int M, int N, int NB, int K, int KB, int ng, int gdiv, int gshift) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
+    const uint32_t sbase = (sraw + 1023u) & ~1023u;
+    unsigned char *sptr = smem_raw + (sbase - sraw);
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
+    const int g8 = lane >> 2, q = lane & 3;
+    const int m0 = blockIdx.x * WGM_BM, nb0 = blockIdx.y * (WGM_BN / 16);
+
+    lq_pdl_trigger();
+    lq_pdl_wait(); /* x is the previous kernel's output */
+#pragma unroll
+    for (int s = 0; s < WGM_STAGES - 1; s++) {
+        if (s < KB) wgm_load<SYM, G2>(sbase, s, s, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
+        cp_async_commit();
+    }
+
+    float d[2][64]; /* written first by the wgmma of tile 0 (acc = 0) */
+    uint32_t a[2][4][4];
+#pragma unroll
+    for (int s = 0; s < 2; s++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) a[s][j][0] = a[s][j][1] = a[s][j][2] = a[s][j][3] = 0u;
+
+    for (int t = 0; t < KB; t++) {
+        const int slot = t % WGM_STAGES;
+        cp_async_wait<WGM_STAGES - 2>();
+        /* (no fence.proxy.async here, as in CUTLASS's cp.async + GMMA mainloops: its
+         * MEMBAR.ALL.CTA waited for the copies of the tiles still in flight, one
+         * DRAM round trip per tile — ~1 us per 64 inputs on the H200) */
+        __syncthreads(); /* tile t is in shared memory, for every thread */
+        const unsigned char *stp = sptr + slot * WGM_STAGE;
+        const uint4 *cs = reinterpret_cast<const uint4 *>(stp + WGM_XB);
+        const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + WGM_XB + WGM_CB);
+        const uint32_t xb = sbase + (uint32_t)slot * WGM_STAGE;
+#pragma unroll
+        for (int s = 0; s < 2; s++) {
+            /* s = 0: tile t - 1's first group is done (its second may run on);
+             * s = 1: tile t - 1 is done (this tile's first group may run on) */
+            wgm_wait<1>();
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) wgm_keep(a[s][j][e]);
+            const int rb = wg * 8 + s * 4 + wi;
+            const uint4 w = cs[rb * 32 + lane];
+            small_consts k0, k1;
+            small_setup<SYM>(k0, gs[rb * 8 + g8], SYM ? 0u : gs[WGM_GB / 4 + rb * 8 + g8]);
+            if (G2) small_setup<SYM>(k1, gs[(16 + rb) * 8 + g8], SYM ? 0u : gs[WGM_GB / 4 + (16 + rb) * 8 + g8]);
+            small_dequant(w.x, k0, a[s][0]);
+            small_dequant(w.y, k0, a[s][1]);
+            small_dequant(w.z, G2 ? k1 : k0, a[s][2]);
+            small_dequant(w.w, G2 ? k1 : k0, a[s][3]);
+            wgm_fence();
+#pragma unroll
+            for (int j = 0; j < 4; j++) wgm_mma(d[s], a[s][j], wgm_desc(xb + 32 * j), t > 0 || j > 0);
+            wgm_commit();
+        }
+        /* refill the slot of tile t - 1: every warpgroup is past its wait for it */
+        __syncthreads();
+        const int nt = t + WGM_STAGES - 1;
+        if (nt < KB)
+            wgm_load<SYM, G2>(sbase, nt % WGM_STAGES, nt, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
+        cp_async_commit();
+    }
+    wgm_wait<0>();
+#pragma unroll
+    for (int s = 0; s < 2; s++)
+#pragma unroll
+        for (int i = 0; i < 64; i++) wgm_keep(d[s][i]);
+
+    /* accumulator fragment (per warp as mma's C): d[4 i + e] = weight row
+     * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1) */
+#pragma unroll
+    for (int s = 0; s < 2; s++) {
+#pragma unroll
+        for (int e2 = 0; e2 < 2; e2++) {
+            const int n = (nb0 + wg * 8 + s * 4 + wi) * 16 + g8 + 8 * e2;
+            if (n >= N) continue;
+            const float bv = bias ? __ldg(bias + n) : 0.0f;
+#pragma unroll
+            for (int i = 0; i < 16; i++)
+#pragma unroll
+                for (int e1 = 0; e1 < 2; e1++) {
+                    const int m = m0 + 8 * i + 2 * q + e1;
+                    if (m < M) y[(int64_t)m * N + n] = d[s][4 * i + 2 * e2 + e1] + bv;
+                }
+        }
+    }
+#else
+    __trap(); /* launched only on sm_90 (wgm_supported) */
+#endif
+}
+
 /* ---------------- launchers ---------------- */
 
 static int64_t fused_mt(int64_t m) { return m <= 16 ? 1 : m <= 32 ? 2 : 4; }
@@ -1189,6 +1401,86 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     }
 }
 
+/* The wgmma path here and now: an sm_90 device (the binary's sm_90a code), K and
+ * ldx multiples of 8, x and the group words 16-byte aligned. 0 with the reason
+ * in *why otherwise. */
+static int wgm_device(const char **why) {
+    static int cc[64]; /* 10 major + minor + 1 per device, 0 = not asked */
+    int dev = 0;
+    *why = "no CUDA device";
+    if (cudaGetDevice(&dev) != cudaSuccess) return cudaGetLastError(), 0;
+    if (dev >= 64) return (*why = "device index >= 64"), 0;
+    if (!cc[dev]) {
+        int ma = 0, mi = 0;
+        if (cudaDeviceGetAttribute(&ma, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+            cudaDeviceGetAttribute(&mi, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
+            return cudaGetLastError(), 0;
+        cc[dev] = 10 * ma + mi + 1;
+    }
+    *why = "the device is not sm_90 (the wgmma code is built for sm_90a)";
+    return cc[dev] == 91;
+}
+
+extern "C" int lq_w4a16_wgmma_device(void) {
+    const char *why;
+    return wgm_device(&why);
+}
+
+static int wgm_supported(const lq_w4a16_weight *w, const void *x, int64_t ldx, const char **why) {
+    if (!wgm_device(why)) return 0;
+    if (w->s.K % 8 || ldx % 8 || ((uintptr_t)x & 15)) return (*why = "K or ldx not a multiple of 8, or x not 16-byte aligned"), 0;
+    if (((uintptr_t)w->scales & 15) || ((uintptr_t)w->zeros & 15)) return (*why = "group data not 16-byte aligned"), 0;
+    if (w->s.Np / 16 > INT32_MAX / 16 || w->s.Kp > INT32_MAX / 8) return (*why = "shape too large"), 0;
+    return 1;
+}
+
+/* LQ_W4A16_WGMMA=0: path 0 never takes the wgmma kernel (A/B knob, read once; results agree to rounding
+   either way) */
+static int wgm_knob(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("LQ_W4A16_WGMMA");
+        v = !(e && e[0] == '0');
+    }
+    return v;
+}
+
+template <bool SYM, bool G2>
+static lq_status launch_wgmma_t(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
+                                int64_t m, int gdiv, int gshift, cudaStream_t st) {
+    static bool attr = false; /* per instantiation */
+    if (!attr) {
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_wgmma_kernel<SYM, G2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         WGM_SMEM),
+                    "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
+        attr = true;
+    }
+    const lq_w4a16_shape *s = &w->s;
+    const int NB = (int)(s->Np / 16);
+    LQ_CUDA_RET(lq_launch_pdl(w4a16_wgmma_kernel<SYM, G2>, dim3((unsigned)((m + WGM_BM - 1) / WGM_BM),
+                              (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16))), dim3(256), WGM_SMEM, st, y,
+                              (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales,
+                              (const uint32_t *)w->zeros, b, (int)m, (int)s->N, NB, (int)s->K, (int)(s->Kp / 64),
+                              (int)s->n_groups, gdiv, gshift),
+                "launch w4a16_wgmma_kernel");
+    return LQ_OK;
+}
+
+static lq_status wgmma_matmul(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
+                              int64_t m, cudaStream_t st) {
+    LQ_RETURN_IF(m > INT32_MAX / 2, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4: M=%lld too large", (long long)m);
+    const lq_w4a16_shape *s = &w->s;
+    const int64_t ng = s->n_groups;
+    const bool g2 = ng > 1 && s->G % 64 != 0;
+    const int64_t div = ng <= 1 ? (int64_t)1 << 30 : g2 ? s->G / 32 : s->G / 64;
+    const int gdiv = (int)div, gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
+    const bool sym = w->zeros == NULL;
+    if (sym) return g2 ? launch_wgmma_t<true, true>(y, x, ldx, w, b, m, gdiv, gshift, st)
+                       : launch_wgmma_t<true, false>(y, x, ldx, w, b, m, gdiv, gshift, st);
+    return g2 ? launch_wgmma_t<false, true>(y, x, ldx, w, b, m, gdiv, gshift, st)
+              : launch_wgmma_t<false, false>(y, x, ldx, w, b, m, gdiv, gshift, st);
+}
+
 extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
                                           const float *b, int64_t m, int path, int sm_count, void *ws,
                                           size_t ws_bytes, void *stream) {
@@ -1197,13 +1489,25 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     if (ldx == 0) ldx = s->K;
     LQ_RETURN_IF(ldx < s->K || s->K < 1, LQ_ERR_ARG, "lq_w4a16_matmul_cuda: K=%lld ldx=%lld", (long long)s->K,
                  (long long)ldx);
-    LQ_RETURN_IF(path < 0 || path > 3, LQ_ERR_ARG, "lq_w4a16_matmul_cuda: path %d (0 auto, 1 fused, 2 dequantize + "
-                 "cuBLAS, 3 small M)", path);
+    LQ_RETURN_IF(path < 0 || path > 4, LQ_ERR_ARG, "lq_w4a16_matmul_cuda: path %d (0 auto, 1 fused, 2 dequantize + "
+                 "cuBLAS, 3 small M, 4 wgmma)", path);
     LQ_RETURN_IF(path == 3 && m > LQ_W4A16_SMALL_MAX_M, LQ_ERR_ARG,
                  "lq_w4a16_matmul_cuda: path 3 (small M) takes M <= %d, not %lld", LQ_W4A16_SMALL_MAX_M, (long long)m);
     const int automatic = path == 0;
     if (automatic) path = m <= LQ_W4A16_SMALL_MAX_M ? 3 : m <= LQ_W4A16_FUSED_MAX_M ? 1 : 2;
     cudaStream_t st = lq_stream(stream);
+    /* the wgmma kernel where it was measured faster than the other paths (H200, kernels/dev/w4a16_notes.md):
+     * wide weights (N >= LQ_W4A16_WGMMA_MIN_N: 112 blocks of 256 rows for gate_up fill the GPU) at
+     * LQ_W4A16_WGMMA_MIN_M..LQ_W4A16_WGMMA_MAX_M rows; with N <= 6144 or more rows it lost */
+    const char *why = "";
+    const int wg_try = path == 4 || (automatic && wgm_knob() && s->N >= LQ_W4A16_WGMMA_MIN_N &&
+                                     m >= LQ_W4A16_WGMMA_MIN_M && m <= LQ_W4A16_WGMMA_MAX_M);
+    const int wg_ok = wg_try && wgm_supported(w, x, ldx, &why);
+    if (automatic && wg_ok) path = 4;
+    if (path == 4) {
+        LQ_RETURN_IF(!wg_ok, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4 (wgmma): %s", why);
+        return wgmma_matmul(y, x, ldx, w, b, m, st);
+    }
     if (path == 3) {
         int ran = 0;
         LQ_FORWARD(small_m_matmul(y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st, &ran));

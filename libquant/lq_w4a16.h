@@ -70,6 +70,13 @@ extern "C" {
  * every M <= 64 on the Llama-3-8B shapes, kernels/dev/w4a16_notes.md). */
 #define LQ_W4A16_SMALL_MAX_M 64
 #define LQ_W4A16_FUSED_MAX_M 64
+/* ... except on sm_90, where weights of at least LQ_W4A16_WGMMA_MIN_N rows
+ * take the wgmma kernel (path 4) at MIN_M..MAX_M rows of x: the range where
+ * it measured faster than the small-M kernel and dequantize + cuBLAS on the
+ * Llama-3-8B gate_up shape (kernels/dev/w4a16_notes.md) */
+#define LQ_W4A16_WGMMA_MIN_N 16384
+#define LQ_W4A16_WGMMA_MIN_M 40
+#define LQ_W4A16_WGMMA_MAX_M 512
 
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */
 typedef struct {

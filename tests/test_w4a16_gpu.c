@@ -3,7 +3,8 @@
  * LQ_TEST_SEED replays): the small-M streaming kernel for M = 1..64 (path 3
  * and auto; K slices with a second reduction kernel when x does not fit),
  * the fused tensor-core path for M = 1..64 and beyond
- * (codes re-read per 64 rows), the dequantize + cuBLAS path, symmetric and
+ * (codes re-read per 64 rows), the dequantize + cuBLAS path, the wgmma
+ * kernel (path 4, sm_90: refused elsewhere), symmetric and
  * asymmetric, group sizes 32/64/128 and per channel, act-order g_idx (static
  * groups), shapes that are not multiples of the tiles (N = 200, K = 172),
  * all-zero groups, rows of very different magnitudes, bias, ldx > K,
@@ -252,7 +253,7 @@ static void test_w4a16_gpu_small_m_args(void **state) {
     assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, MMAX + 1, 3, f->sm, NULL, 0, f->stream),
                      LQ_ERR_ARG);
     assert_non_null(strstr(lq_last_error(), "path 3"));
-    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 1, 4, f->sm, NULL, 0, f->stream), LQ_ERR_ARG);
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 1, 5, f->sm, NULL, 0, f->stream), LQ_ERR_ARG);
     for (int64_t m = 1; m <= MMAX; m++) {
         void *ws = m <= 8 ? NULL : dws; /* one n-tile: neither path 3 nor auto asks for a workspace */
         size_t wb = m <= 8 ? 0 : wsb;
@@ -331,6 +332,51 @@ static void test_w4a16_gpu_dequant_cublas_path(void **state) {
         {1, 512, 1024, 128, 1, 1, 2, 0, 0, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(f, &cases[i]);
+}
+
+/* The wgmma kernel (path 4, sm_90; what auto picks above the fused limit there):
+ * tails in M (tiles of 128 rows), N (blocks of 256 weight rows) and K (64-input
+ * tiles), G = 32 (two groups per tile), 64, 128 and per channel, symmetric and
+ * asymmetric, act-order, bias, ldx > K. What it refuses: K % 8 != 0, unaligned x,
+ * a device that is not sm_90. */
+static void test_w4a16_gpu_wgmma(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const mcase cases[] = {
+        {128, 256, 64, 64, 1, 0, 4, 0, 0, 0},    {300, 1000, 512, 32, 0, 0, 4, 1, 0, 0},
+        {129, 200, 4096, 128, 1, 0, 4, 1, 0, 0}, {512, 1024, 512, 128, 1, 0, 4, 0, 0, 0},
+        {77, 384, 1024, 0, 0, 0, 4, 0, 1032, 0}, {1000, 640, 256, 64, 0, 1, 4, 1, 0, 0},
+        {5, 256, 520, 128, 1, 0, 4, 0, 0, 0},    {256, 512, 2048, 128, 0, 0, 0, 1, 0, 0}, /* auto: not wide */
+        {LQ_W4A16_WGMMA_MIN_M, LQ_W4A16_WGMMA_MIN_N + 200, 256, 128, 1, 0, 0, 1, 0, 0}, /* auto: wgmma */
+        {LQ_W4A16_WGMMA_MAX_M, LQ_W4A16_WGMMA_MIN_N, 64, 64, 0, 0, 0, 0, 0, 0},
+    };
+    if (!lq_w4a16_wgmma_device()) {
+        print_message("not an sm_90 device: path 4 must refuse\n");
+    } else {
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(f, &cases[i]);
+        /* auto with an unaligned x: dequantize + cuBLAS, same answer */
+        const mcase un = {200, 256, 512, 128, 1, 0, 0, 0, 0, 1};
+        run_case(f, &un);
+    }
+    lq_qweight q;
+    make_qweight(f, &q, 256, 172, 0, 1, 0);
+    const lq_qweight *parts[1] = {&q};
+    lq_w4a16_shape s;
+    OK(lq_w4a16_shape_of(parts, 1, &s));
+    size_t wbytes = lq_w4a16_device_bytes(&s);
+    void *dw, *dx, *dy;
+    lq_w4a16_weight w;
+    OK(lq_cuda_malloc(&dw, wbytes, "w"));
+    OK(lq_cuda_malloc(&dx, 256 * 2 * 200, "x"));
+    OK(lq_cuda_malloc(&dy, 256 * 4 * 200, "y"));
+    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 200, 4, f->sm, NULL, 0, f->stream),
+                     LQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(lq_last_error(), "path 4"));
+    lq_cuda_free(dw);
+    lq_cuda_free(dx);
+    lq_cuda_free(dy);
+    lq_qweight_free(&q);
 }
 
 /* The dequantized weight is exactly f16((code - zero) * scale), every element. */
@@ -469,7 +515,7 @@ int main(void) {
         cmocka_unit_test(test_w4a16_gpu_fused_small_m),      cmocka_unit_test(test_w4a16_gpu_small_m),
         cmocka_unit_test(test_w4a16_gpu_small_m_args),       cmocka_unit_test(test_w4a16_gpu_small_m_workspace),
         cmocka_unit_test(test_w4a16_gpu_fused_larger_m),
-        cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
+        cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_wgmma), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
         cmocka_unit_test(test_w4a16_gpu_stacked_parts),      cmocka_unit_test(test_w4a16_gpu_workspace_checked),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
