@@ -26,6 +26,10 @@
 #   abw4      W4A16 kernels of carry/bin (the candidate) against a baseline build in the same run:
 #             carry/base.tar.xz holds base/lq (make the same way: tar cJf carry/base.tar.xz -C carry base);
 #             M = 1,2,4,8,16,32,64 sym g128, then asym g128 and asym g32 at M = 1,4, each baseline first
+#   wgmma     the wgmma W4A16 kernel (path 4) of carry/bin against carry/base (abw4's baseline) at
+#             M = 16..4096, an ncu run of one launch (the third wgmma launch of the sweep:
+#             qkv M = 4096) with warp-state and scheduler sections, and the W4 prefill with
+#             LQ_W4A16_WGMMA=0 / 1 / 2 (off / the automatic range / every M >= 40)
 #   final     lq bench model, llama3-8b: fp16 prefill 512/2048 + decode batch 1 at 512/8k and batch 8
 #             at 512; RTN-4 g128 prefill 512/2048 + decode batch 1/4 at 512
 #   smol      SmolLM2-135M: RTN 4/8-bit and GPU GPTQ (plain, act-order) on C4, lq eval on full WikiText-2
@@ -108,6 +112,20 @@ for s in ${STEPS:-info tests kernels}; do
         carry/$who/lq bench kernels --w4a16 --shapes llama3 $v --iters 20 --out "$R/abw4_${who}_$(echo $v | tr -d ' -,').json" 2>&1 | grep -E "^(qkv|o |gate|down)"
       done
     done 2>&1 | tee "$R/abw4.txt" ;;
+  wgmma) say wgmma
+    [ -f carry/base.tar.xz ] && tar xJf carry/base.tar.xz -C carry
+    for who in base bin; do echo "--- $who"
+      carry/$who/lq bench kernels --w4a16 --shapes llama3 --m 16,64,128,256,512,1024,4096 --iters 20 \
+        --out "$R/wgmma_${who}.json" 2>&1 | grep -E "^(layer|qkv|o |gate|down)"
+    done 2>&1 | tee "$R/wgmma_ab.txt"
+    ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats \
+      --section LaunchStats -k regex:wgmma --launch-skip 2 --launch-count 1 \
+      $LQ bench kernels --w4a16 --shapes llama3 --m 4096 --iters 3 > "$R/ncu_wgmma.txt" 2>&1
+    grep -E "Duration|Throughput|Stall|Eligible|Issued|Active Warps|Registers|Grid Size" "$R/ncu_wgmma.txt" | head -40
+    for v in 0 1 2; do echo "--- LQ_W4A16_WGMMA=$v"
+      LQ_W4A16_WGMMA=$v $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 \
+        --batch 1 --ctx 512 2>&1 | grep -E "prefill|cuBLAS"
+    done 2>&1 | tee "$R/wgmma_model.txt" ;;
   final) say final
     $LQ bench model --preset llama3-8b --device cuda --prompt 512,2048 --batch 1,8 --ctx 512,8192 --out "$R/model_f16.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee "$R/model.txt"
     $LQ bench model --preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 --batch 1,4 --ctx 512 --out "$R/model_w4.json" 2>&1 | grep -v "^\[bench\] *[0-9]*/" | tee -a "$R/model.txt" ;;
