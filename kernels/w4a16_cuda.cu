@@ -826,19 +826,23 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * per 64-input tile: x (128 rows x 128 bytes, the 128-byte swizzle wgmma's
  * shared-memory descriptor describes), the codes of the 16 row blocks
  * (512 bytes each, the layout's order) and their group scales / zeros.
- * Per tile and warpgroup: dequantize s = 0 (4 A fragments), issue its 4
- * wgmma, dequantize s = 1 while they run, issue 4 more; the registers of a
- * fragment are rewritten only after wgmma.wait_group says its wgmma are done.
- * Grid (ceil(M / 128), ceil(N / 256)): the x tiles vary fastest, so the
- * blocks of a wave share weight tiles (read from DRAM about once) and x
- * stays in L2. fp16 x fp16 products are exact and accumulate in fp32, as in
+ * Per tile and warpgroup (branch wgmma-v2: two fragment sets): issue the
+ * tile's 8 wgmma from one set, then, while they run, wait for the previous
+ * tile's group, for the next tile's copies and for the block (one barrier per
+ * tile), refill the freed slot, and dequantize the next tile into the other
+ * set; a set is rewritten only after wgmma.wait_group says its wgmma are done.
+ * Grid (ceil(M / 128), ceil(N / 256), K slices): the x tiles vary fastest,
+ * so the blocks of a wave share weight tiles (read from DRAM about once) and
+ * x stays in L2; when those tiles leave most SMs idle, K is split in up to 8
+ * slices whose fp32 partial sums w4a16_small_reduce_kernel adds in order
+ * (wgm_slices; only when the workspace holds them). fp16 x fp16 products are exact and accumulate in fp32, as in
  * the other paths (the summation order differs: results agree to rounding,
  * and this path is deterministic). Needs K % 8 == 0, ldx % 8 == 0, x and the
  * scales 16-byte aligned (wgm_supported). */
 
 #define WGM_BM 128    /* activation rows per block (the wgmma N side) */
 #define WGM_BN 256    /* weight rows per block: 2 warpgroups x 2 m64 tiles */
-#define WGM_STAGES 4  /* 64-input tiles in flight */
+#define WGM_STAGES 5  /* 64-input tiles in smem: t, t + 1 and 3 in flight */
 #define WGM_XB 16384  /* bytes of x per stage: 128 rows x 64 halves */
 #define WGM_CB 8192   /* codes per stage: 16 row blocks x 512 bytes */
 #define WGM_GB 1024   /* scale (or zero) words per stage: [2 groups][16 row blocks][8] x 4 bytes */
@@ -921,9 +925,10 @@ __device__ __forceinline__ void wgm_load(uint32_t sbase, int slot, int kb, const
 
 template <bool SYM, bool G2>
 __global__ void __launch_bounds__(256, 1)
-w4a16_wgmma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t ldx, const uint4 *__restrict__ qw,
-                   const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, const float *__restrict__ bias,
-                   int M, int N, int NB, int K, int KB, int ng, int gdiv, int gshift) {
+w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
+                   const uint4 *__restrict__ qw, const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr,
+                   const float *__restrict__ bias, int M, int N, int NB, int K, int KB, int ng, int gdiv, int gshift,
+                   int KT) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
@@ -932,62 +937,72 @@ w4a16_wgmma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t 
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
     const int g8 = lane >> 2, q = lane & 3;
     const int m0 = blockIdx.x * WGM_BM, nb0 = blockIdx.y * (WGM_BN / 16);
+    /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
+    const int kb0 = blockIdx.z * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
 
     lq_pdl_trigger();
     lq_pdl_wait(); /* x is the previous kernel's output */
 #pragma unroll
     for (int s = 0; s < WGM_STAGES - 1; s++) {
-        if (s < KB) wgm_load<SYM, G2>(sbase, s, s, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
+        if (s < nkb) wgm_load<SYM, G2>(sbase, s, kb0 + s, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
         cp_async_commit();
     }
 
     float d[2][64]; /* written first by the wgmma of tile 0 (acc = 0) */
-    uint32_t a[2][4][4];
-#pragma unroll
-    for (int s = 0; s < 2; s++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) a[s][j][0] = a[s][j][1] = a[s][j][2] = a[s][j][3] = 0u;
-
-    for (int t = 0; t < KB; t++) {
-        const int slot = t % WGM_STAGES;
-        cp_async_wait<WGM_STAGES - 2>();
-        /* (no fence.proxy.async here, as in CUTLASS's cp.async + GMMA mainloops: its
-         * MEMBAR.ALL.CTA waited for the copies of the tiles still in flight, one
-         * DRAM round trip per tile — ~1 us per 64 inputs on the H200) */
-        __syncthreads(); /* tile t is in shared memory, for every thread */
-        const unsigned char *stp = sptr + slot * WGM_STAGE;
+    /* two fragment sets: tile t's 8 wgmma read one while tile t + 1 is dequantized into the other */
+    uint32_t a[2][2][4][4];
+    /* dequantize tile t (in slot t % WGM_STAGES) into ab: s = 0, 1 */
+    auto dequant = [&](int t, uint32_t (&ab)[2][4][4]) {
+        const unsigned char *stp = sptr + (t % WGM_STAGES) * WGM_STAGE;
         const uint4 *cs = reinterpret_cast<const uint4 *>(stp + WGM_XB);
         const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + WGM_XB + WGM_CB);
-        const uint32_t xb = sbase + (uint32_t)slot * WGM_STAGE;
 #pragma unroll
         for (int s = 0; s < 2; s++) {
-            /* s = 0: tile t - 1's first group is done (its second may run on);
-             * s = 1: tile t - 1 is done (this tile's first group may run on) */
-            wgm_wait<1>();
-#pragma unroll
-            for (int j = 0; j < 4; j++)
-#pragma unroll
-                for (int e = 0; e < 4; e++) wgm_keep(a[s][j][e]);
             const int rb = wg * 8 + s * 4 + wi;
             const uint4 w = cs[rb * 32 + lane];
             small_consts k0, k1;
             small_setup<SYM>(k0, gs[rb * 8 + g8], SYM ? 0u : gs[WGM_GB / 4 + rb * 8 + g8]);
             if (G2) small_setup<SYM>(k1, gs[(16 + rb) * 8 + g8], SYM ? 0u : gs[WGM_GB / 4 + (16 + rb) * 8 + g8]);
-            small_dequant(w.x, k0, a[s][0]);
-            small_dequant(w.y, k0, a[s][1]);
-            small_dequant(w.z, G2 ? k1 : k0, a[s][2]);
-            small_dequant(w.w, G2 ? k1 : k0, a[s][3]);
-            wgm_fence();
-#pragma unroll
-            for (int j = 0; j < 4; j++) wgm_mma(d[s], a[s][j], wgm_desc(xb + 32 * j), t > 0 || j > 0);
-            wgm_commit();
+            small_dequant(w.x, k0, ab[s][0]);
+            small_dequant(w.y, k0, ab[s][1]);
+            small_dequant(w.z, G2 ? k1 : k0, ab[s][2]);
+            small_dequant(w.w, G2 ? k1 : k0, ab[s][3]);
         }
-        /* refill the slot of tile t - 1: every warpgroup is past its wait for it */
+    };
+    /* one tile: issue its 8 wgmma from cur (group G_t), then, while they run, wait for G_{t-1} (which
+     * read nxt), for tile t + 1's copies and for every warp (one barrier per tile: after it, no
+     * warpgroup reads slot t - 1 any more, so it takes tile t - 1 + WGM_STAGES), and dequantize tile
+     * t + 1 into nxt */
+    auto step = [&](int t, uint32_t (&cur)[2][4][4], uint32_t (&nxt)[2][4][4]) {
+        const uint32_t xb = sbase + (uint32_t)(t % WGM_STAGES) * WGM_STAGE;
+        wgm_fence();
+#pragma unroll
+        for (int s = 0; s < 2; s++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) wgm_mma(d[s], cur[s][j], wgm_desc(xb + 32 * j), t > 0 || j > 0);
+        wgm_commit();
+        wgm_wait<1>();
+#pragma unroll
+        for (int s = 0; s < 2; s++)
+#pragma unroll
+            for (int j = 0; j < 4; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) wgm_keep(nxt[s][j][e]);
+        cp_async_wait<WGM_STAGES - 3>(); /* tile t + 1 (groups: WGM_STAGES - 1 in the prologue, one per step) */
         __syncthreads();
-        const int nt = t + WGM_STAGES - 1;
-        if (nt < KB)
-            wgm_load<SYM, G2>(sbase, nt % WGM_STAGES, nt, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
+        const int nt = t - 1 + WGM_STAGES;
+        if (nt < nkb)
+            wgm_load<SYM, G2>(sbase, nt % WGM_STAGES, kb0 + nt, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv,
+                              gshift);
         cp_async_commit();
+        if (t + 1 < nkb) dequant(t + 1, nxt);
+    };
+    cp_async_wait<WGM_STAGES - 2>(); /* tile 0 */
+    __syncthreads();
+    dequant(0, a[0]);
+    for (int t = 0; t < nkb; t += 2) { /* two tiles per trip: the fragment sets stay in fixed registers */
+        step(t, a[0], a[1]);
+        if (t + 1 < nkb) step(t + 1, a[1], a[0]);
     }
     wgm_wait<0>();
 #pragma unroll
@@ -996,20 +1011,24 @@ w4a16_wgmma_kernel(float *__restrict__ y, const __half *__restrict__ x, int64_t 
         for (int i = 0; i < 64; i++) wgm_keep(d[s][i]);
 
     /* accumulator fragment (per warp as mma's C): d[4 i + e] = weight row
-     * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1) */
+     * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1).
+     * Several K slices: this slice's sum, without bias, to part [slice][M][N]
+     * (w4a16_small_reduce_kernel adds them in slice order) */
+    const bool split = gridDim.z > 1;
+    float *dst = split ? part + (int64_t)blockIdx.z * M * N : y;
 #pragma unroll
     for (int s = 0; s < 2; s++) {
 #pragma unroll
         for (int e2 = 0; e2 < 2; e2++) {
             const int n = (nb0 + wg * 8 + s * 4 + wi) * 16 + g8 + 8 * e2;
             if (n >= N) continue;
-            const float bv = bias ? __ldg(bias + n) : 0.0f;
+            const float bv = bias && !split ? __ldg(bias + n) : 0.0f;
 #pragma unroll
             for (int i = 0; i < 16; i++)
 #pragma unroll
                 for (int e1 = 0; e1 < 2; e1++) {
                     const int m = m0 + 8 * i + 2 * q + e1;
-                    if (m < M) y[(int64_t)m * N + n] = d[s][4 * i + 2 * e2 + e1] + bv;
+                    if (m < M) dst[(int64_t)m * N + n] = d[s][4 * i + 2 * e2 + e1] + bv;
                 }
         }
     }
@@ -1064,6 +1083,8 @@ static fused_plan plan_fused(const lq_w4a16_shape *s, int64_t m, int sm_count) {
 
 static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count);
 
+static size_t wgm_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count);
+
 extern "C" size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_m, int sm_count) {
     size_t need = 0;
     /* K-slice partials of the small-M kernel */
@@ -1079,6 +1100,11 @@ extern "C" size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_
         size_t b = p.S > 1 ? (size_t)p.tiles * p.chunks * (size_t)p.S * (size_t)(16 * p.MT * W4_COLS) * sizeof(float) : 0;
         if (b > need) need = b;
         }
+    }
+    /* K-slice partials of the wgmma kernel (sm_90; sized whatever the device: the engine plans before it asks) */
+    for (int64_t mm = 1; mm <= max_m; mm++) {
+        size_t b = wgm_ws_bytes(s, mm, sm_count);
+        if (b > need) need = b;
     }
     /* dequantized fp16 weight for the cuBLAS path */
     if (max_m > LQ_W4A16_FUSED_MAX_M) {
@@ -1434,20 +1460,38 @@ static int wgm_supported(const lq_w4a16_weight *w, const void *x, int64_t ldx, c
     return 1;
 }
 
-/* LQ_W4A16_WGMMA=0: path 0 never takes the wgmma kernel (A/B knob, read once; results agree to rounding
-   either way) */
+/* LQ_W4A16_WGMMA=0: path 0 never takes the wgmma kernel; =2: at every M >= LQ_W4A16_WGMMA_MIN_M, any N
+   (A/B knobs, read once; results agree to rounding either way) */
 static int wgm_knob(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("LQ_W4A16_WGMMA");
-        v = !(e && e[0] == '0');
+        v = e && e[0] == '0' ? 0 : e && e[0] == '2' ? 2 : 1;
     }
     return v;
 }
 
+/* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
+ * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
+static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
+    const int64_t blocks = (m + WGM_BM - 1) / WGM_BM * ((s->Np / 16 + WGM_BN / 16 - 1) / (WGM_BN / 16));
+    const int64_t KB = s->Kp / 64, sms = sm_count > 0 ? sm_count : 132;
+    int64_t ks = sms / (blocks > 0 ? blocks : 1);
+    if (ks > 8) ks = 8;
+    if (ks > KB / 8) ks = KB / 8;
+    if (ks < 1) ks = 1;
+    const int64_t kt = (KB + ks - 1) / ks;
+    return (int)((KB + kt - 1) / kt); /* no empty slice */
+}
+/* Workspace of the wgmma path at m rows: the slices' partial sums (0 with one slice). */
+static size_t wgm_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
+    const int ks = wgm_slices(s, m, sm_count);
+    return ks > 1 ? (size_t)ks * (size_t)m * (size_t)s->N * sizeof(float) : 0;
+}
+
 template <bool SYM, bool G2>
-static lq_status launch_wgmma_t(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
-                                int64_t m, int gdiv, int gshift, cudaStream_t st) {
+static lq_status launch_wgmma_t(float *y, float *part, const void *x, int64_t ldx, const lq_w4a16_weight *w,
+                                const float *b, int64_t m, int gdiv, int gshift, int ks, cudaStream_t st) {
     static bool attr = false; /* per instantiation */
     if (!attr) {
         LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_wgmma_kernel<SYM, G2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -1456,18 +1500,23 @@ static lq_status launch_wgmma_t(float *y, const void *x, int64_t ldx, const lq_w
         attr = true;
     }
     const lq_w4a16_shape *s = &w->s;
-    const int NB = (int)(s->Np / 16);
+    const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
     LQ_CUDA_RET(lq_launch_pdl(w4a16_wgmma_kernel<SYM, G2>, dim3((unsigned)((m + WGM_BM - 1) / WGM_BM),
-                              (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16))), dim3(256), WGM_SMEM, st, y,
-                              (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales,
-                              (const uint32_t *)w->zeros, b, (int)m, (int)s->N, NB, (int)s->K, (int)(s->Kp / 64),
-                              (int)s->n_groups, gdiv, gshift),
+                              (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256), WGM_SMEM,
+                              st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales,
+                              (const uint32_t *)w->zeros, b, (int)m, (int)s->N, NB, (int)s->K, KB, (int)s->n_groups,
+                              gdiv, gshift, KT),
                 "launch w4a16_wgmma_kernel");
+    if (ks > 1)
+        LQ_CUDA_RET(lq_launch_pdl(w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st, y,
+                                  (const float *)part, b, (int)m, (int)s->N, ks),
+                    "launch w4a16_small_reduce_kernel (wgmma slices)");
     return LQ_OK;
 }
 
+/* ws: the slices' partial sums when wgm_slices > 1 and ws holds them; one slice otherwise. */
 static lq_status wgmma_matmul(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
-                              int64_t m, cudaStream_t st) {
+                              int64_t m, int sm_count, void *ws, size_t ws_bytes, cudaStream_t st) {
     LQ_RETURN_IF(m > INT32_MAX / 2, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4: M=%lld too large", (long long)m);
     const lq_w4a16_shape *s = &w->s;
     const int64_t ng = s->n_groups;
@@ -1475,10 +1524,13 @@ static lq_status wgmma_matmul(float *y, const void *x, int64_t ldx, const lq_w4a
     const int64_t div = ng <= 1 ? (int64_t)1 << 30 : g2 ? s->G / 32 : s->G / 64;
     const int gdiv = (int)div, gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
     const bool sym = w->zeros == NULL;
-    if (sym) return g2 ? launch_wgmma_t<true, true>(y, x, ldx, w, b, m, gdiv, gshift, st)
-                       : launch_wgmma_t<true, false>(y, x, ldx, w, b, m, gdiv, gshift, st);
-    return g2 ? launch_wgmma_t<false, true>(y, x, ldx, w, b, m, gdiv, gshift, st)
-              : launch_wgmma_t<false, false>(y, x, ldx, w, b, m, gdiv, gshift, st);
+    int ks = wgm_slices(s, m, sm_count);
+    if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
+    float *part = (float *)ws;
+    if (sym) return g2 ? launch_wgmma_t<true, true>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                       : launch_wgmma_t<true, false>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    return g2 ? launch_wgmma_t<false, true>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+              : launch_wgmma_t<false, false>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
 extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
@@ -1500,13 +1552,15 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
      * wide weights (N >= LQ_W4A16_WGMMA_MIN_N: 112 blocks of 256 rows for gate_up fill the GPU) at
      * LQ_W4A16_WGMMA_MIN_M..LQ_W4A16_WGMMA_MAX_M rows; with N <= 6144 or more rows it lost */
     const char *why = "";
-    const int wg_try = path == 4 || (automatic && wgm_knob() && s->N >= LQ_W4A16_WGMMA_MIN_N &&
-                                     m >= LQ_W4A16_WGMMA_MIN_M && m <= LQ_W4A16_WGMMA_MAX_M);
+    const int knob = automatic ? wgm_knob() : 0;
+    const int wg_try = path == 4 || (knob == 2 && m >= LQ_W4A16_WGMMA_MIN_M) ||
+                       (knob == 1 && s->N >= LQ_W4A16_WGMMA_MIN_N && m >= LQ_W4A16_WGMMA_MIN_M &&
+                        m <= LQ_W4A16_WGMMA_MAX_M);
     const int wg_ok = wg_try && wgm_supported(w, x, ldx, &why);
     if (automatic && wg_ok) path = 4;
     if (path == 4) {
         LQ_RETURN_IF(!wg_ok, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4 (wgmma): %s", why);
-        return wgmma_matmul(y, x, ldx, w, b, m, st);
+        return wgmma_matmul(y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st);
     }
     if (path == 3) {
         int ran = 0;
