@@ -2,7 +2,7 @@
  * y (M, N) fp32 = x (M, K) fp16 · W^T (+ b), W held as 4-bit codes in the
  * mma layout of libquant/lq_w4a16.h. The CUDA twin of lq_w4a16_matmul_ref.
  *
- * Three paths, one launcher (lq_w4a16_matmul_cuda):
+ * Four paths, one launcher (lq_w4a16_matmul_cuda; path 0 picks):
  *  - small M (M <= LQ_W4A16_SMALL_MAX_M = 64, decode and small batches): a
  *    streaming kernel that keeps each warp's codes in a register ring
  *    (w4s_depth 16-byte loads in flight), multiplies them on the tensor
@@ -27,7 +27,12 @@
  *  - large M: dequantize the whole weight to fp16 into the workspace (one
  *    pass, memory-bound), then cuBLAS fp16 GEMM with fp32 accumulation. The
  *    dequantization costs about (N K / 2 + 2 N K) bytes of traffic, small
- *    next to the GEMM once M is in the hundreds.
+ *    next to the GEMM once M is in the thousands (not at M = 512: the W4
+ *    prefill gap).
+ *  - wgmma (sm_90a): a warpgroup-MMA GEMM that dequantizes the codes in
+ *    registers as wgmma's A operand, x from shared memory; no fp16 copy of
+ *    W. Path 0 takes it for wide weights at LQ_W4A16_WGMMA_MIN_M..MAX_M
+ *    rows, where it was measured faster. Described at w4a16_wgmma_kernel.
  *
  * Precision: the tensor cores get f16((code - zero) * scale) — the product
  * rounded once to fp16, as the reference defines — and accumulate in fp32.

@@ -1,6 +1,7 @@
 /* lq_w4a16.h — the W4A16 weight layout of the fused GPU kernels
- * (kernels/w4a16_cuda.cu: the small-M streaming kernel for M <= 4, the
- * tensor-core kernel with split K up to M = 64, dequantize + cuBLAS above),
+ * (kernels/w4a16_cuda.cu: the small-M streaming kernel up to M = 64, the
+ * older tensor-core kernel where x does not fit it, dequantize + cuBLAS
+ * above, and on sm_90 the wgmma kernel for wide weights at M = 40..512),
  * its host-side packer and the CPU reference of the fused product.
  *
  * Why a second layout: the file layout (libquant/lq_quant.h, "lq-bitstream")
@@ -64,10 +65,10 @@ extern "C" {
 #endif
 
 /* lq_w4a16_matmul_cuda's automatic choice: the small-M streaming kernel up
- * to LQ_W4A16_SMALL_MAX_M rows (also the limit of its path 3), the fused
- * tensor-core kernel up to LQ_W4A16_FUSED_MAX_M, dequantize + cuBLAS above
+ * to LQ_W4A16_SMALL_MAX_M rows (also the limit of its path 3; the fused
+ * tensor-core kernel where x does not fit it), dequantize + cuBLAS above
  * (set from `lq bench kernels --w4a16`: the small-M kernel was the faster at
- * every M <= 64 on the Llama-3-8B shapes, kernels/dev/w4a16_notes.md). */
+ * every M <= 64 on the Llama-3-8B shapes, kernels/dev/w4a16_notes.md) ... */
 #define LQ_W4A16_SMALL_MAX_M 64
 #define LQ_W4A16_FUSED_MAX_M 64
 /* ... except on sm_90, where weights of at least LQ_W4A16_WGMMA_MIN_N rows
