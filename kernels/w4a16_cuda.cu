@@ -824,7 +824,8 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * wgmma as they are for mma.sync (each warp of a warpgroup holds 16 rows of
  * the m64 tile in the m16n8k16 A layout), so small_dequant feeds them as is.
  *
- * Block: 2 warpgroups (256 threads); warpgroup g owns weight rows
+ * Block: 2 warpgroups (256 threads), BM = 128 rows of x (64 for M <= 64:
+ * m64n64 products instead of m64n128); warpgroup g owns weight rows
  * 128 g .. 128 g + 127 of the block's 256 as two m64 tiles (s = 0, 1);
  * warp w % 4 of the warpgroup holds row block 4 s + w % 4 of each. A
  * WGM_STAGES-deep ring of stages, filled with cp.async by every thread, holds
@@ -845,14 +846,17 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * and this path is deterministic). Needs K % 8 == 0, ldx % 8 == 0, x and the
  * scales 16-byte aligned (wgm_supported). */
 
-#define WGM_BM 128    /* activation rows per block (the wgmma N side) */
+/* BM: activation rows per block (the wgmma N side): 128, or 64 for M <= 64 (half the tensor work per
+ * tile where half of a 128-row tile would be padding) */
 #define WGM_BN 256    /* weight rows per block: 2 warpgroups x 2 m64 tiles */
 #define WGM_STAGES 5  /* 64-input tiles in smem: t, t + 1 and 3 in flight */
-#define WGM_XB 16384  /* bytes of x per stage: 128 rows x 64 halves */
 #define WGM_CB 8192   /* codes per stage: 16 row blocks x 512 bytes */
 #define WGM_GB 1024   /* scale (or zero) words per stage: [2 groups][16 row blocks][8] x 4 bytes */
-#define WGM_STAGE (WGM_XB + WGM_CB + 2 * WGM_GB) /* 26624 = 26 KB: keeps every stage's x 1024-byte aligned */
-#define WGM_SMEM (WGM_STAGES * WGM_STAGE + 1024) /* + alignment slack */
+/* bytes of x per stage (BM rows x 64 halves); a stage (x, codes, group words: 26 KB at BM = 128, 18 KB at
+ * 64, multiples of 1024 so that every stage's x is 1024-byte aligned); the dynamic shared memory */
+__host__ __device__ constexpr int wgm_xb(int bm) { return bm * 128; }
+__host__ __device__ constexpr int wgm_stage(int bm) { return wgm_xb(bm) + WGM_CB + 2 * WGM_GB; }
+__host__ __device__ constexpr int wgm_smem(int bm) { return WGM_STAGES * wgm_stage(bm) + 1024; }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 /* Shared-memory matrix descriptor of a K-major operand in the 128-byte
@@ -885,25 +889,38 @@ __device__ __forceinline__ void wgm_mma(float *d, const uint32_t *a, uint64_t b,
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
 }
 
+/* the same with B of 16 x 64 (the m64n64 fragment: 32 fp32) */
+__device__ __forceinline__ void wgm_mma64(float *d, const uint32_t *a, uint64_t b, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
+}
+template <int BM> __device__ __forceinline__ void wgm_mma_bm(float *d, const uint32_t *a, uint64_t b, int acc) {
+    if (BM == 128) wgm_mma(d, a, b, acc);
+    else wgm_mma64(d, a, b, acc);
+}
+
 /* cp.async of 16 bytes, zero-filled when !valid (src is then not read) */
 __device__ __forceinline__ void wgm_cp16(uint32_t dst, const void *src, bool valid) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
 }
 #endif
 
-/* Fill stage slot `slot` with tile kb: x rows m0 .. m0 + 127 (swizzled: the
+/* Fill stage slot `slot` with tile kb: x rows m0 .. m0 + BM - 1 (swizzled: the
  * 16-byte chunk c of row r goes to chunk c ^ (r % 8)), the codes and the group
  * words of row blocks nb0 .. nb0 + 15. */
-template <bool SYM, bool G2>
+template <bool SYM, bool G2, int BM>
 __device__ __forceinline__ void wgm_load(uint32_t sbase, int slot, int kb, const __half *__restrict__ x, int64_t ldx,
                                          int M, int K, int m0, const uint4 *__restrict__ qw,
                                          const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, int NB,
                                          int KB, int nb0, int ng, int gdiv, int gshift) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     const int tid = threadIdx.x;
-    const uint32_t st = sbase + (uint32_t)slot * WGM_STAGE;
+    const uint32_t st = sbase + (uint32_t)slot * wgm_stage(BM);
 #pragma unroll
-    for (int i = 0; i < 4; i++) { /* x: 1024 chunks of 16 bytes */
+    for (int i = 0; i < BM / 32; i++) { /* x: 8 BM chunks of 16 bytes */
         const int c = tid + 256 * i, r = c >> 3, ch = c & 7, gk = kb * 64 + ch * 8;
         const bool ok = m0 + r < M && gk < K;
         const __half *src = ok ? x + (int64_t)(m0 + r) * ldx + gk : x;
@@ -914,7 +931,7 @@ __device__ __forceinline__ void wgm_load(uint32_t sbase, int slot, int kb, const
         const int c = tid + 256 * i, rb = c >> 5, ln = c & 31, nb = nb0 + rb;
         const bool ok = nb < NB;
         const uint4 *src = ok ? qw + ((int64_t)nb * KB + kb) * 32 + ln : qw;
-        wgm_cp16(st + WGM_XB + c * 16, src, ok);
+        wgm_cp16(st + wgm_xb(BM) + c * 16, src, ok);
     }
     if (tid < (SYM ? 64 : 128)) { /* group words: [scales | zeros][group of half h][16 row blocks][8] */
         const int zp = tid >> 6, h = (tid >> 5) & 1, rb = (tid >> 1) & 15, part = tid & 1, nb = nb0 + rb;
@@ -922,13 +939,13 @@ __device__ __forceinline__ void wgm_load(uint32_t sbase, int slot, int kb, const
             const int g = G2 ? small_group(2 * kb + h, gdiv, gshift, ng) : small_group(kb, gdiv, gshift, ng);
             const bool ok = nb < NB;
             const uint32_t *src = ok ? (zp ? zr : sc) + ((int64_t)g * NB + nb) * 8 + part * 4 : sc;
-            wgm_cp16(st + WGM_XB + WGM_CB + zp * WGM_GB + ((h * 16 + rb) * 8 + part * 4) * 4, src, ok);
+            wgm_cp16(st + wgm_xb(BM) + WGM_CB + zp * WGM_GB + ((h * 16 + rb) * 8 + part * 4) * 4, src, ok);
         }
     }
 #endif
 }
 
-template <bool SYM, bool G2>
+template <bool SYM, bool G2, int BM>
 __global__ void __launch_bounds__(256, 1)
 w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
                    const uint4 *__restrict__ qw, const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr,
@@ -941,7 +958,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
     unsigned char *sptr = smem_raw + (sbase - sraw);
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
     const int g8 = lane >> 2, q = lane & 3;
-    const int m0 = blockIdx.x * WGM_BM, nb0 = blockIdx.y * (WGM_BN / 16);
+    const int m0 = blockIdx.x * BM, nb0 = blockIdx.y * (WGM_BN / 16);
     /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
     const int kb0 = blockIdx.z * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
 
@@ -949,18 +966,18 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
     lq_pdl_wait(); /* x is the previous kernel's output */
 #pragma unroll
     for (int s = 0; s < WGM_STAGES - 1; s++) {
-        if (s < nkb) wgm_load<SYM, G2>(sbase, s, kb0 + s, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
+        if (s < nkb) wgm_load<SYM, G2, BM>(sbase, s, kb0 + s, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
         cp_async_commit();
     }
 
-    float d[2][64]; /* written first by the wgmma of tile 0 (acc = 0) */
+    float d[2][BM / 2]; /* written first by the wgmma of tile 0 (acc = 0) */
     /* two fragment sets: tile t's 8 wgmma read one while tile t + 1 is dequantized into the other */
     uint32_t a[2][2][4][4];
     /* dequantize tile t (in slot t % WGM_STAGES) into ab: s = 0, 1 */
     auto dequant = [&](int t, uint32_t (&ab)[2][4][4]) {
-        const unsigned char *stp = sptr + (t % WGM_STAGES) * WGM_STAGE;
-        const uint4 *cs = reinterpret_cast<const uint4 *>(stp + WGM_XB);
-        const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + WGM_XB + WGM_CB);
+        const unsigned char *stp = sptr + (t % WGM_STAGES) * wgm_stage(BM);
+        const uint4 *cs = reinterpret_cast<const uint4 *>(stp + wgm_xb(BM));
+        const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + wgm_xb(BM) + WGM_CB);
 #pragma unroll
         for (int s = 0; s < 2; s++) {
             const int rb = wg * 8 + s * 4 + wi;
@@ -979,12 +996,12 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
      * warpgroup reads slot t - 1 any more, so it takes tile t - 1 + WGM_STAGES), and dequantize tile
      * t + 1 into nxt */
     auto step = [&](int t, uint32_t (&cur)[2][4][4], uint32_t (&nxt)[2][4][4]) {
-        const uint32_t xb = sbase + (uint32_t)(t % WGM_STAGES) * WGM_STAGE;
+        const uint32_t xb = sbase + (uint32_t)(t % WGM_STAGES) * wgm_stage(BM);
         wgm_fence();
 #pragma unroll
         for (int s = 0; s < 2; s++)
 #pragma unroll
-            for (int j = 0; j < 4; j++) wgm_mma(d[s], cur[s][j], wgm_desc(xb + 32 * j), t > 0 || j > 0);
+            for (int j = 0; j < 4; j++) wgm_mma_bm<BM>(d[s], cur[s][j], wgm_desc(xb + 32 * j), t > 0 || j > 0);
         wgm_commit();
         wgm_wait<1>();
 #pragma unroll
@@ -997,7 +1014,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
         __syncthreads();
         const int nt = t - 1 + WGM_STAGES;
         if (nt < nkb)
-            wgm_load<SYM, G2>(sbase, nt % WGM_STAGES, kb0 + nt, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv,
+            wgm_load<SYM, G2, BM>(sbase, nt % WGM_STAGES, kb0 + nt, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv,
                               gshift);
         cp_async_commit();
         if (t + 1 < nkb) dequant(t + 1, nxt);
@@ -1013,7 +1030,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
 #pragma unroll
     for (int s = 0; s < 2; s++)
 #pragma unroll
-        for (int i = 0; i < 64; i++) wgm_keep(d[s][i]);
+        for (int i = 0; i < BM / 2; i++) wgm_keep(d[s][i]);
 
     /* accumulator fragment (per warp as mma's C): d[4 i + e] = weight row
      * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1).
@@ -1029,7 +1046,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
             if (n >= N) continue;
             const float bv = bias && !split ? __ldg(bias + n) : 0.0f;
 #pragma unroll
-            for (int i = 0; i < 16; i++)
+            for (int i = 0; i < BM / 8; i++)
 #pragma unroll
                 for (int e1 = 0; e1 < 2; e1++) {
                     const int m = m0 + 8 * i + 2 * q + e1;
@@ -1478,8 +1495,10 @@ static int wgm_knob(void) {
 
 /* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
  * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
+static int wgm_bm(int64_t m) { return m <= 64 ? 64 : 128; }
 static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
-    const int64_t blocks = (m + WGM_BM - 1) / WGM_BM * ((s->Np / 16 + WGM_BN / 16 - 1) / (WGM_BN / 16));
+    const int bm = wgm_bm(m);
+    const int64_t blocks = (m + bm - 1) / bm * ((s->Np / 16 + WGM_BN / 16 - 1) / (WGM_BN / 16));
     const int64_t KB = s->Kp / 64, sms = sm_count > 0 ? sm_count : 132;
     int64_t ks = sms / (blocks > 0 ? blocks : 1);
     if (ks > 8) ks = 8;
@@ -1494,20 +1513,20 @@ static size_t wgm_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     return ks > 1 ? (size_t)ks * (size_t)m * (size_t)s->N * sizeof(float) : 0;
 }
 
-template <bool SYM, bool G2>
+template <bool SYM, bool G2, int BM>
 static lq_status launch_wgmma_t(float *y, float *part, const void *x, int64_t ldx, const lq_w4a16_weight *w,
                                 const float *b, int64_t m, int gdiv, int gshift, int ks, cudaStream_t st) {
     static bool attr = false; /* per instantiation */
     if (!attr) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_wgmma_kernel<SYM, G2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         WGM_SMEM),
+        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_wgmma_kernel<SYM, G2, BM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         wgm_smem(BM)),
                     "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
         attr = true;
     }
     const lq_w4a16_shape *s = &w->s;
     const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
-    LQ_CUDA_RET(lq_launch_pdl(w4a16_wgmma_kernel<SYM, G2>, dim3((unsigned)((m + WGM_BM - 1) / WGM_BM),
-                              (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256), WGM_SMEM,
+    LQ_CUDA_RET(lq_launch_pdl(w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
+                              (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256), wgm_smem(BM),
                               st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales,
                               (const uint32_t *)w->zeros, b, (int)m, (int)s->N, NB, (int)s->K, KB, (int)s->n_groups,
                               gdiv, gshift, KT),
@@ -1532,10 +1551,16 @@ static lq_status wgmma_matmul(float *y, const void *x, int64_t ldx, const lq_w4a
     int ks = wgm_slices(s, m, sm_count);
     if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
     float *part = (float *)ws;
-    if (sym) return g2 ? launch_wgmma_t<true, true>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                       : launch_wgmma_t<true, false>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    return g2 ? launch_wgmma_t<false, true>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-              : launch_wgmma_t<false, false>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    if (wgm_bm(m) == 64) {
+        if (sym) return g2 ? launch_wgmma_t<true, true, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                           : launch_wgmma_t<true, false, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+        return g2 ? launch_wgmma_t<false, true, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                  : launch_wgmma_t<false, false, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    }
+    if (sym) return g2 ? launch_wgmma_t<true, true, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                       : launch_wgmma_t<true, false, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    return g2 ? launch_wgmma_t<false, true, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+              : launch_wgmma_t<false, false, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
 extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,

@@ -335,9 +335,10 @@ static void test_w4a16_gpu_dequant_cublas_path(void **state) {
 }
 
 /* The wgmma kernel (path 4, sm_90; what auto picks above the fused limit there):
- * tails in M (tiles of 128 rows), N (blocks of 256 weight rows) and K (64-input
- * tiles), G = 32 (two groups per tile), 64, 128 and per channel, symmetric and
- * asymmetric, act-order, bias, ldx > K. What it refuses: K % 8 != 0, unaligned x,
+ * tails in M (tiles of 128 rows, 64 for M <= 64), N (blocks of 256 weight
+ * rows) and K (64-input tiles; K slices and their reduction where the output
+ * tiles leave SMs idle), G = 32 (two groups per tile), 64, 128 and per
+ * channel, symmetric and asymmetric, act-order, bias, ldx > K. What it refuses: K % 8 != 0, unaligned x,
  * a device that is not sm_90. */
 static void test_w4a16_gpu_wgmma(void **state) {
     fixture *f = *state;
@@ -349,6 +350,9 @@ static void test_w4a16_gpu_wgmma(void **state) {
         {5, 256, 520, 128, 1, 0, 4, 0, 0, 0},    {256, 512, 2048, 128, 0, 0, 0, 1, 0, 0}, /* auto: not wide */
         {LQ_W4A16_WGMMA_MIN_M, LQ_W4A16_WGMMA_MIN_N + 200, 256, 128, 1, 0, 0, 1, 0, 0}, /* auto: wgmma */
         {LQ_W4A16_WGMMA_MAX_M, LQ_W4A16_WGMMA_MIN_N, 64, 64, 0, 0, 0, 0, 0, 0},
+        /* 64-row x tiles (M <= 64) and K slices (few output tiles: up to 8 slices, added in order) */
+        {64, 1000, 2048, 128, 1, 0, 4, 1, 0, 0}, {1, 256, 4096, 32, 0, 0, 4, 0, 0, 0},
+        {33, 520, 1088, 64, 0, 1, 4, 1, 1096, 0}, {65, 300, 9000, 128, 1, 0, 4, 0, 0, 0},
     };
     if (!lq_w4a16_wgmma_device()) {
         print_message("not an sm_90 device: path 4 must refuse\n");
