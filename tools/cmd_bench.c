@@ -84,7 +84,7 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
                         "            (implies --attention; e.g. --attn 1x8192,4x2048: for ncu runs of one shape)\n"
                         "  --w4a16   also time lq's W4A16 kernels (random 4-bit codes, fp16 scales, group G = 128;\n"
                         "            0 = per channel) next to cuBLAS fp16 in the same run: the small-M kernel\n"
-                        "            (path 3) for M <= 4, the fused tensor-core path (1) for M <= 256 and\n"
+                        "            (path 3) for M <= 64, the fused tensor-core path (1) for M <= 256 and\n"
                         "            dequantize + cuBLAS (2) for M >= 64 and, on sm_90, the wgmma kernel (4) for\n"
                         "            M >= 16, each in its own column (0.0: not run); TB/s and the\n"
                         "            speedup use the fastest; TB/s counts the int4 codes, scales/zeros,\n"
