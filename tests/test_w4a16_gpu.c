@@ -56,6 +56,34 @@ static void make_qweight(fixture *f, lq_qweight *q, int64_t N, int64_t K, int G,
     free(w);
 }
 
+/* A random 4-bit weight (make_qweight, no act-order) uploaded in the mma layout,
+ * with device buffers for up to m_max rows of x (zeroed) and of y. */
+typedef struct {
+    lq_qweight q;
+    lq_w4a16_shape s;
+    lq_w4a16_weight w;
+    void *dw, *dx, *dy;
+} dev_weight;
+
+static void dev_weight_new(fixture *f, dev_weight *d, int64_t N, int64_t K, int G, int sym, int64_t m_max) {
+    make_qweight(f, &d->q, N, K, G, sym, 0);
+    const lq_qweight *parts[1] = {&d->q};
+    OK(lq_w4a16_shape_of(parts, 1, &d->s));
+    const size_t wbytes = lq_w4a16_device_bytes(&d->s);
+    OK(lq_cuda_malloc(&d->dw, wbytes, "w"));
+    OK(lq_cuda_malloc(&d->dx, (size_t)(m_max * K * 2), "x"));
+    OK(lq_cuda_malloc(&d->dy, (size_t)(m_max * N * 4), "y"));
+    OK(lq_cuda_memset(d->dx, 0, (size_t)(m_max * K * 2)));
+    OK(lq_w4a16_upload(parts, 1, d->dw, wbytes, &d->w));
+}
+
+static void dev_weight_free(dev_weight *d) {
+    lq_cuda_free(d->dw);
+    lq_cuda_free(d->dx);
+    lq_cuda_free(d->dy);
+    lq_qweight_free(&d->q);
+}
+
 typedef struct {
     int64_t M, N, K;
     int G, sym, act_order, path, bias;
@@ -236,20 +264,12 @@ static void test_w4a16_gpu_small_m_args(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
     enum { MMAX = LQ_W4A16_SMALL_MAX_M };
-    lq_qweight q;
-    make_qweight(f, &q, 512, 1024, 128, 0, 0);
-    const lq_qweight *parts[1] = {&q};
-    lq_w4a16_shape s;
-    OK(lq_w4a16_shape_of(parts, 1, &s));
-    size_t wbytes = lq_w4a16_device_bytes(&s), wsb = lq_w4a16_workspace_bytes(&s, MMAX, f->sm);
-    void *dw, *dx, *dy, *dws;
-    lq_w4a16_weight w;
-    OK(lq_cuda_malloc(&dw, wbytes, "w"));
-    OK(lq_cuda_malloc(&dx, 1024 * 2 * (MMAX + 1), "x"));
-    OK(lq_cuda_malloc(&dy, 512 * 4 * (MMAX + 1), "y"));
+    dev_weight d;
+    dev_weight_new(f, &d, 512, 1024, 128, 0, MMAX + 1);
+    const size_t wsb = lq_w4a16_workspace_bytes(&d.s, MMAX, f->sm);
+    void *dx = d.dx, *dy = d.dy, *dws;
+    const lq_w4a16_weight w = d.w;
     OK(lq_cuda_malloc(&dws, wsb + 256, "ws"));
-    OK(lq_cuda_memset(dx, 0, 1024 * 2 * (MMAX + 1)));
-    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
     assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, MMAX + 1, 3, f->sm, NULL, 0, f->stream),
                      LQ_ERR_ARG);
     assert_non_null(strstr(lq_last_error(), "path 3"));
@@ -266,11 +286,8 @@ static void test_w4a16_gpu_small_m_args(void **state) {
     OK(lq_cuda_download(y, dy, sizeof(float) * 512 * MMAX));
     for (size_t i = 0; i < 512 * MMAX; i++) assert_true(y[i] == 0.0f); /* x = 0 */
     free(y);
-    lq_cuda_free(dw);
-    lq_cuda_free(dx);
-    lq_cuda_free(dy);
     lq_cuda_free(dws);
-    lq_qweight_free(&q);
+    dev_weight_free(&d);
 }
 
 /* x of 16 rows x 14336 inputs (458 KB) does not fit one block: path 3 splits
@@ -281,21 +298,13 @@ static void test_w4a16_gpu_small_m_workspace(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
     const int64_t M = 16, N = 256, K = 14336;
-    lq_qweight q;
-    make_qweight(f, &q, N, K, 128, 1, 0);
-    const lq_qweight *parts[1] = {&q};
-    lq_w4a16_shape s;
-    OK(lq_w4a16_shape_of(parts, 1, &s));
-    size_t wbytes = lq_w4a16_device_bytes(&s), wsb = lq_w4a16_workspace_bytes(&s, M, f->sm);
+    dev_weight d;
+    dev_weight_new(f, &d, N, K, 128, 1, M);
+    const size_t wsb = lq_w4a16_workspace_bytes(&d.s, M, f->sm);
     assert_true(wsb >= (size_t)(2 * M * N * 4)); /* at least two slices of partial sums */
-    void *dw, *dx, *dy, *dws;
-    lq_w4a16_weight w;
-    OK(lq_cuda_malloc(&dw, wbytes, "w"));
-    OK(lq_cuda_malloc(&dx, (size_t)(M * K * 2), "x"));
-    OK(lq_cuda_malloc(&dy, (size_t)(M * N * 4), "y"));
+    void *dx = d.dx, *dy = d.dy, *dws;
+    const lq_w4a16_weight w = d.w;
     OK(lq_cuda_malloc(&dws, wsb, "ws"));
-    OK(lq_cuda_memset(dx, 0, (size_t)(M * K * 2)));
-    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
     assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 3, f->sm, NULL, 0, f->stream), LQ_ERR_ARG);
     assert_non_null(strstr(lq_last_error(), "workspace"));
     assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 3, f->sm, dws, (size_t)(2 * M * N * 4) - 1,
@@ -303,11 +312,8 @@ static void test_w4a16_gpu_small_m_workspace(void **state) {
                      LQ_ERR_ARG);
     OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, M, 3, f->sm, dws, wsb, f->stream));
     OK(lq_cuda_sync(f->stream));
-    lq_cuda_free(dw);
-    lq_cuda_free(dx);
-    lq_cuda_free(dy);
     lq_cuda_free(dws);
-    lq_qweight_free(&q);
+    dev_weight_free(&d);
 }
 
 static void test_w4a16_gpu_fused_larger_m(void **state) {
@@ -362,25 +368,12 @@ static void test_w4a16_gpu_wgmma(void **state) {
         const mcase un = {200, 256, 512, 128, 1, 0, 0, 0, 0, 1};
         run_case(f, &un);
     }
-    lq_qweight q;
-    make_qweight(f, &q, 256, 172, 0, 1, 0);
-    const lq_qweight *parts[1] = {&q};
-    lq_w4a16_shape s;
-    OK(lq_w4a16_shape_of(parts, 1, &s));
-    size_t wbytes = lq_w4a16_device_bytes(&s);
-    void *dw, *dx, *dy;
-    lq_w4a16_weight w;
-    OK(lq_cuda_malloc(&dw, wbytes, "w"));
-    OK(lq_cuda_malloc(&dx, 256 * 2 * 200, "x"));
-    OK(lq_cuda_malloc(&dy, 256 * 4 * 200, "y"));
-    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
-    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 200, 4, f->sm, NULL, 0, f->stream),
+    dev_weight d; /* K = 172: not a multiple of 8 */
+    dev_weight_new(f, &d, 256, 172, 0, 1, 200);
+    assert_int_equal(lq_w4a16_matmul_cuda(f->blas, d.dy, d.dx, 0, &d.w, NULL, 200, 4, f->sm, NULL, 0, f->stream),
                      LQ_ERR_UNSUPPORTED);
     assert_non_null(strstr(lq_last_error(), "path 4"));
-    lq_cuda_free(dw);
-    lq_cuda_free(dx);
-    lq_cuda_free(dy);
-    lq_qweight_free(&q);
+    dev_weight_free(&d);
 }
 
 /* The dequantized weight is exactly f16((code - zero) * scale), every element. */
@@ -487,29 +480,18 @@ static void test_w4a16_gpu_stacked_parts(void **state) {
 static void test_w4a16_gpu_workspace_checked(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
-    lq_qweight q;
-    make_qweight(f, &q, 4096, 4096, 128, 1, 0);
-    const lq_qweight *parts[1] = {&q};
-    lq_w4a16_shape s;
-    OK(lq_w4a16_shape_of(parts, 1, &s));
-    size_t wbytes = lq_w4a16_device_bytes(&s);
-    void *dw, *dx, *dy, *dws;
-    lq_w4a16_weight w;
-    OK(lq_cuda_malloc(&dw, wbytes, "w"));
-    OK(lq_cuda_malloc(&dx, 4096 * 2 * 300, "x"));
-    OK(lq_cuda_malloc(&dy, 4096 * 4 * 300, "y"));
+    dev_weight d;
+    dev_weight_new(f, &d, 4096, 4096, 128, 1, 300);
+    void *dx = d.dx, *dy = d.dy, *dws;
+    const lq_w4a16_weight w = d.w;
     OK(lq_cuda_malloc(&dws, 1024, "ws"));
-    OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
     assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 1, 1, f->sm, dws, 16, f->stream),
                      LQ_ERR_ARG);
     assert_non_null(strstr(lq_last_error(), "workspace"));
     assert_int_equal(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, NULL, 300, 2, f->sm, dws, 1024, f->stream),
                      LQ_ERR_ARG);
-    lq_cuda_free(dw);
-    lq_cuda_free(dx);
-    lq_cuda_free(dy);
     lq_cuda_free(dws);
-    lq_qweight_free(&q);
+    dev_weight_free(&d);
 }
 #endif
 

@@ -84,7 +84,7 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
                         "            (implies --attention; e.g. --attn 1x8192,4x2048: for ncu runs of one shape)\n"
                         "  --w4a16   also time lq's W4A16 kernels (random 4-bit codes, fp16 scales, group G = 128;\n"
                         "            0 = per channel) next to cuBLAS fp16 in the same run: the small-M kernel\n"
-                        "            (path 3) for M <= 4, the fused tensor-core path (1) for M <= 256 and\n"
+                        "            (path 3) for M <= 64, the fused tensor-core path (1) for M <= 256 and\n"
                         "            dequantize + cuBLAS (2) for M >= 64 and, on sm_90, the wgmma kernel (4) for\n"
                         "            M >= 16, each in its own column (0.0: not run); TB/s and the\n"
                         "            speedup use the fastest; TB/s counts the int4 codes, scales/zeros,\n"
@@ -207,43 +207,34 @@ static int bench_kernels(int argc, char **argv) {
                 fprintf(stderr, "%-8s %6d %6d %5d | %10.1f %8.3f %8.1f", s->name, s->K, s->N, M, t.us_median,
                         bytes / sec / 1e12, flops / sec / 1e12);
                 if (w4) {
-                    lq_bench_timing ts = {0}, tf = {0}, td = {0}, tw = {0};
-                    int have_s = M <= LQ_W4A16_SMALL_MAX_M, have_f = M <= 256, have_d = M >= 64;
-                    int have_w = M >= 16 && lq_w4a16_wgmma_device();
-                    if (have_s && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 3, (size_t)512 << 20,
-                                                            iters, &ts)) != LQ_OK)
-                        return lq_tool_fail("bench", st);
-                    if (have_f && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 1, (size_t)512 << 20,
-                                                            iters, &tf)) != LQ_OK)
-                        return lq_tool_fail("bench", st);
-                    if (have_d && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 2, (size_t)512 << 20,
-                                                            iters, &td)) != LQ_OK)
-                        return lq_tool_fail("bench", st);
-                    if (have_w && (st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, 4, (size_t)512 << 20,
-                                                            iters, &tw)) != LQ_OK)
-                        return lq_tool_fail("bench", st);
+                    /* the paths side by side: small M (3), fused (1), dequantize + cuBLAS (2), wgmma (4) */
+                    static const int path[4] = {3, 1, 2, 4};
+                    static const char *const key[4] = {"us_small_m", "us_fused", "us_dequant_cublas", "us_wgmma"};
+                    const int have[4] = {M <= LQ_W4A16_SMALL_MAX_M, M <= 256, M >= 64,
+                                         M >= 16 && lq_w4a16_wgmma_device()};
+                    lq_bench_timing tp[4] = {{0}};
                     double best = 1e300;
-                    if (have_s && ts.us_median < best) best = ts.us_median;
-                    if (have_f && tf.us_median < best) best = tf.us_median;
-                    if (have_d && td.us_median < best) best = td.us_median;
-                    if (have_w && tw.us_median < best) best = tw.us_median;
+                    for (int k = 0; k < 4; k++) {
+                        if (!have[k]) continue;
+                        st = lq_cuda_bench_w4a16(gpu, M, s->N, s->K, w4_group, w4_sym, path[k], (size_t)512 << 20,
+                                                 iters, &tp[k]);
+                        if (st != LQ_OK) return lq_tool_fail("bench", st);
+                        if (tp[k].us_median < best) best = tp[k].us_median;
+                    }
                     int g = w4_group > 0 && w4_group < s->K ? w4_group : s->K;
                     double ng = (double)((s->K + g - 1) / g);
                     double w4bytes = (double)s->N * s->K / 2 + (double)s->N * ng * 2 * (w4_sym ? 1 : 2) +
                                      2.0 * M * s->K + 4.0 * M * s->N;
-                    fprintf(stderr, " | %9.1f %9.1f %9.1f %9.1f %8.3f %7.2fx", have_s ? ts.us_median : 0.0,
-                            have_f ? tf.us_median : 0.0, have_d ? td.us_median : 0.0, have_w ? tw.us_median : 0.0,
-                            w4bytes / (best * 1e-6) / 1e12,
-                            t.us_median / best);
+                    fputs(" |", stderr);
+                    for (int k = 0; k < 4; k++) fprintf(stderr, " %9.1f", have[k] ? tp[k].us_median : 0.0);
+                    fprintf(stderr, " %8.3f %7.2fx", w4bytes / (best * 1e-6) / 1e12, t.us_median / best);
                     json_t *row = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:b, s:f, s:f, s:f}", "set",
                                             si == 0 ? "llama3-8b" : "llama2-7b", "layer", s->name, "K", s->K, "N",
                                             s->N, "M", M, "impl", "lq_w4a16", "group", w4_group, "sym", w4_sym,
                                             "us_median", best, "tbps", w4bytes / (best * 1e-6) / 1e12,
                                             "speedup_vs_cublas_f16", t.us_median / best);
-                    if (have_s) json_object_set_new(row, "us_small_m", json_real(ts.us_median));
-                    if (have_f) json_object_set_new(row, "us_fused", json_real(tf.us_median));
-                    if (have_d) json_object_set_new(row, "us_dequant_cublas", json_real(td.us_median));
-                    if (have_w) json_object_set_new(row, "us_wgmma", json_real(tw.us_median));
+                    for (int k = 0; k < 4; k++)
+                        if (have[k]) json_object_set_new(row, key[k], json_real(tp[k].us_median));
                     json_object_set_new(row, "cublas_f16_us", json_real(t.us_median));
                     json_array_append_new(rows, row);
                 }
