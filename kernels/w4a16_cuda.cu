@@ -1579,13 +1579,13 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     if (automatic) path = m <= LQ_W4A16_SMALL_MAX_M ? 3 : m <= LQ_W4A16_FUSED_MAX_M ? 1 : 2;
     cudaStream_t st = lq_stream(stream);
     /* the wgmma kernel where it was measured faster than the other paths (H200, kernels/dev/w4a16_notes.md):
-     * wide weights (N >= LQ_W4A16_WGMMA_MIN_N: 112 blocks of 256 rows for gate_up fill the GPU) at
-     * LQ_W4A16_WGMMA_MIN_M..LQ_W4A16_WGMMA_MAX_M rows; with N <= 6144 or more rows it lost */
+     * LQ_W4A16_WGMMA_MIN_M..MAX_M rows for every weight, up to BIG_MAX_M for large ones (gate_up, down);
+     * below MIN_M the small-M kernel, above it dequantize + cuBLAS won */
     const char *why = "";
     const int knob = automatic ? wgm_knob() : 0;
+    const int64_t wg_max = s->N * s->K >= LQ_W4A16_WGMMA_BIG_NK ? LQ_W4A16_WGMMA_BIG_MAX_M : LQ_W4A16_WGMMA_MAX_M;
     const int wg_try = path == 4 || (knob == 2 && m >= LQ_W4A16_WGMMA_MIN_M) ||
-                       (knob == 1 && s->N >= LQ_W4A16_WGMMA_MIN_N && m >= LQ_W4A16_WGMMA_MIN_M &&
-                        m <= LQ_W4A16_WGMMA_MAX_M);
+                       (knob == 1 && m >= LQ_W4A16_WGMMA_MIN_M && m <= wg_max);
     const int wg_ok = wg_try && wgm_supported(w, x, ldx, &why);
     if (automatic && wg_ok) path = 4;
     if (path == 4) {

@@ -71,13 +71,15 @@ extern "C" {
  * every M <= 64 on the Llama-3-8B shapes, kernels/dev/w4a16_notes.md) ... */
 #define LQ_W4A16_SMALL_MAX_M 64
 #define LQ_W4A16_FUSED_MAX_M 64
-/* ... except on sm_90, where weights of at least LQ_W4A16_WGMMA_MIN_N rows
- * take the wgmma kernel (path 4) at MIN_M..MAX_M rows of x: the range where
- * it measured faster than the small-M kernel and dequantize + cuBLAS on the
- * Llama-3-8B gate_up shape (kernels/dev/w4a16_notes.md) */
-#define LQ_W4A16_WGMMA_MIN_N 16384
+/* ... except on sm_90, where the wgmma kernel (path 4) takes MIN_M..MAX_M
+ * rows of x for every weight, and up to BIG_MAX_M rows for weights of at
+ * least BIG_NK elements (N x K): the range where it measured faster than the
+ * small-M kernel and dequantize + cuBLAS on the Llama-3-8B shapes (H200,
+ * bench/results/2026-12-01-h200-wgmma-v2/, kernels/dev/w4a16_notes.md) */
 #define LQ_W4A16_WGMMA_MIN_M 40
-#define LQ_W4A16_WGMMA_MAX_M 512
+#define LQ_W4A16_WGMMA_MAX_M 256
+#define LQ_W4A16_WGMMA_BIG_MAX_M 512
+#define LQ_W4A16_WGMMA_BIG_NK (32LL << 20)
 
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */
 typedef struct {
