@@ -117,7 +117,7 @@ for s in ${STEPS:-info tests kernels}; do
     # kernels/dev/bench_wgmma.cu (branch wgmma-v2), when carried: wgmma's own rate in these patterns
     [ -x carry/bin/bench_wgmma ] && carry/bin/bench_wgmma 2>&1 | tee "$R/bench_wgmma.txt"
     for who in base bin; do echo "--- $who"
-      carry/$who/lq bench kernels --w4a16 --shapes llama3 --m 16,64,128,256,512,1024,4096 --iters 20 \
+      carry/$who/lq bench kernels --w4a16 --shapes llama3 --m ${WGM_M:-16,64,128,256,512,1024,4096} --iters 20 \
         --out "$R/wgmma_${who}.json" 2>&1 | grep -E "^(layer|qkv|o |gate|down)"
     done 2>&1 | tee "$R/wgmma_ab.txt"
     ncu --clock-control none --section SpeedOfLight --section WarpStateStats --section SchedulerStats \

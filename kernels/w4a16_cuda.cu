@@ -39,6 +39,7 @@
  * Tested by tests/test_w4a16_gpu.c against lq_w4a16_matmul_ref; timed by
  * `lq bench kernels --w4a16` (kernels/bench_cuda.cu). */
 #include "cuda_common.cuh"
+#include <cuda.h> /* CUtensorMap (types only: the encoder comes through cudaGetDriverEntryPointByVersion) */
 
 extern "C" {
 #include "lq_kernels.h"
@@ -828,7 +829,7 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * m64n64 products instead of m64n128); warpgroup g owns weight rows
  * 128 g .. 128 g + 127 of the block's 256 as two m64 tiles (s = 0, 1);
  * warp w % 4 of the warpgroup holds row block 4 s + w % 4 of each. A
- * WGM_STAGES-deep ring of stages, filled with cp.async by every thread, holds
+ * WGM_STAGES-deep ring of stages, filled by TMA copies that thread 0 issues, holds
  * per 64-input tile: x (128 rows x 128 bytes, the 128-byte swizzle wgmma's
  * shared-memory descriptor describes), the codes of the 16 row blocks
  * (512 bytes each, the layout's order) and their group scales / zeros.
@@ -849,14 +850,14 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
 /* BM: activation rows per block (the wgmma N side): 128, or 64 for M <= 64 (half the tensor work per
  * tile where half of a 128-row tile would be padding) */
 #define WGM_BN 256    /* weight rows per block: 2 warpgroups x 2 m64 tiles */
-#define WGM_STAGES 5  /* 64-input tiles in smem: t, t + 1 and 3 in flight */
+#define WGM_STAGES 6  /* 64-input tiles in smem: t, t + 1, 3 in flight, t - 1 being released */
 #define WGM_CB 8192   /* codes per stage: 16 row blocks x 512 bytes */
 #define WGM_GB 1024   /* scale (or zero) words per stage: [2 groups][16 row blocks][8] x 4 bytes */
 /* bytes of x per stage (BM rows x 64 halves); a stage (x, codes, group words: 26 KB at BM = 128, 18 KB at
  * 64, multiples of 1024 so that every stage's x is 1024-byte aligned); the dynamic shared memory */
 __host__ __device__ constexpr int wgm_xb(int bm) { return bm * 128; }
 __host__ __device__ constexpr int wgm_stage(int bm) { return wgm_xb(bm) + WGM_CB + 2 * WGM_GB; }
-__host__ __device__ constexpr int wgm_smem(int bm) { return WGM_STAGES * wgm_stage(bm) + 1024; }
+__host__ __device__ constexpr int wgm_smem(int bm) { return WGM_STAGES * wgm_stage(bm) + 1024 + 16 * WGM_STAGES; }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 /* Shared-memory matrix descriptor of a K-major operand in the 128-byte
@@ -902,79 +903,107 @@ template <int BM> __device__ __forceinline__ void wgm_mma_bm(float *d, const uin
     else wgm_mma64(d, a, b, acc);
 }
 
-/* cp.async of 16 bytes, zero-filled when !valid (src is then not read) */
-__device__ __forceinline__ void wgm_cp16(uint32_t dst, const void *src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+/* mbarriers and the tensor-memory accelerator (TMA). One "full" barrier per
+ * stage: thread 0 arrives with the stage's byte count (expect_tx), the TMA
+ * copies complete the transaction; one "empty" barrier per stage: every warp
+ * arrives once its wgmma no longer read the stage. */
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+/* wait until the phase of parity `par` of the barrier has completed */
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t par) {
+    asm volatile("{\n.reg .pred p;\nLQ_WAIT:\n"
+                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+                 "@p bra LQ_DONE;\nbra LQ_WAIT;\nLQ_DONE:\n}\n" ::"r"(bar), "r"(par) : "memory");
+}
+/* 2-D tile of a tensor map (coordinates: innermost first) into shared memory, completing on bar */
+__device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap *map, int c0, int c1, uint32_t bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(dst), "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
 #endif
 
-/* Fill stage slot `slot` with tile kb: x rows m0 .. m0 + BM - 1 (swizzled: the
- * 16-byte chunk c of row r goes to chunk c ^ (r % 8)), the codes and the group
- * words of row blocks nb0 .. nb0 + 15. */
+/* Bytes a stage's TMA copies bring: x tile, codes, group words (scales, zeros when asymmetric; two groups
+ * per tile when G2) */
+template <bool SYM, bool G2, int BM> __host__ __device__ constexpr uint32_t wgm_tx() {
+    return (uint32_t)(wgm_xb(BM) + WGM_CB + 512 * (G2 ? 2 : 1) * (SYM ? 1 : 2));
+}
+
+/* Thread 0: the TMA copies of tile kb into stage slot `slot` (x rows m0.., 128-byte swizzled by the tensor
+ * map; the codes of row blocks nb0 .. nb0 + 15; their group words). Rows past M / N and inputs past K come
+ * back as zeros. With weights_only / x_only the two halves are issued apart (the weight before the PDL wait,
+ * x after it); the expect_tx goes with the weights. */
 template <bool SYM, bool G2, int BM>
-__device__ __forceinline__ void wgm_load(uint32_t sbase, int slot, int kb, const __half *__restrict__ x, int64_t ldx,
-                                         int M, int K, int m0, const uint4 *__restrict__ qw,
-                                         const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, int NB,
-                                         int KB, int nb0, int ng, int gdiv, int gshift) {
+__device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int slot, int kb, int m0, int nb0,
+                                            const CUtensorMap *tx, const CUtensorMap *tq, const CUtensorMap *ts,
+                                            const CUtensorMap *tz, int ng, int gdiv, int gshift, int part) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    const int tid = threadIdx.x;
-    const uint32_t st = sbase + (uint32_t)slot * wgm_stage(BM);
+    const uint32_t st = sbase + (uint32_t)slot * wgm_stage(BM), full = bars + 8u * (uint32_t)slot;
+    if (part & 1) {
+        mbar_expect(full, wgm_tx<SYM, G2, BM>());
+        tma_2d(st + wgm_xb(BM), tq, kb * 128, nb0, full);
 #pragma unroll
-    for (int i = 0; i < BM / 32; i++) { /* x: 8 BM chunks of 16 bytes */
-        const int c = tid + 256 * i, r = c >> 3, ch = c & 7, gk = kb * 64 + ch * 8;
-        const bool ok = m0 + r < M && gk < K;
-        const __half *src = ok ? x + (int64_t)(m0 + r) * ldx + gk : x;
-        wgm_cp16(st + r * 128 + ((ch ^ (r & 7)) << 4), src, ok);
-    }
-#pragma unroll
-    for (int i = 0; i < 2; i++) { /* codes: 16 row blocks x 32 lanes x 16 bytes */
-        const int c = tid + 256 * i, rb = c >> 5, ln = c & 31, nb = nb0 + rb;
-        const bool ok = nb < NB;
-        const uint4 *src = ok ? qw + ((int64_t)nb * KB + kb) * 32 + ln : qw;
-        wgm_cp16(st + wgm_xb(BM) + c * 16, src, ok);
-    }
-    if (tid < (SYM ? 64 : 128)) { /* group words: [scales | zeros][group of half h][16 row blocks][8] */
-        const int zp = tid >> 6, h = (tid >> 5) & 1, rb = (tid >> 1) & 15, part = tid & 1, nb = nb0 + rb;
-        if (G2 || h == 0) {
+        for (int h = 0; h < (G2 ? 2 : 1); h++) {
             const int g = G2 ? small_group(2 * kb + h, gdiv, gshift, ng) : small_group(kb, gdiv, gshift, ng);
-            const bool ok = nb < NB;
-            const uint32_t *src = ok ? (zp ? zr : sc) + ((int64_t)g * NB + nb) * 8 + part * 4 : sc;
-            wgm_cp16(st + wgm_xb(BM) + WGM_CB + zp * WGM_GB + ((h * 16 + rb) * 8 + part * 4) * 4, src, ok);
+            tma_2d(st + wgm_xb(BM) + WGM_CB + 512 * h, ts, nb0 * 8, g, full);
+            if (!SYM) tma_2d(st + wgm_xb(BM) + WGM_CB + WGM_GB + 512 * h, tz, nb0 * 8, g, full);
         }
     }
+    if (part & 2) tma_2d(st, tx, kb * 64, m0, full);
 #endif
 }
 
 template <bool SYM, bool G2, int BM>
 __global__ void __launch_bounds__(256, 1)
-w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
-                   const uint4 *__restrict__ qw, const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr,
-                   const float *__restrict__ bias, int M, int N, int NB, int K, int KB, int ng, int gdiv, int gshift,
-                   int KT) {
+w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
+                   const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
+                   const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
+                   int gdiv, int gshift, int KT) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
     const uint32_t sbase = (sraw + 1023u) & ~1023u;
     unsigned char *sptr = smem_raw + (sbase - sraw);
+    /* the barriers after the stages: full[WGM_STAGES], then empty[WGM_STAGES] */
+    const uint32_t fullb = sbase + WGM_STAGES * wgm_stage(BM), emptyb = fullb + 8 * WGM_STAGES;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
     const int g8 = lane >> 2, q = lane & 3;
     const int m0 = blockIdx.x * BM, nb0 = blockIdx.y * (WGM_BN / 16);
     /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
     const int kb0 = blockIdx.z * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
+    const CUtensorMap *ptx = &tx, *ptq = &tq, *pts = &ts, *ptz = &tz;
 
+    /* stages 0 .. WGM_STAGES - 3 in the prologue; step t fills tile t + WGM_STAGES - 2 into the stage that
+     * tile t - 2 left (every warp released it in its step t - 1) */
+    constexpr int PRE = WGM_STAGES - 2;
+    if (tid == 0) {
+        for (int i = 0; i < WGM_STAGES; i++) {
+            mbar_init(fullb + 8 * i, 1);
+            mbar_init(emptyb + 8 * i, 8);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        for (int i = 0; i < PRE && i < nkb; i++) /* weights do not depend on the previous kernel */
+            wgm_produce<SYM, G2, BM>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 1);
+    }
     lq_pdl_trigger();
     lq_pdl_wait(); /* x is the previous kernel's output */
-#pragma unroll
-    for (int s = 0; s < WGM_STAGES - 1; s++) {
-        if (s < nkb) wgm_load<SYM, G2, BM>(sbase, s, kb0 + s, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
-        cp_async_commit();
-    }
+    if (tid == 0)
+        for (int i = 0; i < PRE && i < nkb; i++)
+            wgm_produce<SYM, G2, BM>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 2);
+    __syncthreads(); /* the barriers are initialized */
 
     float d[2][BM / 2]; /* written first by the wgmma of tile 0 (acc = 0) */
     /* two fragment sets: tile t's 8 wgmma read one while tile t + 1 is dequantized into the other */
     uint32_t a[2][2][4][4];
-    /* dequantize tile t (in slot t % WGM_STAGES) into ab: s = 0, 1 */
+    /* dequantize tile t (in slot t % WGM_STAGES, once its copies landed) into ab: s = 0, 1 */
     auto dequant = [&](int t, uint32_t (&ab)[2][4][4]) {
+        mbar_wait(fullb + 8 * (t % WGM_STAGES), (uint32_t)(t / WGM_STAGES) & 1u);
         const unsigned char *stp = sptr + (t % WGM_STAGES) * wgm_stage(BM);
         const uint4 *cs = reinterpret_cast<const uint4 *>(stp + wgm_xb(BM));
         const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + wgm_xb(BM) + WGM_CB);
@@ -991,10 +1020,9 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
             small_dequant(w.w, G2 ? k1 : k0, ab[s][3]);
         }
     };
-    /* one tile: issue its 8 wgmma from cur (group G_t), then, while they run, wait for G_{t-1} (which
-     * read nxt), for tile t + 1's copies and for every warp (one barrier per tile: after it, no
-     * warpgroup reads slot t - 1 any more, so it takes tile t - 1 + WGM_STAGES), and dequantize tile
-     * t + 1 into nxt */
+    /* one tile: issue its 8 wgmma from cur, then, while they run, wait for the previous tile's group (which
+     * read nxt and slot t - 1: this warp releases that slot), let thread 0 refill the slot tile t - 2 left,
+     * and dequantize tile t + 1 into nxt. No block barrier: the warpgroups meet only at the empty barriers. */
     auto step = [&](int t, uint32_t (&cur)[2][4][4], uint32_t (&nxt)[2][4][4]) {
         const uint32_t xb = sbase + (uint32_t)(t % WGM_STAGES) * wgm_stage(BM);
         wgm_fence();
@@ -1010,17 +1038,16 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
             for (int j = 0; j < 4; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) wgm_keep(nxt[s][j][e]);
-        cp_async_wait<WGM_STAGES - 3>(); /* tile t + 1 (groups: WGM_STAGES - 1 in the prologue, one per step) */
-        __syncthreads();
-        const int nt = t - 1 + WGM_STAGES;
-        if (nt < nkb)
-            wgm_load<SYM, G2, BM>(sbase, nt % WGM_STAGES, kb0 + nt, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv,
-                              gshift);
-        cp_async_commit();
+        if (t > 0 && lane == 0) mbar_arrive(emptyb + 8 * ((t - 1) % WGM_STAGES));
+        const int nt = t + PRE;
+        if (tid == 0 && nt < nkb) {
+            if (t >= 2) mbar_wait(emptyb + 8 * ((t - 2) % WGM_STAGES), (uint32_t)((t - 2) / WGM_STAGES) & 1u);
+            wgm_produce<SYM, G2, BM>(sbase, fullb, nt % WGM_STAGES, kb0 + nt, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv,
+                                     gshift, 3);
+        }
+        __syncwarp();
         if (t + 1 < nkb) dequant(t + 1, nxt);
     };
-    cp_async_wait<WGM_STAGES - 2>(); /* tile 0 */
-    __syncthreads();
     dequant(0, a[0]);
     for (int t = 0; t < nkb; t += 2) { /* two tiles per trip: the fragment sets stay in fixed registers */
         step(t, a[0], a[1]);
@@ -1449,6 +1476,26 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     }
 }
 
+/* cuTensorMapEncodeTiled from the driver (through the runtime: no link to libcuda); NULL where the driver
+ * has none */
+typedef CUresult (*wgm_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
+                                  const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
+                                  CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+static wgm_encode_fn wgm_encoder(void) {
+    static int asked = 0;
+    static wgm_encode_fn fn = NULL;
+    if (!asked) {
+        void *p = NULL;
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) ==
+                cudaSuccess && q == cudaDriverEntryPointSuccess)
+            fn = (wgm_encode_fn)p;
+        cudaGetLastError();
+        asked = 1;
+    }
+    return fn;
+}
+
 /* The wgmma path here and now: an sm_90 device (the binary's sm_90a code), K and
  * ldx multiples of 8, x and the group words 16-byte aligned. 0 with the reason
  * in *why otherwise. */
@@ -1479,6 +1526,7 @@ static int wgm_supported(const lq_w4a16_weight *w, const void *x, int64_t ldx, c
     if (w->s.K % 8 || ldx % 8 || ((uintptr_t)x & 15)) return (*why = "K or ldx not a multiple of 8, or x not 16-byte aligned"), 0;
     if (((uintptr_t)w->scales & 15) || ((uintptr_t)w->zeros & 15)) return (*why = "group data not 16-byte aligned"), 0;
     if (w->s.Np / 16 > INT32_MAX / 16 || w->s.Kp > INT32_MAX / 8) return (*why = "shape too large"), 0;
+    if (!wgm_encoder()) return (*why = "the driver has no cuTensorMapEncodeTiled"), 0;
     return 1;
 }
 
@@ -1513,6 +1561,19 @@ static size_t wgm_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     return ks > 1 ? (size_t)ks * (size_t)m * (size_t)s->N * sizeof(float) : 0;
 }
 
+/* A 2-D tensor map of rows x cols elements (cols contiguous, rows `stride` bytes apart), box bc x br */
+static lq_status wgm_map(CUtensorMap *m, CUtensorMapDataType dt, const void *base, uint64_t cols, uint64_t rows,
+                         uint64_t stride, uint32_t bc, uint32_t br, CUtensorMapSwizzle sw, const char *what) {
+    const cuuint64_t dims[2] = {cols, rows}, strides[1] = {stride};
+    const cuuint32_t box[2] = {bc, br}, estr[2] = {1, 1};
+    CUresult r = wgm_encoder()(m, dt, 2, (void *)base, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, sw,
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    LQ_RETURN_IF(r != CUDA_SUCCESS, LQ_ERR_CUDA,
+                 "lq_w4a16_matmul_cuda: path 4: cuTensorMapEncodeTiled (%s: %llu x %llu, stride %llu) failed: %d", what,
+                 (unsigned long long)rows, (unsigned long long)cols, (unsigned long long)stride, (int)r);
+    return LQ_OK;
+}
+
 template <bool SYM, bool G2, int BM>
 static lq_status launch_wgmma_t(float *y, float *part, const void *x, int64_t ldx, const lq_w4a16_weight *w,
                                 const float *b, int64_t m, int gdiv, int gshift, int ks, cudaStream_t st) {
@@ -1525,11 +1586,23 @@ static lq_status launch_wgmma_t(float *y, float *part, const void *x, int64_t ld
     }
     const lq_w4a16_shape *s = &w->s;
     const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
+    /* x: M rows of K halves, 64 x BM boxes in the 128-byte swizzle of the wgmma descriptor; the codes: NB row
+     * blocks of KB tiles x 512 bytes (one box = the 16 row blocks of a tile); group words: n_groups rows of
+     * NB x 8 words (one box = one group of the 16 row blocks) */
+    CUtensorMap tx, tq, ts, tz;
+    LQ_FORWARD(wgm_map(&tx, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x, (uint64_t)s->K, (uint64_t)m, (uint64_t)ldx * 2, 64,
+                       (uint32_t)BM, CU_TENSOR_MAP_SWIZZLE_128B, "x"));
+    LQ_FORWARD(wgm_map(&tq, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->qw, (uint64_t)KB * 128, (uint64_t)NB,
+                       (uint64_t)KB * 512, 128, 16, CU_TENSOR_MAP_SWIZZLE_NONE, "codes"));
+    LQ_FORWARD(wgm_map(&ts, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->scales, (uint64_t)NB * 8, (uint64_t)s->n_groups,
+                       (uint64_t)NB * 32, 128, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "scales"));
+    if (SYM) tz = ts; /* not read */
+    else
+        LQ_FORWARD(wgm_map(&tz, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->zeros, (uint64_t)NB * 8, (uint64_t)s->n_groups,
+                           (uint64_t)NB * 32, 128, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
     LQ_CUDA_RET(lq_launch_pdl(w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
                               (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256), wgm_smem(BM),
-                              st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales,
-                              (const uint32_t *)w->zeros, b, (int)m, (int)s->N, NB, (int)s->K, KB, (int)s->n_groups,
-                              gdiv, gshift, KT),
+                              st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups, gdiv, gshift, KT),
                 "launch w4a16_wgmma_kernel");
     if (ks > 1)
         LQ_CUDA_RET(lq_launch_pdl(w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st, y,
