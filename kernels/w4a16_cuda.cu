@@ -916,11 +916,24 @@ __device__ __forceinline__ void mbar_expect(uint32_t bar, uint32_t bytes) {
 __device__ __forceinline__ void mbar_arrive(uint32_t bar) {
     asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
-/* wait until the phase of parity `par` of the barrier has completed */
+__device__ __forceinline__ bool mbar_try(uint32_t bar, uint32_t par) {
+    uint32_t ok;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(ok) : "r"(bar), "r"(par) : "memory");
+    return ok != 0;
+}
+/* wait until the phase of parity `par` of the barrier has completed; a phase that never completes (a copy
+ * that never lands) traps after ~2^34 cycles with the barrier named, instead of hanging the process */
+__device__ __noinline__ void mbar_stuck(uint32_t bar, uint32_t par) {
+    printf("w4a16_wgmma_kernel: block (%d,%d,%d) thread %d: shared barrier 0x%x, parity %u, never completed\n",
+           (int)blockIdx.x, (int)blockIdx.y, (int)blockIdx.z, (int)threadIdx.x, bar, par);
+    __trap();
+}
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t par) {
-    asm volatile("{\n.reg .pred p;\nLQ_WAIT:\n"
-                 "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
-                 "@p bra LQ_DONE;\nbra LQ_WAIT;\nLQ_DONE:\n}\n" ::"r"(bar), "r"(par) : "memory");
+    if (mbar_try(bar, par)) return;
+    const long long t0 = clock64();
+    while (!mbar_try(bar, par))
+        if (clock64() - t0 > (1LL << 34)) mbar_stuck(bar, par);
 }
 /* 2-D tile of a tensor map (coordinates: innermost first) into shared memory, completing on bar */
 __device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap *map, int c0, int c1, uint32_t bar) {
@@ -1178,16 +1191,13 @@ extern "C" lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, 
 }
 
 template <int MT, bool SYM>
-static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
-                              const float *b, int64_t m, int vec_x, float *parts, cudaStream_t st) {
+static lq_status launch_fused(const lq_device_limits *lim, const fused_plan &p, float *y, const void *x, int64_t ldx,
+                              const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, float *parts,
+                              cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
-    static int attr_set = 0; /* per instantiation: the dynamic shared-memory limit raised once */
-    if (!attr_set) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT, SYM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         W4_SMEM_RING + W4_SMEM_A_MAX + 16 * 4 * 16),
-                    "cudaFuncSetAttribute (w4a16_mma_kernel)");
-        attr_set = 1;
-    }
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
+    LQ_CUDA_RET(lq_smem_optin(w4a16_mma_kernel<MT, SYM>, lim->dev, W4_SMEM_RING + W4_SMEM_A_MAX + 16 * 4 * 16, optin),
+                "cudaFuncSetAttribute (w4a16_mma_kernel)");
     dim3 grid(p.tiles, (unsigned)p.S, p.chunks);
     w4a16_mma_kernel<MT, SYM><<<grid, 32 * W4_WARPS, p.smem, st>>>(
         y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros,
@@ -1377,71 +1387,58 @@ static int plan_small(const lq_w4a16_shape *s, int sym, int64_t m, int sm_count,
     return e.ok;
 }
 
-/* The current device's shared-memory limits, asked once per device (benign race: every writer stores the same
- * values). */
-static lq_status small_limits(int *per_block, int *per_sm) {
-    int dev = 0;
-    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
-    static int lim_block[64], lim_sm[64];
-    *per_block = dev < 64 ? lim_block[dev] : 0, *per_sm = dev < 64 ? lim_sm[dev] : 0;
-    if (!*per_block || !*per_sm) {
-        LQ_CUDA_RET(cudaDeviceGetAttribute(per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                    "cudaDeviceGetAttribute (shared memory per block)");
-        LQ_CUDA_RET(cudaDeviceGetAttribute(per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
-                    "cudaDeviceGetAttribute (shared memory per SM)");
-        if (dev < 64) lim_block[dev] = *per_block, lim_sm[dev] = *per_sm;
-    }
-    return LQ_OK;
-}
-
 /* Workspace of the small-M path at m rows: the K-slice partial sums (0 when one slice). */
 static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
-    int per_block = 227 * 1024, per_sm = 228 * 1024; /* H100/H200, when the device cannot be asked */
-    if (small_limits(&per_block, &per_sm) != LQ_OK) per_block = 227 * 1024, per_sm = 228 * 1024;
+    lq_device_limits lim;
+    if (lq_device_limits_current(&lim) != cudaSuccess) /* H100/H200, when the device cannot be asked */
+        lim.smem_per_block_optin = 227 * 1024, lim.smem_per_sm = 228 * 1024;
     small_plan p;
-    if (!plan_small(s, s->sym, m, sm_count, (size_t)per_block, (size_t)per_sm, &p) || p.KS <= 1) return 0;
+    if (!plan_small(s, s->sym, m, sm_count, (size_t)lim.smem_per_block_optin, (size_t)lim.smem_per_sm, &p) ||
+        p.KS <= 1)
+        return 0;
     return (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float);
 }
 
 template <int NT, int MC, bool SYM, bool G2>
-static lq_status launch_small_t(const small_plan &p, float *y, float *part, const void *x, int64_t ldx,
-                                const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, cudaStream_t st) {
+static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
+                                int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x,
+                                cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
-    static size_t attr_bytes = 48 * 1024; /* per instantiation: the dynamic shared-memory limit, raised when needed */
-    if (p.smem > attr_bytes) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_small_m_kernel<NT, MC, SYM, G2>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem),
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: the shared-memory limit per device, raised when needed */
+    if (p.smem > 48 * 1024)
+        LQ_CUDA_RET(lq_smem_optin(w4a16_small_m_kernel<NT, MC, SYM, G2>, lim->dev, (int)p.smem, optin),
                     "cudaFuncSetAttribute (w4a16_small_m_kernel)");
-        attr_bytes = p.smem;
-    }
-    LQ_CUDA_RET(lq_launch_pdl(w4a16_small_m_kernel<NT, MC, SYM, G2>, dim3(p.blocks, (unsigned)p.KS),
-                              dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw,
-                              (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b, (int)m, (int)s->N,
-                              (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift, p.B,
-                              p.S, p.KT, vec_x),
+    const int pdl = lq_pdl_on(lim);
+    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_m_kernel<NT, MC, SYM, G2>, dim3(p.blocks, (unsigned)p.KS),
+                                 dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx,
+                                 (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
+                                 (int)m, (int)s->N, (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups,
+                                 p.gdiv, p.gshift, p.B, p.S, p.KT, vec_x),
                 "launch w4a16_small_m_kernel");
     if (p.KS > 1)
-        LQ_CUDA_RET(lq_launch_pdl(w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st, y,
-                                  (const float *)part, b, (int)m, (int)s->N, p.KS),
+        LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
+                                     y, (const float *)part, b, (int)m, (int)s->N, p.KS),
                     "launch w4a16_small_reduce_kernel");
     return LQ_OK;
 }
 
 /* MC: M at compile time (1..4) or 0 (runtime); see w4a16_small_m_kernel */
 template <int NT, int MC>
-static lq_status launch_small_nt(const small_plan &p, float *y, float *part, const void *x, int64_t ldx,
-                                 const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, cudaStream_t st) {
+static lq_status launch_small_nt(const lq_device_limits *lim, const small_plan &p, float *y, float *part,
+                                 const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m,
+                                 int vec_x, cudaStream_t st) {
     if (w->zeros == NULL)
-        return p.g2 ? launch_small_t<NT, MC, true, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
-                    : launch_small_t<NT, MC, true, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    return p.g2 ? launch_small_t<NT, MC, false, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
-                : launch_small_t<NT, MC, false, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        return p.g2 ? launch_small_t<NT, MC, true, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st)
+                    : launch_small_t<NT, MC, true, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+    return p.g2 ? launch_small_t<NT, MC, false, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st)
+                : launch_small_t<NT, MC, false, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
 }
 
 /* The small-M path: *ran = 0 (and LQ_OK) when no plan fits one block's
  * shared memory, so that the caller can take the fused kernel. */
-static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
-                                int64_t m, int sm_count, void *ws, size_t ws_bytes, cudaStream_t st, int *ran) {
+static lq_status small_m_matmul(cudaError_t lim_err, const lq_device_limits *lim, float *y, const void *x,
+                                int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int sm_count,
+                                void *ws, size_t ws_bytes, cudaStream_t st, int *ran) {
     const lq_w4a16_shape *s = &w->s;
     *ran = 0;
     LQ_RETURN_IF(s->n_groups > 1 && s->G % 32 != 0, LQ_ERR_UNSUPPORTED,
@@ -1449,10 +1446,11 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     LQ_RETURN_IF(s->Np / 16 > INT32_MAX / 16 || s->Kp > INT32_MAX / 8 || m * s->N > INT32_MAX / 64,
                  LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: M=%lld N=%lld K=%lld too large for the small-M kernel",
                  (long long)m, (long long)s->N, (long long)s->K);
-    int per_block = 0, per_sm = 0;
-    LQ_FORWARD(small_limits(&per_block, &per_sm));
+    LQ_CUDA_RET(lim_err, "lq_w4a16_matmul_cuda: small-M path: device limits");
     small_plan p;
-    if (!plan_small(s, w->zeros == NULL, m, sm_count, (size_t)per_block, (size_t)per_sm, &p)) return LQ_OK;
+    if (!plan_small(s, w->zeros == NULL, m, sm_count, (size_t)lim->smem_per_block_optin, (size_t)lim->smem_per_sm,
+                    &p))
+        return LQ_OK;
     const size_t need = p.KS > 1 ? (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float) : 0;
     LQ_RETURN_IF(ws_bytes < need || (need && !ws), LQ_ERR_ARG,
                  "lq_w4a16_matmul_cuda: small-M path: workspace of %zu bytes, %zu needed for %d K slices (M=%lld "
@@ -1463,16 +1461,16 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     float *part = (float *)ws;
     *ran = 1;
     if (p.NT == 1 && small_whole(s, m, p.KT)) switch (m) {
-        case 1: return launch_small_nt<1, 1>(p, y, part, x, ldx, w, b, m, vec_x, st);
-        case 2: return launch_small_nt<1, 2>(p, y, part, x, ldx, w, b, m, vec_x, st);
-        case 3: return launch_small_nt<1, 3>(p, y, part, x, ldx, w, b, m, vec_x, st);
-        default: return launch_small_nt<1, 4>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 1: return launch_small_nt<1, 1>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 2: return launch_small_nt<1, 2>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 3: return launch_small_nt<1, 3>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+        default: return launch_small_nt<1, 4>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
         }
-    if (p.NT == 1) return launch_small_nt<1, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    if (p.NT == 1) return launch_small_nt<1, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
     switch (p.NT) {
-    case 2: return launch_small_nt<2, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    case 4: return launch_small_nt<4, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    default: return launch_small_nt<8, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    case 2: return launch_small_nt<2, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+    case 4: return launch_small_nt<4, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+    default: return launch_small_nt<8, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
     }
 }
 
@@ -1499,30 +1497,22 @@ static wgm_encode_fn wgm_encoder(void) {
 /* The wgmma path here and now: an sm_90 device (the binary's sm_90a code), K and
  * ldx multiples of 8, x and the group words 16-byte aligned. 0 with the reason
  * in *why otherwise. */
-static int wgm_device(const char **why) {
-    static int cc[64]; /* 10 major + minor + 1 per device, 0 = not asked */
-    int dev = 0;
-    *why = "no CUDA device";
-    if (cudaGetDevice(&dev) != cudaSuccess) return cudaGetLastError(), 0;
-    if (dev >= 64) return (*why = "device index >= 64"), 0;
-    if (!cc[dev]) {
-        int ma = 0, mi = 0;
-        if (cudaDeviceGetAttribute(&ma, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&mi, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-            return cudaGetLastError(), 0;
-        cc[dev] = 10 * ma + mi + 1;
-    }
+static int wgm_device(const lq_device_limits *lim, const char **why) {
+    if (!lim) return (*why = "no CUDA device"), 0;
     *why = "the device is not sm_90 (the wgmma code is built for sm_90a)";
-    return cc[dev] == 91;
+    return lim->cc_major == 9 && lim->cc_minor == 0;
 }
 
 extern "C" int lq_w4a16_wgmma_device(void) {
     const char *why;
-    return wgm_device(&why);
+    lq_device_limits lim;
+    if (lq_device_limits_current(&lim) != cudaSuccess) return cudaGetLastError(), 0;
+    return wgm_device(&lim, &why);
 }
 
-static int wgm_supported(const lq_w4a16_weight *w, const void *x, int64_t ldx, const char **why) {
-    if (!wgm_device(why)) return 0;
+static int wgm_supported(const lq_device_limits *lim, const lq_w4a16_weight *w, const void *x, int64_t ldx,
+                         const char **why) {
+    if (!wgm_device(lim, why)) return 0;
     if (w->s.K % 8 || ldx % 8 || ((uintptr_t)x & 15)) return (*why = "K or ldx not a multiple of 8, or x not 16-byte aligned"), 0;
     if (((uintptr_t)w->scales & 15) || ((uintptr_t)w->zeros & 15)) return (*why = "group data not 16-byte aligned"), 0;
     if (w->s.Np / 16 > INT32_MAX / 16 || w->s.Kp > INT32_MAX / 8) return (*why = "shape too large"), 0;
@@ -1575,15 +1565,12 @@ static lq_status wgm_map(CUtensorMap *m, CUtensorMapDataType dt, const void *bas
 }
 
 template <bool SYM, bool G2, int BM>
-static lq_status launch_wgmma_t(float *y, float *part, const void *x, int64_t ldx, const lq_w4a16_weight *w,
-                                const float *b, int64_t m, int gdiv, int gshift, int ks, cudaStream_t st) {
-    static bool attr = false; /* per instantiation */
-    if (!attr) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_wgmma_kernel<SYM, G2, BM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         wgm_smem(BM)),
-                    "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
-        attr = true;
-    }
+static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *part, const void *x, int64_t ldx,
+                                const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
+                                cudaStream_t st) {
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
+    LQ_CUDA_RET(lq_smem_optin(w4a16_wgmma_kernel<SYM, G2, BM>, lim->dev, (int)wgm_smem(BM), optin),
+                "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
     const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
     /* x: M rows of K halves, 64 x BM boxes in the 128-byte swizzle of the wgmma descriptor; the codes: NB row
@@ -1600,20 +1587,23 @@ static lq_status launch_wgmma_t(float *y, float *part, const void *x, int64_t ld
     else
         LQ_FORWARD(wgm_map(&tz, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->zeros, (uint64_t)NB * 8, (uint64_t)s->n_groups,
                            (uint64_t)NB * 32, 128, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
-    LQ_CUDA_RET(lq_launch_pdl(w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
-                              (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256), wgm_smem(BM),
-                              st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups, gdiv, gshift, KT),
+    const int pdl = lq_pdl_on(lim);
+    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
+                                 (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256),
+                                 wgm_smem(BM), st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
+                                 gdiv, gshift, KT),
                 "launch w4a16_wgmma_kernel");
     if (ks > 1)
-        LQ_CUDA_RET(lq_launch_pdl(w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st, y,
-                                  (const float *)part, b, (int)m, (int)s->N, ks),
+        LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
+                                     y, (const float *)part, b, (int)m, (int)s->N, ks),
                     "launch w4a16_small_reduce_kernel (wgmma slices)");
     return LQ_OK;
 }
 
 /* ws: the slices' partial sums when wgm_slices > 1 and ws holds them; one slice otherwise. */
-static lq_status wgmma_matmul(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
-                              int64_t m, int sm_count, void *ws, size_t ws_bytes, cudaStream_t st) {
+static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void *x, int64_t ldx,
+                              const lq_w4a16_weight *w, const float *b, int64_t m, int sm_count, void *ws,
+                              size_t ws_bytes, cudaStream_t st) {
     LQ_RETURN_IF(m > INT32_MAX / 2, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4: M=%lld too large", (long long)m);
     const lq_w4a16_shape *s = &w->s;
     const int64_t ng = s->n_groups;
@@ -1625,15 +1615,15 @@ static lq_status wgmma_matmul(float *y, const void *x, int64_t ldx, const lq_w4a
     if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
     float *part = (float *)ws;
     if (wgm_bm(m) == 64) {
-        if (sym) return g2 ? launch_wgmma_t<true, true, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                           : launch_wgmma_t<true, false, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-        return g2 ? launch_wgmma_t<false, true, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                  : launch_wgmma_t<false, false, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+        if (sym) return g2 ? launch_wgmma_t<true, true, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                           : launch_wgmma_t<true, false, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+        return g2 ? launch_wgmma_t<false, true, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                  : launch_wgmma_t<false, false, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
     }
-    if (sym) return g2 ? launch_wgmma_t<true, true, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                       : launch_wgmma_t<true, false, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    return g2 ? launch_wgmma_t<false, true, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-              : launch_wgmma_t<false, false, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    if (sym) return g2 ? launch_wgmma_t<true, true, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                       : launch_wgmma_t<true, false, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    return g2 ? launch_wgmma_t<false, true, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+              : launch_wgmma_t<false, false, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
 extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
@@ -1651,6 +1641,12 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     const int automatic = path == 0;
     if (automatic) path = m <= LQ_W4A16_SMALL_MAX_M ? 3 : m <= LQ_W4A16_FUSED_MAX_M ? 1 : 2;
     cudaStream_t st = lq_stream(stream);
+    /* the device's limits, asked once for the whole call; lim is NULL without them (the wgmma path is then
+     * unsupported; the small-M and fused paths return lim_err after their argument checks) */
+    lq_device_limits lim_;
+    const cudaError_t lim_err = lq_device_limits_current(&lim_);
+    const lq_device_limits *lim = lim_err == cudaSuccess ? &lim_ : NULL;
+    if (!lim) (void)cudaGetLastError();
     /* the wgmma kernel where it was measured faster than the other paths (H200, kernels/dev/w4a16_notes.md):
      * LQ_W4A16_WGMMA_MIN_M..MAX_M rows for every weight, up to BIG_MAX_M for large ones (gate_up, down);
      * below MIN_M the small-M kernel, above it dequantize + cuBLAS won */
@@ -1659,15 +1655,15 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     const int64_t wg_max = s->N * s->K >= LQ_W4A16_WGMMA_BIG_NK ? LQ_W4A16_WGMMA_BIG_MAX_M : LQ_W4A16_WGMMA_MAX_M;
     const int wg_try = path == 4 || (knob == 2 && m >= LQ_W4A16_WGMMA_MIN_M) ||
                        (knob == 1 && m >= LQ_W4A16_WGMMA_MIN_M && m <= wg_max);
-    const int wg_ok = wg_try && wgm_supported(w, x, ldx, &why);
+    const int wg_ok = wg_try && wgm_supported(lim, w, x, ldx, &why);
     if (automatic && wg_ok) path = 4;
     if (path == 4) {
         LQ_RETURN_IF(!wg_ok, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4 (wgmma): %s", why);
-        return wgmma_matmul(y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st);
+        return wgmma_matmul(lim, y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st);
     }
     if (path == 3) {
         int ran = 0;
-        LQ_FORWARD(small_m_matmul(y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st, &ran));
+        LQ_FORWARD(small_m_matmul(lim_err, &lim_, y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st, &ran));
         if (ran) return LQ_OK;
         /* x of m rows does not fit one block's shared memory (M K beyond ~110 K
          * inputs): the fused kernel slices K across blocks */
@@ -1692,13 +1688,14 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     float *part = (float *)ws;
     int vec_x = (s->K % 8 == 0) && (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
     const bool sym = w->zeros == NULL;
+    LQ_CUDA_RET(lim_err, "lq_w4a16_matmul_cuda: fused path: device limits");
     switch (p.MT * 2 + (sym ? 1 : 0)) {
-    case 2: return launch_fused<1, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 3: return launch_fused<1, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 4: return launch_fused<2, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 5: return launch_fused<2, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 8: return launch_fused<4, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    default: return launch_fused<4, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 2: return launch_fused<1, false>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 3: return launch_fused<1, true>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 4: return launch_fused<2, false>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 5: return launch_fused<2, true>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 8: return launch_fused<4, false>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    default: return launch_fused<4, true>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
     }
 }
 
