@@ -923,17 +923,13 @@ __device__ __forceinline__ bool mbar_try(uint32_t bar, uint32_t par) {
     return ok != 0;
 }
 /* wait until the phase of parity `par` of the barrier has completed; a phase that never completes (a copy
- * that never lands) traps after ~2^34 cycles with the barrier named, instead of hanging the process */
-__device__ __noinline__ void mbar_stuck(uint32_t bar, uint32_t par) {
-    printf("w4a16_wgmma_kernel: block (%d,%d,%d) thread %d: shared barrier 0x%x, parity %u, never completed\n",
-           (int)blockIdx.x, (int)blockIdx.y, (int)blockIdx.z, (int)threadIdx.x, bar, par);
-    __trap();
-}
+ * that never lands) traps after ~2^34 cycles (a launch error instead of a hung process; no printf here: a
+ * call inside the loop would make ptxas serialize the wgmma, C7510) */
 __device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t par) {
     if (mbar_try(bar, par)) return;
     const long long t0 = clock64();
     while (!mbar_try(bar, par))
-        if (clock64() - t0 > (1LL << 34)) mbar_stuck(bar, par);
+        if (clock64() - t0 > (1LL << 34)) __trap();
 }
 /* 2-D tile of a tensor map (coordinates: innermost first) into shared memory, completing on bar */
 __device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap *map, int c0, int c1, uint32_t bar) {
