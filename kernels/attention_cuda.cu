@@ -169,9 +169,9 @@ static lq_status launch_prefill(void *out, const float *q, int64_t ldq, const vo
                                 int64_t seq_stride, int B, int T, int pos0, int nh, int nkv, int window,
                                 cudaStream_t s) {
     size_t smem = prefill_smem_bytes<HD>();
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: bytes allowed on each device */
     if (smem > 48 * 1024)
-        LQ_CUDA_RET(cudaFuncSetAttribute(attn_prefill_kernel<TK, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)smem),
+        LQ_CUDA_RET(lq_smem_optin_current(attn_prefill_kernel<TK, HD>, (int)smem, optin),
                     "cudaFuncSetAttribute(attn_prefill_kernel shared memory)");
     dim3 grid((unsigned)((T + PF_BQ - 1) / PF_BQ), (unsigned)nh, (unsigned)B);
     attn_prefill_kernel<TK, HD><<<grid, PF_THREADS, smem, s>>>((TK *)out, q, ldq, (const TK *)kc, (const TK *)vc,
@@ -992,31 +992,22 @@ static lq_status launch_decode(void *out, const float *q, int64_t ldq, const voi
 }
 
 template <typename TK, int HD, int W>
-static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const void *kc, const void *vc,
-                                   int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int window, int ns,
-                                   void *ws, cudaStream_t s) {
+static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const float *q, int64_t ldq, const void *kc,
+                                   const void *vc, int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv,
+                                   int window, int ns, void *ws, cudaStream_t s) {
     typedef dm_geom<HD, W> Gm;
-    /* > 48 KB of dynamic shared memory is an opt-in per kernel and device: a
-     * host-side attribute, not a stream operation (legal while a graph is
-     * captured), set once per device (a race between threads only repeats it) */
-    static unsigned long long opted = 0; /* bit d: device d done */
-    int dev = 0;
-    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
-    const unsigned long long bit = dev >= 0 && dev < 64 ? 1ull << dev : 0;
-    if (!bit || !(__atomic_load_n(&opted, __ATOMIC_RELAXED) & bit)) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(attn_decode_mma_kernel<TK, HD, W>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, Gm::SMEM),
-                    "cudaFuncSetAttribute(attn_decode_mma_kernel shared memory)");
-        __atomic_fetch_or(&opted, bit, __ATOMIC_RELAXED);
-    }
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: bytes allowed on each device */
+    LQ_CUDA_RET(lq_smem_optin(attn_decode_mma_kernel<TK, HD, W>, lim->dev, (int)Gm::SMEM, optin),
+                "cudaFuncSetAttribute(attn_decode_mma_kernel shared memory)");
     unsigned long long *ctr = (unsigned long long *)ws;
     float *ws_o = (float *)((char *)ws + dc_ctr_bytes(B, nh));
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
     dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DM_HEADS - 1) / DM_HEADS)), (unsigned)B);
-    LQ_CUDA_RET(lq_launch_pdl(attn_decode_mma_kernel<TK, HD, W>, grid, dim3(32 * W), (size_t)Gm::SMEM, s, (TK *)out,
-                              ws_o, ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh, nkv,
-                              window, ns, (float)(1.4426950408889634 / sqrt((double)HD))), /* log2(e)/sqrt(hd): base 2 */
+    LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), attn_decode_mma_kernel<TK, HD, W>, grid, dim3(32 * W),
+                                 (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
+                                 (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
+                                 (float)(1.4426950408889634 / sqrt((double)HD))), /* log2(e)/sqrt(hd): base 2 */
                 "launch attn_decode_mma_kernel");
     LQ_LAUNCH_RET("attn_decode_mma_kernel");
     return LQ_OK;
@@ -1025,23 +1016,13 @@ static lq_status launch_decode_mma(void *out, const float *q, int64_t ldq, const
 /* Warps per block of the tensor-core decode kernel: 8 where the 8 rings fit the device's per-block
  * shared memory (head_dim <= 128 on sm_90: 204 KB of the 227 KB; an A100's 163 KB takes 4), else 4;
  * LQ_DECODE_WARPS=4 forces 4 (tuning knob for A/B runs, read once; the result never depends on it). */
-static lq_status decode_warps(int smem8, int *w) {
+static int decode_warps(const lq_device_limits *lim, int smem8) {
     static int forced = -1;
     if (forced < 0) {
         const char *e = getenv("LQ_DECODE_WARPS");
         forced = e && atoi(e) == 4 ? 1 : 0;
     }
-    static int optin[64]; /* per device, asked once (benign race: every writer stores the same value) */
-    int dev = 0, lim = 0;
-    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
-    if (dev >= 0 && dev < 64) lim = optin[dev];
-    if (!lim) {
-        LQ_CUDA_RET(cudaDeviceGetAttribute(&lim, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                    "cudaDeviceGetAttribute (shared memory per block)");
-        if (dev >= 0 && dev < 64) optin[dev] = lim;
-    }
-    *w = !forced && smem8 <= lim ? 8 : 4;
-    return LQ_OK;
+    return !forced && smem8 <= lim->smem_per_block_optin ? 8 : 4;
 }
 
 /* Tensor-core decode for 16-bit caches with head_dim 16..256; returns
@@ -1049,27 +1030,28 @@ static lq_status decode_warps(int smem8, int *w) {
 static lq_status decode_mma(void *out, const float *q, int64_t ldq, const void *kc, const void *vc, lq_dtype dt,
                             int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv, int hd, int window,
                             int ns, void *ws, cudaStream_t s) {
-#define LQ_DM_W(TY, HD)                                                                                      \
-    {                                                                                                                \
-        int w_ = 4;                                                                                                  \
-        LQ_FORWARD(decode_warps(dm_geom<HD, 8>::SMEM, &w_));                                                         \
-        return w_ == 8                                                                                               \
-                   ? launch_decode_mma<TY, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s) \
-                   : launch_decode_mma<TY, HD, 4>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s); \
-    }
+    if ((dt != LQ_F16 && dt != LQ_BF16) || (hd != 16 && hd != 32 && hd != 64 && hd != 128 && hd != 256))
+        return LQ_ERR_UNSUPPORTED;
+    lq_device_limits lim; /* the one device query of the launch */
+    LQ_CUDA_RET(lq_device_limits_current(&lim), "device limits (attn_decode_mma_kernel)");
+#define LQ_DM_ARGS &lim, out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s
+#define LQ_DM_W(TY, HD)                                                                                   \
+    return decode_warps(&lim, dm_geom<HD, 8>::SMEM) == 8 ? launch_decode_mma<TY, HD, 8>(LQ_DM_ARGS)       \
+                                                         : launch_decode_mma<TY, HD, 4>(LQ_DM_ARGS);
 #define LQ_DM_HD(TY)                                                                 \
     switch (hd) {                                                                    \
     case 16: LQ_DM_W(TY, 16)                                                         \
     case 32: LQ_DM_W(TY, 32)                                                         \
     case 64: LQ_DM_W(TY, 64)                                                         \
     case 128: LQ_DM_W(TY, 128)                                                       \
-    case 256: return launch_decode_mma<TY, 256, 4>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s); \
+    case 256: return launch_decode_mma<TY, 256, 4>(LQ_DM_ARGS);                      \
     default: return LQ_ERR_UNSUPPORTED;                                              \
     }
     if (dt == LQ_F16) LQ_DM_HD(__half)
     if (dt == LQ_BF16) LQ_DM_HD(__nv_bfloat16)
 #undef LQ_DM_HD
 #undef LQ_DM_W
+#undef LQ_DM_ARGS
     return LQ_ERR_UNSUPPORTED;
 }
 

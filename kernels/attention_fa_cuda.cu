@@ -265,18 +265,10 @@ template <typename TK, int HD>
 static lq_status launch_fa(void *out, const float *q, int64_t ldq, const void *kc, const void *vc, int64_t seq_stride,
                            int B, int T, int pos0, int nh, int nkv, int window, cudaStream_t s) {
     constexpr size_t smem = fa_geom<HD>::SMEM;
-    if (smem > 48 * 1024) {
-        /* once per device and instantiation (a function attribute, not a stream operation) */
-        static unsigned done;
-        int dev = 0;
-        LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
-        if (dev >= 32 || !(done & (1u << dev))) {
-            LQ_CUDA_RET(cudaFuncSetAttribute(attn_fa_kernel<TK, HD>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)smem),
-                        "cudaFuncSetAttribute(attn_fa_kernel shared memory)");
-            if (dev < 32) __atomic_fetch_or(&done, 1u << dev, __ATOMIC_RELAXED);
-        }
-    }
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: bytes allowed on each device */
+    if (smem > 48 * 1024)
+        LQ_CUDA_RET(lq_smem_optin_current(attn_fa_kernel<TK, HD>, (int)smem, optin),
+                    "cudaFuncSetAttribute(attn_fa_kernel shared memory)");
     dim3 grid((unsigned)nh, (unsigned)((T + FA_BQ - 1) / FA_BQ), (unsigned)B);
     /* log2(e) / sqrt(hd): the scores go straight into exp2 */
     float scale_log2 = (float)(1.4426950408889634 / sqrt((double)HD));

@@ -13,9 +13,8 @@
  *     gap between dependent kernels stays in.
  *   - events (lq_cuda_bench_set_graphs(0), `lq bench kernels --timing events`):
  *     one event pair around each single launch. */
-#include <cublas_v2.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
+#include "cuda_common.cuh" /* lq_device_limits */
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -395,7 +394,11 @@ extern "C" lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n
     if (!hp) return lq_error(LQ_ERR_NOMEM, "out of memory");
     int sm = 0;
     CU(cudaSetDevice(dev), "cudaSetDevice");
-    CU(cudaDeviceGetAttribute(&sm, cudaDevAttrMultiProcessorCount, dev), "cudaDeviceGetAttribute");
+    {
+        lq_device_limits lim;
+        CU(lq_device_limits_current(&lim), "device limits (multiprocessors)");
+        sm = lim.sm_count;
+    }
     CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
     {
         const int ns = lq_attention_decode_splits(B, n_heads, n_kv, C, sm);

@@ -110,11 +110,48 @@ __device__ __forceinline__ void lq_pdl_trigger(void) {
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
-/* 1 when launches on the current device get the PDL attribute (ops_cuda.cu). */
+/* ---- per-device limits (ops_cuda.cu) ----
+ * What the launchers ask of a device: asked once per device and cached, so a
+ * launch costs one cudaGetDevice and no attribute query. Devices 0..63 are
+ * cached; a higher index is asked on every call.
+ * Threading: any thread may call these. A device's entry is filled once, under
+ * a lock, and published through an acquire/release flag; readers take no lock. */
+#define LQ_MAX_DEVICES 64
+typedef struct {
+    int dev;                  /* the device these limits are of */
+    int sm_count;             /* multiprocessors */
+    int cc_major, cc_minor;   /* compute capability */
+    int smem_per_block_optin; /* bytes of shared memory one block may opt in to */
+    int smem_per_sm;          /* bytes of shared memory per multiprocessor */
+} lq_device_limits;
+/* The current device's limits into *out; on an error *out is zeroed. */
+cudaError_t lq_device_limits_current(lq_device_limits *out);
+
+/* Dynamic shared memory beyond 48 KB is an opt-in per kernel and per device (a
+ * host-side function attribute, not a stream operation: legal while a graph is
+ * captured). Raises the limit of `kernel` on device `dev` (the current one) to
+ * `bytes`, unless done[dev] — the caller's record for that kernel, a static
+ * int[LQ_MAX_DEVICES] per kernel instantiation — says it already allows as
+ * much; a limit is never lowered. */
+cudaError_t lq_smem_optin_fn(const void *kernel, int dev, int bytes, int *done);
+template <typename K> static inline cudaError_t lq_smem_optin(K *kernel, int dev, int bytes, int *done) {
+    return lq_smem_optin_fn((const void *)kernel, dev, bytes, done);
+}
+/* The same on the current device, for a launcher that has not asked for the limits. */
+template <typename K> static inline cudaError_t lq_smem_optin_current(K *kernel, int bytes, int *done) {
+    lq_device_limits lim;
+    cudaError_t e = lq_device_limits_current(&lim);
+    return e != cudaSuccess ? e : lq_smem_optin_fn((const void *)kernel, lim.dev, bytes, done);
+}
+
+/* 1 when launches on the current device get the PDL attribute (ops_cuda.cu);
+ * lq_pdl_on: the same for the device of limits already asked for. */
 int lq_pdl_enabled(void);
+int lq_pdl_on(const lq_device_limits *lim);
+/* Launch with the PDL attribute when pdl is nonzero (a normal launch otherwise). */
 template <typename... KArgs, typename... Args>
-static inline cudaError_t lq_launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
-                                        Args... args) {
+static inline cudaError_t lq_launch_pdl_if(int pdl, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
+                                           cudaStream_t s, Args... args) {
     cudaLaunchAttribute at[1];
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[0].val.programmaticStreamSerializationAllowed = 1;
@@ -124,8 +161,13 @@ static inline cudaError_t lq_launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim
     cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     cfg.attrs = at;
-    cfg.numAttrs = lq_pdl_enabled() ? 1 : 0;
+    cfg.numAttrs = pdl ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+template <typename... KArgs, typename... Args>
+static inline cudaError_t lq_launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                                        Args... args) {
+    return lq_launch_pdl_if(lq_pdl_enabled(), kernel, grid, block, smem, s, args...);
 }
 
 static inline unsigned lq_blocks(int64_t n, int threads) {

@@ -1,15 +1,18 @@
 /* ops_cuda.cu — CUDA twins of the elementwise and row ops of libquant/ops.c
  * (embedding, RMSNorm fused with the residual add, RoPE, SwiGLU, KV-cache
- * store, NLL, argmax), the cuBLAS matmul, and the device-memory/context
- * helpers of kernels/lq_kernels.h. These ops are memory-bound and tiny next to
- * the GEMMs: one simple kernel each, written for clarity over the last few
- * percent. Tested by tests/test_kernels.c against the lq_<op>_ref functions. */
+ * store, NLL, argmax), the cuBLAS matmul, the device-memory/context
+ * helpers of kernels/lq_kernels.h, and the per-device limits, shared-memory
+ * opt-in and PDL switch the launchers share (kernels/cuda_common.cuh). These
+ * ops are memory-bound and tiny next to the GEMMs: one simple kernel each,
+ * written for clarity over the last few percent. Tested by
+ * tests/test_kernels.c against the lq_<op>_ref functions. */
 #include "cuda_common.cuh"
 
 extern "C" {
 #include "lq_kernels.h"
 }
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,8 +80,11 @@ extern "C" lq_status lq_cuda_ctx_new(int device, lq_cuda_ctx **out) {
     c->device = device;
     cublasStatus_t bs;
     LQ_CUDA_TRY(cudaSetDevice(device), "cudaSetDevice");
-    LQ_CUDA_TRY(cudaDeviceGetAttribute(&c->sm_count, cudaDevAttrMultiProcessorCount, device),
-                "cudaDeviceGetAttribute(multiprocessors)");
+    {
+        lq_device_limits lim;
+        LQ_CUDA_TRY(lq_device_limits_current(&lim), "device limits (multiprocessors)");
+        c->sm_count = lim.sm_count;
+    }
     LQ_CUDA_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate");
     bs = cublasCreate(&c->blas);
     LQ_FAIL_IF(bs != CUBLAS_STATUS_SUCCESS, LQ_ERR_CUDA, "cublasCreate: %s", cublasGetStatusString(bs));
@@ -106,24 +112,84 @@ extern "C" void *lq_cuda_ctx_stream(const lq_cuda_ctx *c) { return (void *)c->st
 extern "C" void *lq_cuda_ctx_blas(const lq_cuda_ctx *c) { return (void *)c->blas; }
 extern "C" int lq_cuda_ctx_sm_count(const lq_cuda_ctx *c) { return c->sm_count; }
 
-/* PDL (cuda_common.cuh): on for sm_90+ devices unless LQ_PDL=0; cached per
- * device (benign races: every writer stores the same value). */
+/* ---------------- per-device limits and shared-memory opt-in (cuda_common.cuh) ---------------- */
+
+/* One entry per device, filled once. The fast path is an acquire load of the
+ * entry's flag, which the filler stores (release) after the entry: a reader
+ * that sees the flag sees the whole entry. Fills — and lq_smem_optin_fn's
+ * attribute calls with their records — happen under one lock, so no entry or
+ * record is written by two threads at once. */
+static lq_device_limits dev_limits[LQ_MAX_DEVICES];
+static int dev_limits_filled[LQ_MAX_DEVICES];
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static cudaError_t ask_limits(int dev, lq_device_limits *l) {
+    cudaError_t e;
+    memset(l, 0, sizeof *l);
+    l->dev = dev;
+    if ((e = cudaDeviceGetAttribute(&l->sm_count, cudaDevAttrMultiProcessorCount, dev)) != cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&l->cc_major, cudaDevAttrComputeCapabilityMajor, dev)) != cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&l->cc_minor, cudaDevAttrComputeCapabilityMinor, dev)) != cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&l->smem_per_block_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev)) !=
+            cudaSuccess ||
+        (e = cudaDeviceGetAttribute(&l->smem_per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev)) != cudaSuccess)
+        memset(l, 0, sizeof *l);
+    return e;
+}
+
+cudaError_t lq_device_limits_current(lq_device_limits *out) {
+    memset(out, 0, sizeof *out);
+    int dev = 0;
+    cudaError_t e = cudaGetDevice(&dev);
+    if (e != cudaSuccess) return e;
+    if (dev < 0 || dev >= LQ_MAX_DEVICES) return ask_limits(dev, out); /* not cached */
+    if (!__atomic_load_n(&dev_limits_filled[dev], __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&dev_lock);
+        if (!__atomic_load_n(&dev_limits_filled[dev], __ATOMIC_RELAXED)) {
+            lq_device_limits l;
+            e = ask_limits(dev, &l);
+            if (e == cudaSuccess) {
+                dev_limits[dev] = l;
+                __atomic_store_n(&dev_limits_filled[dev], 1, __ATOMIC_RELEASE);
+            }
+        }
+        pthread_mutex_unlock(&dev_lock);
+        if (e != cudaSuccess) return e; /* not cached: asked again next time */
+    }
+    *out = dev_limits[dev];
+    return cudaSuccess;
+}
+
+cudaError_t lq_smem_optin_fn(const void *kernel, int dev, int bytes, int *done) {
+    const int cached = dev >= 0 && dev < LQ_MAX_DEVICES;
+    if (cached && __atomic_load_n(&done[dev], __ATOMIC_ACQUIRE) >= bytes) return cudaSuccess;
+    cudaError_t e = cudaSuccess;
+    pthread_mutex_lock(&dev_lock);
+    if (!cached || __atomic_load_n(&done[dev], __ATOMIC_RELAXED) < bytes) {
+        e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+        if (e == cudaSuccess && cached) __atomic_store_n(&done[dev], bytes, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&dev_lock);
+    return e;
+}
+
+/* PDL (cuda_common.cuh): on for sm_90+ devices unless LQ_PDL=0 (read once;
+ * benign race: every writer stores the same value). */
 static int pdl_env = -1;
 extern "C" void lq_cuda_set_pdl(int on) { pdl_env = on != 0; }
-int lq_pdl_enabled(void) {
-    static signed char cc9[64];
+static int pdl_env_on(void) {
     int env = pdl_env;
     if (env < 0) {
         const char *e = getenv("LQ_PDL");
         pdl_env = env = !(e && !strcmp(e, "0"));
     }
-    int d = 0;
-    if (!env || cudaGetDevice(&d) != cudaSuccess || d < 0 || d >= 64) return 0;
-    if (!cc9[d]) {
-        int major = 0;
-        cc9[d] = cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, d) == cudaSuccess && major >= 9 ? 1 : -1;
-    }
-    return cc9[d] > 0;
+    return env;
+}
+int lq_pdl_on(const lq_device_limits *lim) { return pdl_env_on() && lim->cc_major >= 9; }
+int lq_pdl_enabled(void) {
+    if (!pdl_env_on()) return 0; /* no device query when off */
+    lq_device_limits lim;
+    return lq_device_limits_current(&lim) == cudaSuccess && lim.cc_major >= 9;
 }
 
 /* ---------------- embedding ---------------- */

@@ -39,6 +39,7 @@
  * Tested by tests/test_w4a16_gpu.c against lq_w4a16_matmul_ref; timed by
  * `lq bench kernels --w4a16` (kernels/bench_cuda.cu). */
 #include "cuda_common.cuh"
+#include <cuda.h> /* CUtensorMap (types only: the encoder comes through cudaGetDriverEntryPointByVersion) */
 
 extern "C" {
 #include "lq_kernels.h"
@@ -828,7 +829,7 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * m64n64 products instead of m64n128); warpgroup g owns weight rows
  * 128 g .. 128 g + 127 of the block's 256 as two m64 tiles (s = 0, 1);
  * warp w % 4 of the warpgroup holds row block 4 s + w % 4 of each. A
- * WGM_STAGES-deep ring of stages, filled with cp.async by every thread, holds
+ * WGM_STAGES-deep ring of stages, filled by TMA copies that thread 0 issues, holds
  * per 64-input tile: x (128 rows x 128 bytes, the 128-byte swizzle wgmma's
  * shared-memory descriptor describes), the codes of the 16 row blocks
  * (512 bytes each, the layout's order) and their group scales / zeros.
@@ -849,14 +850,14 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
 /* BM: activation rows per block (the wgmma N side): 128, or 64 for M <= 64 (half the tensor work per
  * tile where half of a 128-row tile would be padding) */
 #define WGM_BN 256    /* weight rows per block: 2 warpgroups x 2 m64 tiles */
-#define WGM_STAGES 5  /* 64-input tiles in smem: t, t + 1 and 3 in flight */
+#define WGM_STAGES 6  /* 64-input tiles in smem: t, t + 1, 3 in flight, t - 1 being released */
 #define WGM_CB 8192   /* codes per stage: 16 row blocks x 512 bytes */
 #define WGM_GB 1024   /* scale (or zero) words per stage: [2 groups][16 row blocks][8] x 4 bytes */
 /* bytes of x per stage (BM rows x 64 halves); a stage (x, codes, group words: 26 KB at BM = 128, 18 KB at
  * 64, multiples of 1024 so that every stage's x is 1024-byte aligned); the dynamic shared memory */
 __host__ __device__ constexpr int wgm_xb(int bm) { return bm * 128; }
 __host__ __device__ constexpr int wgm_stage(int bm) { return wgm_xb(bm) + WGM_CB + 2 * WGM_GB; }
-__host__ __device__ constexpr int wgm_smem(int bm) { return WGM_STAGES * wgm_stage(bm) + 1024; }
+__host__ __device__ constexpr int wgm_smem(int bm) { return WGM_STAGES * wgm_stage(bm) + 1024 + 16 * WGM_STAGES; }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 /* Shared-memory matrix descriptor of a K-major operand in the 128-byte
@@ -902,79 +903,116 @@ template <int BM> __device__ __forceinline__ void wgm_mma_bm(float *d, const uin
     else wgm_mma64(d, a, b, acc);
 }
 
-/* cp.async of 16 bytes, zero-filled when !valid (src is then not read) */
-__device__ __forceinline__ void wgm_cp16(uint32_t dst, const void *src, bool valid) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+/* mbarriers and the tensor-memory accelerator (TMA). One "full" barrier per
+ * stage: thread 0 arrives with the stage's byte count (expect_tx), the TMA
+ * copies complete the transaction; one "empty" barrier per stage: every warp
+ * arrives once its wgmma no longer read the stage. */
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ bool mbar_try(uint32_t bar, uint32_t par) {
+    uint32_t ok;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(ok) : "r"(bar), "r"(par) : "memory");
+    return ok != 0;
+}
+/* wait until the phase of parity `par` of the barrier has completed; a phase that never completes (a copy
+ * that never lands) traps after ~2^34 cycles (a launch error instead of a hung process; no printf here: a
+ * call inside the loop would make ptxas serialize the wgmma, C7510) */
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t par) {
+    if (mbar_try(bar, par)) return;
+    const long long t0 = clock64();
+    while (!mbar_try(bar, par))
+        if (clock64() - t0 > (1LL << 34)) __trap();
+}
+/* 2-D tile of a tensor map (coordinates: innermost first) into shared memory, completing on bar */
+__device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap *map, int c0, int c1, uint32_t bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(dst), "l"((uint64_t)map), "r"(c0), "r"(c1), "r"(bar) : "memory");
 }
 #endif
 
-/* Fill stage slot `slot` with tile kb: x rows m0 .. m0 + BM - 1 (swizzled: the
- * 16-byte chunk c of row r goes to chunk c ^ (r % 8)), the codes and the group
- * words of row blocks nb0 .. nb0 + 15. */
+/* Bytes a stage's TMA copies bring: x tile, codes, group words (scales, zeros when asymmetric; two groups
+ * per tile when G2) */
+template <bool SYM, bool G2, int BM> __host__ __device__ constexpr uint32_t wgm_tx() {
+    return (uint32_t)(wgm_xb(BM) + WGM_CB + 512 * (G2 ? 2 : 1) * (SYM ? 1 : 2));
+}
+
+/* Thread 0: the TMA copies of tile kb into stage slot `slot` (x rows m0.., 128-byte swizzled by the tensor
+ * map; the codes of row blocks nb0 .. nb0 + 15; their group words). Rows past M / N and inputs past K come
+ * back as zeros. With weights_only / x_only the two halves are issued apart (the weight before the PDL wait,
+ * x after it); the expect_tx goes with the weights. */
 template <bool SYM, bool G2, int BM>
-__device__ __forceinline__ void wgm_load(uint32_t sbase, int slot, int kb, const __half *__restrict__ x, int64_t ldx,
-                                         int M, int K, int m0, const uint4 *__restrict__ qw,
-                                         const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr, int NB,
-                                         int KB, int nb0, int ng, int gdiv, int gshift) {
+__device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int slot, int kb, int m0, int nb0,
+                                            const CUtensorMap *tx, const CUtensorMap *tq, const CUtensorMap *ts,
+                                            const CUtensorMap *tz, int ng, int gdiv, int gshift, int part) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    const int tid = threadIdx.x;
-    const uint32_t st = sbase + (uint32_t)slot * wgm_stage(BM);
+    const uint32_t st = sbase + (uint32_t)slot * wgm_stage(BM), full = bars + 8u * (uint32_t)slot;
+    if (part & 1) {
+        mbar_expect(full, wgm_tx<SYM, G2, BM>());
+        tma_2d(st + wgm_xb(BM), tq, kb * 128, nb0, full);
 #pragma unroll
-    for (int i = 0; i < BM / 32; i++) { /* x: 8 BM chunks of 16 bytes */
-        const int c = tid + 256 * i, r = c >> 3, ch = c & 7, gk = kb * 64 + ch * 8;
-        const bool ok = m0 + r < M && gk < K;
-        const __half *src = ok ? x + (int64_t)(m0 + r) * ldx + gk : x;
-        wgm_cp16(st + r * 128 + ((ch ^ (r & 7)) << 4), src, ok);
-    }
-#pragma unroll
-    for (int i = 0; i < 2; i++) { /* codes: 16 row blocks x 32 lanes x 16 bytes */
-        const int c = tid + 256 * i, rb = c >> 5, ln = c & 31, nb = nb0 + rb;
-        const bool ok = nb < NB;
-        const uint4 *src = ok ? qw + ((int64_t)nb * KB + kb) * 32 + ln : qw;
-        wgm_cp16(st + wgm_xb(BM) + c * 16, src, ok);
-    }
-    if (tid < (SYM ? 64 : 128)) { /* group words: [scales | zeros][group of half h][16 row blocks][8] */
-        const int zp = tid >> 6, h = (tid >> 5) & 1, rb = (tid >> 1) & 15, part = tid & 1, nb = nb0 + rb;
-        if (G2 || h == 0) {
+        for (int h = 0; h < (G2 ? 2 : 1); h++) {
             const int g = G2 ? small_group(2 * kb + h, gdiv, gshift, ng) : small_group(kb, gdiv, gshift, ng);
-            const bool ok = nb < NB;
-            const uint32_t *src = ok ? (zp ? zr : sc) + ((int64_t)g * NB + nb) * 8 + part * 4 : sc;
-            wgm_cp16(st + wgm_xb(BM) + WGM_CB + zp * WGM_GB + ((h * 16 + rb) * 8 + part * 4) * 4, src, ok);
+            tma_2d(st + wgm_xb(BM) + WGM_CB + 512 * h, ts, nb0 * 8, g, full);
+            if (!SYM) tma_2d(st + wgm_xb(BM) + WGM_CB + WGM_GB + 512 * h, tz, nb0 * 8, g, full);
         }
     }
+    if (part & 2) tma_2d(st, tx, kb * 64, m0, full);
 #endif
 }
 
 template <bool SYM, bool G2, int BM>
 __global__ void __launch_bounds__(256, 1)
-w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
-                   const uint4 *__restrict__ qw, const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr,
-                   const float *__restrict__ bias, int M, int N, int NB, int K, int KB, int ng, int gdiv, int gshift,
-                   int KT) {
+w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
+                   const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
+                   const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
+                   int gdiv, int gshift, int KT) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
     const uint32_t sbase = (sraw + 1023u) & ~1023u;
     unsigned char *sptr = smem_raw + (sbase - sraw);
+    /* the barriers after the stages: full[WGM_STAGES], then empty[WGM_STAGES] */
+    const uint32_t fullb = sbase + WGM_STAGES * wgm_stage(BM), emptyb = fullb + 8 * WGM_STAGES;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
     const int g8 = lane >> 2, q = lane & 3;
     const int m0 = blockIdx.x * BM, nb0 = blockIdx.y * (WGM_BN / 16);
     /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
     const int kb0 = blockIdx.z * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
+    const CUtensorMap *ptx = &tx, *ptq = &tq, *pts = &ts, *ptz = &tz;
 
+    /* stages 0 .. WGM_STAGES - 3 in the prologue; step t fills tile t + WGM_STAGES - 2 into the stage that
+     * tile t - 2 left (every warp released it in its step t - 1) */
+    constexpr int PRE = WGM_STAGES - 2;
+    if (tid == 0) {
+        for (int i = 0; i < WGM_STAGES; i++) {
+            mbar_init(fullb + 8 * i, 1);
+            mbar_init(emptyb + 8 * i, 8);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        for (int i = 0; i < PRE && i < nkb; i++) /* weights do not depend on the previous kernel */
+            wgm_produce<SYM, G2, BM>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 1);
+    }
     lq_pdl_trigger();
     lq_pdl_wait(); /* x is the previous kernel's output */
-#pragma unroll
-    for (int s = 0; s < WGM_STAGES - 1; s++) {
-        if (s < nkb) wgm_load<SYM, G2, BM>(sbase, s, kb0 + s, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv, gshift);
-        cp_async_commit();
-    }
+    if (tid == 0)
+        for (int i = 0; i < PRE && i < nkb; i++)
+            wgm_produce<SYM, G2, BM>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 2);
+    __syncthreads(); /* the barriers are initialized */
 
     float d[2][BM / 2]; /* written first by the wgmma of tile 0 (acc = 0) */
     /* two fragment sets: tile t's 8 wgmma read one while tile t + 1 is dequantized into the other */
     uint32_t a[2][2][4][4];
-    /* dequantize tile t (in slot t % WGM_STAGES) into ab: s = 0, 1 */
+    /* dequantize tile t (in slot t % WGM_STAGES, once its copies landed) into ab: s = 0, 1 */
     auto dequant = [&](int t, uint32_t (&ab)[2][4][4]) {
+        mbar_wait(fullb + 8 * (t % WGM_STAGES), (uint32_t)(t / WGM_STAGES) & 1u);
         const unsigned char *stp = sptr + (t % WGM_STAGES) * wgm_stage(BM);
         const uint4 *cs = reinterpret_cast<const uint4 *>(stp + wgm_xb(BM));
         const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + wgm_xb(BM) + WGM_CB);
@@ -991,10 +1029,9 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
             small_dequant(w.w, G2 ? k1 : k0, ab[s][3]);
         }
     };
-    /* one tile: issue its 8 wgmma from cur (group G_t), then, while they run, wait for G_{t-1} (which
-     * read nxt), for tile t + 1's copies and for every warp (one barrier per tile: after it, no
-     * warpgroup reads slot t - 1 any more, so it takes tile t - 1 + WGM_STAGES), and dequantize tile
-     * t + 1 into nxt */
+    /* one tile: issue its 8 wgmma from cur, then, while they run, wait for the previous tile's group (which
+     * read nxt and slot t - 1: this warp releases that slot), let thread 0 refill the slot tile t - 2 left,
+     * and dequantize tile t + 1 into nxt. No block barrier: the warpgroups meet only at the empty barriers. */
     auto step = [&](int t, uint32_t (&cur)[2][4][4], uint32_t (&nxt)[2][4][4]) {
         const uint32_t xb = sbase + (uint32_t)(t % WGM_STAGES) * wgm_stage(BM);
         wgm_fence();
@@ -1010,17 +1047,16 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __half
             for (int j = 0; j < 4; j++)
 #pragma unroll
                 for (int e = 0; e < 4; e++) wgm_keep(nxt[s][j][e]);
-        cp_async_wait<WGM_STAGES - 3>(); /* tile t + 1 (groups: WGM_STAGES - 1 in the prologue, one per step) */
-        __syncthreads();
-        const int nt = t - 1 + WGM_STAGES;
-        if (nt < nkb)
-            wgm_load<SYM, G2, BM>(sbase, nt % WGM_STAGES, kb0 + nt, x, ldx, M, K, m0, qw, sc, zr, NB, KB, nb0, ng, gdiv,
-                              gshift);
-        cp_async_commit();
+        if (t > 0 && lane == 0) mbar_arrive(emptyb + 8 * ((t - 1) % WGM_STAGES));
+        const int nt = t + PRE;
+        if (tid == 0 && nt < nkb) {
+            if (t >= 2) mbar_wait(emptyb + 8 * ((t - 2) % WGM_STAGES), (uint32_t)((t - 2) / WGM_STAGES) & 1u);
+            wgm_produce<SYM, G2, BM>(sbase, fullb, nt % WGM_STAGES, kb0 + nt, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv,
+                                     gshift, 3);
+        }
+        __syncwarp();
         if (t + 1 < nkb) dequant(t + 1, nxt);
     };
-    cp_async_wait<WGM_STAGES - 2>(); /* tile 0 */
-    __syncthreads();
     dequant(0, a[0]);
     for (int t = 0; t < nkb; t += 2) { /* two tiles per trip: the fragment sets stay in fixed registers */
         step(t, a[0], a[1]);
@@ -1151,16 +1187,13 @@ extern "C" lq_status lq_w4a16_dequant_cuda(void *out, const lq_w4a16_weight *w, 
 }
 
 template <int MT, bool SYM>
-static lq_status launch_fused(const fused_plan &p, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
-                              const float *b, int64_t m, int vec_x, float *parts, cudaStream_t st) {
+static lq_status launch_fused(const lq_device_limits *lim, const fused_plan &p, float *y, const void *x, int64_t ldx,
+                              const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, float *parts,
+                              cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
-    static int attr_set = 0; /* per instantiation: the dynamic shared-memory limit raised once */
-    if (!attr_set) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_mma_kernel<MT, SYM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         W4_SMEM_RING + W4_SMEM_A_MAX + 16 * 4 * 16),
-                    "cudaFuncSetAttribute (w4a16_mma_kernel)");
-        attr_set = 1;
-    }
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
+    LQ_CUDA_RET(lq_smem_optin(w4a16_mma_kernel<MT, SYM>, lim->dev, W4_SMEM_RING + W4_SMEM_A_MAX + 16 * 4 * 16, optin),
+                "cudaFuncSetAttribute (w4a16_mma_kernel)");
     dim3 grid(p.tiles, (unsigned)p.S, p.chunks);
     w4a16_mma_kernel<MT, SYM><<<grid, 32 * W4_WARPS, p.smem, st>>>(
         y, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros,
@@ -1350,71 +1383,58 @@ static int plan_small(const lq_w4a16_shape *s, int sym, int64_t m, int sm_count,
     return e.ok;
 }
 
-/* The current device's shared-memory limits, asked once per device (benign race: every writer stores the same
- * values). */
-static lq_status small_limits(int *per_block, int *per_sm) {
-    int dev = 0;
-    LQ_CUDA_RET(cudaGetDevice(&dev), "cudaGetDevice");
-    static int lim_block[64], lim_sm[64];
-    *per_block = dev < 64 ? lim_block[dev] : 0, *per_sm = dev < 64 ? lim_sm[dev] : 0;
-    if (!*per_block || !*per_sm) {
-        LQ_CUDA_RET(cudaDeviceGetAttribute(per_block, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
-                    "cudaDeviceGetAttribute (shared memory per block)");
-        LQ_CUDA_RET(cudaDeviceGetAttribute(per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, dev),
-                    "cudaDeviceGetAttribute (shared memory per SM)");
-        if (dev < 64) lim_block[dev] = *per_block, lim_sm[dev] = *per_sm;
-    }
-    return LQ_OK;
-}
-
 /* Workspace of the small-M path at m rows: the K-slice partial sums (0 when one slice). */
 static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
-    int per_block = 227 * 1024, per_sm = 228 * 1024; /* H100/H200, when the device cannot be asked */
-    if (small_limits(&per_block, &per_sm) != LQ_OK) per_block = 227 * 1024, per_sm = 228 * 1024;
+    lq_device_limits lim;
+    if (lq_device_limits_current(&lim) != cudaSuccess) /* H100/H200, when the device cannot be asked */
+        lim.smem_per_block_optin = 227 * 1024, lim.smem_per_sm = 228 * 1024;
     small_plan p;
-    if (!plan_small(s, s->sym, m, sm_count, (size_t)per_block, (size_t)per_sm, &p) || p.KS <= 1) return 0;
+    if (!plan_small(s, s->sym, m, sm_count, (size_t)lim.smem_per_block_optin, (size_t)lim.smem_per_sm, &p) ||
+        p.KS <= 1)
+        return 0;
     return (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float);
 }
 
 template <int NT, int MC, bool SYM, bool G2>
-static lq_status launch_small_t(const small_plan &p, float *y, float *part, const void *x, int64_t ldx,
-                                const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, cudaStream_t st) {
+static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
+                                int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x,
+                                cudaStream_t st) {
     const lq_w4a16_shape *s = &w->s;
-    static size_t attr_bytes = 48 * 1024; /* per instantiation: the dynamic shared-memory limit, raised when needed */
-    if (p.smem > attr_bytes) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_small_m_kernel<NT, MC, SYM, G2>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)p.smem),
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: the shared-memory limit per device, raised when needed */
+    if (p.smem > 48 * 1024)
+        LQ_CUDA_RET(lq_smem_optin(w4a16_small_m_kernel<NT, MC, SYM, G2>, lim->dev, (int)p.smem, optin),
                     "cudaFuncSetAttribute (w4a16_small_m_kernel)");
-        attr_bytes = p.smem;
-    }
-    LQ_CUDA_RET(lq_launch_pdl(w4a16_small_m_kernel<NT, MC, SYM, G2>, dim3(p.blocks, (unsigned)p.KS),
-                              dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw,
-                              (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b, (int)m, (int)s->N,
-                              (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift, p.B,
-                              p.S, p.KT, vec_x),
+    const int pdl = lq_pdl_on(lim);
+    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_m_kernel<NT, MC, SYM, G2>, dim3(p.blocks, (unsigned)p.KS),
+                                 dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx,
+                                 (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
+                                 (int)m, (int)s->N, (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups,
+                                 p.gdiv, p.gshift, p.B, p.S, p.KT, vec_x),
                 "launch w4a16_small_m_kernel");
     if (p.KS > 1)
-        LQ_CUDA_RET(lq_launch_pdl(w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st, y,
-                                  (const float *)part, b, (int)m, (int)s->N, p.KS),
+        LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
+                                     y, (const float *)part, b, (int)m, (int)s->N, p.KS),
                     "launch w4a16_small_reduce_kernel");
     return LQ_OK;
 }
 
 /* MC: M at compile time (1..4) or 0 (runtime); see w4a16_small_m_kernel */
 template <int NT, int MC>
-static lq_status launch_small_nt(const small_plan &p, float *y, float *part, const void *x, int64_t ldx,
-                                 const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x, cudaStream_t st) {
+static lq_status launch_small_nt(const lq_device_limits *lim, const small_plan &p, float *y, float *part,
+                                 const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m,
+                                 int vec_x, cudaStream_t st) {
     if (w->zeros == NULL)
-        return p.g2 ? launch_small_t<NT, MC, true, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
-                    : launch_small_t<NT, MC, true, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    return p.g2 ? launch_small_t<NT, MC, false, true>(p, y, part, x, ldx, w, b, m, vec_x, st)
-                : launch_small_t<NT, MC, false, false>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        return p.g2 ? launch_small_t<NT, MC, true, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st)
+                    : launch_small_t<NT, MC, true, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+    return p.g2 ? launch_small_t<NT, MC, false, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st)
+                : launch_small_t<NT, MC, false, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
 }
 
 /* The small-M path: *ran = 0 (and LQ_OK) when no plan fits one block's
  * shared memory, so that the caller can take the fused kernel. */
-static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
-                                int64_t m, int sm_count, void *ws, size_t ws_bytes, cudaStream_t st, int *ran) {
+static lq_status small_m_matmul(cudaError_t lim_err, const lq_device_limits *lim, float *y, const void *x,
+                                int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int sm_count,
+                                void *ws, size_t ws_bytes, cudaStream_t st, int *ran) {
     const lq_w4a16_shape *s = &w->s;
     *ran = 0;
     LQ_RETURN_IF(s->n_groups > 1 && s->G % 32 != 0, LQ_ERR_UNSUPPORTED,
@@ -1422,10 +1442,11 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     LQ_RETURN_IF(s->Np / 16 > INT32_MAX / 16 || s->Kp > INT32_MAX / 8 || m * s->N > INT32_MAX / 64,
                  LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: M=%lld N=%lld K=%lld too large for the small-M kernel",
                  (long long)m, (long long)s->N, (long long)s->K);
-    int per_block = 0, per_sm = 0;
-    LQ_FORWARD(small_limits(&per_block, &per_sm));
+    LQ_CUDA_RET(lim_err, "lq_w4a16_matmul_cuda: small-M path: device limits");
     small_plan p;
-    if (!plan_small(s, w->zeros == NULL, m, sm_count, (size_t)per_block, (size_t)per_sm, &p)) return LQ_OK;
+    if (!plan_small(s, w->zeros == NULL, m, sm_count, (size_t)lim->smem_per_block_optin, (size_t)lim->smem_per_sm,
+                    &p))
+        return LQ_OK;
     const size_t need = p.KS > 1 ? (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float) : 0;
     LQ_RETURN_IF(ws_bytes < need || (need && !ws), LQ_ERR_ARG,
                  "lq_w4a16_matmul_cuda: small-M path: workspace of %zu bytes, %zu needed for %d K slices (M=%lld "
@@ -1436,49 +1457,62 @@ static lq_status small_m_matmul(float *y, const void *x, int64_t ldx, const lq_w
     float *part = (float *)ws;
     *ran = 1;
     if (p.NT == 1 && small_whole(s, m, p.KT)) switch (m) {
-        case 1: return launch_small_nt<1, 1>(p, y, part, x, ldx, w, b, m, vec_x, st);
-        case 2: return launch_small_nt<1, 2>(p, y, part, x, ldx, w, b, m, vec_x, st);
-        case 3: return launch_small_nt<1, 3>(p, y, part, x, ldx, w, b, m, vec_x, st);
-        default: return launch_small_nt<1, 4>(p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 1: return launch_small_nt<1, 1>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 2: return launch_small_nt<1, 2>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 3: return launch_small_nt<1, 3>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+        default: return launch_small_nt<1, 4>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
         }
-    if (p.NT == 1) return launch_small_nt<1, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    if (p.NT == 1) return launch_small_nt<1, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
     switch (p.NT) {
-    case 2: return launch_small_nt<2, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    case 4: return launch_small_nt<4, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
-    default: return launch_small_nt<8, 0>(p, y, part, x, ldx, w, b, m, vec_x, st);
+    case 2: return launch_small_nt<2, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+    case 4: return launch_small_nt<4, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+    default: return launch_small_nt<8, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
     }
+}
+
+/* cuTensorMapEncodeTiled from the driver (through the runtime: no link to libcuda); NULL where the driver
+ * has none */
+typedef CUresult (*wgm_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
+                                  const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
+                                  CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+static wgm_encode_fn wgm_encoder(void) {
+    static int asked = 0;
+    static wgm_encode_fn fn = NULL;
+    if (!asked) {
+        void *p = NULL;
+        cudaDriverEntryPointQueryResult q;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) ==
+                cudaSuccess && q == cudaDriverEntryPointSuccess)
+            fn = (wgm_encode_fn)p;
+        cudaGetLastError();
+        asked = 1;
+    }
+    return fn;
 }
 
 /* The wgmma path here and now: an sm_90 device (the binary's sm_90a code), K and
  * ldx multiples of 8, x and the group words 16-byte aligned. 0 with the reason
  * in *why otherwise. */
-static int wgm_device(const char **why) {
-    static int cc[64]; /* 10 major + minor + 1 per device, 0 = not asked */
-    int dev = 0;
-    *why = "no CUDA device";
-    if (cudaGetDevice(&dev) != cudaSuccess) return cudaGetLastError(), 0;
-    if (dev >= 64) return (*why = "device index >= 64"), 0;
-    if (!cc[dev]) {
-        int ma = 0, mi = 0;
-        if (cudaDeviceGetAttribute(&ma, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-            cudaDeviceGetAttribute(&mi, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess)
-            return cudaGetLastError(), 0;
-        cc[dev] = 10 * ma + mi + 1;
-    }
+static int wgm_device(const lq_device_limits *lim, const char **why) {
+    if (!lim) return (*why = "no CUDA device"), 0;
     *why = "the device is not sm_90 (the wgmma code is built for sm_90a)";
-    return cc[dev] == 91;
+    return lim->cc_major == 9 && lim->cc_minor == 0;
 }
 
 extern "C" int lq_w4a16_wgmma_device(void) {
     const char *why;
-    return wgm_device(&why);
+    lq_device_limits lim;
+    if (lq_device_limits_current(&lim) != cudaSuccess) return cudaGetLastError(), 0;
+    return wgm_device(&lim, &why);
 }
 
-static int wgm_supported(const lq_w4a16_weight *w, const void *x, int64_t ldx, const char **why) {
-    if (!wgm_device(why)) return 0;
+static int wgm_supported(const lq_device_limits *lim, const lq_w4a16_weight *w, const void *x, int64_t ldx,
+                         const char **why) {
+    if (!wgm_device(lim, why)) return 0;
     if (w->s.K % 8 || ldx % 8 || ((uintptr_t)x & 15)) return (*why = "K or ldx not a multiple of 8, or x not 16-byte aligned"), 0;
     if (((uintptr_t)w->scales & 15) || ((uintptr_t)w->zeros & 15)) return (*why = "group data not 16-byte aligned"), 0;
     if (w->s.Np / 16 > INT32_MAX / 16 || w->s.Kp > INT32_MAX / 8) return (*why = "shape too large"), 0;
+    if (!wgm_encoder()) return (*why = "the driver has no cuTensorMapEncodeTiled"), 0;
     return 1;
 }
 
@@ -1513,34 +1547,59 @@ static size_t wgm_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     return ks > 1 ? (size_t)ks * (size_t)m * (size_t)s->N * sizeof(float) : 0;
 }
 
+/* A 2-D tensor map of rows x cols elements (cols contiguous, rows `stride` bytes apart), box bc x br */
+static lq_status wgm_map(CUtensorMap *m, CUtensorMapDataType dt, const void *base, uint64_t cols, uint64_t rows,
+                         uint64_t stride, uint32_t bc, uint32_t br, CUtensorMapSwizzle sw, const char *what) {
+    const cuuint64_t dims[2] = {cols, rows}, strides[1] = {stride};
+    const cuuint32_t box[2] = {bc, br}, estr[2] = {1, 1};
+    CUresult r = wgm_encoder()(m, dt, 2, (void *)base, dims, strides, box, estr, CU_TENSOR_MAP_INTERLEAVE_NONE, sw,
+                               CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    LQ_RETURN_IF(r != CUDA_SUCCESS, LQ_ERR_CUDA,
+                 "lq_w4a16_matmul_cuda: path 4: cuTensorMapEncodeTiled (%s: %llu x %llu, stride %llu) failed: %d", what,
+                 (unsigned long long)rows, (unsigned long long)cols, (unsigned long long)stride, (int)r);
+    return LQ_OK;
+}
+
 template <bool SYM, bool G2, int BM>
-static lq_status launch_wgmma_t(float *y, float *part, const void *x, int64_t ldx, const lq_w4a16_weight *w,
-                                const float *b, int64_t m, int gdiv, int gshift, int ks, cudaStream_t st) {
-    static bool attr = false; /* per instantiation */
-    if (!attr) {
-        LQ_CUDA_RET(cudaFuncSetAttribute(w4a16_wgmma_kernel<SYM, G2, BM>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         wgm_smem(BM)),
-                    "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
-        attr = true;
-    }
+static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *part, const void *x, int64_t ldx,
+                                const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
+                                cudaStream_t st) {
+    static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
+    LQ_CUDA_RET(lq_smem_optin(w4a16_wgmma_kernel<SYM, G2, BM>, lim->dev, (int)wgm_smem(BM), optin),
+                "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
     const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
-    LQ_CUDA_RET(lq_launch_pdl(w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
-                              (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256), wgm_smem(BM),
-                              st, y, part, (const __half *)x, ldx, (const uint4 *)w->qw, (const uint32_t *)w->scales,
-                              (const uint32_t *)w->zeros, b, (int)m, (int)s->N, NB, (int)s->K, KB, (int)s->n_groups,
-                              gdiv, gshift, KT),
+    /* x: M rows of K halves, 64 x BM boxes in the 128-byte swizzle of the wgmma descriptor; the codes: NB row
+     * blocks of KB tiles x 512 bytes (one box = the 16 row blocks of a tile); group words: n_groups rows of
+     * NB x 8 words (one box = one group of the 16 row blocks) */
+    CUtensorMap tx, tq, ts, tz;
+    LQ_FORWARD(wgm_map(&tx, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x, (uint64_t)s->K, (uint64_t)m, (uint64_t)ldx * 2, 64,
+                       (uint32_t)BM, CU_TENSOR_MAP_SWIZZLE_128B, "x"));
+    LQ_FORWARD(wgm_map(&tq, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->qw, (uint64_t)KB * 128, (uint64_t)NB,
+                       (uint64_t)KB * 512, 128, 16, CU_TENSOR_MAP_SWIZZLE_NONE, "codes"));
+    LQ_FORWARD(wgm_map(&ts, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->scales, (uint64_t)NB * 8, (uint64_t)s->n_groups,
+                       (uint64_t)NB * 32, 128, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "scales"));
+    if (SYM) tz = ts; /* not read */
+    else
+        LQ_FORWARD(wgm_map(&tz, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->zeros, (uint64_t)NB * 8, (uint64_t)s->n_groups,
+                           (uint64_t)NB * 32, 128, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
+    const int pdl = lq_pdl_on(lim);
+    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
+                                 (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256),
+                                 wgm_smem(BM), st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
+                                 gdiv, gshift, KT),
                 "launch w4a16_wgmma_kernel");
     if (ks > 1)
-        LQ_CUDA_RET(lq_launch_pdl(w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st, y,
-                                  (const float *)part, b, (int)m, (int)s->N, ks),
+        LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
+                                     y, (const float *)part, b, (int)m, (int)s->N, ks),
                     "launch w4a16_small_reduce_kernel (wgmma slices)");
     return LQ_OK;
 }
 
 /* ws: the slices' partial sums when wgm_slices > 1 and ws holds them; one slice otherwise. */
-static lq_status wgmma_matmul(float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b,
-                              int64_t m, int sm_count, void *ws, size_t ws_bytes, cudaStream_t st) {
+static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void *x, int64_t ldx,
+                              const lq_w4a16_weight *w, const float *b, int64_t m, int sm_count, void *ws,
+                              size_t ws_bytes, cudaStream_t st) {
     LQ_RETURN_IF(m > INT32_MAX / 2, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4: M=%lld too large", (long long)m);
     const lq_w4a16_shape *s = &w->s;
     const int64_t ng = s->n_groups;
@@ -1552,15 +1611,15 @@ static lq_status wgmma_matmul(float *y, const void *x, int64_t ldx, const lq_w4a
     if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
     float *part = (float *)ws;
     if (wgm_bm(m) == 64) {
-        if (sym) return g2 ? launch_wgmma_t<true, true, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                           : launch_wgmma_t<true, false, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-        return g2 ? launch_wgmma_t<false, true, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                  : launch_wgmma_t<false, false, 64>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+        if (sym) return g2 ? launch_wgmma_t<true, true, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                           : launch_wgmma_t<true, false, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+        return g2 ? launch_wgmma_t<false, true, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                  : launch_wgmma_t<false, false, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
     }
-    if (sym) return g2 ? launch_wgmma_t<true, true, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                       : launch_wgmma_t<true, false, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    return g2 ? launch_wgmma_t<false, true, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-              : launch_wgmma_t<false, false, 128>(y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    if (sym) return g2 ? launch_wgmma_t<true, true, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                       : launch_wgmma_t<true, false, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    return g2 ? launch_wgmma_t<false, true, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+              : launch_wgmma_t<false, false, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
 extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
@@ -1578,6 +1637,12 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     const int automatic = path == 0;
     if (automatic) path = m <= LQ_W4A16_SMALL_MAX_M ? 3 : m <= LQ_W4A16_FUSED_MAX_M ? 1 : 2;
     cudaStream_t st = lq_stream(stream);
+    /* the device's limits, asked once for the whole call; lim is NULL without them (the wgmma path is then
+     * unsupported; the small-M and fused paths return lim_err after their argument checks) */
+    lq_device_limits lim_;
+    const cudaError_t lim_err = lq_device_limits_current(&lim_);
+    const lq_device_limits *lim = lim_err == cudaSuccess ? &lim_ : NULL;
+    if (!lim) (void)cudaGetLastError();
     /* the wgmma kernel where it was measured faster than the other paths (H200, kernels/dev/w4a16_notes.md):
      * LQ_W4A16_WGMMA_MIN_M..MAX_M rows for every weight, up to BIG_MAX_M for large ones (gate_up, down);
      * below MIN_M the small-M kernel, above it dequantize + cuBLAS won */
@@ -1586,15 +1651,15 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     const int64_t wg_max = s->N * s->K >= LQ_W4A16_WGMMA_BIG_NK ? LQ_W4A16_WGMMA_BIG_MAX_M : LQ_W4A16_WGMMA_MAX_M;
     const int wg_try = path == 4 || (knob == 2 && m >= LQ_W4A16_WGMMA_MIN_M) ||
                        (knob == 1 && m >= LQ_W4A16_WGMMA_MIN_M && m <= wg_max);
-    const int wg_ok = wg_try && wgm_supported(w, x, ldx, &why);
+    const int wg_ok = wg_try && wgm_supported(lim, w, x, ldx, &why);
     if (automatic && wg_ok) path = 4;
     if (path == 4) {
         LQ_RETURN_IF(!wg_ok, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4 (wgmma): %s", why);
-        return wgmma_matmul(y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st);
+        return wgmma_matmul(lim, y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st);
     }
     if (path == 3) {
         int ran = 0;
-        LQ_FORWARD(small_m_matmul(y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st, &ran));
+        LQ_FORWARD(small_m_matmul(lim_err, &lim_, y, x, ldx, w, b, m, sm_count, ws, ws_bytes, st, &ran));
         if (ran) return LQ_OK;
         /* x of m rows does not fit one block's shared memory (M K beyond ~110 K
          * inputs): the fused kernel slices K across blocks */
@@ -1619,13 +1684,14 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     float *part = (float *)ws;
     int vec_x = (s->K % 8 == 0) && (ldx % 8 == 0) && (((uintptr_t)x & 15) == 0);
     const bool sym = w->zeros == NULL;
+    LQ_CUDA_RET(lim_err, "lq_w4a16_matmul_cuda: fused path: device limits");
     switch (p.MT * 2 + (sym ? 1 : 0)) {
-    case 2: return launch_fused<1, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 3: return launch_fused<1, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 4: return launch_fused<2, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 5: return launch_fused<2, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    case 8: return launch_fused<4, false>(p, y, x, ldx, w, b, m, vec_x, part, st);
-    default: return launch_fused<4, true>(p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 2: return launch_fused<1, false>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 3: return launch_fused<1, true>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 4: return launch_fused<2, false>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 5: return launch_fused<2, true>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    case 8: return launch_fused<4, false>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
+    default: return launch_fused<4, true>(lim, p, y, x, ldx, w, b, m, vec_x, part, st);
     }
 }
 
