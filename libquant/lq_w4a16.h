@@ -75,8 +75,8 @@ extern "C" {
  * rows of x for every weight, and up to BIG_MAX_M rows for weights of at
  * least BIG_NK elements (N x K): the range where it measured faster than the
  * small-M kernel and dequantize + cuBLAS on the Llama-3-8B shapes (H200,
- * bench/results/2026-12-01-h200-wgmma-v2/call2, kernels/dev/w4a16_notes.md) */
-#define LQ_W4A16_WGMMA_MIN_M 32
+ * bench/results/2026-12-01-h200-wgmma-v2/call3 and call5, kernels/dev/w4a16_notes.md) */
+#define LQ_W4A16_WGMMA_MIN_M 24
 #define LQ_W4A16_WGMMA_MAX_M 512
 #define LQ_W4A16_WGMMA_BIG_MAX_M 1024
 #define LQ_W4A16_WGMMA_BIG_NK (32LL << 20)
