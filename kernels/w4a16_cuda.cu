@@ -27,12 +27,12 @@
  *  - large M: dequantize the whole weight to fp16 into the workspace (one
  *    pass, memory-bound), then cuBLAS fp16 GEMM with fp32 accumulation. The
  *    dequantization costs about (N K / 2 + 2 N K) bytes of traffic, small
- *    next to the GEMM once M is in the thousands (not at M = 512: the W4
- *    prefill gap).
+ *    next to the GEMM once M is in the thousands.
  *  - wgmma (sm_90a): a warpgroup-MMA GEMM that dequantizes the codes in
  *    registers as wgmma's A operand, x from shared memory; no fp16 copy of
- *    W. Path 0 takes it for wide weights at LQ_W4A16_WGMMA_MIN_M..MAX_M
- *    rows, where it was measured faster. Described at w4a16_wgmma_kernel.
+ *    W. Path 0 takes it at LQ_W4A16_WGMMA_MIN_M..MAX_M rows (BIG_MAX_M for
+ *    large weights), where it was measured faster. Described at
+ *    w4a16_wgmma_kernel.
  *
  * Precision: the tensor cores get f16((code - zero) * scale) — the product
  * rounded once to fp16, as the reference defines — and accumulate in fp32.
@@ -752,8 +752,10 @@ __global__ void w4a16_small_reduce_kernel(float *__restrict__ y, const float *__
  * 8 outputs, four 4-byte code loads each) reached ~2.55 TB/s on the H200;
  * reads and writes here are both whole lines. The value is
  * f16((code - zero) * scale), the group taken at the first input of each 8
- * (as before) — the same operations, so the same bits, as the fused path's
- * dequant_step. */
+ * (as before), computed as small_dequant does (the magic-number conversion,
+ * (1024 + c) - (1024 + z) exact, one rounding in the multiply: the same bits
+ * as the fused path's dequant_step), with one 4-byte group word per row pair
+ * and 8 inputs instead of a 64-bit division and two half loads per pair. */
 #define DQ_TILES 16 /* 64-input tiles per block: 8 warps x 2 */
 #define DQ_LD (DQ_TILES * 64 + 8) /* slab row, halves: +16 bytes keeps the 8 rows of a store in distinct banks */
 __global__ void __launch_bounds__(256)
@@ -764,35 +766,45 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g8 = lane >> 2, q = lane & 3;
     const int64_t nchunks = (KB + DQ_TILES - 1) / DQ_TILES;
     const int64_t nb = blockIdx.x / nchunks, kc = blockIdx.x - nb * nchunks;
-    const __half eight = __float2half(8.0f);
     uint4 cw[DQ_TILES / 8];
 #pragma unroll
     for (int t = 0; t < DQ_TILES / 8; t++) { /* both loads in flight before any use */
         const int64_t kb = kc * DQ_TILES + warp + 8 * t;
         cw[t] = kb < KB ? __ldg(qw + (nb * KB + kb) * 32 + lane) : make_uint4(0, 0, 0, 0);
     }
+    /* the group words of this lane's two rows (g8, g8 + 8): word (g, nb, g8) of the interleaved layout holds
+     * both scales (zeros); small_dequant's operations, so f16((code - zero) * scale) exactly */
+    const uint32_t *sw = reinterpret_cast<const uint32_t *>(sc), *zw = reinterpret_cast<const uint32_t *>(zr);
+    const int Gi = (int)G, ngi = (int)n_groups, gsh = (Gi & (Gi - 1)) == 0 ? __ffs(Gi) - 1 : -1;
+    const __half2 r16 = bits_h2(0x2c002c00u); /* 1/16 */
 #pragma unroll
     for (int t = 0; t < DQ_TILES / 8; t++) {
-        const int64_t kb = kc * DQ_TILES + warp + 8 * t;
+        const int kb = (int)(kc * DQ_TILES) + warp + 8 * t;
         if (kb >= KB) continue;
         const uint32_t wd[4] = {cw[t].x, cw[t].y, cw[t].z, cw[t].w};
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < 4; j++) {
+            small_consts k[2]; /* inputs 16 j + 0..7 (h = 0) and 16 j + 8..15 (h = 1): the group of each 8 */
 #pragma unroll
-            for (int rr = 0; rr < 2; rr++)
-#pragma unroll
-                for (int h = 0; h < 2; h++) {
-                    const int64_t k8 = kb * 64 + j * 16 + h * 8; /* first input of these 8 */
-                    int64_t g = k8 / G;
-                    if (g >= n_groups) g = n_groups - 1;
-                    const size_t gi = (size_t)g * (size_t)Np + (size_t)(nb * 16) + (size_t)(2 * g8 + rr);
-                    const __half sv = sc[gi], z = zr ? zr[gi] : eight;
-                    const int lo = 2 * rr + h;
-                    const __half v0 = __hmul(__hsub(__int2half_rn((int)((wd[j] >> (4 * lo)) & 15u)), z), sv);
-                    const __half v1 = __hmul(__hsub(__int2half_rn((int)((wd[j] >> (4 * (lo + 4))) & 15u)), z), sv);
-                    *reinterpret_cast<__half2 *>(slab + (g8 + 8 * rr) * DQ_LD + (warp + 8 * t) * 64 + j * 16 + h * 8 +
-                                                 2 * q) = __halves2half2(v0, v1);
-                }
+            for (int h = 0; h < 2; h++) {
+                const int k8 = kb * 64 + j * 16 + h * 8;
+                int g = gsh >= 0 ? k8 >> gsh : k8 / Gi;
+                if (g >= ngi) g = ngi - 1;
+                const size_t wi = ((size_t)g * (size_t)(Np / 16) + (size_t)nb) * 8 + (size_t)g8;
+                if (zw) small_setup<false>(k[h], __ldg(sw + wi), __ldg(zw + wi));
+                else small_setup<true>(k[h], __ldg(sw + wi), 0u);
+            }
+            const uint32_t w = wd[j], w8 = w >> 8;
+            const __half2 lo0 = bits_h2(and_or<0x000F000Fu>(w, 0x64006400u));
+            const __half2 hi0 = bits_h2(and_or<0x00F000F0u>(w, 0x64006400u));
+            const __half2 lo1 = bits_h2(and_or<0x000F000Fu>(w8, 0x64006400u));
+            const __half2 hi1 = bits_h2(and_or<0x00F000F0u>(w8, 0x64006400u));
+            __half *r0 = slab + g8 * DQ_LD + (warp + 8 * t) * 64 + j * 16 + 2 * q, *r1 = r0 + 8 * DQ_LD;
+            *reinterpret_cast<__half2 *>(r0) = __hmul2(__hadd2(lo0, k[0].a0), k[0].s0);
+            *reinterpret_cast<__half2 *>(r1) = __hmul2(__hadd2(lo1, k[0].a1), k[0].s1);
+            *reinterpret_cast<__half2 *>(r0 + 8) = __hmul2(__hfma2(hi0, r16, k[1].b0), k[1].s0);
+            *reinterpret_cast<__half2 *>(r1 + 8) = __hmul2(__hfma2(hi1, r16, k[1].b1), k[1].s1);
+        }
     }
     __syncthreads();
     const int64_t k_base = kc * DQ_TILES * 64;
@@ -833,11 +845,18 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * per 64-input tile: x (128 rows x 128 bytes, the 128-byte swizzle wgmma's
  * shared-memory descriptor describes), the codes of the 16 row blocks
  * (512 bytes each, the layout's order) and their group scales / zeros.
- * Per tile and warpgroup (branch wgmma-v2: two fragment sets): issue the
- * tile's 8 wgmma from one set, then, while they run, wait for the previous
- * tile's group, for the next tile's copies and for the block (one barrier per
- * tile), refill the freed slot, and dequantize the next tile into the other
- * set; a set is rewritten only after wgmma.wait_group says its wgmma are done.
+ The copies are TMA tiles of three tensor maps (x: 64 x BM halves in the
+ * 128-byte swizzle; codes: the 16 row blocks' 512 bytes of a tile; group
+ * words: one group of the 16 row blocks), completing on the stage's "full"
+ * mbarrier; every warp arrives on the stage's "empty" mbarrier once its wgmma
+ * no longer read it, and thread 0 refills a stage two tiles after it was
+ * released (so it rarely waits). Per tile and warpgroup, two fragment sets:
+ * issue the tile's 8 wgmma from one set, then, while they run, wait for the
+ * previous tile's group (release its stage), let thread 0 refill, wait for
+ * the next tile's copies and dequantize it into the other set; a set is
+ * rewritten only after wgmma.wait_group says its wgmma are done. No block
+ * barrier in the loop. The weight copies of the first stages go out before
+ * the PDL wait (weights are not written by the previous kernel), x after it.
  * Grid (ceil(M / 128), ceil(N / 256), K slices): the x tiles vary fastest,
  * so the blocks of a wave share weight tiles (read from DRAM about once) and
  * x stays in L2; when those tiles leave most SMs idle, K is split in up to 8
@@ -845,7 +864,8 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * (wgm_slices; only when the workspace holds them). fp16 x fp16 products are exact and accumulate in fp32, as in
  * the other paths (the summation order differs: results agree to rounding,
  * and this path is deterministic). Needs K % 8 == 0, ldx % 8 == 0, x and the
- * scales 16-byte aligned (wgm_supported). */
+ * scales 16-byte aligned, and the driver's cuTensorMapEncodeTiled
+ * (wgm_supported). Measured: kernels/dev/w4a16_notes.md, session 5. */
 
 /* BM: activation rows per block (the wgmma N side): 128, or 64 for M <= 64 (half the tensor work per
  * tile where half of a 128-row tile would be padding) */
