@@ -133,6 +133,7 @@ int main(void) {
         cmocka_unit_test(test_attention_fa_matches_ref),
         cmocka_unit_test(test_attention_fa_refuses_silently),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, setup, teardown);
 }
 

@@ -994,6 +994,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_kld_token),               cmocka_unit_test(test_kernels_argmax),
         cmocka_unit_test(test_kernels_errors),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, setup, teardown);
 }
 

@@ -504,6 +504,7 @@ int main(void) {
         cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_wgmma), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
         cmocka_unit_test(test_w4a16_gpu_stacked_parts),      cmocka_unit_test(test_w4a16_gpu_workspace_checked),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, setup, teardown);
 #else
     print_message("skipped: lq built without CUDA\n");
