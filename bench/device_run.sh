@@ -29,7 +29,7 @@
 #   wgmma     the wgmma W4A16 kernel (path 4) of carry/bin against carry/base (abw4's baseline) at
 #             M = 16..4096, an ncu run of one launch (the third wgmma launch of the sweep:
 #             qkv M = 4096) with warp-state and scheduler sections, and the W4 prefill with
-#             LQ_W4A16_WGMMA=0 / 1 / 2 (off / the automatic range / every M >= 40)
+#             LQ_W4A16_WGMMA=0 / 1 / 2 (off / the automatic range / every M >= LQ_W4A16_WGMMA_MIN_M)
 #   final     lq bench model, llama3-8b: fp16 prefill 512/2048 + decode batch 1 at 512/8k and batch 8
 #             at 512; RTN-4 g128 prefill 512/2048 + decode batch 1/4 at 512
 #   smol      SmolLM2-135M: RTN 4/8-bit and GPU GPTQ (plain, act-order) on C4, lq eval on full WikiText-2
