@@ -867,17 +867,26 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * scales 16-byte aligned, and the driver's cuTensorMapEncodeTiled
  * (wgm_supported). Measured: kernels/dev/w4a16_notes.md, session 5. */
 
-/* BM: activation rows per block (the wgmma N side): 128, or 64 for M <= 64 (half the tensor work per
- * tile where half of a 128-row tile would be padding) */
-#define WGM_BN 256    /* weight rows per block: 2 warpgroups x 2 m64 tiles */
-#define WGM_STAGES 6  /* 64-input tiles in smem: t, t + 1, 3 in flight, t - 1 being released */
-#define WGM_CB 8192   /* codes per stage: 16 row blocks x 512 bytes */
-#define WGM_GB 1024   /* scale (or zero) words per stage: [2 groups][16 row blocks][8] x 4 bytes */
+/* BM: activation rows per block (the wgmma N side): 64 for M <= 64 (half the tensor work per tile where
+ * half of a 128-row tile would be padding), 128, or 256 for large M (branch wgmma-bm256, unmeasured):
+ * then each warpgroup owns one m64 tile of weight rows instead of two (m64n256 products), a block 128
+ * weight rows, and the dequantization per tensor FLOP halves. */
+#define WGM_GB 1024 /* scale (or zero) words per stage: [2 groups][16 row blocks][8] x 4 bytes (8 row blocks:
+                       half of each group's 512 bytes used) */
+__host__ __device__ constexpr int wgm_ns(int bm) { return bm == 256 ? 1 : 2; } /* m64 tiles per warpgroup */
+__host__ __device__ constexpr int wgm_rbb(int bm) { return 8 * wgm_ns(bm); }  /* 16-row blocks per block */
+__host__ __device__ constexpr int wgm_bn(int bm) { return 16 * wgm_rbb(bm); } /* weight rows per block */
+__host__ __device__ constexpr int wgm_cb(int bm) { return 512 * wgm_rbb(bm); } /* code bytes per stage */
+/* 64-input tiles in smem: t, t + 1, in flight, t - 1 being released (5 at BM = 256: 38 KB stages) */
+__host__ __device__ constexpr int wgm_stages(int bm) { return bm == 256 ? 5 : 6; }
 /* bytes of x per stage (BM rows x 64 halves); a stage (x, codes, group words: 26 KB at BM = 128, 18 KB at
- * 64, multiples of 1024 so that every stage's x is 1024-byte aligned); the dynamic shared memory */
+ * 64, 38 KB at 256, multiples of 1024 so that every stage's x is 1024-byte aligned); the dynamic shared
+ * memory */
 __host__ __device__ constexpr int wgm_xb(int bm) { return bm * 128; }
-__host__ __device__ constexpr int wgm_stage(int bm) { return wgm_xb(bm) + WGM_CB + 2 * WGM_GB; }
-__host__ __device__ constexpr int wgm_smem(int bm) { return WGM_STAGES * wgm_stage(bm) + 1024 + 16 * WGM_STAGES; }
+__host__ __device__ constexpr int wgm_stage(int bm) { return wgm_xb(bm) + wgm_cb(bm) + 2 * WGM_GB; }
+__host__ __device__ constexpr int wgm_smem(int bm) {
+    return wgm_stages(bm) * wgm_stage(bm) + 1024 + 16 * wgm_stages(bm);
+}
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 /* Shared-memory matrix descriptor of a K-major operand in the 128-byte
@@ -918,8 +927,18 @@ __device__ __forceinline__ void wgm_mma64(float *d, const uint32_t *a, uint64_t 
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
 }
+
+/* the same with B of 16 x 256 (the m64n256 fragment: 128 fp32) */
+__device__ __forceinline__ void wgm_mma256(float *d, const uint32_t *a, uint64_t b, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n256k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, {%128, %129, %130, %131}, %132, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
+}
 template <int BM> __device__ __forceinline__ void wgm_mma_bm(float *d, const uint32_t *a, uint64_t b, int acc) {
-    if (BM == 128) wgm_mma(d, a, b, acc);
+    if (BM == 256) wgm_mma256(d, a, b, acc);
+    else if (BM == 128) wgm_mma(d, a, b, acc);
     else wgm_mma64(d, a, b, acc);
 }
 
@@ -961,7 +980,7 @@ __device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap *map, int
 /* Bytes a stage's TMA copies bring: x tile, codes, group words (scales, zeros when asymmetric; two groups
  * per tile when G2) */
 template <bool SYM, bool G2, int BM> __host__ __device__ constexpr uint32_t wgm_tx() {
-    return (uint32_t)(wgm_xb(BM) + WGM_CB + 512 * (G2 ? 2 : 1) * (SYM ? 1 : 2));
+    return (uint32_t)(wgm_xb(BM) + wgm_cb(BM) + 32 * wgm_rbb(BM) * (G2 ? 2 : 1) * (SYM ? 1 : 2));
 }
 
 /* Thread 0: the TMA copies of tile kb into stage slot `slot` (x rows m0.., 128-byte swizzled by the tensor
@@ -980,8 +999,8 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
 #pragma unroll
         for (int h = 0; h < (G2 ? 2 : 1); h++) {
             const int g = G2 ? small_group(2 * kb + h, gdiv, gshift, ng) : small_group(kb, gdiv, gshift, ng);
-            tma_2d(st + wgm_xb(BM) + WGM_CB + 512 * h, ts, nb0 * 8, g, full);
-            if (!SYM) tma_2d(st + wgm_xb(BM) + WGM_CB + WGM_GB + 512 * h, tz, nb0 * 8, g, full);
+            tma_2d(st + wgm_xb(BM) + wgm_cb(BM) + 512 * h, ts, nb0 * 8, g, full);
+            if (!SYM) tma_2d(st + wgm_xb(BM) + wgm_cb(BM) + WGM_GB + 512 * h, tz, nb0 * 8, g, full);
         }
     }
     if (part & 2) tma_2d(st, tx, kb * 64, m0, full);
@@ -999,11 +1018,12 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
     const uint32_t sbase = (sraw + 1023u) & ~1023u;
     unsigned char *sptr = smem_raw + (sbase - sraw);
+    constexpr int WGM_STAGES = wgm_stages(BM), NS = wgm_ns(BM);
     /* the barriers after the stages: full[WGM_STAGES], then empty[WGM_STAGES] */
     const uint32_t fullb = sbase + WGM_STAGES * wgm_stage(BM), emptyb = fullb + 8 * WGM_STAGES;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
     const int g8 = lane >> 2, q = lane & 3;
-    const int m0 = blockIdx.x * BM, nb0 = blockIdx.y * (WGM_BN / 16);
+    const int m0 = blockIdx.x * BM, nb0 = blockIdx.y * wgm_rbb(BM);
     /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
     const int kb0 = blockIdx.z * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
     const CUtensorMap *ptx = &tx, *ptq = &tq, *pts = &ts, *ptz = &tz;
@@ -1027,18 +1047,18 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
             wgm_produce<SYM, G2, BM>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 2);
     __syncthreads(); /* the barriers are initialized */
 
-    float d[2][BM / 2]; /* written first by the wgmma of tile 0 (acc = 0) */
-    /* two fragment sets: tile t's 8 wgmma read one while tile t + 1 is dequantized into the other */
-    uint32_t a[2][2][4][4];
-    /* dequantize tile t (in slot t % WGM_STAGES, once its copies landed) into ab: s = 0, 1 */
-    auto dequant = [&](int t, uint32_t (&ab)[2][4][4]) {
+    float d[NS][BM / 2]; /* written first by the wgmma of tile 0 (acc = 0) */
+    /* two fragment sets: tile t's wgmma read one while tile t + 1 is dequantized into the other */
+    uint32_t a[2][NS][4][4];
+    /* dequantize tile t (in slot t % WGM_STAGES, once its copies landed) into ab: s < NS */
+    auto dequant = [&](int t, uint32_t (&ab)[NS][4][4]) {
         mbar_wait(fullb + 8 * (t % WGM_STAGES), (uint32_t)(t / WGM_STAGES) & 1u);
         const unsigned char *stp = sptr + (t % WGM_STAGES) * wgm_stage(BM);
         const uint4 *cs = reinterpret_cast<const uint4 *>(stp + wgm_xb(BM));
-        const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + wgm_xb(BM) + WGM_CB);
+        const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + wgm_xb(BM) + wgm_cb(BM));
 #pragma unroll
-        for (int s = 0; s < 2; s++) {
-            const int rb = wg * 8 + s * 4 + wi;
+        for (int s = 0; s < NS; s++) {
+            const int rb = wg * 4 * NS + s * 4 + wi;
             const uint4 w = cs[rb * 32 + lane];
             small_consts k0, k1;
             small_setup<SYM>(k0, gs[rb * 8 + g8], SYM ? 0u : gs[WGM_GB / 4 + rb * 8 + g8]);
@@ -1052,17 +1072,17 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     /* one tile: issue its 8 wgmma from cur, then, while they run, wait for the previous tile's group (which
      * read nxt and slot t - 1: this warp releases that slot), let thread 0 refill the slot tile t - 2 left,
      * and dequantize tile t + 1 into nxt. No block barrier: the warpgroups meet only at the empty barriers. */
-    auto step = [&](int t, uint32_t (&cur)[2][4][4], uint32_t (&nxt)[2][4][4]) {
+    auto step = [&](int t, uint32_t (&cur)[NS][4][4], uint32_t (&nxt)[NS][4][4]) {
         const uint32_t xb = sbase + (uint32_t)(t % WGM_STAGES) * wgm_stage(BM);
         wgm_fence();
 #pragma unroll
-        for (int s = 0; s < 2; s++)
+        for (int s = 0; s < NS; s++)
 #pragma unroll
             for (int j = 0; j < 4; j++) wgm_mma_bm<BM>(d[s], cur[s][j], wgm_desc(xb + 32 * j), t > 0 || j > 0);
         wgm_commit();
         wgm_wait<1>();
 #pragma unroll
-        for (int s = 0; s < 2; s++)
+        for (int s = 0; s < NS; s++)
 #pragma unroll
             for (int j = 0; j < 4; j++)
 #pragma unroll
@@ -1084,7 +1104,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     }
     wgm_wait<0>();
 #pragma unroll
-    for (int s = 0; s < 2; s++)
+    for (int s = 0; s < NS; s++)
 #pragma unroll
         for (int i = 0; i < BM / 2; i++) wgm_keep(d[s][i]);
 
@@ -1095,10 +1115,10 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     const bool split = gridDim.z > 1;
     float *dst = split ? part + (int64_t)blockIdx.z * M * N : y;
 #pragma unroll
-    for (int s = 0; s < 2; s++) {
+    for (int s = 0; s < NS; s++) {
 #pragma unroll
         for (int e2 = 0; e2 < 2; e2++) {
-            const int n = (nb0 + wg * 8 + s * 4 + wi) * 16 + g8 + 8 * e2;
+            const int n = (nb0 + wg * 4 * NS + s * 4 + wi) * 16 + g8 + 8 * e2;
             if (n >= N) continue;
             const float bv = bias && !split ? __ldg(bias + n) : 0.0f;
 #pragma unroll
@@ -1549,10 +1569,22 @@ static int wgm_knob(void) {
 
 /* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
  * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
-static int wgm_bm(int64_t m) { return m <= 64 ? 64 : 128; }
+/* x rows per block: 64 up to M = 64, 128 below 384, 256 from there (branch wgmma-bm256: the 256 threshold
+ * is a prediction, not measured); LQ_W4A16_WGMMA_BM=64|128|256 forces one for A/B runs (read once) */
+static int wgm_bm(int64_t m) {
+    static int force = -1;
+    if (force < 0) {
+        const char *e = getenv("LQ_W4A16_WGMMA_BM");
+        const int v = e ? atoi(e) : 0;
+        force = v == 64 || v == 128 || v == 256 ? v : 0;
+    }
+    if (force) return force;
+    return m <= 64 ? 64 : m < 384 ? 128 : 256;
+}
 static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     const int bm = wgm_bm(m);
-    const int64_t blocks = (m + bm - 1) / bm * ((s->Np / 16 + WGM_BN / 16 - 1) / (WGM_BN / 16));
+    const int rbb = bm == 256 ? wgm_rbb(256) : bm == 128 ? wgm_rbb(128) : wgm_rbb(64);
+    const int64_t blocks = (m + bm - 1) / bm * ((s->Np / 16 + rbb - 1) / rbb);
     const int64_t KB = s->Kp / 64, sms = sm_count > 0 ? sm_count : 132;
     int64_t ks = sms / (blocks > 0 ? blocks : 1);
     if (ks > 8) ks = 8;
@@ -1595,17 +1627,18 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     CUtensorMap tx, tq, ts, tz;
     LQ_FORWARD(wgm_map(&tx, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x, (uint64_t)s->K, (uint64_t)m, (uint64_t)ldx * 2, 64,
                        (uint32_t)BM, CU_TENSOR_MAP_SWIZZLE_128B, "x"));
+    const uint32_t rbb = (uint32_t)wgm_rbb(BM);
     LQ_FORWARD(wgm_map(&tq, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->qw, (uint64_t)KB * 128, (uint64_t)NB,
-                       (uint64_t)KB * 512, 128, 16, CU_TENSOR_MAP_SWIZZLE_NONE, "codes"));
+                       (uint64_t)KB * 512, 128, rbb, CU_TENSOR_MAP_SWIZZLE_NONE, "codes"));
     LQ_FORWARD(wgm_map(&ts, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->scales, (uint64_t)NB * 8, (uint64_t)s->n_groups,
-                       (uint64_t)NB * 32, 128, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "scales"));
+                       (uint64_t)NB * 32, 8 * rbb, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "scales"));
     if (SYM) tz = ts; /* not read */
     else
         LQ_FORWARD(wgm_map(&tz, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->zeros, (uint64_t)NB * 8, (uint64_t)s->n_groups,
-                           (uint64_t)NB * 32, 128, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
+                           (uint64_t)NB * 32, 8 * rbb, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
     const int pdl = lq_pdl_on(lim);
     LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
-                                 (unsigned)((NB + WGM_BN / 16 - 1) / (WGM_BN / 16)), (unsigned)ks), dim3(256),
+                                 (unsigned)((NB + wgm_rbb(BM) - 1) / wgm_rbb(BM)), (unsigned)ks), dim3(256),
                                  wgm_smem(BM), st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
                                  gdiv, gshift, KT),
                 "launch w4a16_wgmma_kernel");
@@ -1630,6 +1663,12 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
     int ks = wgm_slices(s, m, sm_count);
     if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
     float *part = (float *)ws;
+    if (wgm_bm(m) == 256) {
+        if (sym) return g2 ? launch_wgmma_t<true, true, 256>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                           : launch_wgmma_t<true, false, 256>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+        return g2 ? launch_wgmma_t<false, true, 256>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                  : launch_wgmma_t<false, false, 256>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    }
     if (wgm_bm(m) == 64) {
         if (sym) return g2 ? launch_wgmma_t<true, true, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
                            : launch_wgmma_t<true, false, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);

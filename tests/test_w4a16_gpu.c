@@ -341,8 +341,8 @@ static void test_w4a16_gpu_dequant_cublas_path(void **state) {
 }
 
 /* The wgmma kernel (path 4, sm_90; what auto picks above the fused limit there):
- * tails in M (tiles of 128 rows, 64 for M <= 64), N (blocks of 256 weight
- * rows) and K (64-input tiles; K slices and their reduction where the output
+ * tails in M (tiles of 128 rows, 64 for M <= 64, 256 from M = 384), N (blocks of 256 weight
+ * rows, 128 with 256-row x tiles) and K (64-input tiles; K slices and their reduction where the output
  * tiles leave SMs idle), G = 32 (two groups per tile), 64, 128 and per
  * channel, symmetric and asymmetric, act-order, bias, ldx > K. What it refuses: K % 8 != 0, unaligned x,
  * a device that is not sm_90. */
@@ -359,6 +359,9 @@ static void test_w4a16_gpu_wgmma(void **state) {
         /* 64-row x tiles (M <= 64) and K slices (few output tiles: up to 8 slices, added in order) */
         {64, 1000, 2048, 128, 1, 0, 4, 1, 0, 0}, {1, 256, 4096, 32, 0, 0, 4, 0, 0, 0},
         {33, 520, 1088, 64, 0, 1, 4, 1, 1096, 0}, {65, 300, 9000, 128, 1, 0, 4, 0, 0, 0},
+        /* 256-row x tiles (M >= 384: one m64 tile of weight rows per warpgroup, 128 per block) with G = 32,
+           tails in M, N and K */
+        {700, 200, 520, 32, 0, 0, 4, 1, 0, 0},   {384, 136, 2048, 128, 1, 1, 4, 0, 2056, 0},
     };
     if (!lq_w4a16_wgmma_device()) {
         print_message("not an sm_90 device: path 4 must refuse\n");
