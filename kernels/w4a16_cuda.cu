@@ -45,6 +45,7 @@ extern "C" {
 #include "lq_kernels.h"
 }
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <math.h>
@@ -985,15 +986,15 @@ template <bool SYM, bool G2, int BM> __host__ __device__ constexpr uint32_t wgm_
 
 /* Thread 0: the TMA copies of tile kb into stage slot `slot` (x rows m0.., 128-byte swizzled by the tensor
  * map; the codes of row blocks nb0 .. nb0 + 15; their group words). Rows past M / N and inputs past K come
- * back as zeros. With weights_only / x_only the two halves are issued apart (the weight before the PDL wait,
- * x after it); the expect_tx goes with the weights. */
+ * back as zeros. `what`: 1 the weight copies (codes, group words) with the stage's expect_tx, 2 the x copy,
+ * 3 both — the prologue issues them apart (the weight before the PDL wait, x after it). */
 template <bool SYM, bool G2, int BM>
 __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int slot, int kb, int m0, int nb0,
                                             const CUtensorMap *tx, const CUtensorMap *tq, const CUtensorMap *ts,
-                                            const CUtensorMap *tz, int ng, int gdiv, int gshift, int part) {
+                                            const CUtensorMap *tz, int ng, int gdiv, int gshift, int what) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     const uint32_t st = sbase + (uint32_t)slot * wgm_stage(BM), full = bars + 8u * (uint32_t)slot;
-    if (part & 1) {
+    if (what & 1) {
         mbar_expect(full, wgm_tx<SYM, G2, BM>());
         tma_2d(st + wgm_xb(BM), tq, kb * 128, nb0, full);
 #pragma unroll
@@ -1003,7 +1004,7 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
             if (!SYM) tma_2d(st + wgm_xb(BM) + wgm_cb(BM) + WGM_GB + 512 * h, tz, nb0 * 8, g, full);
         }
     }
-    if (part & 2) tma_2d(st, tx, kb * 64, m0, full);
+    if (what & 2) tma_2d(st, tx, kb * 64, m0, full);
 #endif
 }
 
@@ -1515,19 +1516,19 @@ static lq_status small_m_matmul(cudaError_t lim_err, const lq_device_limits *lim
 typedef CUresult (*wgm_encode_fn)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *, const cuuint64_t *,
                                   const cuuint64_t *, const cuuint32_t *, const cuuint32_t *, CUtensorMapInterleave,
                                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-static wgm_encode_fn wgm_encoder(void) {
-    static int asked = 0;
-    static wgm_encode_fn fn = NULL;
-    if (!asked) {
-        void *p = NULL;
-        cudaDriverEntryPointQueryResult q;
-        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) ==
-                cudaSuccess && q == cudaDriverEntryPointSuccess)
-            fn = (wgm_encode_fn)p;
-        cudaGetLastError();
-        asked = 1;
-    }
-    return fn;
+static wgm_encode_fn wgm_encode_ptr = NULL;
+static void wgm_encoder_ask(void) {
+    void *p = NULL;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &q) == cudaSuccess &&
+        q == cudaDriverEntryPointSuccess)
+        wgm_encode_ptr = (wgm_encode_fn)p;
+    cudaGetLastError();
+}
+static wgm_encode_fn wgm_encoder(void) { /* asked once per process, thread-safe */
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, wgm_encoder_ask);
+    return wgm_encode_ptr;
 }
 
 /* The wgmma path here and now: an sm_90 device (the binary's sm_90a code), K and
