@@ -30,8 +30,8 @@
  *    next to the GEMM once M is in the thousands.
  *  - wgmma (sm_90a): a warpgroup-MMA GEMM that dequantizes the codes in
  *    registers as wgmma's A operand, x from shared memory; no fp16 copy of
- *    W. Path 0 takes it at LQ_W4A16_WGMMA_MIN_M..MAX_M rows (BIG_MAX_M for
- *    large weights), where it was measured faster. Described at
+ *    W. Path 0 takes it at LQ_W4A16_WGMMA_MIN_M..MAX_M rows, where it was
+ *    measured faster. Described at
  *    w4a16_wgmma_kernel.
  *
  * Precision: the tensor cores get f16((code - zero) * scale) — the product
@@ -1570,8 +1570,9 @@ static int wgm_knob(void) {
 
 /* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
  * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
-/* x rows per block: 64 up to M = 64, 128 below 384, 256 from there (branch wgmma-bm256: the 256 threshold
- * is a prediction, not measured); LQ_W4A16_WGMMA_BM=64|128|256 forces one for A/B runs (read once) */
+/* x rows per block: 64 up to M = 64, 128 below 384, 256 from there (at M = 384 256-row tiles were faster on
+ * qkv, o and down, slower on gate_up, 0.99x in sum: bench/results/2026-12-01-h200-wgmma-bm256/call1);
+ * LQ_W4A16_WGMMA_BM=64|128|256 forces one for A/B runs (read once) */
 static int wgm_bm(int64_t m) {
     static int force = -1;
     if (force < 0) {
@@ -1704,13 +1705,12 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
     const lq_device_limits *lim = lim_err == cudaSuccess ? &lim_ : NULL;
     if (!lim) (void)cudaGetLastError();
     /* the wgmma kernel where it was measured faster than the other paths (H200, kernels/dev/w4a16_notes.md):
-     * LQ_W4A16_WGMMA_MIN_M..MAX_M rows for every weight, up to BIG_MAX_M for large ones (gate_up, down);
-     * below MIN_M the small-M kernel, above it dequantize + cuBLAS won */
+     * LQ_W4A16_WGMMA_MIN_M..MAX_M rows; below MIN_M the small-M kernel, above MAX_M dequantize + cuBLAS
+     * (within 4% of it at M = 4096) */
     const char *why = "";
     const int knob = automatic ? wgm_knob() : 0;
-    const int64_t wg_max = s->N * s->K >= LQ_W4A16_WGMMA_BIG_NK ? LQ_W4A16_WGMMA_BIG_MAX_M : LQ_W4A16_WGMMA_MAX_M;
     const int wg_try = path == 4 || (knob == 2 && m >= LQ_W4A16_WGMMA_MIN_M) ||
-                       (knob == 1 && m >= LQ_W4A16_WGMMA_MIN_M && m <= wg_max);
+                       (knob == 1 && m >= LQ_W4A16_WGMMA_MIN_M && m <= LQ_W4A16_WGMMA_MAX_M);
     const int wg_ok = wg_try && wgm_supported(lim, w, x, ldx, &why);
     if (automatic && wg_ok) path = 4;
     if (path == 4) {

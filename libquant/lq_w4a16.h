@@ -1,7 +1,7 @@
 /* lq_w4a16.h — the W4A16 weight layout of the fused GPU kernels
  * (kernels/w4a16_cuda.cu: the small-M streaming kernel up to M = 64, the
  * older tensor-core kernel where x does not fit it, dequantize + cuBLAS
- * above, and on sm_90 the wgmma kernel for wide weights at M = 40..512),
+ * above, and on sm_90 the wgmma kernel at M = 24..2048),
  * its host-side packer and the CPU reference of the fused product.
  *
  * Why a second layout: the file layout (libquant/lq_quant.h, "lq-bitstream")
@@ -72,14 +72,14 @@ extern "C" {
 #define LQ_W4A16_SMALL_MAX_M 64
 #define LQ_W4A16_FUSED_MAX_M 64
 /* ... except on sm_90, where the wgmma kernel (path 4) takes MIN_M..MAX_M
- * rows of x for every weight, and up to BIG_MAX_M rows for weights of at
- * least BIG_NK elements (N x K): the range where it measured faster than the
- * small-M kernel and dequantize + cuBLAS on the Llama-3-8B shapes (H200,
- * bench/results/2026-12-01-h200-wgmma-v2/call3 and call5, kernels/dev/w4a16_notes.md) */
+ * rows of x: the range where it measured faster than the small-M kernel and
+ * dequantize + cuBLAS on the Llama-3-8B shapes (H200; MIN_M from
+ * bench/results/2026-12-01-h200-wgmma-v2/call5, MAX_M from the 256-row
+ * tiles' sweep, bench/results/2026-12-01-h200-wgmma-bm256/call1: faster than
+ * dequantize + cuBLAS on all four shapes up to M = 2048; at 4096 within 4%
+ * either way; kernels/dev/w4a16_notes.md) */
 #define LQ_W4A16_WGMMA_MIN_M 24
-#define LQ_W4A16_WGMMA_MAX_M 512
-#define LQ_W4A16_WGMMA_BIG_MAX_M 1024
-#define LQ_W4A16_WGMMA_BIG_NK (32LL << 20)
+#define LQ_W4A16_WGMMA_MAX_M 2048
 
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */
 typedef struct {
