@@ -630,46 +630,6 @@ __device__ __forceinline__ void argmax_merge(float &v, int &i, float v2, int i2)
     }
 }
 
-__global__ void argmax_kernel(int32_t *out, const float *logits, int64_t V) {
-    __shared__ float sv[32];
-    __shared__ int si[32];
-    const float *l = logits + (int64_t)blockIdx.x * V;
-    float best = -INFINITY;
-    int bi = -1;
-    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) argmax_merge(best, bi, l[j], (int)j);
-    for (int o = 16; o > 0; o >>= 1) {
-        float v2 = __shfl_xor_sync(0xffffffffu, best, o);
-        int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-        argmax_merge(best, bi, v2, i2);
-    }
-    int lane = threadIdx.x & 31, wid = threadIdx.x >> 5, nw = blockDim.x >> 5;
-    if (lane == 0) {
-        sv[wid] = best;
-        si[wid] = bi;
-    }
-    __syncthreads();
-    if (wid == 0) {
-        best = lane < nw ? sv[lane] : -INFINITY;
-        bi = lane < nw ? si[lane] : -1;
-        for (int o = 16; o > 0; o >>= 1) {
-            float v2 = __shfl_xor_sync(0xffffffffu, best, o);
-            int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-            argmax_merge(best, bi, v2, i2);
-        }
-        if (lane == 0) out[blockIdx.x] = bi < 0 ? 0 : bi; /* all NaN: 0, as the host loop */
-    }
-}
-
-extern "C" lq_status lq_argmax_cuda(int32_t *out, const float *logits, int64_t T, int64_t V, void *stream) {
-    if (T <= 0) return LQ_OK;
-    LQ_RETURN_IF(T > INT32_MAX || V > INT32_MAX, LQ_ERR_ARG, "lq_argmax_cuda: %lld x %lld", (long long)T, (long long)V);
-    argmax_kernel<<<(unsigned)T, 256, 0, lq_stream(stream)>>>(out, logits, V);
-    LQ_LAUNCH_RET("argmax_kernel");
-    return LQ_OK;
-}
-
-/* ---------------- KLD statistics (lq_kld_token_ref's twin) ---------------- */
-
 /* Block-wide argmax (ties: lowest index) of (v, i); every thread gets the result. */
 __device__ void block_argmax(float &v, int &i, float *sv, int *si) {
     for (int o = 16; o > 0; o >>= 1) {
@@ -689,6 +649,28 @@ __device__ void block_argmax(float &v, int &i, float *sv, int *si) {
         argmax_merge(v, i, v2, i2);
     }
 }
+
+/* One block per row of logits: its argmax (ties: the lowest index), 0 for an all-NaN row. */
+__global__ void argmax_kernel(int32_t *out, const float *logits, int64_t V) {
+    __shared__ float sv[32];
+    __shared__ int si[32];
+    const float *l = logits + (int64_t)blockIdx.x * V;
+    float best = -INFINITY;
+    int bi = -1;
+    for (int64_t j = threadIdx.x; j < V; j += blockDim.x) argmax_merge(best, bi, l[j], (int)j);
+    block_argmax(best, bi, sv, si);
+    if (threadIdx.x == 0) out[blockIdx.x] = bi < 0 ? 0 : bi; /* all NaN: 0, as the host loop */
+}
+
+extern "C" lq_status lq_argmax_cuda(int32_t *out, const float *logits, int64_t T, int64_t V, void *stream) {
+    if (T <= 0) return LQ_OK;
+    LQ_RETURN_IF(T > INT32_MAX || V > INT32_MAX, LQ_ERR_ARG, "lq_argmax_cuda: %lld x %lld", (long long)T, (long long)V);
+    argmax_kernel<<<(unsigned)T, 256, 0, lq_stream(stream)>>>(out, logits, V);
+    LQ_LAUNCH_RET("argmax_kernel");
+    return LQ_OK;
+}
+
+/* ---------------- KLD statistics (lq_kld_token_ref's twin) ---------------- */
 
 /* Block-wide sum in double; every thread gets the result. */
 __device__ double block_sum_d(double s, double *sd) {
