@@ -1008,12 +1008,17 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
 #endif
 }
 
-template <bool SYM, bool G2, int BM>
+/* FUSE (BM = 256, one K slice, a weight from lq_w4a16_upload_swiglu): the epilogue is the SwiGLU. The
+ * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
+ * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
+ * h = silu(gate) * up (lq_swiglu_cuda's formula) to hout (M, H), fp16 or bf16 (hbf16); y is not written. */
+template <bool SYM, bool G2, int BM, bool FUSE = false>
 __global__ void __launch_bounds__(256, 1)
 w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
                    const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
                    const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
-                   int gdiv, int gshift, int KT) {
+                   int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H) {
+    static_assert(!FUSE || BM == 256, "the SwiGLU epilogue pairs the two warpgroups' m64 tiles of 256-row tiles");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
@@ -1113,6 +1118,36 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
      * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1).
      * Several K slices: this slice's sum, without bias, to part [slice][M][N]
      * (w4a16_small_reduce_kernel adds them in slice order) */
+    if constexpr (FUSE) {
+        /* the stages are free: every warp is past its last wgmma and every copy has landed */
+        float *xs = reinterpret_cast<float *>(sptr);
+        __syncthreads();
+        if (wg == 1) /* up: the same fragment position as thread tid - 128 of warpgroup 0 holds for gate */
+#pragma unroll
+            for (int i = 0; i < BM / 2; i++) xs[i * 128 + (tid - 128)] = d[0][i];
+        __syncthreads();
+        if (wg == 0) {
+#pragma unroll
+            for (int e2 = 0; e2 < 2; e2++) {
+                const int nl = wi * 16 + g8 + 8 * e2, nh = blockIdx.y * 64 + nl; /* hidden unit */
+                if (nh >= H) continue;
+#pragma unroll
+                for (int i = 0; i < BM / 8; i++)
+#pragma unroll
+                    for (int e1 = 0; e1 < 2; e1++) {
+                        const int m = m0 + 8 * i + 2 * q + e1, ix = 4 * i + 2 * e2 + e1;
+                        if (m >= M) continue;
+                        const float g = d[0][ix], u = xs[ix * 128 + tid]; /* no bias: launched without */
+                        const float hv = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
+                        if (hbf16)
+                            reinterpret_cast<__nv_bfloat16 *>(hout)[(int64_t)m * H + nh] = __float2bfloat16_rn(hv);
+                        else
+                            reinterpret_cast<__half *>(hout)[(int64_t)m * H + nh] = __float2half_rn(hv);
+                    }
+            }
+        }
+        return;
+    }
     const bool split = gridDim.z > 1;
     float *dst = split ? part + (int64_t)blockIdx.z * M * N : y;
 #pragma unroll
@@ -1614,12 +1649,13 @@ static lq_status wgm_map(CUtensorMap *m, CUtensorMapDataType dt, const void *bas
     return LQ_OK;
 }
 
-template <bool SYM, bool G2, int BM>
+/* FUSE: the SwiGLU epilogue into hout (ks must be 1) */
+template <bool SYM, bool G2, int BM, bool FUSE = false>
 static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *part, const void *x, int64_t ldx,
                                 const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
-                                cudaStream_t st) {
+                                cudaStream_t st, void *hout = NULL, int hbf16 = 0) {
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
-    LQ_CUDA_RET(lq_smem_optin(w4a16_wgmma_kernel<SYM, G2, BM>, lim->dev, (int)wgm_smem(BM), optin),
+    LQ_CUDA_RET(lq_smem_optin(w4a16_wgmma_kernel<SYM, G2, BM, FUSE>, lim->dev, (int)wgm_smem(BM), optin),
                 "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
     const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
@@ -1639,16 +1675,26 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
         LQ_FORWARD(wgm_map(&tz, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->zeros, (uint64_t)NB * 8, (uint64_t)s->n_groups,
                            (uint64_t)NB * 32, 8 * rbb, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
     const int pdl = lq_pdl_on(lim);
-    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
+    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM, FUSE>, dim3((unsigned)((m + BM - 1) / BM),
                                  (unsigned)((NB + wgm_rbb(BM) - 1) / wgm_rbb(BM)), (unsigned)ks), dim3(256),
                                  wgm_smem(BM), st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
-                                 gdiv, gshift, KT),
+                                 gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2)),
                 "launch w4a16_wgmma_kernel");
-    if (ks > 1)
+    if (!FUSE && ks > 1)
         LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
                                      y, (const float *)part, b, (int)m, (int)s->N, ks),
                     "launch w4a16_small_reduce_kernel (wgmma slices)");
     return LQ_OK;
+}
+
+/* The group lookup of the wgmma kernels: the tile (or half tile: the return value, G2, for groups that are not
+ * multiples of 64) -> group divisor, and its shift when a power of two (else -1) */
+static bool wgm_groups(const lq_w4a16_shape *s, int *gdiv, int *gshift) {
+    const int64_t ng = s->n_groups;
+    const bool g2 = ng > 1 && s->G % 64 != 0;
+    const int64_t div = ng <= 1 ? (int64_t)1 << 30 : g2 ? s->G / 32 : s->G / 64;
+    *gdiv = (int)div, *gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
+    return g2;
 }
 
 /* ws: the slices' partial sums when wgm_slices > 1 and ws holds them; one slice otherwise. */
@@ -1657,11 +1703,8 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
                               size_t ws_bytes, cudaStream_t st) {
     LQ_RETURN_IF(m > INT32_MAX / 2, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4: M=%lld too large", (long long)m);
     const lq_w4a16_shape *s = &w->s;
-    const int64_t ng = s->n_groups;
-    const bool g2 = ng > 1 && s->G % 64 != 0;
-    const int64_t div = ng <= 1 ? (int64_t)1 << 30 : g2 ? s->G / 32 : s->G / 64;
-    const int gdiv = (int)div, gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
-    const bool sym = w->zeros == NULL;
+    int gdiv, gshift;
+    const bool g2 = wgm_groups(s, &gdiv, &gshift), sym = w->zeros == NULL;
     int ks = wgm_slices(s, m, sm_count);
     if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
     float *part = (float *)ws;
@@ -1757,6 +1800,41 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
 
 /* ---------------- upload ---------------- */
 
+extern "C" lq_status lq_w4a16_swiglu_cuda(void *blas, void *h, lq_dtype hdt, float *y, const void *x,
+                                          const lq_w4a16_weight *w, int64_t m, int sm_count, void *ws, size_t ws_bytes,
+                                          void *stream) {
+    const lq_w4a16_shape *s = &w->s;
+    LQ_RETURN_IF(w->il != 64, LQ_ERR_ARG,
+                 "lq_w4a16_swiglu_cuda: the weight is not a gate|up pair from lq_w4a16_upload_swiglu");
+    LQ_RETURN_IF(hdt != LQ_F16 && hdt != LQ_BF16, LQ_ERR_ARG, "lq_w4a16_swiglu_cuda: h is %s, not fp16 or bf16",
+                 lq_dtype_name(hdt));
+    if (m <= 0) return LQ_OK;
+    const int64_t H = s->N / 2;
+    /* the fused epilogue where path 0 takes the wgmma kernel with 256-row tiles and one K slice */
+    lq_device_limits lim_;
+    const cudaError_t lim_err = lq_device_limits_current(&lim_);
+    const lq_device_limits *lim = lim_err == cudaSuccess ? &lim_ : NULL;
+    if (!lim) (void)cudaGetLastError();
+    const int knob = wgm_knob();
+    const char *why = "";
+    if (lim && m >= LQ_W4A16_WGMMA_MIN_M && (knob == 2 || (knob == 1 && m <= LQ_W4A16_WGMMA_MAX_M)) &&
+        m <= INT32_MAX / 2 && wgm_bm(m) == 256 && wgm_slices(s, m, sm_count) == 1 &&
+        wgm_supported(lim, w, x, s->K, &why)) {
+        int gdiv, gshift;
+        const bool g2 = wgm_groups(s, &gdiv, &gshift), bf = hdt == LQ_BF16;
+        cudaStream_t st = lq_stream(stream);
+        if (w->zeros == NULL)
+            return g2 ? launch_wgmma_t<true, true, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf)
+                      : launch_wgmma_t<true, false, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf);
+        return g2 ? launch_wgmma_t<false, true, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf)
+                  : launch_wgmma_t<false, false, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf);
+    }
+    /* otherwise the product, then the SwiGLU over its interleaved columns: (m H / 64) rows of 64 gate values,
+     * their up values 64 further, 128 apart */
+    LQ_FORWARD(lq_w4a16_matmul_cuda(blas, y, x, 0, w, NULL, m, 0, sm_count, ws, ws_bytes, stream));
+    return lq_swiglu_cuda(h, hdt, y, y + 64, m * (H / 64), 64, 128, stream);
+}
+
 extern "C" size_t lq_w4a16_device_bytes(const lq_w4a16_shape *s) {
     size_t qb = (lq_w4a16_qw_words(s) * 4 + 255) & ~(size_t)255;
     size_t gb = (lq_w4a16_group_elems(s) * 2 + 255) & ~(size_t)255;
@@ -1789,9 +1867,68 @@ extern "C" lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts
     out->qw = (const uint32_t *)dev;
     out->scales = (char *)dev + qb;
     out->zeros = zr ? (char *)dev + qb + gb : NULL;
+    out->il = 0;
 fail:
     free(qw);
     free(sc);
     free(zr);
+    return st;
+}
+
+/* The gate|up pair interleaved by 64 rows: the stacked pair uploaded as usual (lq_w4a16_upload), then its
+ * 16-row blocks and group words permuted on the device side's copy: block 8 j + i of the result is gate
+ * block 4 j + i (i < 4) or up block 4 j + i - 4. */
+extern "C" lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qweight *up, void *dev,
+                                            size_t dev_bytes, lq_w4a16_weight *out) {
+    LQ_RETURN_IF(gate->rows != up->rows || gate->rows % 64 != 0, LQ_ERR_UNSUPPORTED,
+                 "w4a16 swiglu upload: gate %lld rows, up %lld: needs equal counts, multiples of 64",
+                 (long long)gate->rows, (long long)up->rows);
+    const lq_qweight *parts[2] = {gate, up};
+    lq_status st = LQ_OK;
+    lq_w4a16_shape s;
+    uint32_t *qw = NULL, *qw2 = NULL;
+    uint16_t *g[2] = {NULL, NULL}, *g2[2] = {NULL, NULL};
+    LQ_FORWARD(lq_w4a16_shape_of(parts, 2, &s));
+    for (int i = 0; i < 2; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], "w4a16 swiglu upload"));
+    const size_t need = lq_w4a16_device_bytes(&s);
+    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "w4a16 swiglu upload: %zu device bytes given, %zu needed", dev_bytes,
+                 need);
+    const size_t qwn = lq_w4a16_qw_words(&s), gn = lq_w4a16_group_elems(&s);
+    const size_t qb = (qwn * 4 + 255) & ~(size_t)255, gb = (gn * 2 + 255) & ~(size_t)255;
+    const int ngrp = s.sym ? 1 : 2;
+    LQ_TRY(lq_malloc((void **)&qw, qwn * 4, "w4a16 swiglu repack (codes)"));
+    LQ_TRY(lq_malloc((void **)&qw2, qwn * 4, "w4a16 swiglu repack (codes)"));
+    for (int i = 0; i < ngrp; i++) {
+        LQ_TRY(lq_malloc((void **)&g[i], gn * 2, "w4a16 swiglu repack (group data)"));
+        LQ_TRY(lq_malloc((void **)&g2[i], gn * 2, "w4a16 swiglu repack (group data)"));
+    }
+    lq_w4a16_pack_parts(parts, 2, &s, qw, g[0], ngrp > 1 ? g[1] : NULL, NULL);
+    {
+        const int64_t H = gate->rows, hb = H / 16; /* Np = 2 H: no padding rows */
+        const size_t blk = (size_t)(s.Kp / 64) * 128;
+        for (int64_t b = 0; b < 2 * hb; b++) { /* destination block b */
+            const int64_t j = b / 8, i = b % 8, src = i < 4 ? 4 * j + i : hb + 4 * j + i - 4;
+            memcpy(qw2 + (size_t)b * blk, qw + (size_t)src * blk, blk * 4);
+        }
+        for (int k = 0; k < ngrp; k++)
+            for (int64_t n = 0; n < 2 * H; n++) { /* destination row n */
+                const int64_t j = n / 128, r = n % 128, src = r < 64 ? 64 * j + r : H + 64 * j + r - 64;
+                for (int64_t gi = 0; gi < s.n_groups; gi++)
+                    g2[k][lq_w4a16_group_index(&s, n, gi)] = g[k][lq_w4a16_group_index(&s, src, gi)];
+            }
+    }
+    LQ_CUDA_TRY(cudaMemcpy(dev, qw2, qwn * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
+    for (int k = 0; k < ngrp; k++)
+        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + (size_t)k * gb, g2[k], gn * 2, cudaMemcpyHostToDevice),
+                    "upload w4a16 group data");
+    out->s = s;
+    out->qw = (const uint32_t *)dev;
+    out->scales = (char *)dev + qb;
+    out->zeros = s.sym ? NULL : (char *)dev + qb + gb;
+    out->il = 64;
+fail:
+    free(qw);
+    free(qw2);
+    for (int i = 0; i < 2; i++) free(g[i]), free(g2[i]);
     return st;
 }
