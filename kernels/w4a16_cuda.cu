@@ -1603,8 +1603,6 @@ static int wgm_knob(void) {
     return v;
 }
 
-/* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
- * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
 /* x rows per block: 64 up to M = 64, 128 below 384, 256 from there (at M = 384 256-row tiles were faster on
  * qkv, o and down, slower on gate_up, 0.99x in sum: bench/results/2026-12-01-h200-wgmma-bm256/call1);
  * LQ_W4A16_WGMMA_BM=64|128|256 forces one for A/B runs (read once) */
@@ -1618,9 +1616,10 @@ static int wgm_bm(int64_t m) {
     if (force) return force;
     return m <= 64 ? 64 : m < 384 ? 128 : 256;
 }
+/* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
+ * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
 static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
-    const int bm = wgm_bm(m);
-    const int rbb = bm == 256 ? wgm_rbb(256) : bm == 128 ? wgm_rbb(128) : wgm_rbb(64);
+    const int bm = wgm_bm(m), rbb = wgm_rbb(bm);
     const int64_t blocks = (m + bm - 1) / bm * ((s->Np / 16 + rbb - 1) / rbb);
     const int64_t KB = s->Kp / 64, sms = sm_count > 0 ? sm_count : 132;
     int64_t ks = sms / (blocks > 0 ? blocks : 1);
@@ -1697,6 +1696,17 @@ static bool wgm_groups(const lq_w4a16_shape *s, int *gdiv, int *gshift) {
     return g2;
 }
 
+/* launch_wgmma_t with symmetry and the half-tile group lookup chosen at run time */
+template <int BM>
+static lq_status launch_wgmma_bm(bool sym, bool g2, const lq_device_limits *lim, float *y, float *part, const void *x,
+                                 int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift,
+                                 int ks, cudaStream_t st) {
+    if (sym) return g2 ? launch_wgmma_t<true, true, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                       : launch_wgmma_t<true, false, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    return g2 ? launch_wgmma_t<false, true, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+              : launch_wgmma_t<false, false, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+}
+
 /* ws: the slices' partial sums when wgm_slices > 1 and ws holds them; one slice otherwise. */
 static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void *x, int64_t ldx,
                               const lq_w4a16_weight *w, const float *b, int64_t m, int sm_count, void *ws,
@@ -1708,22 +1718,11 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
     int ks = wgm_slices(s, m, sm_count);
     if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
     float *part = (float *)ws;
-    if (wgm_bm(m) == 256) {
-        if (sym) return g2 ? launch_wgmma_t<true, true, 256>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                           : launch_wgmma_t<true, false, 256>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-        return g2 ? launch_wgmma_t<false, true, 256>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                  : launch_wgmma_t<false, false, 256>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    switch (wgm_bm(m)) {
+    case 256: return launch_wgmma_bm<256>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    case 64: return launch_wgmma_bm<64>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    default: return launch_wgmma_bm<128>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
     }
-    if (wgm_bm(m) == 64) {
-        if (sym) return g2 ? launch_wgmma_t<true, true, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                           : launch_wgmma_t<true, false, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-        return g2 ? launch_wgmma_t<false, true, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                  : launch_wgmma_t<false, false, 64>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    }
-    if (sym) return g2 ? launch_wgmma_t<true, true, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                       : launch_wgmma_t<true, false, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    return g2 ? launch_wgmma_t<false, true, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-              : launch_wgmma_t<false, false, 128>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
 extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx, const lq_w4a16_weight *w,
