@@ -1874,9 +1874,8 @@ fail:
     return st;
 }
 
-/* The gate|up pair interleaved by 64 rows: the stacked pair uploaded as usual (lq_w4a16_upload), then its
- * 16-row blocks and group words permuted on the device side's copy: block 8 j + i of the result is gate
- * block 4 j + i (i < 4) or up block 4 j + i - 4. */
+/* The gate|up pair interleaved by 64 rows: the stacked pair packed as lq_w4a16_upload packs it, then
+ * reordered on the host (lq_w4a16_interleave64) before the copy. */
 extern "C" lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qweight *up, void *dev,
                                             size_t dev_bytes, lq_w4a16_weight *out) {
     LQ_RETURN_IF(gate->rows != up->rows || gate->rows % 64 != 0, LQ_ERR_UNSUPPORTED,
@@ -1902,20 +1901,7 @@ extern "C" lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qwe
         LQ_TRY(lq_malloc((void **)&g2[i], gn * 2, "w4a16 swiglu repack (group data)"));
     }
     lq_w4a16_pack_parts(parts, 2, &s, qw, g[0], ngrp > 1 ? g[1] : NULL, NULL);
-    {
-        const int64_t H = gate->rows, hb = H / 16; /* Np = 2 H: no padding rows */
-        const size_t blk = (size_t)(s.Kp / 64) * 128;
-        for (int64_t b = 0; b < 2 * hb; b++) { /* destination block b */
-            const int64_t j = b / 8, i = b % 8, src = i < 4 ? 4 * j + i : hb + 4 * j + i - 4;
-            memcpy(qw2 + (size_t)b * blk, qw + (size_t)src * blk, blk * 4);
-        }
-        for (int k = 0; k < ngrp; k++)
-            for (int64_t n = 0; n < 2 * H; n++) { /* destination row n */
-                const int64_t j = n / 128, r = n % 128, src = r < 64 ? 64 * j + r : H + 64 * j + r - 64;
-                for (int64_t gi = 0; gi < s.n_groups; gi++)
-                    g2[k][lq_w4a16_group_index(&s, n, gi)] = g[k][lq_w4a16_group_index(&s, src, gi)];
-            }
-    }
+    lq_w4a16_interleave64(&s, qw, g[0], g[1], qw2, g2[0], g2[1]);
     LQ_CUDA_TRY(cudaMemcpy(dev, qw2, qwn * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
     for (int k = 0; k < ngrp; k++)
         LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + (size_t)k * gb, g2[k], gn * 2, cudaMemcpyHostToDevice),
