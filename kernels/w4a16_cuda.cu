@@ -1119,32 +1119,45 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
      * Several K slices: this slice's sum, without bias, to part [slice][M][N]
      * (w4a16_small_reduce_kernel adds them in slice order) */
     if constexpr (FUSE) {
-        /* the stages are free: every warp is past its last wgmma and every copy has landed */
-        float *xs = reinterpret_cast<float *>(sptr);
+        /* The stages are free (every wgmma has completed, every copy has landed): both warpgroups put their
+         * accumulators into shared memory, gate (warpgroup 0) and up (1) as [256 x rows][64 hidden units]
+         * (row stride 68 floats: the four q lanes of a store land in different banks), then all 256 threads
+         * write h in 16-byte pieces, 8 hidden units of one x row each: full 128-byte rows of h, and no
+         * branch around an element, so the 64 exp / division chains of a thread overlap. */
+        constexpr int LD = 68;
+        float *gu = reinterpret_cast<float *>(sptr) + wg * (BM * LD);
         __syncthreads();
-        if (wg == 1) /* up: the same fragment position as thread tid - 128 of warpgroup 0 holds for gate */
 #pragma unroll
-            for (int i = 0; i < BM / 2; i++) xs[i * 128 + (tid - 128)] = d[0][i];
+        for (int i = 0; i < BM / 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) gu[(8 * i + 2 * q + (e & 1)) * LD + wi * 16 + g8 + 8 * (e >> 1)] = d[0][4 * i + e];
         __syncthreads();
-        if (wg == 0) {
+        const float *gs = reinterpret_cast<const float *>(sptr), *us = gs + BM * LD;
+#pragma unroll 2
+        for (int v = tid; v < BM * 8; v += 256) {
+            const int r = v >> 3, c = (v & 7) * 8, m = m0 + r, nh = blockIdx.y * 64 + c;
+            const float4 g0 = *reinterpret_cast<const float4 *>(gs + r * LD + c),
+                         g1 = *reinterpret_cast<const float4 *>(gs + r * LD + c + 4),
+                         u0 = *reinterpret_cast<const float4 *>(us + r * LD + c),
+                         u1 = *reinterpret_cast<const float4 *>(us + r * LD + c + 4);
+            const float g[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w},
+                        u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+            uint32_t o[4];
 #pragma unroll
-            for (int e2 = 0; e2 < 2; e2++) {
-                const int nl = wi * 16 + g8 + 8 * e2, nh = blockIdx.y * 64 + nl; /* hidden unit */
-                if (nh >= H) continue;
-#pragma unroll
-                for (int i = 0; i < BM / 8; i++)
-#pragma unroll
-                    for (int e1 = 0; e1 < 2; e1++) {
-                        const int m = m0 + 8 * i + 2 * q + e1, ix = 4 * i + 2 * e2 + e1;
-                        if (m >= M) continue;
-                        const float g = d[0][ix], u = xs[ix * 128 + tid]; /* no bias: launched without */
-                        const float hv = __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u);
-                        if (hbf16)
-                            reinterpret_cast<__nv_bfloat16 *>(hout)[(int64_t)m * H + nh] = __float2bfloat16_rn(hv);
-                        else
-                            reinterpret_cast<__half *>(hout)[(int64_t)m * H + nh] = __float2half_rn(hv);
-                    }
+            for (int j = 0; j < 4; j++) { /* lq_swiglu_cuda's formula; no bias: launched without */
+                const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
+                const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
+                if (hbf16) {
+                    const __nv_bfloat162 p = __floats2bfloat162_rn(h0, h1);
+                    o[j] = *reinterpret_cast<const uint32_t *>(&p);
+                } else {
+                    const __half2 p = __floats2half2_rn(h0, h1);
+                    o[j] = *reinterpret_cast<const uint32_t *>(&p);
+                }
             }
+            if (m < M && nh < H) /* H % 64 == 0: a row's 8 units are all inside or all outside */
+                *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
+                    make_uint4(o[0], o[1], o[2], o[3]);
         }
         return;
     }
