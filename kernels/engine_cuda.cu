@@ -181,8 +181,13 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
         }
         LQ_FORWARD(linear(c, c->delta, c->att, lw->wo, lw->q_o, NULL, n, D, qd, 0));
         LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, c->delta, lw->ffn_norm, n, D, cf->rms_eps, s));
-        LQ_FORWARD(linear(c, c->gu, c->xn, lw->wgu, lw->q_gu, NULL, n, 2 * H, D, 0));
-        LQ_FORWARD(lq_swiglu_cuda(c->hact, dt, c->gu, c->gu + H, n, H, 2 * H, s));
+        if (lw->q_gu && lw->q_gu->il) { /* the W4A16 pair: the SwiGLU in the product's epilogue where it can be */
+            LQ_FORWARD(lq_w4a16_swiglu_cuda(blas, c->hact, dt, c->gu, c->xn, lw->q_gu, n, lq_cuda_ctx_sm_count(c->ctx),
+                                            c->w4ws, c->w4ws_bytes, s));
+        } else {
+            LQ_FORWARD(linear(c, c->gu, c->xn, lw->wgu, lw->q_gu, NULL, n, 2 * H, D, 0));
+            LQ_FORWARD(lq_swiglu_cuda(c->hact, dt, c->gu, c->gu + H, n, H, 2 * H, s));
+        }
         LQ_FORWARD(linear(c, c->delta, c->hact, lw->wd, lw->q_d, NULL, n, D, H, 0));
     }
     if (logits_mode == 0) return LQ_OK;
@@ -582,7 +587,13 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
                 lq_w4a16_weight *dw = &c->w4[l * 4 + g];
                 lq_w4a16_shape sh;
                 LQ_TRY(lq_w4a16_shape_of(grp[g], nparts[g], &sh));
-                st = lq_w4a16_upload(grp[g], nparts[g], c->w4mem + off4[l * 4 + g], lq_w4a16_device_bytes(&sh), dw);
+                /* gate|up pairs whose halves are whole 64-row tiles: interleaved, for the SwiGLU epilogue */
+                if (g == 2 && nparts[g] == 2 && grp[g][0]->rows == grp[g][1]->rows && grp[g][0]->rows % 64 == 0)
+                    st = lq_w4a16_upload_swiglu(grp[g][0], grp[g][1], c->w4mem + off4[l * 4 + g],
+                                                lq_w4a16_device_bytes(&sh), dw);
+                else
+                    st = lq_w4a16_upload(grp[g], nparts[g], c->w4mem + off4[l * 4 + g], lq_w4a16_device_bytes(&sh),
+                                         dw);
                 if (st != LQ_OK) {
                     st = lq_error_prefix(st, "layer %d", l);
                     goto fail;

@@ -180,6 +180,7 @@ typedef struct {
     const uint32_t *qw;  /* (Np/16, Kp/64, 32, 4) */
     const void *scales;  /* fp16 (n_groups, Np), lq_w4a16_group_index order */
     const void *zeros;   /* fp16, same shape; NULL when symmetric */
+    int il;              /* 0: the parts stacked; 64: a gate|up pair interleaved by 64 rows (lq_w4a16_upload_swiglu) */
 } lq_w4a16_weight;
 
 /* y (m, N) fp32 = x (m, K) fp16 (rows ldx apart, 0: K) · W^T (+ b (N) fp32),
@@ -204,6 +205,25 @@ lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, int64_t ldx,
                                const float *b, int64_t m, int path, int sm_count, void *ws, size_t ws_bytes,
                                void *stream);
 size_t lq_w4a16_workspace_bytes(const lq_w4a16_shape *s, int64_t max_m, int sm_count);
+
+/* A gate|up pair for lq_w4a16_swiglu_cuda: both parts of H rows (H a multiple
+ * of 64; LQ_ERR_UNSUPPORTED otherwise), stacked 64 gate rows, then the same 64
+ * up rows, and so on (out->il = 64), so that one 128-row tile of the wgmma
+ * kernel holds the gate and up rows of 64 hidden units. Device bytes:
+ * lq_w4a16_device_bytes of the two stacked. A product with it (y (m, 2H)) has
+ * its columns in that order: gate of unit n at 128 (n / 64) + n % 64, up 64
+ * further. */
+lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qweight *up, void *dev, size_t dev_bytes,
+                                 lq_w4a16_weight *out);
+/* h (m, H), fp16 or bf16 (hdt) = silu(x Wg^T) * (x Wu^T), rounded once (the
+ * formula of lq_swiglu_cuda), for w from lq_w4a16_upload_swiglu. Where the
+ * automatic path is the wgmma kernel with 256-row tiles and one K slice
+ * (sm_90, m >= 384) the SwiGLU is its epilogue (the (m, 2H) fp32 product is
+ * never written); otherwise lq_w4a16_matmul_cuda (path 0) writes it to y
+ * ((m, 2H) fp32, the caller's scratch) and lq_swiglu_cuda reads it. Either
+ * way the same bits. ws / ws_bytes / sm_count / blas as lq_w4a16_matmul_cuda. */
+lq_status lq_w4a16_swiglu_cuda(void *blas, void *h, lq_dtype hdt, float *y, const void *x, const lq_w4a16_weight *w,
+                               int64_t m, int sm_count, void *ws, size_t ws_bytes, void *stream);
 /* Device bytes of a weight in the mma layout (codes, scales, zeros; 256-aligned pieces). */
 size_t lq_w4a16_device_bytes(const lq_w4a16_shape *s);
 /* Lay parts out stacked along N (libquant/lq_w4a16.h) on the host —

@@ -1008,12 +1008,17 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
 #endif
 }
 
-template <bool SYM, bool G2, int BM>
+/* FUSE (BM = 256, one K slice, a weight from lq_w4a16_upload_swiglu): the epilogue is the SwiGLU. The
+ * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
+ * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
+ * h = silu(gate) * up (lq_swiglu_cuda's formula) to hout (M, H), fp16 or bf16 (hbf16); y is not written. */
+template <bool SYM, bool G2, int BM, bool FUSE = false>
 __global__ void __launch_bounds__(256, 1)
 w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
                    const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
                    const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
-                   int gdiv, int gshift, int KT) {
+                   int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H) {
+    static_assert(!FUSE || BM == 256, "the SwiGLU epilogue pairs the two warpgroups' m64 tiles of 256-row tiles");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
@@ -1113,6 +1118,49 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
      * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1).
      * Several K slices: this slice's sum, without bias, to part [slice][M][N]
      * (w4a16_small_reduce_kernel adds them in slice order) */
+    if constexpr (FUSE) {
+        /* The stages are free (every wgmma has completed, every copy has landed): both warpgroups put their
+         * accumulators into shared memory, gate (warpgroup 0) and up (1) as [256 x rows][64 hidden units]
+         * (row stride 68 floats: the four q lanes of a store land in different banks), then all 256 threads
+         * write h in 16-byte pieces, 8 hidden units of one x row each: full 128-byte rows of h, and no
+         * branch around an element, so the 64 exp / division chains of a thread overlap. */
+        constexpr int LD = 68;
+        float *gu = reinterpret_cast<float *>(sptr) + wg * (BM * LD);
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < BM / 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) gu[(8 * i + 2 * q + (e & 1)) * LD + wi * 16 + g8 + 8 * (e >> 1)] = d[0][4 * i + e];
+        __syncthreads();
+        const float *gs = reinterpret_cast<const float *>(sptr), *us = gs + BM * LD;
+#pragma unroll 2
+        for (int v = tid; v < BM * 8; v += 256) {
+            const int r = v >> 3, c = (v & 7) * 8, m = m0 + r, nh = blockIdx.y * 64 + c;
+            const float4 g0 = *reinterpret_cast<const float4 *>(gs + r * LD + c),
+                         g1 = *reinterpret_cast<const float4 *>(gs + r * LD + c + 4),
+                         u0 = *reinterpret_cast<const float4 *>(us + r * LD + c),
+                         u1 = *reinterpret_cast<const float4 *>(us + r * LD + c + 4);
+            const float g[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w},
+                        u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
+            uint32_t o[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++) { /* lq_swiglu_cuda's formula; no bias: launched without */
+                const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
+                const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
+                if (hbf16) {
+                    const __nv_bfloat162 p = __floats2bfloat162_rn(h0, h1);
+                    o[j] = *reinterpret_cast<const uint32_t *>(&p);
+                } else {
+                    const __half2 p = __floats2half2_rn(h0, h1);
+                    o[j] = *reinterpret_cast<const uint32_t *>(&p);
+                }
+            }
+            if (m < M && nh < H) /* H % 64 == 0: a row's 8 units are all inside or all outside */
+                *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
+                    make_uint4(o[0], o[1], o[2], o[3]);
+        }
+        return;
+    }
     const bool split = gridDim.z > 1;
     float *dst = split ? part + (int64_t)blockIdx.z * M * N : y;
 #pragma unroll
@@ -1613,12 +1661,13 @@ static lq_status wgm_map(CUtensorMap *m, CUtensorMapDataType dt, const void *bas
     return LQ_OK;
 }
 
-template <bool SYM, bool G2, int BM>
+/* FUSE: the SwiGLU epilogue into hout (ks must be 1) */
+template <bool SYM, bool G2, int BM, bool FUSE = false>
 static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *part, const void *x, int64_t ldx,
                                 const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
-                                cudaStream_t st) {
+                                cudaStream_t st, void *hout = NULL, int hbf16 = 0) {
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
-    LQ_CUDA_RET(lq_smem_optin(w4a16_wgmma_kernel<SYM, G2, BM>, lim->dev, (int)wgm_smem(BM), optin),
+    LQ_CUDA_RET(lq_smem_optin(w4a16_wgmma_kernel<SYM, G2, BM, FUSE>, lim->dev, (int)wgm_smem(BM), optin),
                 "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
     const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
@@ -1638,16 +1687,26 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
         LQ_FORWARD(wgm_map(&tz, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->zeros, (uint64_t)NB * 8, (uint64_t)s->n_groups,
                            (uint64_t)NB * 32, 8 * rbb, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
     const int pdl = lq_pdl_on(lim);
-    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM>, dim3((unsigned)((m + BM - 1) / BM),
+    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM, FUSE>, dim3((unsigned)((m + BM - 1) / BM),
                                  (unsigned)((NB + wgm_rbb(BM) - 1) / wgm_rbb(BM)), (unsigned)ks), dim3(256),
                                  wgm_smem(BM), st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
-                                 gdiv, gshift, KT),
+                                 gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2)),
                 "launch w4a16_wgmma_kernel");
-    if (ks > 1)
+    if (!FUSE && ks > 1)
         LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
                                      y, (const float *)part, b, (int)m, (int)s->N, ks),
                     "launch w4a16_small_reduce_kernel (wgmma slices)");
     return LQ_OK;
+}
+
+/* The group lookup of the wgmma kernels: the tile (or half tile: the return value, G2, for groups that are not
+ * multiples of 64) -> group divisor, and its shift when a power of two (else -1) */
+static bool wgm_groups(const lq_w4a16_shape *s, int *gdiv, int *gshift) {
+    const int64_t ng = s->n_groups;
+    const bool g2 = ng > 1 && s->G % 64 != 0;
+    const int64_t div = ng <= 1 ? (int64_t)1 << 30 : g2 ? s->G / 32 : s->G / 64;
+    *gdiv = (int)div, *gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
+    return g2;
 }
 
 /* launch_wgmma_t with symmetry and the half-tile group lookup chosen at run time */
@@ -1667,11 +1726,8 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
                               size_t ws_bytes, cudaStream_t st) {
     LQ_RETURN_IF(m > INT32_MAX / 2, LQ_ERR_UNSUPPORTED, "lq_w4a16_matmul_cuda: path 4: M=%lld too large", (long long)m);
     const lq_w4a16_shape *s = &w->s;
-    const int64_t ng = s->n_groups;
-    const bool g2 = ng > 1 && s->G % 64 != 0;
-    const int64_t div = ng <= 1 ? (int64_t)1 << 30 : g2 ? s->G / 32 : s->G / 64;
-    const int gdiv = (int)div, gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
-    const bool sym = w->zeros == NULL;
+    int gdiv, gshift;
+    const bool g2 = wgm_groups(s, &gdiv, &gshift), sym = w->zeros == NULL;
     int ks = wgm_slices(s, m, sm_count);
     if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
     float *part = (float *)ws;
@@ -1756,6 +1812,41 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
 
 /* ---------------- upload ---------------- */
 
+extern "C" lq_status lq_w4a16_swiglu_cuda(void *blas, void *h, lq_dtype hdt, float *y, const void *x,
+                                          const lq_w4a16_weight *w, int64_t m, int sm_count, void *ws, size_t ws_bytes,
+                                          void *stream) {
+    const lq_w4a16_shape *s = &w->s;
+    LQ_RETURN_IF(w->il != 64, LQ_ERR_ARG,
+                 "lq_w4a16_swiglu_cuda: the weight is not a gate|up pair from lq_w4a16_upload_swiglu");
+    LQ_RETURN_IF(hdt != LQ_F16 && hdt != LQ_BF16, LQ_ERR_ARG, "lq_w4a16_swiglu_cuda: h is %s, not fp16 or bf16",
+                 lq_dtype_name(hdt));
+    if (m <= 0) return LQ_OK;
+    const int64_t H = s->N / 2;
+    /* the fused epilogue where path 0 takes the wgmma kernel with 256-row tiles and one K slice */
+    lq_device_limits lim_;
+    const cudaError_t lim_err = lq_device_limits_current(&lim_);
+    const lq_device_limits *lim = lim_err == cudaSuccess ? &lim_ : NULL;
+    if (!lim) (void)cudaGetLastError();
+    const int knob = wgm_knob();
+    const char *why = "";
+    if (lim && m >= LQ_W4A16_WGMMA_MIN_M && (knob == 2 || (knob == 1 && m <= LQ_W4A16_WGMMA_MAX_M)) &&
+        m <= INT32_MAX / 2 && wgm_bm(m) == 256 && wgm_slices(s, m, sm_count) == 1 &&
+        wgm_supported(lim, w, x, s->K, &why)) {
+        int gdiv, gshift;
+        const bool g2 = wgm_groups(s, &gdiv, &gshift), bf = hdt == LQ_BF16;
+        cudaStream_t st = lq_stream(stream);
+        if (w->zeros == NULL)
+            return g2 ? launch_wgmma_t<true, true, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf)
+                      : launch_wgmma_t<true, false, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf);
+        return g2 ? launch_wgmma_t<false, true, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf)
+                  : launch_wgmma_t<false, false, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf);
+    }
+    /* otherwise the product, then the SwiGLU over its interleaved columns: (m H / 64) rows of 64 gate values,
+     * their up values 64 further, 128 apart */
+    LQ_FORWARD(lq_w4a16_matmul_cuda(blas, y, x, 0, w, NULL, m, 0, sm_count, ws, ws_bytes, stream));
+    return lq_swiglu_cuda(h, hdt, y, y + 64, m * (H / 64), 64, 128, stream);
+}
+
 extern "C" size_t lq_w4a16_device_bytes(const lq_w4a16_shape *s) {
     size_t qb = (lq_w4a16_qw_words(s) * 4 + 255) & ~(size_t)255;
     size_t gb = (lq_w4a16_group_elems(s) * 2 + 255) & ~(size_t)255;
@@ -1788,9 +1879,54 @@ extern "C" lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts
     out->qw = (const uint32_t *)dev;
     out->scales = (char *)dev + qb;
     out->zeros = zr ? (char *)dev + qb + gb : NULL;
+    out->il = 0;
 fail:
     free(qw);
     free(sc);
     free(zr);
+    return st;
+}
+
+/* The gate|up pair interleaved by 64 rows: the stacked pair packed as lq_w4a16_upload packs it, then
+ * reordered on the host (lq_w4a16_interleave64) before the copy. */
+extern "C" lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qweight *up, void *dev,
+                                            size_t dev_bytes, lq_w4a16_weight *out) {
+    LQ_RETURN_IF(gate->rows != up->rows || gate->rows % 64 != 0, LQ_ERR_UNSUPPORTED,
+                 "w4a16 swiglu upload: gate %lld rows, up %lld: needs equal counts, multiples of 64",
+                 (long long)gate->rows, (long long)up->rows);
+    const lq_qweight *parts[2] = {gate, up};
+    lq_status st = LQ_OK;
+    lq_w4a16_shape s;
+    uint32_t *qw = NULL, *qw2 = NULL;
+    uint16_t *g[2] = {NULL, NULL}, *g2[2] = {NULL, NULL};
+    LQ_FORWARD(lq_w4a16_shape_of(parts, 2, &s));
+    for (int i = 0; i < 2; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], "w4a16 swiglu upload"));
+    const size_t need = lq_w4a16_device_bytes(&s);
+    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "w4a16 swiglu upload: %zu device bytes given, %zu needed", dev_bytes,
+                 need);
+    const size_t qwn = lq_w4a16_qw_words(&s), gn = lq_w4a16_group_elems(&s);
+    const size_t qb = (qwn * 4 + 255) & ~(size_t)255, gb = (gn * 2 + 255) & ~(size_t)255;
+    const int ngrp = s.sym ? 1 : 2;
+    LQ_TRY(lq_malloc((void **)&qw, qwn * 4, "w4a16 swiglu repack (codes)"));
+    LQ_TRY(lq_malloc((void **)&qw2, qwn * 4, "w4a16 swiglu repack (codes)"));
+    for (int i = 0; i < ngrp; i++) {
+        LQ_TRY(lq_malloc((void **)&g[i], gn * 2, "w4a16 swiglu repack (group data)"));
+        LQ_TRY(lq_malloc((void **)&g2[i], gn * 2, "w4a16 swiglu repack (group data)"));
+    }
+    lq_w4a16_pack_parts(parts, 2, &s, qw, g[0], ngrp > 1 ? g[1] : NULL, NULL);
+    lq_w4a16_interleave64(&s, qw, g[0], g[1], qw2, g2[0], g2[1]);
+    LQ_CUDA_TRY(cudaMemcpy(dev, qw2, qwn * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
+    for (int k = 0; k < ngrp; k++)
+        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + (size_t)k * gb, g2[k], gn * 2, cudaMemcpyHostToDevice),
+                    "upload w4a16 group data");
+    out->s = s;
+    out->qw = (const uint32_t *)dev;
+    out->scales = (char *)dev + qb;
+    out->zeros = s.sym ? NULL : (char *)dev + qb + gb;
+    out->il = 64;
+fail:
+    free(qw);
+    free(qw2);
+    for (int i = 0; i < 2; i++) free(g[i]), free(g2[i]);
     return st;
 }

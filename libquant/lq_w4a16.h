@@ -122,6 +122,13 @@ lq_status lq_w4a16_assemble(const lq_qweight *const *parts, int n_parts, const l
 void lq_w4a16_pack_parts(const lq_qweight *const *parts, int n_parts, const lq_w4a16_shape *s, uint32_t *qw,
                          uint16_t *scales, uint16_t *zeros, int *assembled);
 
+/* A gate|up pair stacked in the mma layout (s: N = 2 H, H a multiple of 64,
+ * no padding rows) reordered to 64 gate rows, the same 64 up rows, and so on
+ * (what lq_w4a16_upload_swiglu uploads): codes qw -> qw2, group data g0 -> g0o
+ * and, when not NULL, g1 -> g1o (scales, zeros). */
+void lq_w4a16_interleave64(const lq_w4a16_shape *s, const uint32_t *qw, const uint16_t *g0, const uint16_t *g1,
+                           uint32_t *qw2, uint16_t *g0o, uint16_t *g1o);
+
 /* The reference unpack: one weight of shape s stored in the mma layout (qw,
  * scales, zeros: NULL when s->sym) back into the file layout. q must be
  * allocated (lq_qweight_alloc) with rows s->N, cols s->K, 4 bits, G s->G and

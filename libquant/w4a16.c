@@ -167,6 +167,24 @@ void lq_w4a16_pack_parts(const lq_qweight *const *parts, int n_parts, const lq_w
     if (assembled) *assembled = a;
 }
 
+void lq_w4a16_interleave64(const lq_w4a16_shape *s, const uint32_t *qw, const uint16_t *g0, const uint16_t *g1,
+                           uint32_t *qw2, uint16_t *g0o, uint16_t *g1o) {
+    const int64_t H = s->N / 2, hb = H / 16;
+    const size_t blk = (size_t)(s->Kp / 64) * 128; /* words per 16-row block */
+    for (int64_t b = 0; b < 2 * hb; b++) {       /* destination block b: 8 j + i */
+        const int64_t j = b / 8, i = b % 8, src = i < 4 ? 4 * j + i : hb + 4 * j + i - 4;
+        memcpy(qw2 + (size_t)b * blk, qw + (size_t)src * blk, blk * sizeof(uint32_t));
+    }
+    for (int64_t n = 0; n < 2 * H; n++) { /* destination row n */
+        const int64_t j = n / 128, r = n % 128, src = r < 64 ? 64 * j + r : H + 64 * j + r - 64;
+        for (int64_t g = 0; g < s->n_groups; g++) {
+            const size_t d = lq_w4a16_group_index(s, n, g), o = lq_w4a16_group_index(s, src, g);
+            g0o[d] = g0[o];
+            if (g1) g1o[d] = g1[o];
+        }
+    }
+}
+
 lq_status lq_w4a16_unpack(const lq_w4a16_shape *s, const uint32_t *qw, const uint16_t *scales, const uint16_t *zeros,
                           lq_qweight *q, const char *what) {
     LQ_RETURN_IF(q->rows != s->N || q->cols != s->K || q->p.bits != 4 || q->group_size != s->G ||

@@ -22,6 +22,7 @@
 #include "../kernels/lq_cuda.h"
 #include "../libquant/lq_eval.h"
 #include "../libquant/lq_model.h"
+#include "../libquant/lq_synth.h"
 
 typedef struct {
     lq_model *m;
@@ -329,16 +330,8 @@ static void test_model_gpu_decode_equals_prefill(void **state) {
  * summation order) the logits agree to fp16 noise, against the CPU reference
  * on the dequantized fp32 weights as closely as fp16 weights allow, and the
  * perplexity within 0.5% (the issue's bound); graph decode equals prefill. */
-static void test_model_gpu_w4a16_engine(void **state) {
-    fixture *f = *state;
-    NEED(f);
-    char p[1024];
-    lq_test_shared_path(p, sizeof p, "models/stories260K");
-    lq_model *m4 = NULL;
-    assert_int_equal(lq_model_load(p, &m4), LQ_OK);
-    lq_quant_params qp = {4, 32, 0};
-    assert_int_equal(lq_model_quantize_rtn(m4, &qp), LQ_OK);
-    const int B = 2, T = 64, V = m4->cfg.vocab_size;
+static void w4a16_engine_case(lq_model *m4, int B, int T) {
+    const int V = m4->cfg.vocab_size;
     uint64_t seed = lq_test_seed();
     int32_t *tok = malloc(sizeof(int32_t) * B * T), col[2];
     for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % (uint64_t)V);
@@ -387,7 +380,6 @@ static void test_model_gpu_w4a16_engine(void **state) {
     lq_engine_free(e4);
     lq_engine_free(ef);
     lq_engine_free(ec);
-    lq_model_free(m4);
     free(tok);
     free(l4);
     free(lf);
@@ -396,6 +388,37 @@ static void test_model_gpu_w4a16_engine(void **state) {
     free(want);
     free(n4);
     free(nc);
+}
+
+static void test_model_gpu_w4a16_engine(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    char p[1024];
+    lq_test_shared_path(p, sizeof p, "models/stories260K");
+    lq_model *m4 = NULL;
+    assert_int_equal(lq_model_load(p, &m4), LQ_OK);
+    lq_quant_params qp = {4, 32, 0};
+    assert_int_equal(lq_model_quantize_rtn(m4, &qp), LQ_OK);
+    w4a16_engine_case(m4, 2, 64);
+    lq_model_free(m4);
+}
+
+/* The same checks on a random-weight model whose hidden size (256) is whole 64-row tiles: its gate|up pairs
+ * are uploaded interleaved (lq_w4a16_upload_swiglu) and the SwiGLU runs in the wgmma kernel's epilogue
+ * where the prefill has >= 384 rows on sm_90 (2 x 256 here), through lq_swiglu_cuda otherwise (decode). */
+static void test_model_gpu_w4a16_engine_swiglu(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    const lq_synth_preset p = {"swiglu-test", "LlamaForCausalLM", 128, 256, 2, 4, 2, 32, 512, 512, 10000.0, 1, 0};
+    lq_checkpoint *ck = NULL;
+    lq_model *m4 = NULL;
+    assert_int_equal(lq_synth_checkpoint(&p, LQ_F16, 7, &ck), LQ_OK);
+    assert_int_equal(lq_model_from_checkpoint(ck, &m4), LQ_OK);
+    lq_checkpoint_free(ck);
+    lq_quant_params qp = {4, 64, 1};
+    assert_int_equal(lq_model_quantize_rtn(m4, &qp), LQ_OK);
+    w4a16_engine_case(m4, 2, 256);
+    lq_model_free(m4);
 }
 
 static void test_model_gpu_batch_equals_single(void **state) {
@@ -660,7 +683,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_gpu_golden_greedy),
         cmocka_unit_test(test_model_gpu_decode_equals_prefill),
         cmocka_unit_test(test_model_gpu_batch_equals_single),
-        cmocka_unit_test(test_model_gpu_w4a16_engine),
+        cmocka_unit_test(test_model_gpu_w4a16_engine), cmocka_unit_test(test_model_gpu_w4a16_engine_swiglu),
         cmocka_unit_test(test_model_gpu_w4a16_mma_file),
         cmocka_unit_test(test_model_gpu_engines_kld),
         cmocka_unit_test(test_model_gpu_chunked_score_vs_cpu),

@@ -406,6 +406,50 @@ static void test_w4a16_mma_assemble_equals_repack(void **state) {
         }
 }
 
+/* lq_w4a16_interleave64 (the layout lq_w4a16_upload_swiglu uploads) equals the repack of one weight whose
+ * rows are the pair's in that order: 64 gate rows, the same 64 up rows, and so on. */
+static void test_w4a16_interleave64(void **state) {
+    (void)state;
+    for (int sym = 0; sym < 2; sym++) {
+        const int64_t H = 192, K = 200;
+        lq_qweight g, u, r;
+        make_qweight(&g, H, K, 4, 64, sym);
+        make_qweight(&u, H, K, 4, 64, sym);
+        const lq_qweight *parts[2] = {&g, &u};
+        lq_w4a16_shape s;
+        assert_int_equal(lq_w4a16_shape_of(parts, 2, &s), LQ_OK);
+        const size_t nw = lq_w4a16_qw_words(&s), ng = lq_w4a16_group_elems(&s);
+        uint32_t *qa = malloc(nw * 4), *qi = malloc(nw * 4), *qb = malloc(nw * 4);
+        uint16_t *sa = malloc(ng * 2), *si = malloc(ng * 2), *sb = malloc(ng * 2);
+        uint16_t *za = malloc(ng * 2), *zi = malloc(ng * 2), *zb = malloc(ng * 2);
+        assert_true(qa && qi && qb && sa && si && sb && za && zi && zb);
+        lq_w4a16_repack(parts, 2, &s, qa, sa, sym ? NULL : za);
+        lq_w4a16_interleave64(&s, qa, sa, sym ? NULL : za, qi, si, sym ? NULL : zi);
+        lq_quant_params p = {4, 64, sym};
+        assert_int_equal(lq_qweight_alloc(&r, 2 * H, K, &p, 0), LQ_OK);
+        const int64_t wpr = lq_packed_words(K, 4), zpr = lq_packed_words(r.n_groups, 4);
+        for (int64_t n = 0; n < 2 * H; n++) {
+            const int64_t j = n / 128, rr = n % 128, row = rr < 64 ? 64 * j + rr : 64 * j + rr - 64;
+            const lq_qweight *src = rr < 64 ? &g : &u;
+            memcpy(r.qweight + n * wpr, src->qweight + row * wpr, (size_t)wpr * 4);
+            memcpy(r.scales + n * r.n_groups, src->scales + row * src->n_groups, (size_t)r.n_groups * 2);
+            if (!sym) memcpy(r.qzeros + n * zpr, src->qzeros + row * zpr, (size_t)zpr * 4);
+        }
+        const lq_qweight *rp[1] = {&r};
+        lq_w4a16_shape s1;
+        assert_int_equal(lq_w4a16_shape_of(rp, 1, &s1), LQ_OK);
+        assert_int_equal(s1.Np, s.Np);
+        lq_w4a16_repack(rp, 1, &s1, qb, sb, sym ? NULL : zb);
+        assert_memory_equal(qi, qb, nw * 4);
+        assert_memory_equal(si, sb, ng * 2);
+        if (!sym) assert_memory_equal(zi, zb, ng * 2);
+        free(qa), free(qi), free(qb), free(sa), free(si), free(sb), free(za), free(zi), free(zb);
+        lq_qweight_free(&g);
+        lq_qweight_free(&u);
+        lq_qweight_free(&r);
+    }
+}
+
 /* What the kernels rely on is checked when an mma weight is unpacked. */
 static void test_w4a16_mma_unpack_refuses_bad_data(void **state) {
     (void)state;
@@ -521,6 +565,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_w4a16_mma_file_roundtrip),
         cmocka_unit_test(test_w4a16_mma_assemble_equals_repack),
         cmocka_unit_test(test_w4a16_mma_unpack_refuses_bad_data),
+        cmocka_unit_test(test_w4a16_interleave64),
         cmocka_unit_test(test_w4a16_cli_packing),
     };
     return cmocka_run_group_tests(tests, setup, NULL);

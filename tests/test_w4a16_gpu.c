@@ -379,6 +379,115 @@ static void test_w4a16_gpu_wgmma(void **state) {
     dev_weight_free(&d);
 }
 
+/* The SwiGLU pair (lq_w4a16_upload_swiglu + lq_w4a16_swiglu_cuda): h = silu(x Wg^T) * (x Wu^T) in fp16
+ * against the CPU reference of each part, through the wgmma kernel's fused epilogue (256-row tiles on
+ * sm_90: M >= 384) and through the product + lq_swiglu_cuda route (the rest); where the fused epilogue runs
+ * it must give the bits of that route, run explicitly. Plus what it refuses. */
+static void test_w4a16_gpu_swiglu(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const struct {
+        int64_t M, H, K;
+        int G, sym;
+    } cases[] = {{1, 128, 256, 128, 1}, {17, 192, 512, 64, 0}, {100, 256, 1024, 32, 0},
+                 {384, 512, 1024, 128, 1}, {512, 1024, 2048, 128, 0}, {700, 320, 576, 64, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t M = cases[c].M, H = cases[c].H, K = cases[c].K;
+        lq_qweight qg, qu;
+        make_qweight(f, &qg, H, K, cases[c].G, cases[c].sym, 0);
+        make_qweight(f, &qu, H, K, cases[c].G, cases[c].sym, 0);
+        float *x = malloc(sizeof(float) * (size_t)(M * K)), *yg = malloc(sizeof(float) * (size_t)(M * H));
+        float *yu = malloc(sizeof(float) * (size_t)(M * H)), *wg = malloc(sizeof(float) * (size_t)(H * K));
+        float *wu = malloc(sizeof(float) * (size_t)(H * K));
+        uint16_t *xh = malloc((size_t)(M * K) * 2), *got = malloc((size_t)(M * H) * 2), *got2 = malloc((size_t)(M * H) * 2);
+        assert_true(x && yg && yu && wg && wu && xh && got && got2);
+        lq_test_fill(&f->seed, x, (size_t)(M * K), -0.01f, 0.01f); /* |h| well inside fp16 on the 200x rows */
+        for (int64_t i = 0; i < M * K; i++) xh[i] = lq_f32_to_f16(x[i]), x[i] = lq_f16_to_f32(xh[i]);
+        lq_w4a16_matmul_ref(yg, x, &qg, NULL, M);
+        lq_w4a16_matmul_ref(yu, x, &qu, NULL, M);
+        lq_dequant_ref(&qg, wg);
+        lq_dequant_ref(&qu, wu);
+
+        const lq_qweight *parts[2] = {&qg, &qu};
+        lq_w4a16_shape s;
+        OK(lq_w4a16_shape_of(parts, 2, &s));
+        const size_t wbytes = lq_w4a16_device_bytes(&s), wsb = lq_w4a16_workspace_bytes(&s, M, f->sm);
+        void *dw = NULL, *dws = NULL, *dx = NULL, *dy = NULL, *dh = NULL;
+        lq_w4a16_weight w;
+        OK(lq_cuda_malloc(&dw, wbytes, "w"));
+        OK(lq_cuda_malloc(&dws, wsb + 256, "ws"));
+        OK(lq_cuda_malloc(&dx, (size_t)(M * K) * 2, "x"));
+        OK(lq_cuda_malloc(&dy, (size_t)(M * 2 * H) * 4, "y"));
+        OK(lq_cuda_malloc(&dh, (size_t)(M * H) * 2, "h"));
+        OK(lq_w4a16_upload_swiglu(&qg, &qu, dw, wbytes, &w));
+        assert_int_equal(w.il, 64);
+        OK(lq_cuda_upload(dx, xh, (size_t)(M * K) * 2));
+        OK(lq_cuda_memset(dh, 0xFF, (size_t)(M * H) * 2)); /* NaN poison */
+        OK(lq_w4a16_swiglu_cuda(f->blas, dh, LQ_F16, (float *)dy, dx, &w, M, f->sm, dws, wsb, f->stream));
+        OK(lq_cuda_sync(f->stream));
+        OK(lq_cuda_download(got, dh, (size_t)(M * H) * 2));
+        /* the unfused route on the same device data: the product's interleaved columns, then lq_swiglu_cuda */
+        OK(lq_cuda_memset(dh, 0xFF, (size_t)(M * H) * 2));
+        OK(lq_w4a16_matmul_cuda(f->blas, (float *)dy, dx, 0, &w, NULL, M, 0, f->sm, dws, wsb, f->stream));
+        OK(lq_swiglu_cuda(dh, LQ_F16, (float *)dy, (float *)dy + 64, M * (H / 64), 64, 128, f->stream));
+        OK(lq_cuda_sync(f->stream));
+        OK(lq_cuda_download(got2, dh, (size_t)(M * H) * 2));
+        long bad = 0;
+        double maxrel = 0;
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < H; n++) {
+                const double g = yg[m * H + n], u = yu[m * H + n];
+                double ag = 0, au = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    ag += fabs((double)x[m * K + k] * wg[n * K + k]);
+                    au += fabs((double)x[m * K + k] * wu[n * K + k]);
+                }
+                const double want = g / (1.0 + exp(-g)) * u, eg = 1e-4 * ag + 1e-6, eu = 1e-4 * au + 1e-6;
+                const double tol = 2e-3 * fabs(want) + 1.1 * eg * fabs(u) + fabs(g) * eu + 1e-7;
+                const double v = lq_f16_to_f32(got[m * H + n]), d = fabs(v - want);
+                if (fabs(want) > 1e-3 && d / fabs(want) > maxrel) maxrel = d / fabs(want);
+                if (!(d <= tol)) {
+                    if (bad < 5)
+                        print_message("  mismatch at m=%lld n=%lld: got %.6g want %.6g (tol %.3g)\n", (long long)m,
+                                      (long long)n, v, want, tol);
+                    bad++;
+                }
+            }
+        print_message("swiglu M=%-4lld H=%-5lld K=%-5lld G=%-3d %s: %ld mismatches, max rel %.2e (|h| > 1e-3)\n",
+                      (long long)M, (long long)H, (long long)K, cases[c].G, cases[c].sym ? "sym " : "asym", bad, maxrel);
+        assert_int_equal(bad, 0);
+        assert_memory_equal(got, got2, (size_t)(M * H) * 2);
+        /* refused: a plain upload of the same parts, a non-fp16/bf16 h */
+        lq_w4a16_weight plain;
+        OK(lq_w4a16_upload(parts, 2, dw, wbytes, &plain));
+        assert_int_equal(lq_w4a16_swiglu_cuda(f->blas, dh, LQ_F16, (float *)dy, dx, &plain, M, f->sm, dws, wsb,
+                                              f->stream),
+                         LQ_ERR_ARG);
+        assert_int_equal(lq_w4a16_swiglu_cuda(f->blas, dh, LQ_F32, (float *)dy, dx, &w, M, f->sm, dws, wsb, f->stream),
+                         LQ_ERR_ARG);
+        lq_cuda_free(dw);
+        lq_cuda_free(dws);
+        lq_cuda_free(dx);
+        lq_cuda_free(dy);
+        lq_cuda_free(dh);
+        lq_qweight_free(&qg);
+        lq_qweight_free(&qu);
+        free(x), free(yg), free(yu), free(wg), free(wu), free(xh), free(got), free(got2);
+    }
+    /* halves that are not whole 64-row tiles */
+    lq_qweight a, b;
+    make_qweight(f, &a, 96, 128, 64, 1, 0);
+    make_qweight(f, &b, 96, 128, 64, 1, 0);
+    void *dw = NULL;
+    OK(lq_cuda_malloc(&dw, 1 << 20, "w"));
+    lq_w4a16_weight w;
+    assert_int_equal(lq_w4a16_upload_swiglu(&a, &b, dw, 1 << 20, &w), LQ_ERR_UNSUPPORTED);
+    assert_non_null(strstr(lq_last_error(), "multiples of 64"));
+    lq_cuda_free(dw);
+    lq_qweight_free(&a);
+    lq_qweight_free(&b);
+}
+
 /* The dequantized weight is exactly f16((code - zero) * scale), every element. */
 static void test_w4a16_gpu_dequant_bit_exact(void **state) {
     fixture *f = *state;
@@ -504,7 +613,7 @@ int main(void) {
         cmocka_unit_test(test_w4a16_gpu_fused_small_m),      cmocka_unit_test(test_w4a16_gpu_small_m),
         cmocka_unit_test(test_w4a16_gpu_small_m_args),       cmocka_unit_test(test_w4a16_gpu_small_m_workspace),
         cmocka_unit_test(test_w4a16_gpu_fused_larger_m),
-        cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_wgmma), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
+        cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_wgmma), cmocka_unit_test(test_w4a16_gpu_swiglu), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
         cmocka_unit_test(test_w4a16_gpu_stacked_parts),      cmocka_unit_test(test_w4a16_gpu_workspace_checked),
     };
     lq_test_filter();
