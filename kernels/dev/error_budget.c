@@ -6,11 +6,13 @@
  * Build and run (from the repository root, after make):
  *   cc -std=c11 -D_GNU_SOURCE -fopenmp -O2 kernels/dev/error_budget.c build/liblq.a \
  *      $(pkg-config --libs jansson libpcre2-8 libarchive zlib openblas) -lm -o /tmp/error_budget
- *   for a in "1 0 0 0 0" "0 1 0 0 0" "0 0 1 0 0" "0 0 0 1 0" "0 0 0 0 1" "1 1 1 1 1"; do /tmp/error_budget $a; done
- *   (with a CUDA build add -L$CUDA/lib64 -lcublas -lcublasLt -lcudart -lstdc++)
- * Measured (2026-11): weights 0.0235, normed activations 0.0124, KV cache
- * 0.0557, attention output 0.0035, SwiGLU 0.0086, all five 0.0645 (the H100
- * engine: 0.080). The KV cache dominates: softmax turns key rounding into
+ *   for a in "2 0 0 0 0" "1 0 0 0 0" "0 1 0 0 0" "0 0 1 0 0" "0 0 0 1 0" "0 0 0 0 1" "1 1 0 1 1" "1 1 1 1 1"; do
+ *     LQ_SHARED=../shared /tmp/error_budget $a; done
+ *   (with a CUDA build add -L$CUDA/lib64 -lcublas -lcublasLt -lcudart -lcusolver -lstdc++)
+ * WEIGHTS 1 rounds what the engine stores in fp16 (the linears, the embedding, lm_head; norm weights stay
+ * fp32), 2 every tensor. Measured (2026-12-01): weights 0.0174 (every tensor: 0.0235), normed activations
+ * 0.0124, KV cache 0.0557, attention output 0.0035, SwiGLU 0.0086; all but the KV cache 0.0200; all five
+ * 0.0851 (the engine on the H100 / H200: 0.080). The KV cache dominates: softmax turns key rounding into
  * relative errors of the probabilities. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +24,7 @@ static int R_W, R_XN, R_KV, R_ATT, R_H;
 static void rnd(float *x, size_t n) { for (size_t i = 0; i < n; i++) x[i] = lq_f16_to_f32(lq_f32_to_f16(x[i])); }
 int main(int argc, char **argv) {
     if (argc != 6) {
-        fprintf(stderr, "usage: error_budget WEIGHTS XN KV ATT SWIGLU  (each 0/1: round to fp16 there)\n");
+        fprintf(stderr, "usage: error_budget WEIGHTS XN KV ATT SWIGLU  (0/1: round to fp16 there; WEIGHTS 2: the norm weights too)\n");
         return 2;
     }
     const char *sh = getenv("LQ_SHARED");
@@ -35,7 +37,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "%s\n", lq_last_error());
         return 1;
     }
-    if (R_W) rnd(m->w.mem, m->w.n_floats);
+    if (R_W == 2) rnd(m->w.mem, m->w.n_floats); /* every tensor, the norm weights too */
+    if (R_W == 1) { /* as the engine stores them: the linears, the embedding and lm_head; norm weights stay fp32 */
+        const lq_config *cc = &m->cfg;
+        const size_t D_ = cc->dim, H_ = cc->hidden_dim, q_ = (size_t)cc->n_heads * cc->head_dim,
+                     kv_ = (size_t)cc->n_kv_heads * cc->head_dim;
+        for (int l = 0; l < cc->n_layers; l++) {
+            lq_layer_weights *L = &m->w.layers[l];
+            rnd(L->wq, q_ * D_); rnd(L->wk, kv_ * D_); rnd(L->wv, kv_ * D_); rnd(L->wo, D_ * q_);
+            rnd(L->w_gate, H_ * D_); rnd(L->w_up, H_ * D_); rnd(L->w_down, D_ * H_);
+        }
+        rnd(m->w.embed, (size_t)cc->vocab_size * D_);
+        if (m->w.lm_head != m->w.embed) rnd(m->w.lm_head, (size_t)cc->vocab_size * D_);
+    }
     const lq_config *c = &m->cfg;
     int D = c->dim, hd = c->head_dim, nh = c->n_heads, nkv = c->n_kv_heads, H = c->hidden_dim, qd = nh*hd, kvd = nkv*hd, V = 512;
     double worst = 0;
