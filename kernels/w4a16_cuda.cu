@@ -1008,6 +1008,125 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
 #endif
 }
 
+/* The K slices of one output tile summed inside their cluster (dims 1 x 1 x ks, one block per slice: a
+ * cluster's blocks run together, so they can read each other's shared memory). Each block puts its partial
+ * sums into its own shared memory as [BM x rows][TN weight rows] (row stride TN + 4 floats: the fragment
+ * stores hit 32 banks, rows stay 16-byte aligned); after a cluster barrier block r adds, for the r-th
+ * ks-th of the tile, bias + slice 0 + slice 1 + ... in slice order (the bits of w4a16_small_reduce_kernel)
+ * from the ks blocks' shared memory, 8 outputs per thread per round (16-byte loads and stores where N % 4
+ * == 0 and y is aligned), and writes y; a second barrier keeps every block's shared memory alive until
+ * the others have read it. No partial sums in global memory, no second kernel. */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ uint32_t wgm_cta_rank(void) {
+    uint32_t r;
+    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+    return r;
+}
+__device__ __forceinline__ void wgm_cluster_sync(void) {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+/* the shared-memory address a of this block, in block `rank` of the cluster */
+__device__ __forceinline__ uint32_t wgm_mapa(uint32_t a, uint32_t rank) {
+    uint32_t r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(rank));
+    return r;
+}
+__device__ __forceinline__ float4 wgm_ld_cluster4(uint32_t a) {
+    float4 v;
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+                 : "r"(a)
+                 : "memory");
+    return v;
+}
+__device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
+    float v;
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
+    return v;
+}
+template <int BM, int NS>
+__device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned char *sptr, float *__restrict__ y,
+                                                const float *__restrict__ bias, int M, int N, int m0, int n0, int tid,
+                                                int wg, int wi, int g8, int q) {
+    constexpr int TN = wgm_bn(BM), LDS = TN + 4;
+    static_assert(BM * LDS * 4 <= wgm_stages(BM) * wgm_stage(BM), "the partial tile fits in the stages");
+    float *own = reinterpret_cast<float *>(sptr);
+    __syncthreads(); /* the stages are free: the other warpgroup's last wgmma may still have been reading them */
+#pragma unroll
+    for (int s = 0; s < NS; s++)
+#pragma unroll
+        for (int i = 0; i < BM / 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                own[(8 * i + 2 * q + (e & 1)) * LDS + (wg * 4 * NS + s * 4 + wi) * 16 + g8 + 8 * (e >> 1)] = d[s][4 * i + e];
+    wgm_cluster_sync(); /* every slice's partials are in its block's shared memory */
+    const int ks = (int)gridDim.z, r = (int)wgm_cta_rank();
+    const uint32_t obase = (uint32_t)__cvta_generic_to_shared(own);
+    if ((N & 3) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0) {
+        constexpr int C4 = TN / 4, TOT = BM * C4;
+        const int lo = (int)((int64_t)TOT * r / ks), hi = (int)((int64_t)TOT * (r + 1) / ks);
+#pragma unroll 1
+        for (int base = lo; base < hi; base += 256 * 8) {
+            float4 acc[8];
+            uint32_t off[8];
+            bool ok[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int v = base + u * 256 + tid, row = v / C4, c = 4 * (v % C4), m = m0 + row, n = n0 + c;
+                ok[u] = v < hi && m < M && n < N;
+                off[u] = (uint32_t)((ok[u] ? row * LDS + c : 0) * 4);
+                acc[u] = ok[u] && bias ? make_float4(__ldg(bias + n), __ldg(bias + n + 1), __ldg(bias + n + 2),
+                                                     __ldg(bias + n + 3))
+                                       : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+            for (int k = 0; k < ks; k++) {
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k);
+                float4 p[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) p[u] = wgm_ld_cluster4(kb + off[u]);
+#pragma unroll
+                for (int u = 0; u < 8; u++) acc[u].x += p[u].x, acc[u].y += p[u].y, acc[u].z += p[u].z, acc[u].w += p[u].w;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int v = base + u * 256 + tid, row = v / C4, c = 4 * (v % C4);
+                if (ok[u]) *reinterpret_cast<float4 *>(y + (int64_t)(m0 + row) * N + n0 + c) = acc[u];
+            }
+        }
+    } else { /* the same, one output at a time */
+        constexpr int TOT = BM * TN;
+        const int lo = (int)((int64_t)TOT * r / ks), hi = (int)((int64_t)TOT * (r + 1) / ks);
+#pragma unroll 1
+        for (int base = lo; base < hi; base += 256 * 8) {
+            float acc[8];
+            uint32_t off[8];
+            bool ok[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int v = base + u * 256 + tid, row = v / TN, c = v % TN, m = m0 + row, n = n0 + c;
+                ok[u] = v < hi && m < M && n < N;
+                off[u] = (uint32_t)((ok[u] ? row * LDS + c : 0) * 4);
+                acc[u] = ok[u] && bias ? __ldg(bias + n) : 0.0f;
+            }
+            for (int k = 0; k < ks; k++) {
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k);
+                float p[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) p[u] = wgm_ld_cluster(kb + off[u]);
+#pragma unroll
+                for (int u = 0; u < 8; u++) acc[u] += p[u];
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int v = base + u * 256 + tid;
+                if (ok[u]) y[(int64_t)(m0 + v / TN) * N + n0 + v % TN] = acc[u];
+            }
+        }
+    }
+    wgm_cluster_sync(); /* the other blocks have read this one's shared memory */
+}
+#endif
+
 /* FUSE (BM = 256, one K slice, a weight from lq_w4a16_upload_swiglu): the epilogue is the SwiGLU. The
  * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
  * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
@@ -1017,7 +1136,7 @@ __global__ void __launch_bounds__(256, 1)
 w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
                    const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
                    const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
-                   int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H) {
+                   int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H, int csum) {
     static_assert(!FUSE || BM == 256, "the SwiGLU epilogue pairs the two warpgroups' m64 tiles of 256-row tiles");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1162,6 +1281,10 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         return;
     }
     const bool split = gridDim.z > 1;
+    if (split && csum) { /* launched as clusters of the gridDim.z slices of one output tile */
+        wgm_cluster_sum<BM, NS>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q);
+        return;
+    }
     float *dst = split ? part + (int64_t)blockIdx.z * M * N : y;
 #pragma unroll
     for (int s = 0; s < NS; s++) {
@@ -1661,16 +1784,52 @@ static lq_status wgm_map(CUtensorMap *m, CUtensorMapDataType dt, const void *bas
     return LQ_OK;
 }
 
-/* FUSE: the SwiGLU epilogue into hout (ks must be 1) */
+/* LQ_W4A16_WGMMA_CLUSTER=0: K slices always through the partial sums in the workspace and
+ * w4a16_small_reduce_kernel instead of their cluster sum (A/B knob, read on every call so that a test can
+ * run both routes; the same bits either way) */
+static int wgm_cluster_knob(void) {
+    const char *e = getenv("LQ_W4A16_WGMMA_CLUSTER");
+    return e && e[0] == '0' ? 0 : 1;
+}
+
+/* FUSE: the SwiGLU epilogue into hout (ks must be 1). ks > 1: the slices summed in clusters of ks blocks
+ * where this device can run such clusters of this kernel (asked once per device and slice count), else
+ * their partial sums in part (NULL: not enough workspace: one slice) and w4a16_small_reduce_kernel. */
 template <bool SYM, bool G2, int BM, bool FUSE = false>
 static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *part, const void *x, int64_t ldx,
                                 const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
                                 cudaStream_t st, void *hout = NULL, int hbf16 = 0) {
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
-    LQ_CUDA_RET(lq_smem_optin(w4a16_wgmma_kernel<SYM, G2, BM, FUSE>, lim->dev, (int)wgm_smem(BM), optin),
-                "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
+    static signed char cluster_ok[LQ_MAX_DEVICES][9]; /* 0: not asked yet, 1: runs, -1: does not */
+    auto kern = w4a16_wgmma_kernel<SYM, G2, BM, FUSE>;
+    LQ_CUDA_RET(lq_smem_optin(kern, lim->dev, (int)wgm_smem(BM), optin), "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
-    const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
+    const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64);
+    const dim3 grid((unsigned)((m + BM - 1) / BM), (unsigned)((NB + wgm_rbb(BM) - 1) / wgm_rbb(BM)), 1);
+    const int pdl = lq_pdl_on(lim);
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    at[1].id = cudaLaunchAttributeClusterDimension;
+    cudaLaunchConfig_t cfg = {};
+    cfg.blockDim = dim3(256), cfg.dynamicSmemBytes = (size_t)wgm_smem(BM), cfg.stream = st;
+    int csum = 0;
+    if (!FUSE && ks > 1 && ks <= 8 && wgm_cluster_knob() && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES) {
+        signed char *ok = &cluster_ok[lim->dev][ks];
+        if (*ok == 0) {
+            cudaLaunchConfig_t q = cfg;
+            q.gridDim = dim3(grid.x, grid.y, (unsigned)ks);
+            at[1].val.clusterDim.x = 1, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = (unsigned)ks;
+            q.attrs = at + 1, q.numAttrs = 1;
+            int n = 0;
+            const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
+            if (e != cudaSuccess) (void)cudaGetLastError(); /* not possible here: the other route */
+            *ok = e == cudaSuccess && n > 0 ? 1 : -1;
+        }
+        csum = *ok > 0;
+    }
+    if (ks > 1 && !csum && (!part || FUSE)) ks = 1;
+    const int KT = (KB + ks - 1) / ks;
     /* x: M rows of K halves, 64 x BM boxes in the 128-byte swizzle of the wgmma descriptor; the codes: NB row
      * blocks of KB tiles x 512 bytes (one box = the 16 row blocks of a tile); group words: n_groups rows of
      * NB x 8 words (one box = one group of the 16 row blocks) */
@@ -1686,13 +1845,19 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     else
         LQ_FORWARD(wgm_map(&tz, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->zeros, (uint64_t)NB * 8, (uint64_t)s->n_groups,
                            (uint64_t)NB * 32, 8 * rbb, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
-    const int pdl = lq_pdl_on(lim);
-    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM, FUSE>, dim3((unsigned)((m + BM - 1) / BM),
-                                 (unsigned)((NB + wgm_rbb(BM) - 1) / wgm_rbb(BM)), (unsigned)ks), dim3(256),
-                                 wgm_smem(BM), st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
-                                 gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2)),
+    cfg.gridDim = dim3(grid.x, grid.y, (unsigned)ks);
+    cfg.attrs = at;
+    at[1].val.clusterDim.x = 1, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = (unsigned)ks;
+    if (csum) { /* PDL (when on) and the cluster dimensions */
+        if (pdl) cfg.numAttrs = 2;
+        else cfg.attrs = at + 1, cfg.numAttrs = 1;
+    } else {
+        cfg.numAttrs = pdl ? 1 : 0;
+    }
+    LQ_CUDA_RET(cudaLaunchKernelEx(&cfg, kern, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
+                                   gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2), csum),
                 "launch w4a16_wgmma_kernel");
-    if (!FUSE && ks > 1)
+    if (!FUSE && ks > 1 && !csum)
         LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
                                      y, (const float *)part, b, (int)m, (int)s->N, ks),
                     "launch w4a16_small_reduce_kernel (wgmma slices)");
@@ -1720,7 +1885,8 @@ static lq_status launch_wgmma_bm(bool sym, bool g2, const lq_device_limits *lim,
               : launch_wgmma_t<false, false, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
-/* ws: the slices' partial sums when wgm_slices > 1 and ws holds them; one slice otherwise. */
+/* ws: the slices' partial sums when wgm_slices > 1, they cannot be summed in clusters and ws holds them; one
+ * slice when neither. */
 static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void *x, int64_t ldx,
                               const lq_w4a16_weight *w, const float *b, int64_t m, int sm_count, void *ws,
                               size_t ws_bytes, cudaStream_t st) {
@@ -1728,9 +1894,10 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
     const lq_w4a16_shape *s = &w->s;
     int gdiv, gshift;
     const bool g2 = wgm_groups(s, &gdiv, &gshift), sym = w->zeros == NULL;
-    int ks = wgm_slices(s, m, sm_count);
-    if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
-    float *part = (float *)ws;
+    const int ks = wgm_slices(s, m, sm_count);
+    /* the partial sums' workspace, for K slices that cannot be summed in clusters (launch_wgmma_t) */
+    float *part = ks > 1 && ws && ws_bytes >= wgm_ws_bytes(s, m, sm_count) && m * s->N <= INT32_MAX / 8 ? (float *)ws
+                                                                                                        : NULL;
     switch (wgm_bm(m)) {
     case 256: return launch_wgmma_bm<256>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
     case 64: return launch_wgmma_bm<64>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
