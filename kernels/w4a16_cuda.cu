@@ -1044,10 +1044,14 @@ __device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
     asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
     return v;
 }
-template <int BM, int NS>
+/* FUSE: the tile is a gate|up tile (lq_w4a16_upload_swiglu: its 128 columns are 64 gate then 64 up values
+ * of hidden units H0 ..): the sums become h = silu(gate) * up (lq_swiglu_cuda's formula), 8 units of a row
+ * per thread, written to hout (M, H) with 16-byte stores, as the one-slice SwiGLU epilogue does */
+template <int BM, int NS, bool FUSE>
 __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned char *sptr, float *__restrict__ y,
                                                 const float *__restrict__ bias, int M, int N, int m0, int n0, int tid,
-                                                int wg, int wi, int g8, int q) {
+                                                int wg, int wi, int g8, int q, int ks, int r, void *__restrict__ hout,
+                                                int hbf16, int H, int H0) {
     constexpr int TN = wgm_bn(BM), LDS = TN + 4;
     static_assert(BM * LDS * 4 <= wgm_stages(BM) * wgm_stage(BM), "the partial tile fits in the stages");
     float *own = reinterpret_cast<float *>(sptr);
@@ -1060,9 +1064,42 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
             for (int e = 0; e < 4; e++)
                 own[(8 * i + 2 * q + (e & 1)) * LDS + (wg * 4 * NS + s * 4 + wi) * 16 + g8 + 8 * (e >> 1)] = d[s][4 * i + e];
     wgm_cluster_sync(); /* every slice's partials are in its block's shared memory */
-    const int ks = (int)gridDim.z, r = (int)wgm_cta_rank();
     const uint32_t obase = (uint32_t)__cvta_generic_to_shared(own);
-    if ((N & 3) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0) {
+    if constexpr (FUSE) { /* BM = 256, TN = 128; no bias (launched without), H % 64 == 0 */
+        constexpr int TOT = BM * 8; /* (row, 8 units) pieces */
+        const int lo = TOT * r / ks, hi = TOT * (r + 1) / ks;
+#pragma unroll 1
+        for (int v = lo + tid; v < hi; v += 256) {
+            const int row = v >> 3, c = (v & 7) * 8, m = m0 + row, nh = H0 + c;
+            float g[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}, u[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+            const uint32_t off = (uint32_t)((row * LDS + c) * 4);
+            for (int k = 0; k < ks; k++) {
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k) + off;
+                const float4 g0 = wgm_ld_cluster4(kb), g1 = wgm_ld_cluster4(kb + 16), u0 = wgm_ld_cluster4(kb + 256),
+                             u1 = wgm_ld_cluster4(kb + 272);
+                g[0] += g0.x, g[1] += g0.y, g[2] += g0.z, g[3] += g0.w, g[4] += g1.x, g[5] += g1.y, g[6] += g1.z,
+                    g[7] += g1.w;
+                u[0] += u0.x, u[1] += u0.y, u[2] += u0.z, u[3] += u0.w, u[4] += u1.x, u[5] += u1.y, u[6] += u1.z,
+                    u[7] += u1.w;
+            }
+            uint32_t o[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
+                const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
+                if (hbf16) {
+                    const __nv_bfloat162 pr = __floats2bfloat162_rn(h0, h1);
+                    o[j] = *reinterpret_cast<const uint32_t *>(&pr);
+                } else {
+                    const __half2 pr = __floats2half2_rn(h0, h1);
+                    o[j] = *reinterpret_cast<const uint32_t *>(&pr);
+                }
+            }
+            if (m < M && nh < H)
+                *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
+                    make_uint4(o[0], o[1], o[2], o[3]);
+        }
+    } else if ((N & 3) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0) {
         constexpr int C4 = TN / 4, TOT = BM * C4;
         const int lo = (int)((int64_t)TOT * r / ks), hi = (int)((int64_t)TOT * (r + 1) / ks);
 #pragma unroll 1
@@ -1136,7 +1173,8 @@ __global__ void __launch_bounds__(256, 1)
 w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
                    const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
                    const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
-                   int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H, int csum) {
+                   int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H, int csum, int tail,
+                   int mt) {
     static_assert(!FUSE || BM == 256, "the SwiGLU epilogue pairs the two warpgroups' m64 tiles of 256-row tiles");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1148,9 +1186,21 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     const uint32_t fullb = sbase + WGM_STAGES * wgm_stage(BM), emptyb = fullb + 8 * WGM_STAGES;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
     const int g8 = lane >> 2, q = lane & 3;
-    const int m0 = blockIdx.x * BM, nb0 = blockIdx.y * wgm_rbb(BM);
+    /* the block's tile and K slice: grid (M tiles, weight tiles, K slices), or, tail > 0 (launched as
+     * clusters of 2 along x), clusters 0 .. tail - 1 doing two whole tiles each (tile 2 c + rank) and the
+     * clusters after them one tile each in two K slices (tile 2 tail + c - tail, slice = rank): the tiles
+     * of a last, partly filled wave in half the time; tiles numbered M tile fastest (mt M tiles) */
+    int bx = blockIdx.x, by = blockIdx.y, bz = blockIdx.z, nz = gridDim.z;
+    if (tail > 0) {
+        const int c = blockIdx.x >> 1, rk = blockIdx.x & 1;
+        const int tile = c < tail ? 2 * c + rk : tail + c;
+        nz = c < tail ? 1 : 2, bz = c < tail ? 0 : rk;
+        bx = tile % mt, by = tile / mt;
+        KT = nz == 1 ? KB : (KB + 1) / 2;
+    }
+    const int m0 = bx * BM, nb0 = by * wgm_rbb(BM);
     /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
-    const int kb0 = blockIdx.z * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
+    const int kb0 = bz * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
     const CUtensorMap *ptx = &tx, *ptq = &tq, *pts = &ts, *ptz = &tz;
 
     /* stages 0 .. WGM_STAGES - 3 in the prologue; step t fills tile t + WGM_STAGES - 2 into the stage that
@@ -1237,6 +1287,11 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
      * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1).
      * Several K slices: this slice's sum, without bias, to part [slice][M][N]
      * (w4a16_small_reduce_kernel adds them in slice order) */
+    if (FUSE && nz > 1) { /* a tail tile: its two slices summed in the cluster, then the SwiGLU */
+        wgm_cluster_sum<BM, NS, FUSE>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q, nz, bz, hout, hbf16, H,
+                                      by * 64);
+        return;
+    }
     if constexpr (FUSE) {
         /* The stages are free (every wgmma has completed, every copy has landed): both warpgroups put their
          * accumulators into shared memory, gate (warpgroup 0) and up (1) as [256 x rows][64 hidden units]
@@ -1254,7 +1309,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         const float *gs = reinterpret_cast<const float *>(sptr), *us = gs + BM * LD;
 #pragma unroll 2
         for (int v = tid; v < BM * 8; v += 256) {
-            const int r = v >> 3, c = (v & 7) * 8, m = m0 + r, nh = blockIdx.y * 64 + c;
+            const int r = v >> 3, c = (v & 7) * 8, m = m0 + r, nh = by * 64 + c;
             const float4 g0 = *reinterpret_cast<const float4 *>(gs + r * LD + c),
                          g1 = *reinterpret_cast<const float4 *>(gs + r * LD + c + 4),
                          u0 = *reinterpret_cast<const float4 *>(us + r * LD + c),
@@ -1280,12 +1335,12 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         }
         return;
     }
-    const bool split = gridDim.z > 1;
-    if (split && csum) { /* launched as clusters of the gridDim.z slices of one output tile */
-        wgm_cluster_sum<BM, NS>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q);
+    const bool split = nz > 1;
+    if (split && csum) { /* launched as clusters of the nz slices of one output tile (rank = slice) */
+        wgm_cluster_sum<BM, NS, false>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q, nz, bz, NULL, 0, 0, 0);
         return;
     }
-    float *dst = split ? part + (int64_t)blockIdx.z * M * N : y;
+    float *dst = split ? part + (int64_t)bz * M * N : y;
 #pragma unroll
     for (int s = 0; s < NS; s++) {
 #pragma unroll
@@ -1791,6 +1846,11 @@ static int wgm_cluster_knob(void) {
     const char *e = getenv("LQ_W4A16_WGMMA_CLUSTER");
     return e && e[0] == '0' ? 0 : 1;
 }
+/* LQ_W4A16_WGMMA_TAIL=0: no split of a last, partly filled wave's tiles (A/B knob, read on every call) */
+static int wgm_tail_knob(void) {
+    const char *e = getenv("LQ_W4A16_WGMMA_TAIL");
+    return e && e[0] == '0' ? 0 : 1;
+}
 
 /* FUSE: the SwiGLU epilogue into hout (ks must be 1). ks > 1: the slices summed in clusters of ks blocks
  * where this device can run such clusters of this kernel (asked once per device and slice count), else
@@ -1801,6 +1861,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
                                 cudaStream_t st, void *hout = NULL, int hbf16 = 0) {
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
     static signed char cluster_ok[LQ_MAX_DEVICES][9]; /* 0: not asked yet, 1: runs, -1: does not */
+    static int pairs[LQ_MAX_DEVICES];                 /* clusters of 2 running at once (0: not asked, -1: none) */
     auto kern = w4a16_wgmma_kernel<SYM, G2, BM, FUSE>;
     LQ_CUDA_RET(lq_smem_optin(kern, lim->dev, (int)wgm_smem(BM), optin), "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
@@ -1829,6 +1890,26 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
         csum = *ok > 0;
     }
     if (ks > 1 && !csum && (!part || FUSE)) ks = 1;
+    /* one slice and a last wave that is at most half full: its tiles in two K slices each, summed in clusters
+     * of 2 (the other tiles whole, two per cluster); the wave is what clusters of 2 fill at once */
+    int tail = 0;
+    const int64_t tiles = (int64_t)grid.x * grid.y;
+    if (ks == 1 && KB >= 2 && wgm_cluster_knob() && wgm_tail_knob() && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES &&
+        tiles < INT32_MAX / 2) {
+        int *np = &pairs[lim->dev];
+        if (*np == 0) {
+            cudaLaunchConfig_t q = cfg;
+            q.gridDim = dim3(2, 1, 1);
+            at[1].val.clusterDim.x = 2, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = 1;
+            q.attrs = at + 1, q.numAttrs = 1;
+            int n = 0;
+            const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
+            if (e != cudaSuccess) (void)cudaGetLastError();
+            *np = e == cudaSuccess && n > 0 ? n : -1;
+        }
+        const int64_t wave = *np > 0 ? 2 * (int64_t)*np : 0, rest = wave ? tiles % wave : 0;
+        if (wave && tiles >= wave && rest > 0 && 2 * rest <= wave) tail = (int)((tiles - rest) / 2);
+    }
     const int KT = (KB + ks - 1) / ks;
     /* x: M rows of K halves, 64 x BM boxes in the 128-byte swizzle of the wgmma descriptor; the codes: NB row
      * blocks of KB tiles x 512 bytes (one box = the 16 row blocks of a tile); group words: n_groups rows of
@@ -1848,6 +1929,12 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     cfg.gridDim = dim3(grid.x, grid.y, (unsigned)ks);
     cfg.attrs = at;
     at[1].val.clusterDim.x = 1, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = (unsigned)ks;
+    if (tail) { /* tail clusters of whole tile pairs, then the split tiles: 2 blocks each */
+        const int64_t rest = tiles - 2 * (int64_t)tail;
+        cfg.gridDim = dim3((unsigned)(2 * (tail + rest)), 1, 1);
+        at[1].val.clusterDim.x = 2, at[1].val.clusterDim.z = 1;
+        csum = 1;
+    }
     if (csum) { /* PDL (when on) and the cluster dimensions */
         if (pdl) cfg.numAttrs = 2;
         else cfg.attrs = at + 1, cfg.numAttrs = 1;
@@ -1855,7 +1942,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
         cfg.numAttrs = pdl ? 1 : 0;
     }
     LQ_CUDA_RET(cudaLaunchKernelEx(&cfg, kern, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
-                                   gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2), csum),
+                                   gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2), csum, tail, (int)grid.x),
                 "launch w4a16_wgmma_kernel");
     if (!FUSE && ks > 1 && !csum)
         LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,

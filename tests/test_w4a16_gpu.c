@@ -362,6 +362,10 @@ static void test_w4a16_gpu_wgmma(void **state) {
         /* 256-row x tiles (M >= 384: one m64 tile of weight rows per warpgroup, 128 per block) with G = 32,
            tails in M, N and K */
         {700, 200, 520, 32, 0, 0, 4, 1, 0, 0},   {384, 136, 2048, 128, 1, 1, 4, 0, 2056, 0},
+        /* a last wave at most half full (140 / 135 tiles on 132 SMs): its tiles in two K slices summed in
+           clusters of 2, the others whole (256-, 128- and 64-row x tiles) */
+        {512, 8960, 256, 128, 1, 0, 4, 1, 0, 0}, {200, 17920, 192, 64, 0, 0, 4, 0, 0, 0},
+        {64, 34560, 128, 32, 1, 0, 4, 1, 0, 0},
     };
     if (!lq_w4a16_wgmma_device()) {
         print_message("not an sm_90 device: path 4 must refuse\n");
@@ -459,7 +463,8 @@ static void test_w4a16_gpu_swiglu(void **state) {
         int64_t M, H, K;
         int G, sym;
     } cases[] = {{1, 128, 256, 128, 1}, {17, 192, 512, 64, 0}, {100, 256, 1024, 32, 0},
-                 {384, 512, 1024, 128, 1}, {512, 1024, 2048, 128, 0}, {700, 320, 576, 64, 1}};
+                 {384, 512, 1024, 128, 1}, {512, 1024, 2048, 128, 0}, {700, 320, 576, 64, 1},
+                 {512, 4480, 256, 128, 1}}; /* 140 tiles: the last wave's in two K slices (clusters of 2) */
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int64_t M = cases[c].M, H = cases[c].H, K = cases[c].K;
         lq_qweight qg, qu;
