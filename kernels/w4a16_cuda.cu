@@ -1008,20 +1008,16 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
 #endif
 }
 
-/* The K slices of one output tile summed inside their cluster (dims 1 x 1 x ks, one block per slice: a
- * cluster's blocks run together, so they can read each other's shared memory). Each block puts its partial
- * sums into its own shared memory as [BM x rows][TN weight rows] (row stride TN + 4 floats: the fragment
- * stores hit 32 banks, rows stay 16-byte aligned); after a cluster barrier block r adds, for the r-th
- * ks-th of the tile, bias + slice 0 + slice 1 + ... in slice order (the bits of w4a16_small_reduce_kernel)
- * from the ks blocks' shared memory, 8 outputs per thread per round (16-byte loads and stores where N % 4
- * == 0 and y is aligned), and writes y; a second barrier keeps every block's shared memory alive until
- * the others have read it. No partial sums in global memory, no second kernel. */
+/* The K slices of one output tile summed inside their cluster (one block per slice, the slice = the block's
+ * rank in the cluster: dims 1 x 1 x ks, or 2 x 1 x 1 for the tail tiles; a cluster's blocks run together,
+ * so they can read each other's shared memory). Each block puts its partial sums into its own shared
+ * memory as [BM x rows][TN weight rows] (row stride TN + 4 floats: the fragment stores hit 32 banks, rows
+ * stay 16-byte aligned); after a cluster barrier block r adds, for the r-th ks-th of the tile, bias +
+ * slice 0 + slice 1 + ... in slice order (the bits of w4a16_small_reduce_kernel) from the ks blocks'
+ * shared memory, 8 outputs per thread per round (16-byte loads and stores where N % 4 == 0 and y is
+ * aligned), and writes y; a second barrier keeps every block's shared memory alive until the others have
+ * read it. No partial sums in global memory, no second kernel. */
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ uint32_t wgm_cta_rank(void) {
-    uint32_t r;
-    asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-    return r;
-}
 __device__ __forceinline__ void wgm_cluster_sync(void) {
     asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 }
