@@ -1745,6 +1745,7 @@ static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p
         signed char *ok = &cluster_ok[lim->dev][p.KS][nw];
         if (*ok == 0) {
             cudaLaunchConfig_t q = cfg;
+            q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
             q.attrs = at + 1, q.numAttrs = 1;
             int n = 0;
             const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
@@ -1961,6 +1962,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
         signed char *ok = &cluster_ok[lim->dev][ks];
         if (*ok == 0) {
             cudaLaunchConfig_t q = cfg;
+            q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
             q.gridDim = dim3(grid.x, grid.y, (unsigned)ks);
             at[1].val.clusterDim.x = 1, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = (unsigned)ks;
             q.attrs = at + 1, q.numAttrs = 1;
@@ -1981,6 +1983,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
         int *np = &pairs[lim->dev];
         if (*np == 0) {
             cudaLaunchConfig_t q = cfg;
+            q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
             q.gridDim = dim3(2, 1, 1);
             at[1].val.clusterDim.x = 2, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = 1;
             q.attrs = at + 1, q.numAttrs = 1;
