@@ -31,8 +31,9 @@
  *  - wgmma (sm_90a): a warpgroup-MMA GEMM that dequantizes the codes in
  *    registers as wgmma's A operand, x from shared memory; no fp16 copy of
  *    W. Path 0 takes it at LQ_W4A16_WGMMA_MIN_M..MAX_M rows, where it was
- *    measured faster. Described at
- *    w4a16_wgmma_kernel.
+ *    measured faster. Described at w4a16_wgmma_kernel; for a gate|up pair
+ *    uploaded by lq_w4a16_upload_swiglu its epilogue can be the SwiGLU
+ *    (lq_w4a16_swiglu_cuda).
  *
  * Precision: the tensor cores get f16((code - zero) * scale) — the product
  * rounded once to fp16, as the reference defines — and accumulate in fp32.
@@ -919,7 +920,7 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * per 64-input tile: x (128 rows x 128 bytes, the 128-byte swizzle wgmma's
  * shared-memory descriptor describes), the codes of the 16 row blocks
  * (512 bytes each, the layout's order) and their group scales / zeros.
- The copies are TMA tiles of three tensor maps (x: 64 x BM halves in the
+ * The copies are TMA tiles of three tensor maps (x: 64 x BM halves in the
  * 128-byte swizzle; codes: the 16 row blocks' 512 bytes of a tile; group
  * words: one group of the 16 row blocks), completing on the stage's "full"
  * mbarrier; every warp arrives on the stage's "empty" mbarrier once its wgmma
