@@ -2193,38 +2193,52 @@ extern "C" size_t lq_w4a16_device_bytes(const lq_w4a16_shape *s) {
     return qb + gb * (s->sym ? 1 : 2);
 }
 
-extern "C" lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts, void *dev, size_t dev_bytes,
-                                     lq_w4a16_weight *out) {
+/* The parts stacked and packed on the host, il = 64: then reordered as a gate|up pair interleaved by 64 rows
+ * (lq_w4a16_interleave64), and copied to dev. */
+static lq_status upload_packed(const lq_qweight *const *parts, int n_parts, int il, void *dev, size_t dev_bytes,
+                               lq_w4a16_weight *out, const char *what) {
     lq_status st = LQ_OK;
     lq_w4a16_shape s;
-    uint32_t *qw = NULL;
-    uint16_t *sc = NULL, *zr = NULL;
+    uint32_t *qw = NULL, *qw2 = NULL;
+    uint16_t *g[2] = {NULL, NULL}, *g2[2] = {NULL, NULL};
+    const uint32_t *qo = NULL; /* what goes to the device */
+    const uint16_t *go[2] = {NULL, NULL};
     LQ_FORWARD(lq_w4a16_shape_of(parts, n_parts, &s));
-    for (int i = 0; i < n_parts; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], "w4a16 upload"));
-    size_t need = lq_w4a16_device_bytes(&s);
-    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "w4a16 upload: %zu device bytes given, %zu needed", dev_bytes, need);
-    size_t qb = (lq_w4a16_qw_words(&s) * 4 + 255) & ~(size_t)255;
-    size_t gb = (lq_w4a16_group_elems(&s) * 2 + 255) & ~(size_t)255;
-    LQ_TRY(lq_malloc((void **)&qw, lq_w4a16_qw_words(&s) * 4, "w4a16 repack (codes)"));
-    LQ_TRY(lq_malloc((void **)&sc, lq_w4a16_group_elems(&s) * 2, "w4a16 repack (scales)"));
-    if (!s.sym) LQ_TRY(lq_malloc((void **)&zr, lq_w4a16_group_elems(&s) * 2, "w4a16 repack (zeros)"));
-    lq_w4a16_pack_parts(parts, n_parts, &s, qw, sc, zr, NULL); /* copies when the file held the mma layout */
-    LQ_CUDA_TRY(cudaMemcpy(dev, qw, lq_w4a16_qw_words(&s) * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
-    LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb, sc, lq_w4a16_group_elems(&s) * 2, cudaMemcpyHostToDevice),
-                "upload w4a16 scales");
-    if (zr)
-        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + gb, zr, lq_w4a16_group_elems(&s) * 2, cudaMemcpyHostToDevice),
-                    "upload w4a16 zeros");
+    for (int i = 0; i < n_parts; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], what));
+    const size_t need = lq_w4a16_device_bytes(&s);
+    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "%s: %zu device bytes given, %zu needed", what, dev_bytes, need);
+    const size_t qwn = lq_w4a16_qw_words(&s), gn = lq_w4a16_group_elems(&s);
+    const size_t qb = (qwn * 4 + 255) & ~(size_t)255, gb = (gn * 2 + 255) & ~(size_t)255;
+    const int ngrp = s.sym ? 1 : 2; /* scales, and zeros when asymmetric */
+    LQ_TRY(lq_malloc((void **)&qw, qwn * 4, "w4a16 repack (codes)"));
+    for (int i = 0; i < ngrp; i++) LQ_TRY(lq_malloc((void **)&g[i], gn * 2, "w4a16 repack (group data)"));
+    lq_w4a16_pack_parts(parts, n_parts, &s, qw, g[0], g[1], NULL); /* copies when the file held the mma layout */
+    qo = qw, go[0] = g[0], go[1] = g[1];
+    if (il) {
+        LQ_TRY(lq_malloc((void **)&qw2, qwn * 4, "w4a16 repack (codes)"));
+        for (int i = 0; i < ngrp; i++) LQ_TRY(lq_malloc((void **)&g2[i], gn * 2, "w4a16 repack (group data)"));
+        lq_w4a16_interleave64(&s, qw, g[0], g[1], qw2, g2[0], g2[1]);
+        qo = qw2, go[0] = g2[0], go[1] = g2[1];
+    }
+    LQ_CUDA_TRY(cudaMemcpy(dev, qo, qwn * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
+    for (int k = 0; k < ngrp; k++)
+        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + (size_t)k * gb, go[k], gn * 2, cudaMemcpyHostToDevice),
+                    k ? "upload w4a16 zeros" : "upload w4a16 scales");
     out->s = s;
     out->qw = (const uint32_t *)dev;
     out->scales = (char *)dev + qb;
-    out->zeros = zr ? (char *)dev + qb + gb : NULL;
-    out->il = 0;
+    out->zeros = s.sym ? NULL : (char *)dev + qb + gb;
+    out->il = il;
 fail:
     free(qw);
-    free(sc);
-    free(zr);
+    free(qw2);
+    for (int i = 0; i < 2; i++) free(g[i]), free(g2[i]);
     return st;
+}
+
+extern "C" lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts, void *dev, size_t dev_bytes,
+                                     lq_w4a16_weight *out) {
+    return upload_packed(parts, n_parts, 0, dev, dev_bytes, out, "w4a16 upload");
 }
 
 /* The gate|up pair interleaved by 64 rows: the stacked pair packed as lq_w4a16_upload packs it, then
@@ -2235,38 +2249,5 @@ extern "C" lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qwe
                  "w4a16 swiglu upload: gate %lld rows, up %lld: needs equal counts, multiples of 64",
                  (long long)gate->rows, (long long)up->rows);
     const lq_qweight *parts[2] = {gate, up};
-    lq_status st = LQ_OK;
-    lq_w4a16_shape s;
-    uint32_t *qw = NULL, *qw2 = NULL;
-    uint16_t *g[2] = {NULL, NULL}, *g2[2] = {NULL, NULL};
-    LQ_FORWARD(lq_w4a16_shape_of(parts, 2, &s));
-    for (int i = 0; i < 2; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], "w4a16 swiglu upload"));
-    const size_t need = lq_w4a16_device_bytes(&s);
-    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "w4a16 swiglu upload: %zu device bytes given, %zu needed", dev_bytes,
-                 need);
-    const size_t qwn = lq_w4a16_qw_words(&s), gn = lq_w4a16_group_elems(&s);
-    const size_t qb = (qwn * 4 + 255) & ~(size_t)255, gb = (gn * 2 + 255) & ~(size_t)255;
-    const int ngrp = s.sym ? 1 : 2;
-    LQ_TRY(lq_malloc((void **)&qw, qwn * 4, "w4a16 swiglu repack (codes)"));
-    LQ_TRY(lq_malloc((void **)&qw2, qwn * 4, "w4a16 swiglu repack (codes)"));
-    for (int i = 0; i < ngrp; i++) {
-        LQ_TRY(lq_malloc((void **)&g[i], gn * 2, "w4a16 swiglu repack (group data)"));
-        LQ_TRY(lq_malloc((void **)&g2[i], gn * 2, "w4a16 swiglu repack (group data)"));
-    }
-    lq_w4a16_pack_parts(parts, 2, &s, qw, g[0], ngrp > 1 ? g[1] : NULL, NULL);
-    lq_w4a16_interleave64(&s, qw, g[0], g[1], qw2, g2[0], g2[1]);
-    LQ_CUDA_TRY(cudaMemcpy(dev, qw2, qwn * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
-    for (int k = 0; k < ngrp; k++)
-        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + (size_t)k * gb, g2[k], gn * 2, cudaMemcpyHostToDevice),
-                    "upload w4a16 group data");
-    out->s = s;
-    out->qw = (const uint32_t *)dev;
-    out->scales = (char *)dev + qb;
-    out->zeros = s.sym ? NULL : (char *)dev + qb + gb;
-    out->il = 64;
-fail:
-    free(qw);
-    free(qw2);
-    for (int i = 0; i < 2; i++) free(g[i]), free(g2[i]);
-    return st;
+    return upload_packed(parts, 2, 64, dev, dev_bytes, out, "w4a16 swiglu upload");
 }
