@@ -58,34 +58,6 @@ extern "C" {
 #define W4_SMEM_A_MAX (46 * 1024) /* with the 64 KB ring: two blocks per SM */
 #define W4_SMEM_RING (W4_WARPS * W4_STAGES * (64 + 16) * 16) /* codes + group data */
 
-/* Thread-block clusters (sm_90): a barrier of every thread of the cluster's blocks (their shared-memory
- * writes before it visible to all of them after it), the address of a shared-memory location in another
- * block of the cluster, and loads from there (distributed shared memory). */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __forceinline__ void wgm_cluster_sync(void) {
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-/* the shared-memory address a of this block, in block `rank` of the cluster */
-__device__ __forceinline__ uint32_t wgm_mapa(uint32_t a, uint32_t rank) {
-    uint32_t r;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(rank));
-    return r;
-}
-__device__ __forceinline__ float4 wgm_ld_cluster4(uint32_t a) {
-    float4 v;
-    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
-                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-                 : "r"(a)
-                 : "memory");
-    return v;
-}
-__device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
-    float v;
-    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
-    return v;
-}
-#endif
-
 /* ---------------- the fused kernel ---------------- */
 
 __device__ __forceinline__ uint32_t h2_bits(__half2 h) { return *reinterpret_cast<uint32_t *>(&h); }
@@ -543,38 +515,6 @@ template <int MC> __device__ __forceinline__ int chunk_row(int c, int per_row) {
  *   sg  uint32 [B][ngs][8] scale pairs of each row block for the slice's
  *                          groups glo .. glo + ngs - 1, global order
  *   zg  uint32 [B][ngs][8] zero pairs (asymmetric only) */
-/* The small-M kernel's K slices summed in their cluster (see there); not inlined: its registers stay out
- * of the main loop's allocation */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __noinline__ void small_cluster_sum(float *red, float *__restrict__ y, const float *__restrict__ bias, int M,
-                                               int N, int NB, int B, int S, int tid, int nthr) {
-    for (int o = tid; o < B * M * 16; o += nthr) {
-        const int rb = o / (M * 16), rem = o - rb * (M * 16), m = rem >> 4, r = rem & 15;
-        float *p = red + (rb * S * M + m) * 16 + r, sum = 0.0f;
-        for (int s = 0; s < S; s++) sum += p[s * M * 16];
-        p[0] = sum; /* this output's own slots only: no other thread reads or writes them */
-    }
-    wgm_cluster_sync();
-    const int ks = (int)gridDim.y, rk = (int)blockIdx.y, tot = B * M * 16;
-    const int lo = (int)((int64_t)tot * rk / ks), hi = (int)((int64_t)tot * (rk + 1) / ks);
-    const uint32_t rbase = (uint32_t)__cvta_generic_to_shared(red);
-    for (int o = lo + tid; o < hi; o += nthr) {
-        const int rb = o / (M * 16), rem = o - rb * (M * 16), m = rem >> 4, r = rem & 15;
-        const int nbb = blockIdx.x * B + rb, n = nbb * 16 + r;
-        const uint32_t off = (uint32_t)(((rb * S * M + m) * 16 + r) * 4);
-        float v[8];
-#pragma unroll
-        for (int k = 0; k < 8; k++) v[k] = k < ks ? wgm_ld_cluster(wgm_mapa(rbase, (uint32_t)k) + off) : 0.0f;
-        float sum = bias && n < N ? bias[n] : 0.0f;
-#pragma unroll
-        for (int k = 0; k < 8; k++)
-            if (k < ks) sum += v[k];
-        if (nbb < NB && n < N) y[(int64_t)m * N + n] = sum;
-    }
-    wgm_cluster_sync();
-}
-#endif
-
 template <int NT, int MC, bool SYM, bool G2>
 __global__ void __launch_bounds__(32 * w4s_max_warps(NT), 1)
 w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
@@ -776,19 +716,6 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
         }
     __syncthreads();
     const bool split = gridDim.y > 1;
-    if (split && !part) {
-        /* no workspace: launched as clusters of the gridDim.y K slices of one set of row blocks (sm_90): each
-         * block adds its
-         * warps' sums in warp order into their first slot, then block r adds bias + slice 0 + slice 1 + ...
-         * (the bits of w4a16_small_reduce_kernel) for the r-th KS-th of the outputs from the KS blocks'
-         * shared memory; the second cluster barrier keeps this block's sums until the others have read them */
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-        small_cluster_sum(red, y, bias, M, N, NB, B, S, tid, nthr);
-#else
-        __trap(); /* launched with clusters only on sm_90 (launch_small_t) */
-#endif
-        return;
-    }
     float *dst = split ? part + (int64_t)blockIdx.y * M * N : y;
     for (int o = tid; o < B * M * 16; o += nthr) {
         const int rb = o / (M * 16), rem = o - rb * (M * 16), m = rem >> 4, r = rem & 15;
@@ -1092,6 +1019,28 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
  * aligned), and writes y; a second barrier keeps every block's shared memory alive until the others have
  * read it. No partial sums in global memory, no second kernel. */
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void wgm_cluster_sync(void) {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+/* the shared-memory address a of this block, in block `rank` of the cluster */
+__device__ __forceinline__ uint32_t wgm_mapa(uint32_t a, uint32_t rank) {
+    uint32_t r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(rank));
+    return r;
+}
+__device__ __forceinline__ float4 wgm_ld_cluster4(uint32_t a) {
+    float4 v;
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+                 : "r"(a)
+                 : "memory");
+    return v;
+}
+__device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
+    float v;
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
+    return v;
+}
 /* FUSE: the tile is a gate|up tile (lq_w4a16_upload_swiglu: its 128 columns are 64 gate then 64 up values
  * of hidden units H0 ..): the sums become h = silu(gate) * up (lq_swiglu_cuda's formula), 8 units of a row
  * per thread, written to hout (M, H) with 16-byte stores, as the one-slice SwiGLU epilogue does */
@@ -1710,13 +1659,6 @@ static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     return (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float);
 }
 
-/* LQ_W4A16_SMALL_CLUSTER=0: the small-M kernel's K slices always through the workspace and
- * w4a16_small_reduce_kernel instead of their cluster sum (A/B knob, read on every call; the same bits) */
-static int small_cluster_knob(void) {
-    const char *e = getenv("LQ_W4A16_SMALL_CLUSTER");
-    return e && e[0] == '0' ? 0 : 1;
-}
-
 template <int NT, int MC, bool SYM, bool G2>
 static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
                                 int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x,
@@ -1727,42 +1669,13 @@ static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p
         LQ_CUDA_RET(lq_smem_optin(w4a16_small_m_kernel<NT, MC, SYM, G2>, lim->dev, (int)p.smem, optin),
                     "cudaFuncSetAttribute (w4a16_small_m_kernel)");
     const int pdl = lq_pdl_on(lim);
-    auto kern = w4a16_small_m_kernel<NT, MC, SYM, G2>;
-    cudaLaunchAttribute at[2];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    at[1].id = cudaLaunchAttributeClusterDimension;
-    at[1].val.clusterDim.x = 1, at[1].val.clusterDim.y = (unsigned)p.KS, at[1].val.clusterDim.z = 1;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(p.blocks, (unsigned)p.KS), cfg.blockDim = dim3(32 * p.B * p.S), cfg.dynamicSmemBytes = p.smem;
-    cfg.stream = st;
-    /* KS > 1: the slices summed in clusters of KS blocks where this device runs them (sm_90; asked once per
-     * device, slice count and block shape), else the partial sums in part and w4a16_small_reduce_kernel */
-    static signed char cluster_ok[LQ_MAX_DEVICES][9][33]; /* [dev][KS][warps per block]: 0 unknown, 1, -1 */
-    const int nw = p.B * p.S;
-    int csum = 0;
-    if (p.KS > 1 && p.KS <= 8 && nw <= 32 && lim->cc_major >= 9 && small_cluster_knob() && lim->dev >= 0 &&
-        lim->dev < LQ_MAX_DEVICES) {
-        signed char *ok = &cluster_ok[lim->dev][p.KS][nw];
-        if (*ok == 0) {
-            cudaLaunchConfig_t q = cfg;
-            q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
-            q.attrs = at + 1, q.numAttrs = 1;
-            int n = 0;
-            const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
-            if (e != cudaSuccess) (void)cudaGetLastError();
-            *ok = e == cudaSuccess && n > 0 ? 1 : -1;
-        }
-        csum = *ok > 0;
-    }
-    cfg.attrs = csum && !pdl ? at + 1 : at;
-    cfg.numAttrs = (unsigned)((pdl ? 1 : 0) + csum);
-    LQ_CUDA_RET(cudaLaunchKernelEx(&cfg, kern, y, csum ? (float *)NULL : part, (const __half *)x, ldx, (const uint4 *)w->qw,
-                                   (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b, (int)m, (int)s->N,
-                                   (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups, p.gdiv, p.gshift,
-                                   p.B, p.S, p.KT, vec_x),
+    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_m_kernel<NT, MC, SYM, G2>, dim3(p.blocks, (unsigned)p.KS),
+                                 dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx,
+                                 (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
+                                 (int)m, (int)s->N, (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups,
+                                 p.gdiv, p.gshift, p.B, p.S, p.KT, vec_x),
                 "launch w4a16_small_m_kernel");
-    if (p.KS > 1 && !csum)
+    if (p.KS > 1)
         LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
                                      y, (const float *)part, b, (int)m, (int)s->N, p.KS),
                     "launch w4a16_small_reduce_kernel");
@@ -1923,12 +1836,16 @@ static lq_status wgm_map(CUtensorMap *m, CUtensorMapDataType dt, const void *bas
     return LQ_OK;
 }
 
-/* LQ_W4A16_WGMMA_CLUSTER=0: K slices always through the partial sums in the workspace and
- * w4a16_small_reduce_kernel instead of their cluster sum (A/B knob, read on every call so that a test can
- * run both routes; the same bits either way) */
+/* K slices of the wgmma kernel: summed in clusters of ks blocks only where every cluster of the launch runs
+ * at once (cudaOccupancyMaxActiveClusters >= the tiles). Clusters of 2 that fit won (o M = 512 38.2 -> 28.2
+ * us, qkv M = 256 40.4 -> 31.0); clusters of 4-8 for 128- and 64-row tiles, which did not all fit, ran ~2x
+ * slower than the reduction kernel (o M = 256 24.5 -> 40.0, qkv M = 16 11.6 -> 23.7; H200,
+ * bench/results/2026-12-01-h200-tail, call 1). LQ_W4A16_WGMMA_CLUSTER=0: always the partial sums in the
+ * workspace and w4a16_small_reduce_kernel (and no tail split); =2: clusters wherever they can run at all
+ * (tests). Read on every call so that a test can run each route; the same bits every way. */
 static int wgm_cluster_knob(void) {
     const char *e = getenv("LQ_W4A16_WGMMA_CLUSTER");
-    return e && e[0] == '0' ? 0 : 1;
+    return e && e[0] == '0' ? 0 : e && e[0] == '2' ? 2 : 1;
 }
 /* LQ_W4A16_WGMMA_TAIL=0: no split of a last, partly filled wave's tiles (A/B knob, read on every call) */
 static int wgm_tail_knob(void) {
@@ -1944,7 +1861,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
                                 const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
                                 cudaStream_t st, void *hout = NULL, int hbf16 = 0) {
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
-    static signed char cluster_ok[LQ_MAX_DEVICES][9]; /* 0: not asked yet, 1: runs, -1: does not */
+    static int cluster_n[LQ_MAX_DEVICES][9]; /* [dev][ks]: clusters running at once; 0 not asked yet, -1 none */
     static int pairs[LQ_MAX_DEVICES];                 /* clusters of 2 running at once (0: not asked, -1: none) */
     auto kern = w4a16_wgmma_kernel<SYM, G2, BM, FUSE>;
     LQ_CUDA_RET(lq_smem_optin(kern, lim->dev, (int)wgm_smem(BM), optin), "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
@@ -1959,8 +1876,9 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     cudaLaunchConfig_t cfg = {};
     cfg.blockDim = dim3(256), cfg.dynamicSmemBytes = (size_t)wgm_smem(BM), cfg.stream = st;
     int csum = 0;
-    if (!FUSE && ks > 1 && ks <= 8 && wgm_cluster_knob() && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES) {
-        signed char *ok = &cluster_ok[lim->dev][ks];
+    const int cknob = wgm_cluster_knob();
+    if (!FUSE && ks > 1 && ks <= 8 && cknob && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES) {
+        int *ok = &cluster_n[lim->dev][ks];
         if (*ok == 0) {
             cudaLaunchConfig_t q = cfg;
             q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
@@ -1970,16 +1888,16 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
             int n = 0;
             const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
             if (e != cudaSuccess) (void)cudaGetLastError(); /* not possible here: the other route */
-            *ok = e == cudaSuccess && n > 0 ? 1 : -1;
+            *ok = e == cudaSuccess && n > 0 ? n : -1;
         }
-        csum = *ok > 0;
+        csum = cknob == 2 ? *ok > 0 : *ok >= (int64_t)grid.x * grid.y;
     }
     if (ks > 1 && !csum && (!part || FUSE)) ks = 1;
     /* one slice and a last wave that is at most half full: its tiles in two K slices each, summed in clusters
      * of 2 (the other tiles whole, two per cluster); the wave is what clusters of 2 fill at once */
     int tail = 0;
     const int64_t tiles = (int64_t)grid.x * grid.y;
-    if (ks == 1 && KB >= 2 && wgm_cluster_knob() && wgm_tail_knob() && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES &&
+    if (ks == 1 && KB >= 2 && cknob && wgm_tail_knob() && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES &&
         tiles < INT32_MAX / 2) {
         int *np = &pairs[lim->dev];
         if (*np == 0) {
