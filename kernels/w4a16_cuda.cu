@@ -1009,6 +1009,158 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
 #endif
 }
 
+/* The K slices of one output tile summed inside their cluster (one block per slice, the slice = the block's
+ * rank in the cluster: dims 1 x 1 x ks, or 2 x 1 x 1 for the tail tiles; a cluster's blocks run together,
+ * so they can read each other's shared memory). Each block puts its partial sums into its own shared
+ * memory as [BM x rows][TN weight rows] (row stride TN + 4 floats: the fragment stores hit 32 banks, rows
+ * stay 16-byte aligned); after a cluster barrier block r adds, for the r-th ks-th of the tile, bias +
+ * slice 0 + slice 1 + ... in slice order (the bits of w4a16_small_reduce_kernel) from the ks blocks'
+ * shared memory, 8 outputs per thread per round (16-byte loads and stores where N % 4 == 0 and y is
+ * aligned), and writes y; a second barrier keeps every block's shared memory alive until the others have
+ * read it. No partial sums in global memory, no second kernel. */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void wgm_cluster_sync(void) {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+/* the shared-memory address a of this block, in block `rank` of the cluster */
+__device__ __forceinline__ uint32_t wgm_mapa(uint32_t a, uint32_t rank) {
+    uint32_t r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(rank));
+    return r;
+}
+__device__ __forceinline__ float4 wgm_ld_cluster4(uint32_t a) {
+    float4 v;
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+                 : "r"(a)
+                 : "memory");
+    return v;
+}
+__device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
+    float v;
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
+    return v;
+}
+/* FUSE: the tile is a gate|up tile (lq_w4a16_upload_swiglu: its 128 columns are 64 gate then 64 up values
+ * of hidden units H0 ..): the sums become h = silu(gate) * up (lq_swiglu_cuda's formula), 8 units of a row
+ * per thread, written to hout (M, H) with 16-byte stores, as the one-slice SwiGLU epilogue does */
+template <int BM, int NS, bool FUSE>
+__device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned char *sptr, float *__restrict__ y,
+                                                const float *__restrict__ bias, int M, int N, int m0, int n0, int tid,
+                                                int wg, int wi, int g8, int q, int ks, int r, void *__restrict__ hout,
+                                                int hbf16, int H, int H0) {
+    constexpr int TN = wgm_bn(BM), LDS = TN + 4;
+    static_assert(BM * LDS * 4 <= wgm_stages(BM) * wgm_stage(BM), "the partial tile fits in the stages");
+    float *own = reinterpret_cast<float *>(sptr);
+    __syncthreads(); /* the stages are free: the other warpgroup's last wgmma may still have been reading them */
+#pragma unroll
+    for (int s = 0; s < NS; s++)
+#pragma unroll
+        for (int i = 0; i < BM / 8; i++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                own[(8 * i + 2 * q + (e & 1)) * LDS + (wg * 4 * NS + s * 4 + wi) * 16 + g8 + 8 * (e >> 1)] = d[s][4 * i + e];
+    wgm_cluster_sync(); /* every slice's partials are in its block's shared memory */
+    const uint32_t obase = (uint32_t)__cvta_generic_to_shared(own);
+    if constexpr (FUSE) { /* BM = 256, TN = 128; no bias (launched without), H % 64 == 0 */
+        constexpr int TOT = BM * 8; /* (row, 8 units) pieces */
+        const int lo = TOT * r / ks, hi = TOT * (r + 1) / ks;
+#pragma unroll 1
+        for (int v = lo + tid; v < hi; v += 256) {
+            const int row = v >> 3, c = (v & 7) * 8, m = m0 + row, nh = H0 + c;
+            float g[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}, u[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+            const uint32_t off = (uint32_t)((row * LDS + c) * 4);
+            for (int k = 0; k < ks; k++) {
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k) + off;
+                const float4 g0 = wgm_ld_cluster4(kb), g1 = wgm_ld_cluster4(kb + 16), u0 = wgm_ld_cluster4(kb + 256),
+                             u1 = wgm_ld_cluster4(kb + 272);
+                g[0] += g0.x, g[1] += g0.y, g[2] += g0.z, g[3] += g0.w, g[4] += g1.x, g[5] += g1.y, g[6] += g1.z,
+                    g[7] += g1.w;
+                u[0] += u0.x, u[1] += u0.y, u[2] += u0.z, u[3] += u0.w, u[4] += u1.x, u[5] += u1.y, u[6] += u1.z,
+                    u[7] += u1.w;
+            }
+            uint32_t o[4];
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
+                const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
+                if (hbf16) {
+                    const __nv_bfloat162 pr = __floats2bfloat162_rn(h0, h1);
+                    o[j] = *reinterpret_cast<const uint32_t *>(&pr);
+                } else {
+                    const __half2 pr = __floats2half2_rn(h0, h1);
+                    o[j] = *reinterpret_cast<const uint32_t *>(&pr);
+                }
+            }
+            if (m < M && nh < H)
+                *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
+                    make_uint4(o[0], o[1], o[2], o[3]);
+        }
+    } else if ((N & 3) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0) {
+        constexpr int C4 = TN / 4, TOT = BM * C4;
+        const int lo = (int)((int64_t)TOT * r / ks), hi = (int)((int64_t)TOT * (r + 1) / ks);
+#pragma unroll 1
+        for (int base = lo; base < hi; base += 256 * 8) {
+            float4 acc[8];
+            uint32_t off[8];
+            bool ok[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int v = base + u * 256 + tid, row = v / C4, c = 4 * (v % C4), m = m0 + row, n = n0 + c;
+                ok[u] = v < hi && m < M && n < N;
+                off[u] = (uint32_t)((ok[u] ? row * LDS + c : 0) * 4);
+                acc[u] = ok[u] && bias ? make_float4(__ldg(bias + n), __ldg(bias + n + 1), __ldg(bias + n + 2),
+                                                     __ldg(bias + n + 3))
+                                       : make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+            for (int k = 0; k < ks; k++) {
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k);
+                float4 p[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) p[u] = wgm_ld_cluster4(kb + off[u]);
+#pragma unroll
+                for (int u = 0; u < 8; u++) acc[u].x += p[u].x, acc[u].y += p[u].y, acc[u].z += p[u].z, acc[u].w += p[u].w;
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int v = base + u * 256 + tid, row = v / C4, c = 4 * (v % C4);
+                if (ok[u]) *reinterpret_cast<float4 *>(y + (int64_t)(m0 + row) * N + n0 + c) = acc[u];
+            }
+        }
+    } else { /* the same, one output at a time */
+        constexpr int TOT = BM * TN;
+        const int lo = (int)((int64_t)TOT * r / ks), hi = (int)((int64_t)TOT * (r + 1) / ks);
+#pragma unroll 1
+        for (int base = lo; base < hi; base += 256 * 8) {
+            float acc[8];
+            uint32_t off[8];
+            bool ok[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int v = base + u * 256 + tid, row = v / TN, c = v % TN, m = m0 + row, n = n0 + c;
+                ok[u] = v < hi && m < M && n < N;
+                off[u] = (uint32_t)((ok[u] ? row * LDS + c : 0) * 4);
+                acc[u] = ok[u] && bias ? __ldg(bias + n) : 0.0f;
+            }
+            for (int k = 0; k < ks; k++) {
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k);
+                float p[8];
+#pragma unroll
+                for (int u = 0; u < 8; u++) p[u] = wgm_ld_cluster(kb + off[u]);
+#pragma unroll
+                for (int u = 0; u < 8; u++) acc[u] += p[u];
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int v = base + u * 256 + tid;
+                if (ok[u]) y[(int64_t)(m0 + v / TN) * N + n0 + v % TN] = acc[u];
+            }
+        }
+    }
+    wgm_cluster_sync(); /* the other blocks have read this one's shared memory */
+}
+#endif
+
 /* FUSE (BM = 256, one K slice, a weight from lq_w4a16_upload_swiglu): the epilogue is the SwiGLU. The
  * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
  * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
@@ -1018,7 +1170,8 @@ __global__ void __launch_bounds__(256, 1)
 w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
                    const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
                    const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
-                   int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H) {
+                   int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H, int csum, int tail,
+                   int mt) {
     static_assert(!FUSE || BM == 256, "the SwiGLU epilogue pairs the two warpgroups' m64 tiles of 256-row tiles");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -1030,9 +1183,21 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     const uint32_t fullb = sbase + WGM_STAGES * wgm_stage(BM), emptyb = fullb + 8 * WGM_STAGES;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
     const int g8 = lane >> 2, q = lane & 3;
-    const int m0 = blockIdx.x * BM, nb0 = blockIdx.y * wgm_rbb(BM);
+    /* the block's tile and K slice: grid (M tiles, weight tiles, K slices), or, tail > 0 (launched as
+     * clusters of 2 along x), clusters 0 .. tail - 1 doing two whole tiles each (tile 2 c + rank) and the
+     * clusters after them one tile each in two K slices (tile 2 tail + c - tail, slice = rank): the tiles
+     * of a last, partly filled wave in half the time; tiles numbered M tile fastest (mt M tiles) */
+    int bx = blockIdx.x, by = blockIdx.y, bz = blockIdx.z, nz = gridDim.z;
+    if (tail > 0) {
+        const int c = blockIdx.x >> 1, rk = blockIdx.x & 1;
+        const int tile = c < tail ? 2 * c + rk : tail + c;
+        nz = c < tail ? 1 : 2, bz = c < tail ? 0 : rk;
+        bx = tile % mt, by = tile / mt;
+        KT = nz == 1 ? KB : (KB + 1) / 2;
+    }
+    const int m0 = bx * BM, nb0 = by * wgm_rbb(BM);
     /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
-    const int kb0 = blockIdx.z * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
+    const int kb0 = bz * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
     const CUtensorMap *ptx = &tx, *ptq = &tq, *pts = &ts, *ptz = &tz;
 
     /* stages 0 .. WGM_STAGES - 3 in the prologue; step t fills tile t + WGM_STAGES - 2 into the stage that
@@ -1119,6 +1284,11 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
      * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1).
      * Several K slices: this slice's sum, without bias, to part [slice][M][N]
      * (w4a16_small_reduce_kernel adds them in slice order) */
+    if (FUSE && nz > 1) { /* a tail tile: its two slices summed in the cluster, then the SwiGLU */
+        wgm_cluster_sum<BM, NS, FUSE>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q, nz, bz, hout, hbf16, H,
+                                      by * 64);
+        return;
+    }
     if constexpr (FUSE) {
         /* The stages are free (every wgmma has completed, every copy has landed): both warpgroups put their
          * accumulators into shared memory, gate (warpgroup 0) and up (1) as [256 x rows][64 hidden units]
@@ -1136,7 +1306,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         const float *gs = reinterpret_cast<const float *>(sptr), *us = gs + BM * LD;
 #pragma unroll 2
         for (int v = tid; v < BM * 8; v += 256) {
-            const int r = v >> 3, c = (v & 7) * 8, m = m0 + r, nh = blockIdx.y * 64 + c;
+            const int r = v >> 3, c = (v & 7) * 8, m = m0 + r, nh = by * 64 + c;
             const float4 g0 = *reinterpret_cast<const float4 *>(gs + r * LD + c),
                          g1 = *reinterpret_cast<const float4 *>(gs + r * LD + c + 4),
                          u0 = *reinterpret_cast<const float4 *>(us + r * LD + c),
@@ -1162,8 +1332,12 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         }
         return;
     }
-    const bool split = gridDim.z > 1;
-    float *dst = split ? part + (int64_t)blockIdx.z * M * N : y;
+    const bool split = nz > 1;
+    if (split && csum) { /* launched as clusters of the nz slices of one output tile (rank = slice) */
+        wgm_cluster_sum<BM, NS, false>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q, nz, bz, NULL, 0, 0, 0);
+        return;
+    }
+    float *dst = split ? part + (int64_t)bz * M * N : y;
 #pragma unroll
     for (int s = 0; s < NS; s++) {
 #pragma unroll
@@ -1662,16 +1836,85 @@ static lq_status wgm_map(CUtensorMap *m, CUtensorMapDataType dt, const void *bas
     return LQ_OK;
 }
 
-/* FUSE: the SwiGLU epilogue into hout (ks must be 1) */
+/* K slices of the wgmma kernel: summed in clusters of ks blocks only where every cluster of the launch runs
+ * at once (cudaOccupancyMaxActiveClusters >= the tiles). Clusters of 2 that fit won (o M = 512 38.2 -> 28.2
+ * us, qkv M = 256 40.4 -> 31.0); clusters of 4-8 for 128- and 64-row tiles, which did not all fit, ran ~2x
+ * slower than the reduction kernel (o M = 256 24.5 -> 40.0, qkv M = 16 11.6 -> 23.7; H200,
+ * bench/results/2026-12-01-h200-tail, call 1). LQ_W4A16_WGMMA_CLUSTER=0: always the partial sums in the
+ * workspace and w4a16_small_reduce_kernel (and no tail split); =2: clusters wherever they can run at all
+ * (tests). Read on every call so that a test can run each route; the same bits every way. */
+static int wgm_cluster_knob(void) {
+    const char *e = getenv("LQ_W4A16_WGMMA_CLUSTER");
+    return e && e[0] == '0' ? 0 : e && e[0] == '2' ? 2 : 1;
+}
+/* LQ_W4A16_WGMMA_TAIL=0: no split of a last, partly filled wave's tiles (A/B knob, read on every call) */
+static int wgm_tail_knob(void) {
+    const char *e = getenv("LQ_W4A16_WGMMA_TAIL");
+    return e && e[0] == '0' ? 0 : 1;
+}
+
+/* FUSE: the SwiGLU epilogue into hout (ks must be 1). ks > 1: the slices summed in clusters of ks blocks
+ * where this device can run such clusters of this kernel (asked once per device and slice count), else
+ * their partial sums in part (NULL: not enough workspace: one slice) and w4a16_small_reduce_kernel. */
 template <bool SYM, bool G2, int BM, bool FUSE = false>
 static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *part, const void *x, int64_t ldx,
                                 const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
                                 cudaStream_t st, void *hout = NULL, int hbf16 = 0) {
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
-    LQ_CUDA_RET(lq_smem_optin(w4a16_wgmma_kernel<SYM, G2, BM, FUSE>, lim->dev, (int)wgm_smem(BM), optin),
-                "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
+    static int cluster_n[LQ_MAX_DEVICES][9]; /* [dev][ks]: clusters running at once; 0 not asked yet, -1 none */
+    static int pairs[LQ_MAX_DEVICES];                 /* clusters of 2 running at once (0: not asked, -1: none) */
+    auto kern = w4a16_wgmma_kernel<SYM, G2, BM, FUSE>;
+    LQ_CUDA_RET(lq_smem_optin(kern, lim->dev, (int)wgm_smem(BM), optin), "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
-    const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64), KT = (KB + ks - 1) / ks;
+    const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64);
+    const dim3 grid((unsigned)((m + BM - 1) / BM), (unsigned)((NB + wgm_rbb(BM) - 1) / wgm_rbb(BM)), 1);
+    const int pdl = lq_pdl_on(lim);
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    at[1].id = cudaLaunchAttributeClusterDimension;
+    cudaLaunchConfig_t cfg = {};
+    cfg.blockDim = dim3(256), cfg.dynamicSmemBytes = (size_t)wgm_smem(BM), cfg.stream = st;
+    int csum = 0;
+    const int cknob = wgm_cluster_knob();
+    if (!FUSE && ks > 1 && ks <= 8 && cknob && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES) {
+        int *ok = &cluster_n[lim->dev][ks];
+        if (*ok == 0) {
+            cudaLaunchConfig_t q = cfg;
+            q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
+            q.gridDim = dim3(grid.x, grid.y, (unsigned)ks);
+            at[1].val.clusterDim.x = 1, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = (unsigned)ks;
+            q.attrs = at + 1, q.numAttrs = 1;
+            int n = 0;
+            const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
+            if (e != cudaSuccess) (void)cudaGetLastError(); /* not possible here: the other route */
+            *ok = e == cudaSuccess && n > 0 ? n : -1;
+        }
+        csum = cknob == 2 ? *ok > 0 : *ok >= (int64_t)grid.x * grid.y;
+    }
+    if (ks > 1 && !csum && (!part || FUSE)) ks = 1;
+    /* one slice and a last wave that is at most half full: its tiles in two K slices each, summed in clusters
+     * of 2 (the other tiles whole, two per cluster); the wave is what clusters of 2 fill at once */
+    int tail = 0;
+    const int64_t tiles = (int64_t)grid.x * grid.y;
+    if (ks == 1 && KB >= 2 && cknob && wgm_tail_knob() && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES &&
+        tiles < INT32_MAX / 2) {
+        int *np = &pairs[lim->dev];
+        if (*np == 0) {
+            cudaLaunchConfig_t q = cfg;
+            q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
+            q.gridDim = dim3(2, 1, 1);
+            at[1].val.clusterDim.x = 2, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = 1;
+            q.attrs = at + 1, q.numAttrs = 1;
+            int n = 0;
+            const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
+            if (e != cudaSuccess) (void)cudaGetLastError();
+            *np = e == cudaSuccess && n > 0 ? n : -1;
+        }
+        const int64_t wave = *np > 0 ? 2 * (int64_t)*np : 0, rest = wave ? tiles % wave : 0;
+        if (wave && tiles >= wave && rest > 0 && 2 * rest <= wave) tail = (int)((tiles - rest) / 2);
+    }
+    const int KT = (KB + ks - 1) / ks;
     /* x: M rows of K halves, 64 x BM boxes in the 128-byte swizzle of the wgmma descriptor; the codes: NB row
      * blocks of KB tiles x 512 bytes (one box = the 16 row blocks of a tile); group words: n_groups rows of
      * NB x 8 words (one box = one group of the 16 row blocks) */
@@ -1687,13 +1930,25 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     else
         LQ_FORWARD(wgm_map(&tz, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->zeros, (uint64_t)NB * 8, (uint64_t)s->n_groups,
                            (uint64_t)NB * 32, 8 * rbb, 1, CU_TENSOR_MAP_SWIZZLE_NONE, "zeros"));
-    const int pdl = lq_pdl_on(lim);
-    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_wgmma_kernel<SYM, G2, BM, FUSE>, dim3((unsigned)((m + BM - 1) / BM),
-                                 (unsigned)((NB + wgm_rbb(BM) - 1) / wgm_rbb(BM)), (unsigned)ks), dim3(256),
-                                 wgm_smem(BM), st, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
-                                 gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2)),
+    cfg.gridDim = dim3(grid.x, grid.y, (unsigned)ks);
+    cfg.attrs = at;
+    at[1].val.clusterDim.x = 1, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = (unsigned)ks;
+    if (tail) { /* tail clusters of whole tile pairs, then the split tiles: 2 blocks each */
+        const int64_t rest = tiles - 2 * (int64_t)tail;
+        cfg.gridDim = dim3((unsigned)(2 * (tail + rest)), 1, 1);
+        at[1].val.clusterDim.x = 2, at[1].val.clusterDim.z = 1;
+        csum = 1;
+    }
+    if (csum) { /* PDL (when on) and the cluster dimensions */
+        if (pdl) cfg.numAttrs = 2;
+        else cfg.attrs = at + 1, cfg.numAttrs = 1;
+    } else {
+        cfg.numAttrs = pdl ? 1 : 0;
+    }
+    LQ_CUDA_RET(cudaLaunchKernelEx(&cfg, kern, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
+                                   gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2), csum, tail, (int)grid.x),
                 "launch w4a16_wgmma_kernel");
-    if (!FUSE && ks > 1)
+    if (!FUSE && ks > 1 && !csum)
         LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
                                      y, (const float *)part, b, (int)m, (int)s->N, ks),
                     "launch w4a16_small_reduce_kernel (wgmma slices)");
@@ -1721,7 +1976,8 @@ static lq_status launch_wgmma_bm(bool sym, bool g2, const lq_device_limits *lim,
               : launch_wgmma_t<false, false, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
-/* ws: the slices' partial sums when wgm_slices > 1 and ws holds them; one slice otherwise. */
+/* ws: the slices' partial sums when wgm_slices > 1, they cannot be summed in clusters and ws holds them; one
+ * slice when neither. */
 static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void *x, int64_t ldx,
                               const lq_w4a16_weight *w, const float *b, int64_t m, int sm_count, void *ws,
                               size_t ws_bytes, cudaStream_t st) {
@@ -1729,9 +1985,10 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
     const lq_w4a16_shape *s = &w->s;
     int gdiv, gshift;
     const bool g2 = wgm_groups(s, &gdiv, &gshift), sym = w->zeros == NULL;
-    int ks = wgm_slices(s, m, sm_count);
-    if (ks > 1 && (!ws || ws_bytes < wgm_ws_bytes(s, m, sm_count) || m * s->N > INT32_MAX / 8)) ks = 1;
-    float *part = (float *)ws;
+    const int ks = wgm_slices(s, m, sm_count);
+    /* the partial sums' workspace, for K slices that cannot be summed in clusters (launch_wgmma_t) */
+    float *part = ks > 1 && ws && ws_bytes >= wgm_ws_bytes(s, m, sm_count) && m * s->N <= INT32_MAX / 8 ? (float *)ws
+                                                                                                        : NULL;
     switch (wgm_bm(m)) {
     case 256: return launch_wgmma_bm<256>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
     case 64: return launch_wgmma_bm<64>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
@@ -1854,38 +2111,52 @@ extern "C" size_t lq_w4a16_device_bytes(const lq_w4a16_shape *s) {
     return qb + gb * (s->sym ? 1 : 2);
 }
 
-extern "C" lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts, void *dev, size_t dev_bytes,
-                                     lq_w4a16_weight *out) {
+/* The parts stacked and packed on the host, il = 64: then reordered as a gate|up pair interleaved by 64 rows
+ * (lq_w4a16_interleave64), and copied to dev. */
+static lq_status upload_packed(const lq_qweight *const *parts, int n_parts, int il, void *dev, size_t dev_bytes,
+                               lq_w4a16_weight *out, const char *what) {
     lq_status st = LQ_OK;
     lq_w4a16_shape s;
-    uint32_t *qw = NULL;
-    uint16_t *sc = NULL, *zr = NULL;
+    uint32_t *qw = NULL, *qw2 = NULL;
+    uint16_t *g[2] = {NULL, NULL}, *g2[2] = {NULL, NULL};
+    const uint32_t *qo = NULL; /* what goes to the device */
+    const uint16_t *go[2] = {NULL, NULL};
     LQ_FORWARD(lq_w4a16_shape_of(parts, n_parts, &s));
-    for (int i = 0; i < n_parts; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], "w4a16 upload"));
-    size_t need = lq_w4a16_device_bytes(&s);
-    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "w4a16 upload: %zu device bytes given, %zu needed", dev_bytes, need);
-    size_t qb = (lq_w4a16_qw_words(&s) * 4 + 255) & ~(size_t)255;
-    size_t gb = (lq_w4a16_group_elems(&s) * 2 + 255) & ~(size_t)255;
-    LQ_TRY(lq_malloc((void **)&qw, lq_w4a16_qw_words(&s) * 4, "w4a16 repack (codes)"));
-    LQ_TRY(lq_malloc((void **)&sc, lq_w4a16_group_elems(&s) * 2, "w4a16 repack (scales)"));
-    if (!s.sym) LQ_TRY(lq_malloc((void **)&zr, lq_w4a16_group_elems(&s) * 2, "w4a16 repack (zeros)"));
-    lq_w4a16_pack_parts(parts, n_parts, &s, qw, sc, zr, NULL); /* copies when the file held the mma layout */
-    LQ_CUDA_TRY(cudaMemcpy(dev, qw, lq_w4a16_qw_words(&s) * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
-    LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb, sc, lq_w4a16_group_elems(&s) * 2, cudaMemcpyHostToDevice),
-                "upload w4a16 scales");
-    if (zr)
-        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + gb, zr, lq_w4a16_group_elems(&s) * 2, cudaMemcpyHostToDevice),
-                    "upload w4a16 zeros");
+    for (int i = 0; i < n_parts; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], what));
+    const size_t need = lq_w4a16_device_bytes(&s);
+    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "%s: %zu device bytes given, %zu needed", what, dev_bytes, need);
+    const size_t qwn = lq_w4a16_qw_words(&s), gn = lq_w4a16_group_elems(&s);
+    const size_t qb = (qwn * 4 + 255) & ~(size_t)255, gb = (gn * 2 + 255) & ~(size_t)255;
+    const int ngrp = s.sym ? 1 : 2; /* scales, and zeros when asymmetric */
+    LQ_TRY(lq_malloc((void **)&qw, qwn * 4, "w4a16 repack (codes)"));
+    for (int i = 0; i < ngrp; i++) LQ_TRY(lq_malloc((void **)&g[i], gn * 2, "w4a16 repack (group data)"));
+    lq_w4a16_pack_parts(parts, n_parts, &s, qw, g[0], g[1], NULL); /* copies when the file held the mma layout */
+    qo = qw, go[0] = g[0], go[1] = g[1];
+    if (il) {
+        LQ_TRY(lq_malloc((void **)&qw2, qwn * 4, "w4a16 repack (codes)"));
+        for (int i = 0; i < ngrp; i++) LQ_TRY(lq_malloc((void **)&g2[i], gn * 2, "w4a16 repack (group data)"));
+        lq_w4a16_interleave64(&s, qw, g[0], g[1], qw2, g2[0], g2[1]);
+        qo = qw2, go[0] = g2[0], go[1] = g2[1];
+    }
+    LQ_CUDA_TRY(cudaMemcpy(dev, qo, qwn * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
+    for (int k = 0; k < ngrp; k++)
+        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + (size_t)k * gb, go[k], gn * 2, cudaMemcpyHostToDevice),
+                    k ? "upload w4a16 zeros" : "upload w4a16 scales");
     out->s = s;
     out->qw = (const uint32_t *)dev;
     out->scales = (char *)dev + qb;
-    out->zeros = zr ? (char *)dev + qb + gb : NULL;
-    out->il = 0;
+    out->zeros = s.sym ? NULL : (char *)dev + qb + gb;
+    out->il = il;
 fail:
     free(qw);
-    free(sc);
-    free(zr);
+    free(qw2);
+    for (int i = 0; i < 2; i++) free(g[i]), free(g2[i]);
     return st;
+}
+
+extern "C" lq_status lq_w4a16_upload(const lq_qweight *const *parts, int n_parts, void *dev, size_t dev_bytes,
+                                     lq_w4a16_weight *out) {
+    return upload_packed(parts, n_parts, 0, dev, dev_bytes, out, "w4a16 upload");
 }
 
 /* The gate|up pair interleaved by 64 rows: the stacked pair packed as lq_w4a16_upload packs it, then
@@ -1896,38 +2167,5 @@ extern "C" lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qwe
                  "w4a16 swiglu upload: gate %lld rows, up %lld: needs equal counts, multiples of 64",
                  (long long)gate->rows, (long long)up->rows);
     const lq_qweight *parts[2] = {gate, up};
-    lq_status st = LQ_OK;
-    lq_w4a16_shape s;
-    uint32_t *qw = NULL, *qw2 = NULL;
-    uint16_t *g[2] = {NULL, NULL}, *g2[2] = {NULL, NULL};
-    LQ_FORWARD(lq_w4a16_shape_of(parts, 2, &s));
-    for (int i = 0; i < 2; i++) LQ_FORWARD(lq_w4a16_supported(parts[i], "w4a16 swiglu upload"));
-    const size_t need = lq_w4a16_device_bytes(&s);
-    LQ_RETURN_IF(dev_bytes < need, LQ_ERR_ARG, "w4a16 swiglu upload: %zu device bytes given, %zu needed", dev_bytes,
-                 need);
-    const size_t qwn = lq_w4a16_qw_words(&s), gn = lq_w4a16_group_elems(&s);
-    const size_t qb = (qwn * 4 + 255) & ~(size_t)255, gb = (gn * 2 + 255) & ~(size_t)255;
-    const int ngrp = s.sym ? 1 : 2;
-    LQ_TRY(lq_malloc((void **)&qw, qwn * 4, "w4a16 swiglu repack (codes)"));
-    LQ_TRY(lq_malloc((void **)&qw2, qwn * 4, "w4a16 swiglu repack (codes)"));
-    for (int i = 0; i < ngrp; i++) {
-        LQ_TRY(lq_malloc((void **)&g[i], gn * 2, "w4a16 swiglu repack (group data)"));
-        LQ_TRY(lq_malloc((void **)&g2[i], gn * 2, "w4a16 swiglu repack (group data)"));
-    }
-    lq_w4a16_pack_parts(parts, 2, &s, qw, g[0], ngrp > 1 ? g[1] : NULL, NULL);
-    lq_w4a16_interleave64(&s, qw, g[0], g[1], qw2, g2[0], g2[1]);
-    LQ_CUDA_TRY(cudaMemcpy(dev, qw2, qwn * 4, cudaMemcpyHostToDevice), "upload w4a16 codes");
-    for (int k = 0; k < ngrp; k++)
-        LQ_CUDA_TRY(cudaMemcpy((char *)dev + qb + (size_t)k * gb, g2[k], gn * 2, cudaMemcpyHostToDevice),
-                    "upload w4a16 group data");
-    out->s = s;
-    out->qw = (const uint32_t *)dev;
-    out->scales = (char *)dev + qb;
-    out->zeros = s.sym ? NULL : (char *)dev + qb + gb;
-    out->il = 64;
-fail:
-    free(qw);
-    free(qw2);
-    for (int i = 0; i < 2; i++) free(g[i]), free(g2[i]);
-    return st;
+    return upload_packed(parts, 2, 64, dev, dev_bytes, out, "w4a16 swiglu upload");
 }

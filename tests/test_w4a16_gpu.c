@@ -362,6 +362,10 @@ static void test_w4a16_gpu_wgmma(void **state) {
         /* 256-row x tiles (M >= 384: one m64 tile of weight rows per warpgroup, 128 per block) with G = 32,
            tails in M, N and K */
         {700, 200, 520, 32, 0, 0, 4, 1, 0, 0},   {384, 136, 2048, 128, 1, 1, 4, 0, 2056, 0},
+        /* a last wave at most half full (140 / 135 tiles on 132 SMs): its tiles in two K slices summed in
+           clusters of 2, the others whole (256-, 128- and 64-row x tiles) */
+        {512, 8960, 256, 128, 1, 0, 4, 1, 0, 0}, {200, 17920, 192, 64, 0, 0, 4, 0, 0, 0},
+        {64, 34560, 128, 32, 1, 0, 4, 1, 0, 0},
     };
     if (!lq_w4a16_wgmma_device()) {
         print_message("not an sm_90 device: path 4 must refuse\n");
@@ -379,6 +383,76 @@ static void test_w4a16_gpu_wgmma(void **state) {
     dev_weight_free(&d);
 }
 
+/* K slices of the wgmma kernel summed inside their cluster (the default on sm_90 where all the launch's
+ * clusters run at once; forced here with LQ_W4A16_WGMMA_CLUSTER=2 wherever they run at all) against the same
+ * product with LQ_W4A16_WGMMA_CLUSTER=0 (partial sums in the workspace, then w4a16_small_reduce_kernel): the same
+ * bits, both within the tolerance of the CPU reference. Tails in M and N, N % 4 != 0 (one output at a time),
+ * bias, asymmetric, 2 to 8 slices, 64-, 128- and 256-row x tiles. */
+static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    if (!lq_w4a16_wgmma_device()) {
+        skip();
+        return;
+    }
+    const struct {
+        int64_t M, N, K;
+        int G, sym, bias;
+    } cases[] = {{64, 1000, 2048, 128, 1, 1}, {40, 198, 4096, 64, 0, 0}, {129, 200, 4096, 128, 1, 1},
+                 {300, 520, 1024, 32, 0, 1},  {512, 1024, 4096, 128, 0, 0}, {400, 134, 2048, 128, 1, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t M = cases[c].M, N = cases[c].N, K = cases[c].K;
+        lq_qweight q;
+        make_qweight(f, &q, N, K, cases[c].G, cases[c].sym, 0);
+        float *x = malloc(sizeof(float) * (size_t)(M * K)), *b = malloc(sizeof(float) * (size_t)N);
+        float *want = malloc(sizeof(float) * (size_t)(M * N)), *got[2];
+        uint16_t *xh = malloc((size_t)(M * K) * 2);
+        got[0] = malloc(sizeof(float) * (size_t)(M * N)), got[1] = malloc(sizeof(float) * (size_t)(M * N));
+        assert_true(x && b && want && xh && got[0] && got[1]);
+        lq_test_fill(&f->seed, x, (size_t)(M * K), -2.0f, 2.0f);
+        for (int64_t i = 0; i < M * K; i++) xh[i] = lq_f32_to_f16(x[i]), x[i] = lq_f16_to_f32(xh[i]);
+        lq_test_fill(&f->seed, b, (size_t)N, -1.0f, 1.0f);
+        const float *bp = cases[c].bias ? b : NULL;
+        lq_w4a16_matmul_ref(want, x, &q, bp, M);
+        const lq_qweight *parts[1] = {&q};
+        lq_w4a16_shape s;
+        OK(lq_w4a16_shape_of(parts, 1, &s));
+        const size_t wbytes = lq_w4a16_device_bytes(&s), wsb = lq_w4a16_workspace_bytes(&s, M, f->sm);
+        void *dw = NULL, *dws = NULL, *dx = NULL, *db = NULL, *dy = NULL;
+        lq_w4a16_weight w;
+        OK(lq_cuda_malloc(&dw, wbytes, "w"));
+        OK(lq_cuda_malloc(&dws, wsb + 256, "ws"));
+        OK(lq_cuda_malloc(&dx, (size_t)(M * K) * 2, "x"));
+        OK(lq_cuda_malloc(&db, (size_t)N * 4, "b"));
+        OK(lq_cuda_malloc(&dy, (size_t)(M * N) * 4, "y"));
+        OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
+        OK(lq_cuda_upload(dx, xh, (size_t)(M * K) * 2));
+        OK(lq_cuda_upload(db, b, (size_t)N * 4));
+        for (int route = 0; route < 2; route++) { /* 0: cluster sum, 1: the reduction kernel */
+            setenv("LQ_W4A16_WGMMA_CLUSTER", route ? "0" : "2", 1);
+            OK(lq_cuda_memset(dy, 0xFF, (size_t)(M * N) * 4)); /* NaN poison */
+            OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, bp ? db : NULL, M, 4, f->sm, dws, wsb, f->stream));
+            OK(lq_cuda_sync(f->stream));
+            OK(lq_cuda_download(got[route], dy, (size_t)(M * N) * 4));
+            unsetenv("LQ_W4A16_WGMMA_CLUSTER");
+        }
+        double num = 0, den = 0;
+        for (int64_t i = 0; i < M * N; i++) {
+            const double dd = (double)got[0][i] - want[i];
+            num += dd * dd, den += (double)want[i] * want[i];
+        }
+        const double rel = sqrt(num / (den + 1e-300));
+        print_message("M=%-4lld N=%-5lld K=%-5lld G=%-3d %s%s: cluster sum vs reference %.2e, %s the reduction kernel's\n",
+                      (long long)M, (long long)N, (long long)K, cases[c].G, cases[c].sym ? "sym " : "asym",
+                      bp ? " bias" : "", rel, memcmp(got[0], got[1], (size_t)(M * N) * 4) ? "NOT" : "=");
+        assert_true(rel <= 2e-3);
+        assert_memory_equal(got[0], got[1], (size_t)(M * N) * 4);
+        lq_cuda_free(dw), lq_cuda_free(dws), lq_cuda_free(dx), lq_cuda_free(db), lq_cuda_free(dy);
+        lq_qweight_free(&q);
+        free(x), free(b), free(want), free(xh), free(got[0]), free(got[1]);
+    }
+}
+
 /* The SwiGLU pair (lq_w4a16_upload_swiglu + lq_w4a16_swiglu_cuda): h = silu(x Wg^T) * (x Wu^T) in fp16
  * against the CPU reference of each part, through the wgmma kernel's fused epilogue (256-row tiles on
  * sm_90: M >= 384) and through the product + lq_swiglu_cuda route (the rest); where the fused epilogue runs
@@ -390,7 +464,8 @@ static void test_w4a16_gpu_swiglu(void **state) {
         int64_t M, H, K;
         int G, sym;
     } cases[] = {{1, 128, 256, 128, 1}, {17, 192, 512, 64, 0}, {100, 256, 1024, 32, 0},
-                 {384, 512, 1024, 128, 1}, {512, 1024, 2048, 128, 0}, {700, 320, 576, 64, 1}};
+                 {384, 512, 1024, 128, 1}, {512, 1024, 2048, 128, 0}, {700, 320, 576, 64, 1},
+                 {512, 4480, 256, 128, 1}}; /* 140 tiles: the last wave's in two K slices (clusters of 2) */
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int64_t M = cases[c].M, H = cases[c].H, K = cases[c].K;
         lq_qweight qg, qu;
@@ -613,7 +688,7 @@ int main(void) {
         cmocka_unit_test(test_w4a16_gpu_fused_small_m),      cmocka_unit_test(test_w4a16_gpu_small_m),
         cmocka_unit_test(test_w4a16_gpu_small_m_args),       cmocka_unit_test(test_w4a16_gpu_small_m_workspace),
         cmocka_unit_test(test_w4a16_gpu_fused_larger_m),
-        cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_wgmma), cmocka_unit_test(test_w4a16_gpu_swiglu), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
+        cmocka_unit_test(test_w4a16_gpu_dequant_cublas_path), cmocka_unit_test(test_w4a16_gpu_wgmma), cmocka_unit_test(test_w4a16_gpu_wgmma_cluster_sum), cmocka_unit_test(test_w4a16_gpu_swiglu), cmocka_unit_test(test_w4a16_gpu_dequant_bit_exact),
         cmocka_unit_test(test_w4a16_gpu_stacked_parts),      cmocka_unit_test(test_w4a16_gpu_workspace_checked),
     };
     lq_test_filter();
