@@ -1854,8 +1854,9 @@ static int wgm_tail_knob(void) {
 }
 
 /* FUSE: the SwiGLU epilogue into hout (ks must be 1). ks > 1: the slices summed in clusters of ks blocks
- * where this device can run such clusters of this kernel (asked once per device and slice count), else
- * their partial sums in part (NULL: not enough workspace: one slice) and w4a16_small_reduce_kernel. */
+ * where all the launch's clusters run at once on this device (cudaOccupancyMaxActiveClusters, asked once per
+ * device and slice count; see wgm_cluster_knob), else their partial sums in part (NULL: not enough
+ * workspace: one slice) and w4a16_small_reduce_kernel. */
 template <bool SYM, bool G2, int BM, bool FUSE = false>
 static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *part, const void *x, int64_t ldx,
                                 const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
