@@ -157,6 +157,10 @@ static inline int lq_w4a16_code(const uint32_t *qw, const lq_w4a16_shape *s, int
  * W[n,k] = f16((code - zero) * scale) from the file-layout q, summed in
  * double. x is fp32 here (tests pass fp16-representable values). */
 void lq_w4a16_matmul_ref(float *y, const float *x, const lq_qweight *q, const float *b, int64_t m);
+/* The same product, bit for bit (the same double sums in the same order), fast enough for large test
+ * shapes: each row's weights formed once, rows spread over OpenMP threads. The GPU tests compare against
+ * it; test_w4a16.c checks that it equals lq_w4a16_matmul_ref. */
+void lq_w4a16_matmul_cpu(float *y, const float *x, const lq_qweight *q, const float *b, int64_t m);
 
 #ifdef __cplusplus
 }

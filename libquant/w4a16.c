@@ -6,9 +6,17 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lq_dtype.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#else /* the fuzz build may lack OpenMP: one thread */
+static int omp_get_max_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
+#endif
 
 lq_status lq_w4a16_supported(const lq_qweight *q, const char *what) {
     LQ_FORWARD(lq_qweight_validate(q, what));
@@ -289,4 +297,36 @@ void lq_w4a16_matmul_ref(float *y, const float *x, const lq_qweight *q, const fl
             y[i * N + n] = (float)acc;
         }
     }
+}
+
+/* One row's weights as lq_w4a16_matmul_ref forms them: f16((code - zero) * scale) */
+static void w4a16_row_ref(const lq_qweight *q, int64_t n, float *w) {
+    const int bits = q->p.bits;
+    const uint32_t *row = q->qweight + n * lq_packed_words(q->cols, bits);
+    for (int64_t k = 0; k < q->cols; k++) {
+        const int64_t g = q->g_idx ? q->g_idx[k] : k / q->group_size;
+        const float s = lq_f16_to_f32(q->scales[n * q->n_groups + g]);
+        w[k] = lq_f16_to_f32(lq_f32_to_f16((float)(lq_packed_get(row, k, bits) - zero_of(q, n, g)) * s));
+    }
+}
+
+void lq_w4a16_matmul_cpu(float *y, const float *x, const lq_qweight *q, const float *b, int64_t m) {
+    const int64_t N = q->rows, K = q->cols;
+    const int nt = omp_get_max_threads();
+    float *wbuf = malloc(sizeof(float) * (size_t)K * (size_t)(nt > 0 ? nt : 1));
+    if (!wbuf) { /* no room for the row buffers: the reference itself (the same bits) */
+        lq_w4a16_matmul_ref(y, x, q, b, m);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 16) if (N * K * (m > 0 ? m : 1) > 1 << 20)
+    for (int64_t n = 0; n < N; n++) {
+        float *w = wbuf + (size_t)omp_get_thread_num() * (size_t)K;
+        w4a16_row_ref(q, n, w);
+        for (int64_t i = 0; i < m; i++) {
+            double acc = b ? (double)b[n] : 0.0;
+            for (int64_t k = 0; k < K; k++) acc += (double)x[i * K + k] * (double)w[k];
+            y[i * N + n] = (float)acc;
+        }
+    }
+    free(wbuf);
 }

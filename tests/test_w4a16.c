@@ -189,6 +189,46 @@ static void test_w4a16_matmul_ref_definition(void **state) {
     free(y2);
 }
 
+/* lq_w4a16_matmul_cpu (threads, each row formed once) gives lq_w4a16_matmul_ref's bits: symmetric and
+ * asymmetric, G = 32 / 64 / per channel, act-order g_idx (a permuted group order), bias or none, M = 1..5,
+ * sizes that are not multiples of anything, and one shape big enough for the threaded loop. */
+static void test_w4a16_matmul_cpu_equals_ref(void **state) {
+    (void)state;
+    const struct {
+        int64_t N, K, M;
+        int G, sym, act, bias;
+    } cases[] = {{40, 172, 3, 64, 0, 0, 1}, {33, 100, 1, 32, 1, 0, 0}, {17, 96, 5, 0, 0, 0, 1},
+                 {64, 256, 2, 64, 1, 1, 1}, {50, 192, 4, 32, 0, 1, 0}, {700, 2100, 2, 32, 0, 0, 1}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int64_t N = cases[c].N, K = cases[c].K, M = cases[c].M;
+        lq_qweight q;
+        make_qweight(&q, N, K, 4, cases[c].G, cases[c].sym);
+        if (cases[c].act) { /* GPTQ act-order: g_idx, here a permutation of the static groups */
+            lq_qweight q2;
+            lq_quant_params p = q.p;
+            assert_int_equal(lq_qweight_alloc(&q2, N, K, &p, 1), LQ_OK);
+            memcpy(q2.qweight, q.qweight, lq_qweight_qweight_bytes(N, K, 4));
+            memcpy(q2.scales, q.scales, lq_qweight_scales_bytes(N, q.n_groups));
+            if (q.qzeros) memcpy(q2.qzeros, q.qzeros, lq_qweight_qzeros_bytes(N, q.n_groups, 4));
+            for (int64_t k = 0; k < K; k++) q2.g_idx[k] = (int32_t)((q.n_groups - 1) - (k / q.group_size));
+            lq_qweight_free(&q);
+            q = q2;
+        }
+        float *x = malloc(sizeof(float) * (size_t)(M * K)), *b = malloc(sizeof(float) * (size_t)N);
+        float *y = malloc(sizeof(float) * (size_t)(M * N)), *y2 = malloc(sizeof(float) * (size_t)(M * N));
+        assert_true(x && b && y && y2);
+        lq_test_fill(&g_seed, x, (size_t)(M * K), -2.0f, 2.0f);
+        lq_test_fill(&g_seed, b, (size_t)N, -1.0f, 1.0f);
+        const float *bp = cases[c].bias ? b : NULL;
+        lq_w4a16_matmul_ref(y, x, &q, bp, M);
+        memset(y2, 0xFF, sizeof(float) * (size_t)(M * N)); /* NaN poison */
+        lq_w4a16_matmul_cpu(y2, x, &q, bp, M);
+        assert_memory_equal(y, y2, sizeof(float) * (size_t)(M * N));
+        lq_qweight_free(&q);
+        free(x), free(b), free(y), free(y2);
+    }
+}
+
 /* lq_model_quantize_rtn: every linear RTN-packed exactly as lq_rtn_quantize_packed
  * does, the fp32 weights replaced by their dequantized values; twice is refused. */
 static void test_w4a16_model_quantize_rtn(void **state) {
@@ -560,6 +600,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_w4a16_shape_mismatch_refused),
         cmocka_unit_test(test_w4a16_supported_says_why),
         cmocka_unit_test(test_w4a16_matmul_ref_definition),
+        cmocka_unit_test(test_w4a16_matmul_cpu_equals_ref),
         cmocka_unit_test(test_w4a16_model_quantize_rtn),
         cmocka_unit_test(test_w4a16_cli_quantize_inspect),
         cmocka_unit_test(test_w4a16_mma_file_roundtrip),

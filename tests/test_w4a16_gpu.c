@@ -1,5 +1,6 @@
 /* test_w4a16_gpu.c — the W4A16 kernels (kernels/w4a16_cuda.cu) against their
- * CPU reference lq_w4a16_matmul_ref on fresh random inputs (seed printed;
+ * CPU reference lq_w4a16_matmul_ref (through lq_w4a16_matmul_cpu, its threaded
+ * twin with the same bits: test_w4a16.c) on fresh random inputs (seed printed;
  * LQ_TEST_SEED replays): the small-M streaming kernel for M = 1..64 (path 3
  * and auto; K slices with a second reduction kernel when x does not fit),
  * the fused tensor-core path for M = 1..64 and beyond
@@ -107,8 +108,9 @@ static void run_case(fixture *f, const mcase *c) {
     for (int64_t m = 0; m < M; m++)
         for (int64_t k = 0; k < K; k++) xh[c->x_offset + m * ldx + k] = lq_f32_to_f16(x[m * K + k]);
     lq_test_fill(&f->seed, b, (size_t)N, -1.0f, 1.0f);
-    lq_w4a16_matmul_ref(want, x, &q, c->bias ? b : NULL, M);
-    lq_dequant_ref(&q, wd);
+    lq_w4a16_matmul_cpu(want, x, &q, c->bias ? b : NULL, M);
+    lq_dequant_cpu(&q, wd);
+#pragma omp parallel for collapse(2) schedule(static)
     for (int64_t m = 0; m < M; m++)
         for (int64_t n = 0; n < N; n++) {
             double s = 0;
@@ -415,7 +417,7 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         for (int64_t i = 0; i < M * K; i++) xh[i] = lq_f32_to_f16(x[i]), x[i] = lq_f16_to_f32(xh[i]);
         lq_test_fill(&f->seed, b, (size_t)N, -1.0f, 1.0f);
         const float *bp = cases[c].bias ? b : NULL;
-        lq_w4a16_matmul_ref(want, x, &q, bp, M);
+        lq_w4a16_matmul_cpu(want, x, &q, bp, M);
         const lq_qweight *parts[1] = {&q};
         lq_w4a16_shape s;
         OK(lq_w4a16_shape_of(parts, 1, &s));
@@ -481,10 +483,23 @@ static void test_w4a16_gpu_swiglu(void **state) {
         assert_true(x && yg && yu && wg && wu && xh && got && got2);
         lq_test_fill(&f->seed, x, (size_t)(M * K), -0.01f, 0.01f); /* |h| well inside fp16 on the 200x rows */
         for (int64_t i = 0; i < M * K; i++) xh[i] = lq_f32_to_f16(x[i]), x[i] = lq_f16_to_f32(xh[i]);
-        lq_w4a16_matmul_ref(yg, x, &qg, NULL, M);
-        lq_w4a16_matmul_ref(yu, x, &qu, NULL, M);
-        lq_dequant_ref(&qg, wg);
-        lq_dequant_ref(&qu, wu);
+        lq_w4a16_matmul_cpu(yg, x, &qg, NULL, M);
+        lq_w4a16_matmul_cpu(yu, x, &qu, NULL, M);
+        lq_dequant_cpu(&qg, wg);
+        lq_dequant_cpu(&qu, wu);
+        /* sum |x w| of each output, for the tolerance */
+        double *ag = malloc(sizeof(double) * (size_t)(M * H)), *au = malloc(sizeof(double) * (size_t)(M * H));
+        assert_true(ag && au);
+#pragma omp parallel for collapse(2) schedule(static)
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < H; n++) {
+                double sg = 0, su = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    sg += fabs((double)x[m * K + k] * wg[n * K + k]);
+                    su += fabs((double)x[m * K + k] * wu[n * K + k]);
+                }
+                ag[m * H + n] = sg, au[m * H + n] = su;
+            }
 
         const lq_qweight *parts[2] = {&qg, &qu};
         lq_w4a16_shape s;
@@ -515,12 +530,8 @@ static void test_w4a16_gpu_swiglu(void **state) {
         for (int64_t m = 0; m < M; m++)
             for (int64_t n = 0; n < H; n++) {
                 const double g = yg[m * H + n], u = yu[m * H + n];
-                double ag = 0, au = 0;
-                for (int64_t k = 0; k < K; k++) {
-                    ag += fabs((double)x[m * K + k] * wg[n * K + k]);
-                    au += fabs((double)x[m * K + k] * wu[n * K + k]);
-                }
-                const double want = g / (1.0 + exp(-g)) * u, eg = 1e-4 * ag + 1e-6, eu = 1e-4 * au + 1e-6;
+                const double want = g / (1.0 + exp(-g)) * u, eg = 1e-4 * ag[m * H + n] + 1e-6,
+                             eu = 1e-4 * au[m * H + n] + 1e-6;
                 const double tol = 2e-3 * fabs(want) + 1.1 * eg * fabs(u) + fabs(g) * eu + 1e-7;
                 const double v = lq_f16_to_f32(got[m * H + n]), d = fabs(v - want);
                 if (fabs(want) > 1e-3 && d / fabs(want) > maxrel) maxrel = d / fabs(want);
@@ -550,7 +561,7 @@ static void test_w4a16_gpu_swiglu(void **state) {
         lq_cuda_free(dh);
         lq_qweight_free(&qg);
         lq_qweight_free(&qu);
-        free(x), free(yg), free(yu), free(wg), free(wu), free(xh), free(got), free(got2);
+        free(x), free(yg), free(yu), free(wg), free(wu), free(ag), free(au), free(xh), free(got), free(got2);
     }
     /* halves that are not whole 64-row tiles */
     lq_qweight a, b;
@@ -632,7 +643,7 @@ static void test_w4a16_gpu_stacked_parts(void **state) {
     int64_t off = 0;
     for (int i = 0; i < 3; i++) {
         float *yi = malloc(sizeof(float) * M * rows[i]);
-        lq_w4a16_matmul_ref(yi, x, &q[i], NULL, M);
+        lq_w4a16_matmul_cpu(yi, x, &q[i], NULL, M);
         for (int64_t m = 0; m < M; m++) memcpy(want + m * N + off, yi + m * rows[i], sizeof(float) * rows[i]);
         off += rows[i];
         free(yi);
