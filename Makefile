@@ -84,7 +84,7 @@ test: $(TEST_BIN) $(BUILD)/lq
 	@./tests/run_tests.sh $(TEST_BIN)
 
 test-gpu: $(TEST_BIN) $(BUILD)/lq
-	@LQ_REQUIRE_GPU=1 ./tests/run_tests.sh $(filter %_gpu %_kernels,$(TEST_BIN))
+	@LQ_REQUIRE_GPU=1 LQ_TEST_JOBS=$${LQ_TEST_JOBS:-8} ./tests/run_tests.sh $(filter %_gpu %_kernels,$(TEST_BIN))
 
 asan:
 	$(MAKE) BUILD=build-asan CUDA=0 OPT="-O1 -g -fno-omit-frame-pointer" \

@@ -55,7 +55,7 @@ export LQ_BIN=$PWD/carry/bin/lq
 for s in ${STEPS:-info tests kernels}; do
   case $s in
   info) say info; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv ;;
-  tests) say tests; LQ_REQUIRE_GPU=1 ./tests/run_tests.sh carry/bin/test_* > "$R/tests.log" 2>&1; grep -E "FAILED|error:|mismatch at|passed,|W4A16|engine:" "$R/tests.log" | head -40 ;;
+  tests) say tests; LQ_REQUIRE_GPU=1 LQ_TEST_JOBS=${LQ_TEST_JOBS:-8} ./tests/run_tests.sh carry/bin/test_* > "$R/tests.log" 2>&1; grep -E "FAILED|error:|mismatch at|passed,|W4A16|engine:" "$R/tests.log" | head -40 ;;
   kernels) say kernels
     $LQ bench kernels --w4a16 --shapes llama3 --iters 40 --out "$R/kernels_w4a16_sym_g128.json" 2>&1 | tee "$R/kernels.txt"
     $LQ bench kernels --w4a16 --asym --shapes llama3 --m 1,16,64 --iters 40 --out "$R/kernels_w4a16_asym_g128.json" 2>&1 | tee -a "$R/kernels.txt" ;;

@@ -17,6 +17,14 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+/* LQ_TEST_FILTER=PATTERN (cmocka's * and ? wildcards) runs only the matching tests of a suite (every suite
+ * calls this before running its tests): for short runs on a lent GPU, e.g. LQ_TEST_FILTER='*dequant*'
+ * build/tests/test_w4a16_gpu. */
+static inline void lq_test_filter(void) {
+    const char *p = getenv("LQ_TEST_FILTER");
+    if (p && *p) cmocka_set_test_filter(p);
+}
+
 static inline const char *lq_test_shared(void) {
     const char *s = getenv("LQ_SHARED");
     return s && *s ? s : "../shared";

@@ -7,13 +7,6 @@
 #ifndef LQ_TEST_GPU_H
 #define LQ_TEST_GPU_H
 
-/* LQ_TEST_FILTER=PATTERN (cmocka's * and ? wildcards) runs only the matching tests of a suite: for short
- * runs on a lent GPU (e.g. LQ_TEST_FILTER='*dequant*' build/tests/test_w4a16_gpu). Call first in main. */
-static inline void lq_test_filter(void) {
-    const char *p = getenv("LQ_TEST_FILTER");
-    if (p && *p) cmocka_set_test_filter(p);
-}
-
 typedef struct {
     lq_cuda_ctx *ctx;
     void *stream, *blas;

@@ -146,6 +146,7 @@ static void test_attention_fa_built_without_cuda(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_attention_fa_built_without_cuda)};
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
 

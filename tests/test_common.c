@@ -100,5 +100,6 @@ int main(void) {
         cmocka_unit_test(test_common_f16_rounding),        cmocka_unit_test(test_common_bf16),
         cmocka_unit_test(test_common_atomic_write_and_abort), cmocka_unit_test(test_common_mmap_empty_and_missing),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1749,5 +1749,6 @@ int main(void) {
         cmocka_unit_test(test_formats_atomic_unwritable_dir),
         cmocka_unit_test(test_formats_atomic_interrupted_write),
     };
+    lq_test_filter();
     return cmocka_run_group_tests_name("formats", tests, group_setup, group_teardown);
 }

@@ -1507,5 +1507,6 @@ int main(void) {
         cmocka_unit_test(test_gguf_hf_names),
         cmocka_unit_test(test_gguf_smollm2_real),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -638,5 +638,6 @@ int main(void) {
         cmocka_unit_test(test_gptq_calib_random),
         cmocka_unit_test(test_gptq_stories_end_to_end),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

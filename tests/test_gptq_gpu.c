@@ -771,5 +771,6 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gptq_gpu_forward_matches_cpu),
         cmocka_unit_test(test_gptq_gpu_stories_cli),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1007,6 +1007,7 @@ static void test_kernels_built_without_cuda(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_kernels_built_without_cuda)};
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
 

@@ -140,5 +140,6 @@ int main(void) {
         cmocka_unit_test(test_kld_summary_formulas),
         cmocka_unit_test(test_kld_rows_and_errors),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

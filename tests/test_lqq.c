@@ -348,5 +348,6 @@ int main(void) {
         cmocka_unit_test(test_lqq_interrupted_write_leaves_no_file),
         cmocka_unit_test(test_lqq_not_lqq_and_bad_recipe),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -320,5 +320,6 @@ int main(void) {
         cmocka_unit_test(test_model_config_errors),
         cmocka_unit_test(test_model_shape_mismatch_names_tensor),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -689,5 +689,6 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_gpu_chunked_score_vs_cpu),
         cmocka_unit_test(test_model_gpu_errors),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -153,5 +153,6 @@ int main(void) {
         cmocka_unit_test(test_ops_nll_matches_closed_form),
         cmocka_unit_test(test_ops_swiglu),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -346,5 +346,6 @@ int main(void) {
         cmocka_unit_test(test_quant_dequant_matches_definition),
         cmocka_unit_test(test_quant_validate_rejects_bad_g_idx),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

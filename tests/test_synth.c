@@ -58,5 +58,6 @@ int main(void) {
         cmocka_unit_test(test_synth_smollm2_shapes),
         cmocka_unit_test(test_synth_unknown_preset),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -874,5 +874,6 @@ int main(void) {
         cmocka_unit_test(test_tokenizer_free_null_and_accessors),
         cmocka_unit_test(test_tokenizer_threads_share_one_tokenizer),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -609,5 +609,6 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_w4a16_interleave64),
         cmocka_unit_test(test_w4a16_cli_packing),
     };
+    lq_test_filter();
     return cmocka_run_group_tests(tests, setup, NULL);
 }
