@@ -11,6 +11,7 @@
 #include "lq_test.h"
 
 #include <jansson.h>
+#include <sys/wait.h>
 
 #include "../formats/lq_lqq.h"
 #include "../libquant/lq_dtype.h"
@@ -265,6 +266,61 @@ static void test_w4a16_model_quantize_rtn(void **state) {
 
 /* The CLI end to end: lq quantize --method rtn writes a 4-bit .lqq; lq inspect
  * --json reports its recipe and that every linear fits the fused kernels. */
+/* lq bench model on the CPU (the tiny preset, no shared data): with --rtn 4 --baseline every quantized row
+ * carries its ratio to the baseline row of the same kind, the baseline's rows sit under "baseline";
+ * without --baseline neither appears; --baseline without --rtn is a usage error. */
+static json_t *bench_json(const char *args, int want_rc) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' bench model --preset tiny --device cpu --prompt 16,32 --batch 1,2 --ctx 24 --steps 2 "
+             "--reps 1 --json %s 2>/dev/null", g_lq, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    json_error_t err;
+    json_t *o = json_loadf(p, JSON_DISABLE_EOF_CHECK, &err);
+    const int st = pclose(p);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), want_rc);
+    return o;
+}
+
+static void test_w4a16_cli_bench_baseline(void **state) {
+    (void)state;
+    if (access(g_lq, X_OK) != 0) {
+        print_message("skipped: %s not found (set LQ_BIN)\n", g_lq);
+        skip();
+    }
+    json_t *o = bench_json("--rtn 4 --group 32 --baseline", 0);
+    assert_non_null(o);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "quantization"), "bits")), 4);
+    json_t *bl = json_object_get(o, "baseline");
+    assert_non_null(bl);
+    const char *kinds[2] = {"prefill", "decode"};
+    for (int k = 0; k < 2; k++) {
+        json_t *q = json_object_get(o, kinds[k]), *b = json_object_get(bl, kinds[k]);
+        assert_int_equal(json_array_size(q), 2);
+        assert_int_equal(json_array_size(b), 2);
+        for (size_t i = 0; i < 2; i++) {
+            json_t *rq = json_array_get(q, i), *rb = json_array_get(b, i);
+            const char *key = k ? "batch" : "prompt";
+            assert_int_equal(json_integer_value(json_object_get(rq, key)), json_integer_value(json_object_get(rb, key)));
+            const double tq = json_real_value(json_object_get(rq, "tokens_per_second")),
+                         tb = json_real_value(json_object_get(rb, "tokens_per_second")),
+                         r = json_real_value(json_object_get(rq, "vs_baseline"));
+            assert_true(tq > 0 && tb > 0);
+            assert_true(fabs(r - tq / tb) <= 1e-4 * (tq / tb)); /* printed with 6 significant digits */
+            assert_null(json_object_get(rb, "vs_baseline"));
+        }
+    }
+    json_decref(o);
+    o = bench_json("--rtn 4 --group 32", 0);
+    assert_non_null(o);
+    assert_null(json_object_get(o, "baseline"));
+    assert_null(json_object_get(json_array_get(json_object_get(o, "prefill"), 0), "vs_baseline"));
+    json_decref(o);
+    o = bench_json("--baseline", 2); /* a usage error: nothing on stdout */
+    assert_null(o);
+}
+
 static void test_w4a16_cli_quantize_inspect(void **state) {
     (void)state;
     char mp[1024], out[256], cmd[4096];
@@ -603,6 +659,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_w4a16_matmul_cpu_equals_ref),
         cmocka_unit_test(test_w4a16_model_quantize_rtn),
         cmocka_unit_test(test_w4a16_cli_quantize_inspect),
+        cmocka_unit_test(test_w4a16_cli_bench_baseline),
         cmocka_unit_test(test_w4a16_mma_file_roundtrip),
         cmocka_unit_test(test_w4a16_mma_assemble_equals_repack),
         cmocka_unit_test(test_w4a16_mma_unpack_refuses_bad_data),

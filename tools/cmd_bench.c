@@ -6,9 +6,11 @@
  *     for M <= 8 also lq's GEMV (lq_gemv_cuda) and its speedup over cuBLAS;
  *     with --w4a16 lq's W4A16 paths side by side (small-M kernel for
  *     M <= LQ_W4A16_SMALL_MAX_M, fused, dequantize + cuBLAS).
- *   lq bench model (MODEL | --preset NAME) [--device cpu|cuda] [--prompt LIST] [--batch LIST]
- *                  [--ctx LIST] [--steps N] [--json] [--out FILE]
- *     prefill tokens/s for each prompt length, decode tokens/s for each batch x context.
+ *   lq bench model (MODEL | --preset NAME) [--device cpu|cuda] [--rtn BITS [--baseline]]
+ *                  [--prompt LIST] [--batch LIST] [--ctx LIST] [--steps N] [--json] [--out FILE]
+ *     prefill tokens/s for each prompt length, decode tokens/s for each batch x context;
+ *     with --baseline the same rows first for the weights before quantization, and each
+ *     quantized row's ratio to them (same process, same run).
  * GPU timings are CUDA-event medians; model timings are wall clock around
  * synchronous engine calls (each call ends with its device->host copy). */
 #include <getopt.h>
@@ -306,9 +308,12 @@ static const char *UM =
     "  --preset    random weights with a real model's shapes (see lq synth --help), built in memory\n"
     "  --layers N  with --preset: only the first N layers (the same shapes; for profiling and quick\n"
     "              A/B runs: per-layer costs scale, the whole-model figures do not)\n"
-    "                      [--rtn BITS [--group G] [--asym]]\n"
+    "                      [--rtn BITS [--group G] [--asym] [--baseline]]\n"
     "  --rtn       RTN-quantize every linear in memory first (4 bits: the GPU runs the fused W4A16\n"
     "              kernels; group G = 128 by default, 0 = per channel); a .lqq MODEL is quantized already\n"
+    "  --baseline  with --rtn: first every row with the weights before quantization, in the same process;\n"
+    "              each quantized row then gives its speed against that row (vs_baseline in the JSON,\n"
+    "              the baseline's rows under \"baseline\")\n"
     "  --compare-pdl  on a GPU: every decode row twice, with and without programmatic dependent launch\n"
     "              (kernels overlapping the previous kernel's tail; the default on sm_90+)\n"
     "prefill on a GPU: also cuBLAS fp16 on the same four GEMMs per layer at M = prompt, in the same run\n"
@@ -316,10 +321,171 @@ static const char *UM =
     "decode at context C: the KV cache is prefilled with min(C, 512) real tokens per sequence and the\n"
     "remaining positions hold earlier data (attention cost does not depend on the values).\n";
 
+/* What one pass of bench_model measures, and with what. */
+typedef struct {
+    const int *prompts, *batches, *ctxs;
+    int n_p, n_b, n_c, steps, reps, cmp_pdl, wdtype;
+    const char *device;
+    int32_t *tok;
+    float *logits;
+} model_pass;
+
+/* The baseline row of the same kind as row (prefill: the same prompt; decode: batch, ctx, pdl), or NULL. */
+static json_t *baseline_row(json_t *base, const json_t *row, int decode) {
+    size_t i;
+    json_t *r;
+    if (!base) return NULL;
+    json_array_foreach(base, i, r) {
+        if (decode) {
+            const json_t *pa = json_object_get(r, "pdl"), *pb = json_object_get(row, "pdl");
+            if (json_integer_value(json_object_get(r, "batch")) == json_integer_value(json_object_get(row, "batch")) &&
+                json_integer_value(json_object_get(r, "ctx")) == json_integer_value(json_object_get(row, "ctx")) &&
+                (pa && pb ? json_equal(pa, pb) : !pa && !pb) && json_object_get(r, "tokens_per_second"))
+                return r;
+        } else if (json_integer_value(json_object_get(r, "prompt")) == json_integer_value(json_object_get(row, "prompt"))) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* row's tokens/s against the baseline's row of the same kind: "vs_baseline" in row, and the text's suffix */
+static void vs_baseline(json_t *row, json_t *base, int decode, char *txt, size_t n) {
+    txt[0] = 0;
+    json_t *b = baseline_row(base, row, decode);
+    if (!b) return;
+    const double q = json_real_value(json_object_get(row, "tokens_per_second")),
+                 f = json_real_value(json_object_get(b, "tokens_per_second"));
+    if (!(f > 0)) return;
+    json_object_set_new(row, "vs_baseline", json_real(q / f));
+    snprintf(txt, n, "  = %.3fx the baseline (%+.1f%%)", q / f, 100 * (q / f - 1));
+}
+
+/* One pass over the prefill and decode rows of model m, appended to pre and dec. base_pre / base_dec: the
+ * baseline pass's rows (NULL: none): each row gets its ratio to the baseline's. engine_desc: set from the
+ * first engine. Returns 0 or the exit code (after a message). */
+static int bench_pass(lq_model *m, const model_pass *o, json_t *pre, json_t *dec, json_t *base_pre,
+                      json_t *base_dec, char *engine_desc, size_t desc_n) {
+    lq_status st;
+    int maxc = 0;
+    char txt[96];
+    for (int i = 0; i < o->n_c; i++) maxc = o->ctxs[i] > maxc ? o->ctxs[i] : maxc;
+    const int on_gpu = strcmp(o->device, "cpu") && lq_cuda_device_count() > 0;
+    /* prefill */
+    for (int i = 0; i < o->n_p; i++) {
+        int P = o->prompts[i];
+        if (P > m->cfg.max_seq_len) continue;
+        lq_engine *e = NULL;
+        st = lq_tool_engine(m, o->device, o->wdtype, 1, P, &e);
+        if (st != LQ_OK) {
+            fprintf(stderr, "[bench] prefill %d: %s (skipped)\n", P, lq_last_error());
+            continue;
+        }
+        if (!engine_desc[0]) snprintf(engine_desc, desc_n, "%s", e->desc);
+        double best = 1e30;
+        for (int r = 0; r < o->reps + 1; r++) {
+            double s = lq_now();
+            if ((st = e->step(e, o->tok, 1, P, 0, o->logits)) != LQ_OK) break;
+            double d = lq_now() - s;
+            if (r > 0 && d < best) best = d; /* first run is warm-up */
+        }
+        lq_engine_free(e);
+        if (st != LQ_OK) return lq_tool_fail("bench", st);
+        json_t *row = json_pack("{s:i, s:f, s:f}", "prompt", P, "seconds", best, "tokens_per_second", P / best);
+        vs_baseline(row, base_pre, 0, txt, sizeof txt);
+        fprintf(stderr, "[bench] prefill %5d tokens: %10.1f tok/s (%.3f s)%s\n", P, P / best, best, txt);
+        if (on_gpu) {
+            /* The same run's yardstick: cuBLAS fp16 on the layer's four GEMMs at M = P (q|k|v, o,
+               gate|up, down, as the engine stacks them), times the layers. fraction = that time /
+               the measured prefill: the share of the cuBLAS GEMM rate the whole prefill reaches. */
+            const lq_config *cf = &m->cfg;
+            const int qd = cf->n_heads * cf->head_dim, kvd = cf->n_kv_heads * cf->head_dim;
+            const int gN[4] = {qd + 2 * kvd, cf->dim, 2 * cf->hidden_dim, cf->dim},
+                      gK[4] = {cf->dim, qd, cf->dim, cf->hidden_dim};
+            double gemm_s = 0, flops = 0;
+            lq_bench_timing tg;
+            for (int g = 0; g < 4 && st == LQ_OK; g++) {
+                st = lq_cuda_bench_gemm_f16(0, P, gN[g], gK[g], (size_t)512 << 20, 20, &tg);
+                gemm_s += tg.us_median * 1e-6 * cf->n_layers;
+                flops += 2.0 * P * (double)gN[g] * gK[g] * cf->n_layers;
+            }
+            if (st != LQ_OK) {
+                fprintf(stderr, "[bench] cuBLAS yardstick for prefill %d: %s (skipped)\n", P, lq_last_error());
+                lq_clear_error();
+            } else {
+                fprintf(stderr, "[bench]   cuBLAS fp16 on the same GEMMs: %.3f s (%.0f TFLOP/s); the prefill runs at "
+                        "%.1f%% of that rate (%.0f TFLOP/s on the linears)\n",
+                        gemm_s, flops / gemm_s / 1e12, 100 * gemm_s / best, flops / best / 1e12);
+                json_object_set_new(row, "cublas_gemm_seconds", json_real(gemm_s));
+                json_object_set_new(row, "cublas_gemm_tflops", json_real(flops / gemm_s / 1e12));
+                json_object_set_new(row, "linear_tflops", json_real(flops / best / 1e12));
+                json_object_set_new(row, "fraction_of_cublas_gemm", json_real(gemm_s / best));
+            }
+        }
+        json_array_append_new(pre, row);
+    }
+    /* decode (with --compare-pdl on a GPU: each batch size twice, PDL on then off) */
+    const int n_pdl = o->cmp_pdl && on_gpu ? 2 : 1;
+    for (int bi = 0; bi < o->n_b * n_pdl; bi++) {
+        int B = o->batches[bi / n_pdl], pdl = bi % n_pdl == 0;
+        if (n_pdl == 2) lq_cuda_set_pdl(pdl);
+        lq_engine *e = NULL;
+        int cap = maxc + o->steps;
+        if (cap > m->cfg.max_seq_len) cap = m->cfg.max_seq_len;
+        st = lq_tool_engine(m, o->device, o->wdtype, B, cap, &e);
+        if (st != LQ_OK) {
+            fprintf(stderr, "[bench] decode batch %d: %s (skipped)\n", B, lq_last_error());
+            json_array_append_new(dec, json_pack("{s:i, s:s}", "batch", B, "skipped", lq_last_error()));
+            continue;
+        }
+        if (!engine_desc[0]) snprintf(engine_desc, desc_n, "%s", e->desc);
+        int pf = 512 < cap ? 512 : cap - o->steps;
+        if ((st = e->step(e, o->tok, B, pf, 0, o->logits)) != LQ_OK) {
+            lq_engine_free(e);
+            if (n_pdl == 2) lq_cuda_set_pdl(1);
+            return lq_tool_fail("bench", st);
+        }
+        for (int ci = 0; ci < o->n_c; ci++) {
+            int C = o->ctxs[ci];
+            if (C < 1) continue;
+            if (C + o->steps > cap) { /* the model's max_seq_len: the longest context that still takes the steps */
+                int C2 = cap - o->steps;
+                fprintf(stderr, "[bench] decode ctx %d + %d steps exceeds the model's %d positions: ctx %d instead\n",
+                        C, o->steps, cap, C2);
+                if (C2 < 1) continue;
+                C = C2;
+            }
+            double s = 0;
+            for (int k = 0; k < o->steps + 2; k++) {
+                if (k == 2) s = lq_now(); /* two warm-up steps (graph capture) */
+                if ((st = e->step(e, o->tok + (size_t)(k % 8) * B, B, 1, C + k - 2 < 0 ? 0 : C + k - 2, o->logits)) !=
+                    LQ_OK)
+                    break;
+            }
+            if (st != LQ_OK) {
+                lq_engine_free(e);
+                if (n_pdl == 2) lq_cuda_set_pdl(1);
+                return lq_tool_fail("bench", st);
+            }
+            double secs = (lq_now() - s) / o->steps;
+            json_t *row = json_pack("{s:i, s:i, s:f, s:f}", "batch", B, "ctx", C, "ms_per_step", secs * 1e3,
+                                    "tokens_per_second", B / secs);
+            if (n_pdl == 2) json_object_set_new(row, "pdl", json_boolean(pdl));
+            vs_baseline(row, base_dec, 1, txt, sizeof txt);
+            fprintf(stderr, "[bench] decode batch %2d ctx %5d: %8.2f ms/step, %10.1f tok/s%s%s\n", B, C, secs * 1e3,
+                    B / secs, n_pdl == 1 ? "" : pdl ? " (PDL on)" : " (PDL off)", txt);
+            json_array_append_new(dec, row);
+        }
+        lq_engine_free(e);
+    }
+    if (n_pdl == 2) lq_cuda_set_pdl(1);
+    return 0;
+}
+
 static int bench_model(int argc, char **argv) {
     int prompts[16] = {512, 2048}, n_p = 2, batches[16] = {1, 8, 32}, n_b = 3, ctxs[16] = {512, 2048, 8192}, n_c = 3;
     int steps = 32, reps = 3, as_json = 0, wdtype = -1, rtn_bits = 0, rtn_group = 128, rtn_sym = 1, cmp_pdl = 0;
-    int n_layers = 0;
+    int n_layers = 0, baseline = 0;
     const char *preset = NULL, *device = "auto", *out = NULL;
     static struct option opts[] = {{"preset", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
                                    {"weights", required_argument, 0, 'W'}, {"prompt", required_argument, 0, 'p'},
@@ -328,7 +494,7 @@ static int bench_model(int argc, char **argv) {
                                    {"json", no_argument, 0, 'j'},          {"out", required_argument, 0, 'o'},
                                    {"rtn", required_argument, 0, 'R'},     {"group", required_argument, 0, 'G'},
                                    {"asym", no_argument, 0, 'a'},          {"compare-pdl", no_argument, 0, 'C'},
-                                   {"layers", required_argument, 0, 'L'},
+                                   {"layers", required_argument, 0, 'L'},  {"baseline", no_argument, 0, 'B'},
                                    {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int c;
     long v;
@@ -346,6 +512,7 @@ static int bench_model(int argc, char **argv) {
             break;
         case 'a': rtn_sym = 0; break;
         case 'C': cmp_pdl = 1; break;
+        case 'B': baseline = 1; break;
         case 'L':
             if (lq_parse_int(optarg, 1, 1000, &v)) return lq_tool_usage("bench", UM, "bad --layers");
             n_layers = (int)v;
@@ -381,6 +548,8 @@ static int bench_model(int argc, char **argv) {
         }
     }
     if ((preset != NULL) == (optind < argc)) return lq_tool_usage("bench", UM, "give MODEL or --preset, not both");
+    if (baseline && !rtn_bits)
+        return lq_tool_usage("bench", UM, "--baseline needs --rtn (the baseline is the model before quantization)");
     lq_model *m = NULL;
     lq_status st;
     double t0 = lq_now();
@@ -399,148 +568,73 @@ static int bench_model(int argc, char **argv) {
     } else {
         st = lq_tool_load_model(argv[optind], device, &m);
     }
-    if (st == LQ_OK && rtn_bits) {
-        lq_quant_params qp = {rtn_bits, rtn_group, rtn_sym};
-        fprintf(stderr, "[bench] RTN %d-bit g%d %s of every linear\n", rtn_bits, rtn_group, rtn_sym ? "sym" : "asym");
-        st = lq_model_quantize_rtn(m, &qp);
+    if (st == LQ_OK && baseline && m->qw) { /* a .lqq: its linears are quantized already */
+        lq_model_free(m);
+        return lq_tool_usage("bench", UM, "--baseline: %s is quantized already (no unquantized weights to compare)",
+                             label);
     }
     if (st != LQ_OK) return lq_tool_fail("bench", st);
-    fprintf(stderr, "[bench] model ready in %.1f s\n", lq_now() - t0);
-    int V = m->cfg.vocab_size, maxc = 0, maxb = 0, maxp = 0;
-    for (int i = 0; i < n_c; i++) maxc = ctxs[i] > maxc ? ctxs[i] : maxc;
+    int maxb = 0, maxp = 0;
     for (int i = 0; i < n_b; i++) maxb = batches[i] > maxb ? batches[i] : maxb;
     for (int i = 0; i < n_p; i++) maxp = prompts[i] > maxp ? prompts[i] : maxp;
-    json_t *res = json_object(), *pre = json_array(), *dec = json_array();
+    const int V = m->cfg.vocab_size, ntok = maxb * (maxp > 512 ? maxp : 512);
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)ntok);
+    float *logits = malloc(sizeof(float) * (size_t)maxb * V);
+    json_t *res = json_object(), *pre = json_array(), *dec = json_array(), *bpre = NULL, *bdec = NULL;
+    char desc[256] = "", bdesc[256] = "";
+    int rc = 0;
+    if (!tok || !logits || !res || !pre || !dec) {
+        lq_error(LQ_ERR_NOMEM, "out of memory");
+        rc = lq_tool_fail("bench", LQ_ERR_NOMEM);
+        goto done;
+    }
+    for (int i = 0; i < ntok; i++) tok[i] = (int32_t)((i * 2654435761u) % (unsigned)V);
+    const model_pass o = {prompts, batches, ctxs, n_p, n_b, n_c, steps, reps, cmp_pdl, wdtype, device, tok, logits};
+    if (baseline) { /* the same weights before quantization, in the same process, first */
+        bpre = json_array(), bdec = json_array();
+        if (!bpre || !bdec) {
+            lq_error(LQ_ERR_NOMEM, "out of memory");
+            rc = lq_tool_fail("bench", LQ_ERR_NOMEM);
+            goto done;
+        }
+        fprintf(stderr, "[bench] baseline: the model before quantization\n");
+        if ((rc = bench_pass(m, &o, bpre, bdec, NULL, NULL, bdesc, sizeof bdesc)) != 0) goto done;
+    }
+    if (rtn_bits) {
+        lq_quant_params qp = {rtn_bits, rtn_group, rtn_sym};
+        fprintf(stderr, "[bench] RTN %d-bit g%d %s of every linear\n", rtn_bits, rtn_group, rtn_sym ? "sym" : "asym");
+        if ((st = lq_model_quantize_rtn(m, &qp)) != LQ_OK) {
+            rc = lq_tool_fail("bench", st);
+            goto done;
+        }
+    }
+    fprintf(stderr, "[bench] model ready in %.1f s\n", lq_now() - t0);
+    if ((rc = bench_pass(m, &o, pre, dec, bpre, bdec, desc, sizeof desc)) != 0) goto done;
     json_object_set_new(res, "model", json_string(label));
     json_object_set_new(res, "synthetic", json_boolean(preset != NULL));
     json_object_set_new(res, "layers", json_integer(m->cfg.n_layers));
     if (rtn_bits)
         json_object_set_new(res, "quantization", json_pack("{s:s, s:i, s:i, s:b}", "method", "rtn", "bits", rtn_bits,
                                                             "group", rtn_group, "sym", rtn_sym));
-    int32_t *tok = malloc(sizeof(int32_t) * (size_t)maxb * (maxp > 512 ? maxp : 512));
-    float *logits = malloc(sizeof(float) * (size_t)maxb * V);
-    if (!tok || !logits) {
-        lq_error(LQ_ERR_NOMEM, "out of memory");
-        return lq_tool_fail("bench", LQ_ERR_NOMEM);
-    }
-    for (int i = 0; i < maxb * (maxp > 512 ? maxp : 512); i++) tok[i] = (int32_t)((i * 2654435761u) % (unsigned)V);
-    int rc = 0;
-    /* prefill */
-    for (int i = 0; i < n_p; i++) {
-        int P = prompts[i];
-        if (P > m->cfg.max_seq_len) continue;
-        lq_engine *e = NULL;
-        st = lq_tool_engine(m, device, wdtype, 1, P, &e);
-        if (st != LQ_OK) {
-            fprintf(stderr, "[bench] prefill %d: %s (skipped)\n", P, lq_last_error());
-            continue;
-        }
-        if (!json_object_get(res, "engine")) json_object_set_new(res, "engine", json_string(e->desc));
-        double best = 1e30;
-        for (int r = 0; r < reps + 1; r++) {
-            double s = lq_now();
-            if ((st = e->step(e, tok, 1, P, 0, logits)) != LQ_OK) break;
-            double d = lq_now() - s;
-            if (r > 0 && d < best) best = d; /* first run is warm-up */
-        }
-        lq_engine_free(e);
-        if (st != LQ_OK) {
-            rc = lq_tool_fail("bench", st);
-            goto done;
-        }
-        fprintf(stderr, "[bench] prefill %5d tokens: %10.1f tok/s (%.3f s)\n", P, P / best, best);
-        json_t *row = json_pack("{s:i, s:f, s:f}", "prompt", P, "seconds", best, "tokens_per_second", P / best);
-        if (strcmp(device, "cpu") && lq_cuda_device_count() > 0) {
-            /* The same run's yardstick: cuBLAS fp16 on the layer's four GEMMs at M = P (q|k|v, o,
-               gate|up, down, as the engine stacks them), times the layers. fraction = that time /
-               the measured prefill: the share of the cuBLAS GEMM rate the whole prefill reaches. */
-            const lq_config *cf = &m->cfg;
-            const int qd = cf->n_heads * cf->head_dim, kvd = cf->n_kv_heads * cf->head_dim;
-            const int gN[4] = {qd + 2 * kvd, cf->dim, 2 * cf->hidden_dim, cf->dim},
-                      gK[4] = {cf->dim, qd, cf->dim, cf->hidden_dim};
-            double gemm_s = 0, flops = 0;
-            lq_bench_timing tg;
-            for (int g = 0; g < 4 && st == LQ_OK; g++) {
-                st = lq_cuda_bench_gemm_f16(0, P, gN[g], gK[g], (size_t)512 << 20, 20, &tg);
-                gemm_s += tg.us_median * 1e-6 * cf->n_layers;
-                flops += 2.0 * P * (double)gN[g] * gK[g] * cf->n_layers;
-            }
-            if (st != LQ_OK) {
-                fprintf(stderr, "[bench] cuBLAS yardstick for prefill %d: %s (skipped)\n", P, lq_last_error());
-                lq_clear_error();
-                st = LQ_OK;
-            } else {
-                fprintf(stderr, "[bench]   cuBLAS fp16 on the same GEMMs: %.3f s (%.0f TFLOP/s); the prefill runs at "
-                        "%.1f%% of that rate (%.0f TFLOP/s on the linears)\n",
-                        gemm_s, flops / gemm_s / 1e12, 100 * gemm_s / best, flops / best / 1e12);
-                json_object_set_new(row, "cublas_gemm_seconds", json_real(gemm_s));
-                json_object_set_new(row, "cublas_gemm_tflops", json_real(flops / gemm_s / 1e12));
-                json_object_set_new(row, "linear_tflops", json_real(flops / best / 1e12));
-                json_object_set_new(row, "fraction_of_cublas_gemm", json_real(gemm_s / best));
-            }
-        }
-        json_array_append_new(pre, row);
-    }
-    /* decode (with --compare-pdl on a GPU: each batch size twice, PDL on then off) */
-    const int n_pdl = cmp_pdl && strcmp(device, "cpu") && lq_cuda_device_count() > 0 ? 2 : 1;
-    for (int bi = 0; bi < n_b * n_pdl; bi++) {
-        int B = batches[bi / n_pdl], pdl = bi % n_pdl == 0;
-        if (n_pdl == 2) lq_cuda_set_pdl(pdl);
-        lq_engine *e = NULL;
-        int cap = maxc + steps;
-        if (cap > m->cfg.max_seq_len) cap = m->cfg.max_seq_len;
-        st = lq_tool_engine(m, device, wdtype, B, cap, &e);
-        if (st != LQ_OK) {
-            fprintf(stderr, "[bench] decode batch %d: %s (skipped)\n", B, lq_last_error());
-            json_array_append_new(dec, json_pack("{s:i, s:s}", "batch", B, "skipped", lq_last_error()));
-            continue;
-        }
-        int pf = 512 < cap ? 512 : cap - steps;
-        if ((st = e->step(e, tok, B, pf, 0, logits)) != LQ_OK) {
-            lq_engine_free(e);
-            rc = lq_tool_fail("bench", st);
-            goto done;
-        }
-        for (int ci = 0; ci < n_c; ci++) {
-            int C = ctxs[ci];
-            if (C < 1) continue;
-            if (C + steps > cap) { /* the model's max_seq_len: the longest context that still takes the steps */
-                int C2 = cap - steps;
-                fprintf(stderr, "[bench] decode ctx %d + %d steps exceeds the model's %d positions: ctx %d instead\n",
-                        C, steps, cap, C2);
-                if (C2 < 1) continue;
-                C = C2;
-            }
-            double s = 0;
-            for (int k = 0; k < steps + 2; k++) {
-                if (k == 2) s = lq_now(); /* two warm-up steps (graph capture) */
-                if ((st = e->step(e, tok + (size_t)(k % 8) * B, B, 1, C + k - 2 < 0 ? 0 : C + k - 2, logits)) != LQ_OK)
-                    break;
-            }
-            if (st != LQ_OK) {
-                lq_engine_free(e);
-                rc = lq_tool_fail("bench", st);
-                goto done;
-            }
-            double secs = (lq_now() - s) / steps;
-            fprintf(stderr, "[bench] decode batch %2d ctx %5d: %8.2f ms/step, %10.1f tok/s%s\n", B, C, secs * 1e3,
-                    B / secs, n_pdl == 1 ? "" : pdl ? " (PDL on)" : " (PDL off)");
-            json_t *row = json_pack("{s:i, s:i, s:f, s:f}", "batch", B, "ctx", C, "ms_per_step", secs * 1e3,
-                                    "tokens_per_second", B / secs);
-            if (n_pdl == 2) json_object_set_new(row, "pdl", json_boolean(pdl));
-            json_array_append_new(dec, row);
-        }
-        lq_engine_free(e);
-    }
-    if (n_pdl == 2) lq_cuda_set_pdl(1);
+    if (desc[0]) json_object_set_new(res, "engine", json_string(desc));
     json_object_set_new(res, "prefill", pre);
     json_object_set_new(res, "decode", dec);
     pre = dec = NULL;
+    if (baseline) {
+        json_t *bl = json_object();
+        if (bdesc[0]) json_object_set_new(bl, "engine", json_string(bdesc));
+        json_object_set_new(bl, "prefill", bpre);
+        json_object_set_new(bl, "decode", bdec);
+        bpre = bdec = NULL;
+        json_object_set_new(res, "baseline", bl);
+    }
     rc = emit(res, as_json, out);
 done:
     if (pre) json_decref(pre);
     if (dec) json_decref(dec);
-    json_decref(res);
+    if (bpre) json_decref(bpre);
+    if (bdec) json_decref(bdec);
+    if (res) json_decref(res);
     free(tok);
     free(logits);
     lq_model_free(m);
