@@ -1041,6 +1041,28 @@ __device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
     asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
     return v;
 }
+/* h = silu(g) * u for 8 hidden units of x row m (lq_swiglu_cuda's formula; no bias: the SwiGLU epilogues are
+ * launched without), written as one 16-byte store of fp16 or bf16 (hbf16) at hout[m][nh ..]; H % 64 == 0, so a
+ * row's 8 units are all inside or all outside */
+__device__ __forceinline__ void wgm_swiglu8(const float (&g)[8], const float (&u)[8], void *__restrict__ hout,
+                                            int hbf16, int M, int H, int m, int nh) {
+    uint32_t o[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
+        const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
+        if (hbf16) {
+            const __nv_bfloat162 p = __floats2bfloat162_rn(h0, h1);
+            o[j] = *reinterpret_cast<const uint32_t *>(&p);
+        } else {
+            const __half2 p = __floats2half2_rn(h0, h1);
+            o[j] = *reinterpret_cast<const uint32_t *>(&p);
+        }
+    }
+    if (m < M && nh < H)
+        *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
+            make_uint4(o[0], o[1], o[2], o[3]);
+}
 /* FUSE: the tile is a gate|up tile (lq_w4a16_upload_swiglu: its 128 columns are 64 gate then 64 up values
  * of hidden units H0 ..): the sums become h = silu(gate) * up (lq_swiglu_cuda's formula), 8 units of a row
  * per thread, written to hout (M, H) with 16-byte stores, as the one-slice SwiGLU epilogue does */
@@ -1079,22 +1101,7 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
                 u[0] += u0.x, u[1] += u0.y, u[2] += u0.z, u[3] += u0.w, u[4] += u1.x, u[5] += u1.y, u[6] += u1.z,
                     u[7] += u1.w;
             }
-            uint32_t o[4];
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
-                const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
-                if (hbf16) {
-                    const __nv_bfloat162 pr = __floats2bfloat162_rn(h0, h1);
-                    o[j] = *reinterpret_cast<const uint32_t *>(&pr);
-                } else {
-                    const __half2 pr = __floats2half2_rn(h0, h1);
-                    o[j] = *reinterpret_cast<const uint32_t *>(&pr);
-                }
-            }
-            if (m < M && nh < H)
-                *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
-                    make_uint4(o[0], o[1], o[2], o[3]);
+            wgm_swiglu8(g, u, hout, hbf16, M, H, m, nh);
         }
     } else if ((N & 3) == 0 && (reinterpret_cast<uintptr_t>(y) & 15) == 0) {
         constexpr int C4 = TN / 4, TOT = BM * C4;
@@ -1313,22 +1320,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
                          u1 = *reinterpret_cast<const float4 *>(us + r * LD + c + 4);
             const float g[8] = {g0.x, g0.y, g0.z, g0.w, g1.x, g1.y, g1.z, g1.w},
                         u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
-            uint32_t o[4];
-#pragma unroll
-            for (int j = 0; j < 4; j++) { /* lq_swiglu_cuda's formula; no bias: launched without */
-                const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
-                const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
-                if (hbf16) {
-                    const __nv_bfloat162 p = __floats2bfloat162_rn(h0, h1);
-                    o[j] = *reinterpret_cast<const uint32_t *>(&p);
-                } else {
-                    const __half2 p = __floats2half2_rn(h0, h1);
-                    o[j] = *reinterpret_cast<const uint32_t *>(&p);
-                }
-            }
-            if (m < M && nh < H) /* H % 64 == 0: a row's 8 units are all inside or all outside */
-                *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
-                    make_uint4(o[0], o[1], o[2], o[3]);
+            wgm_swiglu8(g, u, hout, hbf16, M, H, m, nh);
         }
         return;
     }
@@ -1857,6 +1849,20 @@ static int wgm_tail_knob(void) {
     return e && e[0] == '0' ? 0 : 1;
 }
 
+/* How many clusters of dims `cl` of kern, launched as cfg (its block and shared memory) over grid, run at once
+ * on the current device (cudaOccupancyMaxActiveClusters; nothing is enqueued, so this may run inside a graph
+ * capture); -1 when none or when the device cannot say (then the caller takes the route without clusters). */
+template <typename K> static int wgm_clusters_at_once(K *kern, cudaLaunchConfig_t cfg, dim3 grid, dim3 cl) {
+    cudaLaunchAttribute a;
+    a.id = cudaLaunchAttributeClusterDimension;
+    a.val.clusterDim.x = cl.x, a.val.clusterDim.y = cl.y, a.val.clusterDim.z = cl.z;
+    cfg.stream = NULL, cfg.gridDim = grid, cfg.attrs = &a, cfg.numAttrs = 1;
+    int n = 0;
+    const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &cfg);
+    if (e != cudaSuccess) (void)cudaGetLastError();
+    return e == cudaSuccess && n > 0 ? n : -1;
+}
+
 /* FUSE: the SwiGLU epilogue into hout (ks must be 1). ks > 1: the slices summed in clusters of ks blocks
  * where all the launch's clusters run at once on this device (cudaOccupancyMaxActiveClusters, asked once per
  * device and slice count; see wgm_cluster_knob), else their partial sums in part (NULL: not enough
@@ -1884,17 +1890,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     const int cknob = wgm_cluster_knob();
     if (!FUSE && ks > 1 && ks <= 8 && cknob && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES) {
         int *ok = &cluster_n[lim->dev][ks];
-        if (*ok == 0) {
-            cudaLaunchConfig_t q = cfg;
-            q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
-            q.gridDim = dim3(grid.x, grid.y, (unsigned)ks);
-            at[1].val.clusterDim.x = 1, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = (unsigned)ks;
-            q.attrs = at + 1, q.numAttrs = 1;
-            int n = 0;
-            const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
-            if (e != cudaSuccess) (void)cudaGetLastError(); /* not possible here: the other route */
-            *ok = e == cudaSuccess && n > 0 ? n : -1;
-        }
+        if (*ok == 0) *ok = wgm_clusters_at_once(kern, cfg, dim3(grid.x, grid.y, (unsigned)ks), dim3(1, 1, (unsigned)ks));
         csum = cknob == 2 ? *ok > 0 : *ok >= (int64_t)grid.x * grid.y;
     }
     if (ks > 1 && !csum && (!part || FUSE)) ks = 1;
@@ -1905,17 +1901,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     if (ks == 1 && KB >= 2 && cknob && wgm_tail_knob() && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES &&
         tiles < INT32_MAX / 2) {
         int *np = &pairs[lim->dev];
-        if (*np == 0) {
-            cudaLaunchConfig_t q = cfg;
-            q.stream = NULL; /* the current device; nothing is enqueued (may run inside a graph capture) */
-            q.gridDim = dim3(2, 1, 1);
-            at[1].val.clusterDim.x = 2, at[1].val.clusterDim.y = 1, at[1].val.clusterDim.z = 1;
-            q.attrs = at + 1, q.numAttrs = 1;
-            int n = 0;
-            const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &q);
-            if (e != cudaSuccess) (void)cudaGetLastError();
-            *np = e == cudaSuccess && n > 0 ? n : -1;
-        }
+        if (*np == 0) *np = wgm_clusters_at_once(kern, cfg, dim3(2, 1, 1), dim3(2, 1, 1));
         const int64_t wave = *np > 0 ? 2 * (int64_t)*np : 0, rest = wave ? tiles % wave : 0;
         if (wave && tiles >= wave && rest > 0 && 2 * rest <= wave) tail = (int)((tiles - rest) / 2);
     }

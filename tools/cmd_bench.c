@@ -591,6 +591,7 @@ static int bench_model(int argc, char **argv) {
     for (int i = 0; i < ntok; i++) tok[i] = (int32_t)((i * 2654435761u) % (unsigned)V);
     const model_pass o = {prompts, batches, ctxs, n_p, n_b, n_c, steps, reps, cmp_pdl, wdtype, device, tok, logits};
     if (baseline) { /* the same weights before quantization, in the same process, first */
+        fprintf(stderr, "[bench] model ready in %.1f s\n", lq_now() - t0);
         bpre = json_array(), bdec = json_array();
         if (!bpre || !bdec) {
             lq_error(LQ_ERR_NOMEM, "out of memory");
@@ -602,13 +603,15 @@ static int bench_model(int argc, char **argv) {
     }
     if (rtn_bits) {
         lq_quant_params qp = {rtn_bits, rtn_group, rtn_sym};
+        const double tq = lq_now();
         fprintf(stderr, "[bench] RTN %d-bit g%d %s of every linear\n", rtn_bits, rtn_group, rtn_sym ? "sym" : "asym");
         if ((st = lq_model_quantize_rtn(m, &qp)) != LQ_OK) {
             rc = lq_tool_fail("bench", st);
             goto done;
         }
+        if (baseline) fprintf(stderr, "[bench] quantized in %.1f s\n", lq_now() - tq);
     }
-    fprintf(stderr, "[bench] model ready in %.1f s\n", lq_now() - t0);
+    if (!baseline) fprintf(stderr, "[bench] model ready in %.1f s\n", lq_now() - t0);
     if ((rc = bench_pass(m, &o, pre, dec, bpre, bdec, desc, sizeof desc)) != 0) goto done;
     json_object_set_new(res, "model", json_string(label));
     json_object_set_new(res, "synthetic", json_boolean(preset != NULL));
