@@ -1783,9 +1783,13 @@ static int wgm_knob(void) {
     return v;
 }
 
-/* x rows per block: 64 up to M = 64, 128 below 384, 256 from there (at M = 384 256-row tiles were faster on
- * qkv, o and down, slower on gate_up, 0.99x in sum: bench/results/2026-12-01-h200-wgmma-bm256/call1);
- * LQ_W4A16_WGMMA_BM=64|128|256 forces one for A/B runs (read once) */
+/* x rows per block: 64 up to M = 64, 128 up to 128, 256 up to 256 (one tile of rows), 128 below 384, 256 from
+ * there. H200, graph timing, the four Llama-3-8B shapes (bench/results/2026-12-01-h200-tail/call5): at M = 192
+ * and 256 one 256-row tile beat two 128-row tiles on every shape (qkv M = 256 30.4 -> 26.9 us, o 24.9 -> 23.2,
+ * gate_up 122.4 -> 103.6, down 60.8 -> 53.0); at M = 320 two 256-row tiles, the second mostly empty, lost on
+ * three of four (gate_up 179.1 vs 220.7); at M = 384 256-row tiles were faster on qkv, o and down, slower on
+ * gate_up (0.99x in sum: bench/results/2026-12-01-h200-wgmma-bm256/call1), and gate_up runs the SwiGLU
+ * epilogue there. LQ_W4A16_WGMMA_BM=64|128|256 forces one for A/B runs (read once) */
 static int wgm_bm(int64_t m) {
     static int force = -1;
     if (force < 0) {
@@ -1794,7 +1798,7 @@ static int wgm_bm(int64_t m) {
         force = v == 64 || v == 128 || v == 256 ? v : 0;
     }
     if (force) return force;
-    return m <= 64 ? 64 : m < 384 ? 128 : 256;
+    return m <= 64 ? 64 : m <= 128 ? 128 : m <= 256 ? 256 : m < 384 ? 128 : 256;
 }
 /* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
  * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */

@@ -361,12 +361,14 @@ static void test_w4a16_gpu_wgmma(void **state) {
         /* 64-row x tiles (M <= 64) and K slices (few output tiles: up to 8 slices, added in order) */
         {64, 1000, 2048, 128, 1, 0, 4, 1, 0, 0}, {1, 256, 4096, 32, 0, 0, 4, 0, 0, 0},
         {33, 520, 1088, 64, 0, 1, 4, 1, 1096, 0}, {65, 300, 9000, 128, 1, 0, 4, 0, 0, 0},
-        /* 256-row x tiles (M >= 384: one m64 tile of weight rows per warpgroup, 128 per block) with G = 32,
-           tails in M, N and K */
+        /* 256-row x tiles (M = 129..256 and M >= 384: one m64 tile of weight rows per warpgroup, 128 per
+           block) with G = 32, tails in M, N and K; one tile of rows, mostly empty */
         {700, 200, 520, 32, 0, 0, 4, 1, 0, 0},   {384, 136, 2048, 128, 1, 1, 4, 0, 2056, 0},
+        {200, 520, 1040, 64, 0, 1, 4, 1, 0, 0},  {130, 300, 4096, 128, 1, 0, 0, 0, 0, 0}, /* auto: wgmma */
         /* a last wave at most half full (140 / 135 tiles on 132 SMs): its tiles in two K slices summed in
            clusters of 2, the others whole (256-, 128- and 64-row x tiles) */
-        {512, 8960, 256, 128, 1, 0, 4, 1, 0, 0}, {200, 17920, 192, 64, 0, 0, 4, 0, 0, 0},
+        {512, 8960, 256, 128, 1, 0, 4, 1, 0, 0}, {100, 35840, 192, 64, 0, 0, 4, 0, 0, 0},
+        {200, 17920, 192, 64, 0, 0, 4, 0, 0, 0},
         {64, 34560, 128, 32, 1, 0, 4, 1, 0, 0},
     };
     if (!lq_w4a16_wgmma_device()) {
@@ -457,8 +459,8 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
 
 /* The SwiGLU pair (lq_w4a16_upload_swiglu + lq_w4a16_swiglu_cuda): h = silu(x Wg^T) * (x Wu^T) in fp16
  * against the CPU reference of each part, through the wgmma kernel's fused epilogue (256-row tiles on
- * sm_90: M >= 384) and through the product + lq_swiglu_cuda route (the rest); where the fused epilogue runs
- * it must give the bits of that route, run explicitly. Plus what it refuses. */
+ * sm_90, one K slice: M = 129..256 and M >= 384) and through the product + lq_swiglu_cuda route (the rest);
+ * where the fused epilogue runs it must give the bits of that route, run explicitly. Plus what it refuses. */
 static void test_w4a16_gpu_swiglu(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
@@ -467,7 +469,8 @@ static void test_w4a16_gpu_swiglu(void **state) {
         int G, sym;
     } cases[] = {{1, 128, 256, 128, 1}, {17, 192, 512, 64, 0}, {100, 256, 1024, 32, 0},
                  {384, 512, 1024, 128, 1}, {512, 1024, 2048, 128, 0}, {700, 320, 576, 64, 1},
-                 {512, 4480, 256, 128, 1}}; /* 140 tiles: the last wave's in two K slices (clusters of 2) */
+                 {512, 4480, 256, 128, 1},  /* 140 tiles: the last wave's in two K slices (clusters of 2) */
+                 {200, 512, 256, 128, 0}}; /* one 256-row tile of rows, one K slice: the fused epilogue */
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int64_t M = cases[c].M, H = cases[c].H, K = cases[c].K;
         lq_qweight qg, qu;
