@@ -729,7 +729,10 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
                 size_t b = c->w4[i].qw ? lq_w4a16_workspace_bytes(&c->w4[i].s, rows, lq_cuda_ctx_sm_count(c->ctx)) : 0;
                 if (b > c->w4ws_bytes) c->w4ws_bytes = b;
             }
-            if (c->q_head) { /* the logits: up to rows_cap rows (prefill / score), B in decode */
+            /* the logits: up to rows_cap rows (prefill / score), B in decode. Beyond LQ_W4A16_FUSED_MAX_M rows
+               this reserves the head's fp16 weight (V x D) for the dequantize + cuBLAS route, as for every W4
+               linear: a large-vocabulary head then saves GPU memory only in engines of few rows */
+            if (c->q_head) {
                 size_t b = lq_w4a16_workspace_bytes(&c->q_head->s, rows, lq_cuda_ctx_sm_count(c->ctx));
                 if (b > c->w4ws_bytes) c->w4ws_bytes = b;
             }
