@@ -1567,8 +1567,18 @@ static int plan_small_search(const lq_w4a16_shape *s, int sym, int64_t m, int sm
     int B = 1, S = 1, KS = 1;
     if (NT == 1) {
         while (S < WM && 2 * S <= KB && NB * 2 * S <= target) S *= 2;
-        /* ceil(NB / 2B) blocks still cover at least 15/16 of the SMs */
-        while (B < 2 * m && B * S < WM && (NB + 2 * B - 1) / (2 * B) * 16 >= 15 * sms) B *= 2;
+        /* M = 1: at most 16 tiles per warp even past one resident wave of warps — the warp's
+           dependency chain, not the warp count, is the limit there (gate_up at M = 1, S 2 -> 4:
+           21.8 -> 19.5 us; M = 4 lost with it: 22.5 -> 25.8; LQ_W4S_PLAN sweep,
+           bench/results/2026-12-01-h200-bmsel/call2) */
+        if (m == 1)
+            while (2 * S <= WM && 2 * S <= KB && (KB + S - 1) / S > 16) S *= 2;
+        /* ceil(NB / 2B) blocks still cover at least 15/16 of the SMs; at M = 1 all of them (o and
+           down, 256 row blocks: 1 row block per block 5.7 -> 5.2 and 12.1 -> 11.6 us, the 128 blocks
+           of 2 leaving 4 SMs idle) */
+        while (B < 2 * m && B * S < WM &&
+               (NB + 2 * B - 1) / (2 * B) * 16 >= (m == 1 ? 16 : 15) * sms)
+            B *= 2;
         while (B * S < WM && small_blocks_per_sm(B * S, WM, small_smem(s, p, sym, m, B, B * S, KB), smem_per_sm) * B * S < 24) {
             if ((NB + 2 * B - 1) / (2 * B) * 2 >= sms) B *= 2; /* fewer, larger blocks: each stages x once */
             else if (2 * S <= KB) S *= 2;

@@ -244,6 +244,9 @@ static void test_w4a16_gpu_small_m(void **state) {
         {1, 48, 100, 32, 1, 0, 3, 1, 0, 0},       {4, 640, 4096, 96, 1, 1, 3, 0, 0, 0},
         {1, 28672, 4096, 128, 1, 0, 0, 0, 0, 0},  {2, 4096, 4096, 128, 0, 0, 3, 1, 4104, 0},
         {4, 4096, 14336, 128, 0, 0, 3, 1, 0, 0},  {3, 6144, 4096, 32, 1, 0, 0, 0, 0, 1},
+        /* M = 1 plans: one row block per block (o: B 1, S 16), the K split past one wave
+           (16 tiles per warp at most: N 16384, K 8192 takes S 8 instead of 4) */
+        {1, 4096, 4096, 64, 0, 0, 3, 1, 0, 0},    {1, 16384, 8192, 96, 0, 1, 3, 1, 0, 0},
         /* M = 5..64 on Llama shapes (down and qkv at M = 16: the plans the bench times) and cut-down
            ones (N or K smaller: the CPU reference of the full shapes takes seconds each) */
         {16, 4096, 14336, 128, 1, 0, 3, 1, 0, 0}, {16, 6144, 4096, 128, 0, 0, 3, 0, 0, 0},
