@@ -210,17 +210,25 @@ typedef struct {
     /* with gpu: 1 runs the calibration forward on the GPU too (lq_calib_cuda_*;
      * the activations of all tokens live there), 0 keeps it on the CPU */
     int gpu_forward;
+    /* 1: quantize the head too (lm_head.weight, one more result after the
+     * layers', layer -1), after the last layer: GPTQ with the Hessian of its
+     * input, the final-normed hidden states of the quantized layers over the
+     * calibration tokens; RTN otherwise. A tied head is untied first
+     * (lq_model_untie_head): the embeddings stay floating point. 0 (default):
+     * the head stays as it is. */
+    int lm_head;
 } lq_quantize_opts;
 
 /* Quantize every linear weight of every layer (q/k/v/o/gate/up/down; the
- * embeddings, norms and head stay as they are) and replace it in m by its
+ * embeddings and norms stay as they are, the head too unless o->lm_head) and replace it in m by its
  * dequantized version. With calibration tokens (n_seq, seqlen), the layers
  * are run one at a time on those tokens (true-sequential inside a layer:
  * q/k/v from the attention input, then o from the attention output of the
  * quantized q/k/v, then gate/up, then down from the quantized gate/up), only
  * the residual stream (n_seq*seqlen, dim) and the attention output being held
  * for all tokens; GPTQ needs them, RTN uses them to report errors.
- * results: one per linear weight, in model order (caller frees). */
+ * results: one per linear weight, in model order, then the head's with
+ * o->lm_head (caller frees). */
 lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int seqlen, const lq_quantize_opts *o,
                             lq_quant_result **results, int *n_results);
 void lq_quantize_results_free(lq_quant_result *r, int n);

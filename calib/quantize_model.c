@@ -281,7 +281,8 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
     if (calib)
         LQ_RETURN_IF(L < 1 || L > c->max_seq_len, LQ_ERR_ARG,
                      "calibration seqlen %d exceeds the model's max_position_embeddings %d", L, c->max_seq_len);
-    LQ_TRY(lq_calloc((void **)&res, (size_t)NL * N_LIN, sizeof *res, "quantization results"));
+    const int n_res = NL * N_LIN + (o->lm_head ? 1 : 0);
+    LQ_TRY(lq_calloc((void **)&res, (size_t)n_res, sizeof *res, "quantization results"));
     if (calib && o->gpu && o->gpu_forward) {
         LQ_TRY(calib_gpu_new(&cg, o->gpu, m, tokens, n_seq, L));
     } else if (calib) {
@@ -401,11 +402,36 @@ lq_status lq_quantize_model(lq_model *m, const int32_t *tokens, int n_seq, int L
 #undef QUANT
         if (o->progress) o->progress(o->progress_ud, l, NL, NULL);
     }
+    if (o->lm_head) {
+        /* the head, after every layer: its input is the final-normed residual stream
+           of the quantized layers (D inputs, like q/k/v: h_attn's storage serves) */
+        LQ_TRY(lq_model_untie_head(m)); /* quantize_one replaces the weight: never the embeddings */
+        linear_ref lh = {m->w.lm_head, c->vocab_size, D, "lm_head"};
+        lq_quant_result *rh = &res[NL * N_LIN];
+        snprintf(rh->name, sizeof rh->name, "lm_head.weight");
+        rh->layer = -1;
+        if (calib) {
+            LQ_TRY(hess_reset(o, &h_attn, d_attn));
+            if (cg) {
+                LQ_TRY(lq_calib_cuda_norm_hessian(cg, m->w.final_norm, d_attn));
+                h_attn.n = (int64_t)n_seq * L;
+            } else {
+                for (int s0 = 0; s0 < n_seq; s0 += cs.chunk) {
+                    const int ns = n_seq - s0 < cs.chunk ? n_seq - s0 : cs.chunk;
+                    int64_t rows = chunk_norm(&cs, s0, ns, m->w.final_norm);
+                    LQ_TRY(hess_accum(o, &h_attn, d_attn, cs.xb, rows));
+                }
+            }
+            LQ_TRY(hess_done(o, &h_attn, d_attn));
+        }
+        LQ_TRY(quantize_one(o, calib ? &h_attn : NULL, d_attn, &lh, rh));
+        if (o->progress) o->progress(o->progress_ud, NL - 1, NL, rh);
+    }
     *results = res;
-    *n_results = NL * N_LIN;
+    *n_results = n_res;
     res = NULL;
 fail:
-    if (res) lq_quantize_results_free(res, NL * N_LIN);
+    if (res) lq_quantize_results_free(res, n_res);
     if (have_cs) calib_state_free(&cs);
     lq_calib_cuda_free(cg);
     lq_hessian_free(&h_attn);

@@ -29,8 +29,14 @@
  * kernels read positions from there (the decode attention derives its context
  * splits from them), and the only host synchronisation is the logits copy.
  *
+ * A packed head (lq quantize --lm-head, lq_model.qhead) runs on the same
+ * W4A16 kernels as the layers' linears when they would take it (4-bit, fp16
+ * compute): logits = xn · Ŵ_head^T, (rows, V) fp32 as the cuBLAS GEMM wrote
+ * them; otherwise the dequantized head is uploaded like any weight.
+ *
  * Tested by tests/test_model_gpu.c (stories260K against the float64 golden
- * outputs; decode vs prefill; batch vs single) — make test-gpu. */
+ * outputs; decode vs prefill; batch vs single; the W4A16 engine with and
+ * without a packed head) — make test-gpu. */
 #include "cuda_common.cuh"
 
 extern "C" {
@@ -74,7 +80,11 @@ typedef struct {
     int n_w4, n_groups_total;
     dev_layer *layers;         /* host array (n_layers) of device pointers */
     const void *embed;         /* (V, D) */
-    const void *lm_head;       /* (V, D); == embed when tied */
+    const void *lm_head;       /* (V, D); == embed when tied; NULL when q_head runs */
+    /* the packed head (lq quantize --lm-head) in the W4A16 kernels' layout, in w4mem,
+       or NULL: the logits then come from the fused kernel instead of the fp GEMM */
+    const lq_w4a16_weight *q_head;
+    lq_w4a16_weight w4head;
     const float *final_norm;   /* (D) */
     /* KV cache */
     char *kvmem, *k_cache, *v_cache; /* each (L, max_B, max_ctx, kvd) */
@@ -192,12 +202,13 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
     }
     if (logits_mode == 0) return LQ_OK;
     LQ_FORWARD(lq_rmsnorm_cuda(c->xn, dt, c->x, c->delta, c->final_norm, n, D, cf->rms_eps, s));
+    /* logits (rows, V) fp32 either way: the fused W4A16 kernel when the head is packed, the fp GEMM otherwise */
     if (logits_mode == 1) {
         /* rows b*T + T-1 of xn: start at row T-1, T*D elements apart */
         const char *last = (const char *)c->xn + (size_t)(T - 1) * D * lq_dtype_size(dt);
-        LQ_FORWARD(lq_matmul_cuda(blas, c->logits, last, c->lm_head, dt, NULL, B, V, D, (int64_t)T * D, s));
+        LQ_FORWARD(linear(c, c->logits, last, c->lm_head, c->q_head, NULL, B, V, D, (int64_t)T * D));
     } else {
-        LQ_FORWARD(lq_matmul_cuda(blas, c->logits, c->xn, c->lm_head, dt, NULL, n, V, D, 0, s));
+        LQ_FORWARD(linear(c, c->logits, c->xn, c->lm_head, c->q_head, NULL, n, V, D, 0));
     }
     return LQ_OK;
 }
@@ -470,7 +481,9 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     wtensor *ts = (wtensor *)calloc((size_t)cap, sizeof *ts);
     const lq_qweight *qparts[4][3];
     const int nparts[4] = {3, 1, 2, 1};
-    size_t w4_total = 0;
+    size_t w4_total = 0, head_off = 0; /* head_off: the packed head's place in w4mem */
+    int head4 = 0;                       /* the packed head runs on the W4A16 kernels */
+    lq_w4a16_shape head_sh;
     int *use4 = NULL;
     size_t *off4 = NULL;
     LQ_RETURN_IF(!ts, LQ_ERR_NOMEM, "out of memory (weight table)");
@@ -491,7 +504,19 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
 #define ADD(p, cnt, ty, slot) ADD3(p, cnt, NULL, 0, NULL, 0, ty, slot)
     ADD(w->embed, V * D, dt, &c->embed);
     ADD(w->final_norm, D, LQ_F32, &c->final_norm);
-    if (w->lm_head != w->embed) ADD(w->lm_head, V * D, dt, &c->lm_head);
+    /* the packed head runs on the fused kernels under the same conditions as a linear group (4-bit,
+       layout-compatible, fp16 compute); otherwise it is uploaded in dt like any weight (dequantized at
+       upload for a packed-only model, whose w->lm_head is NULL) */
+    head4 = m->qhead && dt == LQ_F16 && lq_w4a16_supported(m->qhead, "lm_head.weight") == LQ_OK;
+    if (head4 && lq_w4a16_shape_of(&m->qhead, 1, &head_sh) != LQ_OK) head4 = 0;
+    lq_clear_error();
+    if (head4) {
+        head_off = w4_total;
+        w4_total += (lq_w4a16_device_bytes(&head_sh) + 255) & ~(size_t)255;
+    } else if (w->lm_head != w->embed) {
+        ADD(w->lm_head, V * D, dt, &c->lm_head);
+        ts[nt - 1].q[0] = m->qhead;
+    }
     /* which groups run packed: all parts quantized, 4-bit layout-compatible, fp16 compute */
     c->n_groups_total = 4 * L;
     if (m->qw && dt == LQ_F16) {
@@ -577,7 +602,15 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     LQ_CUDA_TRY(cudaDeviceSynchronize(), "convert weights"); /* before the staging buffer goes */
     if (w4_total) {
         LQ_TRY(lq_cuda_malloc((void **)&c->w4mem, w4_total, "W4A16 weights"));
-        for (int l = 0; l < L; l++) {
+        if (head4) {
+            st = lq_w4a16_upload(&m->qhead, 1, c->w4mem + head_off, lq_w4a16_device_bytes(&head_sh), &c->w4head);
+            if (st != LQ_OK) {
+                st = lq_error_prefix(st, "lm_head.weight");
+                goto fail;
+            }
+            c->q_head = &c->w4head;
+        }
+        for (int l = 0; l < L && m->qw; l++) {
             const lq_qweight *const *q = m->qw + (size_t)l * LQ_N_LINEARS;
             const lq_qweight *grp[4][3] = {{q[0], q[1], q[2]}, {q[3], NULL, NULL}, {q[4], q[5], NULL}, {q[6], NULL, NULL}};
             const lq_w4a16_weight **slot[4] = {&c->layers[l].q_qkv, &c->layers[l].q_o, &c->layers[l].q_gu,
@@ -691,9 +724,16 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
                   plan_add(&a_total, slots, 4, &o_tgt);
         LQ_FAIL_IF(bad, LQ_ERR_ARG, "activation sizes overflow (B=%d ctx=%d)", max_B, max_ctx);
         LQ_TRY(lq_cuda_malloc((void **)&c->amem, a_total, "activations"));
-        if (c->n_w4) { /* W4A16 workspace: split-K partials, or the fp16 weight of a large-M product */
-            for (int i = 0; i < cf->n_layers * 4; i++) {
+        if (c->n_w4 || c->q_head) { /* W4A16 workspace: split-K partials, or the fp16 weight of a large-M product */
+            for (int i = 0; i < cf->n_layers * 4 && c->w4; i++) {
                 size_t b = c->w4[i].qw ? lq_w4a16_workspace_bytes(&c->w4[i].s, rows, lq_cuda_ctx_sm_count(c->ctx)) : 0;
+                if (b > c->w4ws_bytes) c->w4ws_bytes = b;
+            }
+            /* the logits: up to rows_cap rows (prefill / score), B in decode. Beyond LQ_W4A16_FUSED_MAX_M rows
+               this reserves the head's fp16 weight (V x D) for the dequantize + cuBLAS route, as for every W4
+               linear: a large-vocabulary head then saves GPU memory only in engines of few rows */
+            if (c->q_head) {
+                size_t b = lq_w4a16_workspace_bytes(&c->q_head->s, rows, lq_cuda_ctx_sm_count(c->ctx));
                 if (b > c->w4ws_bytes) c->w4ws_bytes = b;
             }
             if (c->w4ws_bytes) LQ_TRY(lq_cuda_malloc(&c->w4ws, c->w4ws_bytes, "W4A16 workspace"));
@@ -738,11 +778,18 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
     {
         cudaDeviceProp p;
         LQ_CUDA_TRY(cudaGetDeviceProperties(&p, o.device), "cudaGetDeviceProperties");
-        char w4d[96] = "";
+        char w4d[160] = "";
         if (c->n_w4)
             snprintf(w4d, sizeof w4d, ", W4A16 fused kernels on %d of %d linear groups", c->n_w4, c->n_groups_total);
         else if (m->qw)
             snprintf(w4d, sizeof w4d, ", packed weights dequantized (W4A16 kernels need 4-bit codes and fp16)");
+        if (c->q_head) {
+            size_t l = strlen(w4d);
+            snprintf(w4d + l, sizeof w4d - l, ", W4A16 lm_head");
+        } else if (m->qhead) {
+            size_t l = strlen(w4d);
+            snprintf(w4d + l, sizeof w4d - l, ", lm_head dequantized");
+        }
         snprintf(e->desc, sizeof e->desc, "%.80s, %s weights%s%s", p.name,
                  c->wdt == LQ_F16 ? "fp16" : c->wdt == LQ_BF16 ? "bf16" : "fp32", c->use_graph ? ", CUDA graphs" : "",
                  w4d);

@@ -12,7 +12,7 @@
 typedef struct lq_engine lq_engine;
 struct lq_engine {
     const char *device;  /* "cpu" or "cuda" */
-    char desc[128];      /* e.g. "cpu fp32 (OpenBLAS)" or "NVIDIA H100 80GB HBM3, fp16 weights" */
+    char desc[192];      /* e.g. "cpu fp32 (OpenBLAS)" or "NVIDIA H100 80GB HBM3, fp16 weights" */
     int vocab_size;
     int max_B, max_ctx;  /* capacity chosen at creation */
     void *impl;

@@ -52,10 +52,12 @@ typedef struct {
 typedef struct {
     float *embed;        /* (vocab, dim) */
     float *final_norm;   /* (dim) */
-    float *lm_head;      /* (vocab, dim); == embed when tied */
+    float *lm_head;      /* (vocab, dim); == embed when tied; NULL when packed_only and packed */
     lq_layer_weights *layers; /* (n_layers) */
     float *mem;          /* the one allocation everything points into */
     size_t n_floats;
+    float *head_mem;     /* (vocab, dim): lm_head's own storage once a tied head was untied
+                            (lq_model_untie_head); NULL otherwise */
 } lq_weights;
 
 /* The linears of a layer, in the order of lq_model.qw. */
@@ -74,6 +76,13 @@ typedef struct lq_model {
      * fused kernels. */
     const lq_qweight **qw;
     lq_qweight *qw_owned;  /* storage of qw when quantized in memory */
+    /* The packed lm_head (vocab, dim), or NULL (the head in floating point, the
+     * default). Opt-in (lq quantize --lm-head, lq_model_quantize_head_rtn); a
+     * packed head is never tied: the embedding lookup keeps its floating-point
+     * table. w.lm_head holds its dequantized values, as for qw, unless
+     * packed_only. */
+    const lq_qweight *qhead;
+    lq_qweight qhead_owned; /* storage of qhead (in memory, or loaded: a view or an unpacked copy) */
     void *qsrc;            /* the open lq_lqq file the views point into */
     /* LQ_LOAD_PACKED_ONLY: the linears held in qw have no fp32 copy (their
      * lq_layer_weights pointers are NULL). Only the CUDA engine runs such a
@@ -98,6 +107,15 @@ void lq_model_free(lq_model *m);
  * and replacing the fp32 weights by their dequantized values, so that the CPU
  * reference and the GPU engine run the same quantized model. */
 lq_status lq_model_quantize_rtn(lq_model *m, const lq_quant_params *p);
+/* The same for the head alone (opt-in: the head is ~25% of a 4-bit 8B model's
+ * bytes, but quantizing it costs accuracy): fills m->qhead and replaces
+ * w.lm_head by its dequantized values. A tied head is untied first
+ * (lq_model_untie_head), so the embeddings stay as they were. */
+lq_status lq_model_quantize_head_rtn(lq_model *m, const lq_quant_params *p);
+/* Give a tied head its own fp32 storage (a copy of the embeddings; w.head_mem)
+ * and clear cfg.tie_embeddings, so that it can be quantized without touching
+ * the embedding table. A no-op for a separate head. */
+lq_status lq_model_untie_head(lq_model *m);
 int64_t lq_model_n_params(const lq_model *m);
 
 /* Activations and KV cache for up to B sequences of up to max_ctx tokens,

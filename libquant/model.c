@@ -191,6 +191,10 @@ static lq_status model_build(const lq_checkpoint *ck, missing_fn miss, void *mct
     const int has_lm =
         lq_checkpoint_find(ck, "lm_head.weight") != NULL || (miss && miss(mctx, "lm_head.weight", 0, 0, NULL) == LQ_OK);
     if (!has_lm) c->tie_embeddings = 1; /* no separate head stored: HF ties it */
+    /* a packed head (lq quantize --lm-head) is the head even where the config ties it:
+       quantizing untied it, the embeddings stay floating point */
+    if (miss && !lq_checkpoint_find(ck, "lm_head.weight") && miss(mctx, "lm_head.weight", 0, 0, NULL) == LQ_OK)
+        c->tie_embeddings = 0;
 
     int64_t D = c->dim, H = c->hidden_dim, qd = (int64_t)c->n_heads * c->head_dim,
             kvd = (int64_t)c->n_kv_heads * c->head_dim, V = c->vocab_size;
@@ -340,6 +344,15 @@ static lq_status load_lqq(const char *path, int packed_only, lq_model **out) {
             src.got[i] = 0;
             m->qw[(size_t)l * LQ_N_LINEARS + j] = &m->qw_owned[(size_t)l * LQ_N_LINEARS + j];
         }
+    {
+        const int i = lqq_index((lq_lqq *)m->qsrc, "lm_head.weight");
+        if (i >= 0 && src.got[i]) { /* the packed head (model_build untied it) */
+            m->qhead_owned = src.q[i];
+            memset(&src.q[i], 0, sizeof src.q[i]);
+            src.got[i] = 0;
+            m->qhead = &m->qhead_owned;
+        }
+    }
     *out = m;
     m = NULL;
 fail:
@@ -419,8 +432,38 @@ fail:
     return st;
 }
 
+lq_status lq_model_untie_head(lq_model *m) {
+    if (m->w.lm_head != m->w.embed) return LQ_OK;
+    const size_t n = (size_t)m->cfg.vocab_size * (size_t)m->cfg.dim;
+    LQ_RETURN_IF(!m->w.embed, LQ_ERR_ARG, "untie the head: the model has no fp32 embeddings");
+    LQ_FORWARD(lq_malloc((void **)&m->w.head_mem, n * sizeof(float), "lm_head (untied from the embeddings)"));
+    memcpy(m->w.head_mem, m->w.embed, n * sizeof(float));
+    m->w.lm_head = m->w.head_mem;
+    m->cfg.tie_embeddings = 0;
+    /* the head now counts as parameters of its own, as in a model stored untied */
+    m->n_params = (m->n_params ? m->n_params : (int64_t)m->w.n_floats) + (int64_t)n;
+    return LQ_OK;
+}
+
+lq_status lq_model_quantize_head_rtn(lq_model *m, const lq_quant_params *p) {
+    LQ_FORWARD(lq_quant_params_check(p));
+    LQ_RETURN_IF(m->qhead, LQ_ERR_ARG, "the model's head is already quantized");
+    LQ_RETURN_IF(m->packed_only || !m->w.lm_head, LQ_ERR_ARG, "quantize the head: the model has no fp32 head");
+    LQ_FORWARD(lq_model_untie_head(m));
+    lq_status st = lq_rtn_quantize_packed_cpu(m->w.lm_head, m->cfg.vocab_size, m->cfg.dim, p, &m->qhead_owned);
+    if (st != LQ_OK) { /* the head stays untied: the same values, its own storage */
+        lq_qweight_free(&m->qhead_owned);
+        return lq_error_prefix(st, "RTN quantization of lm_head.weight");
+    }
+    lq_dequant_cpu(&m->qhead_owned, m->w.lm_head);
+    m->qhead = &m->qhead_owned;
+    return LQ_OK;
+}
+
 void lq_model_free(lq_model *m) {
     if (!m) return;
+    lq_qweight_free(&m->qhead_owned); /* zeroed when there is none; views: no-op */
+    free(m->w.head_mem);
     if (m->qw_owned)
         for (int i = 0; i < m->cfg.n_layers * LQ_N_LINEARS; i++) lq_qweight_free(&m->qw_owned[i]); /* views: no-op */
     free(m->qw_owned);

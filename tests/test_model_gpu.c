@@ -11,6 +11,8 @@
  *     to its ids with fp32 weights;
  *   - graph decode = non-graph decode = prefill logits; chunked prefill =
  *     one prefill; batch of 3 = each alone; chunked score = the CPU engine;
+ *   - the W4A16 engine (RTN-4 in memory, .lqq files in both packings), with
+ *     and without a packed head (lq quantize --lm-head);
  *   - argument errors, out-of-memory reporting, and device_count() == 0
  *     without a GPU (this one runs everywhere).
  * Without a GPU the GPU cases print "skipped: no CUDA device"; with
@@ -23,6 +25,8 @@
 #include "../libquant/lq_eval.h"
 #include "../libquant/lq_model.h"
 #include "../libquant/lq_synth.h"
+
+static char g_lq[1024] = "build/lq"; /* the lq binary, for the tests that write a file with it */
 
 typedef struct {
     lq_model *m;
@@ -343,10 +347,13 @@ static void w4a16_engine_case(lq_model *m4, int B, int T) {
     assert_int_equal(lq_cuda_engine_new(m4, &o, B, T, &e4), LQ_OK);
     print_message("engine: %s\n", e4->desc);
     assert_non_null(strstr(e4->desc, "W4A16"));
-    const lq_qweight **qw = m4->qw;
-    m4->qw = NULL; /* the same model through the fp16 path */
+    const lq_qweight **qw = m4->qw, *qh = m4->qhead;
+    m4->qw = NULL; /* the same model through the fp16 path (a packed head: its dequantized values in fp16) */
+    m4->qhead = NULL;
     assert_int_equal(lq_cuda_engine_new(m4, &o, B, T, &ef), LQ_OK);
     m4->qw = qw;
+    m4->qhead = qh;
+    assert_true((strstr(e4->desc, "W4A16 lm_head") != NULL) == (qh != NULL));
     assert_null(strstr(ef->desc, "W4A16"));
     assert_int_equal(lq_engine_cpu_new(m4, B, T, &ec), LQ_OK);
     assert_int_equal(e4->logits(e4, tok, B, T, l4), LQ_OK);
@@ -401,6 +408,97 @@ static void test_model_gpu_w4a16_engine(void **state) {
     assert_int_equal(lq_model_quantize_rtn(m4, &qp), LQ_OK);
     w4a16_engine_case(m4, 2, 64);
     lq_model_free(m4);
+}
+
+/* The packed head (lq quantize --lm-head) on the W4A16 engine: every linear and the head RTN-4 g32 asym.
+ * w4a16_engine_case checks the logits against the fp16 engine on the same dequantized weights (2e-2), the
+ * CPU reference with the dequantized head (0.1), the perplexity and graph decode (the head's M = B
+ * product) against prefill. The head must be the quantized one: the CPU reference with the float head
+ * instead differs by far more than those bounds (asserted, so that the comparison can tell them apart), and
+ * the engine is closer to the dequantized head's logits than to the float head's. A packed-only load of
+ * the same model from a --lm-head file (no fp32 head on the host) gives the same logits, fused (fp16) and
+ * dequantized at upload (fp32 weights). */
+static void test_model_gpu_w4a16_lm_head(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    char p[1024], out[256], cmd[4096];
+    lq_test_shared_path(p, sizeof p, "models/stories260K");
+    lq_model *m4 = NULL, *mf = NULL; /* m4: linears + head quantized; mf: the same linears, the float head */
+    assert_int_equal(lq_model_load(p, &m4), LQ_OK);
+    assert_int_equal(lq_model_load(p, &mf), LQ_OK);
+    lq_quant_params qp = {4, 32, 0};
+    assert_int_equal(lq_model_quantize_rtn(m4, &qp), LQ_OK);
+    assert_int_equal(lq_model_quantize_head_rtn(m4, &qp), LQ_OK);
+    assert_int_equal(lq_model_quantize_rtn(mf, &qp), LQ_OK);
+    w4a16_engine_case(m4, 2, 64);
+    const int B = 2, T = 64, V = m4->cfg.vocab_size;
+    const size_t n = (size_t)B * T * V;
+    uint64_t seed = lq_test_seed();
+    int32_t *tok = malloc(sizeof(int32_t) * B * T);
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % (uint64_t)V);
+    float *l4 = malloc(sizeof(float) * n), *lc = malloc(sizeof(float) * n), *lh = malloc(sizeof(float) * n),
+          *lp = malloc(sizeof(float) * n);
+    lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
+    lq_engine *e4 = NULL, *ec = NULL, *eh = NULL;
+    assert_int_equal(lq_cuda_engine_new(m4, &o, B, T, &e4), LQ_OK);
+    assert_non_null(strstr(e4->desc, "W4A16 lm_head"));
+    assert_int_equal(lq_engine_cpu_new(m4, B, T, &ec), LQ_OK);
+    assert_int_equal(lq_engine_cpu_new(mf, B, T, &eh), LQ_OK);
+    assert_int_equal(e4->logits(e4, tok, B, T, l4), LQ_OK);
+    assert_int_equal(ec->logits(ec, tok, B, T, lc), LQ_OK);
+    assert_int_equal(eh->logits(eh, tok, B, T, lh), LQ_OK);
+    const double d_c = lq_test_max_abs(l4, lc, n), d_h = lq_test_max_abs(l4, lh, n), d_ref = lq_test_max_abs(lc, lh, n);
+    print_message("W4A16 head: engine vs CPU (dequantized head) %.3g, vs CPU (float head) %.3g; the two CPU "
+                  "references differ by %.3g\n", d_c, d_h, d_ref);
+    assert_true(d_ref > 5 * logit_bound(LQ_F16)); /* the check below can tell a float head from the packed one */
+    assert_int_equal(lq_test_compare("w4a16 head vs cpu", l4, lc, n, logit_bound(LQ_F16), 0), 0);
+    assert_true(d_h > d_c);
+    /* packed-only from a file: the same logits */
+    if (access(g_lq, X_OK) == 0) {
+        snprintf(out, sizeof out, "/tmp/lq_test_gpu_head_%d.lqq", (int)getpid());
+        snprintf(cmd, sizeof cmd, "'%s' quantize '%s' '%s' --method rtn --bits 4 --group 32 --asym --lm-head --quiet "
+                 "> /dev/null", g_lq, p, out);
+        assert_int_equal(system(cmd), 0);
+        lq_model *mp = NULL, *mfull = NULL;
+        assert_int_equal(lq_model_load_ex(out, LQ_LOAD_PACKED_ONLY, &mp), LQ_OK);
+        assert_int_equal(lq_model_load(out, &mfull), LQ_OK);
+        assert_null(mp->w.lm_head);
+        assert_non_null(mp->qhead);
+        lq_engine *ep = NULL, *ef = NULL;
+        assert_int_equal(lq_cuda_engine_new(mp, &o, B, T, &ep), LQ_OK);
+        print_message("packed-only: %s\n", ep->desc);
+        assert_non_null(strstr(ep->desc, "W4A16 lm_head"));
+        assert_int_equal(ep->logits(ep, tok, B, T, lp), LQ_OK);
+        assert_memory_equal(lp, l4, sizeof(float) * n); /* the same codes as the in-memory RTN */
+        lq_engine_free(ep);
+        lq_cuda_engine_opts o32 = o;
+        o32.weight_dtype = LQ_F32;
+        assert_int_equal(lq_cuda_engine_new(mp, &o32, B, T, &ep), LQ_OK);
+        assert_non_null(strstr(ep->desc, "lm_head dequantized"));
+        assert_int_equal(lq_cuda_engine_new(mfull, &o32, B, T, &ef), LQ_OK);
+        assert_int_equal(ep->logits(ep, tok, B, T, lp), LQ_OK);
+        assert_int_equal(ef->logits(ef, tok, B, T, l4), LQ_OK);
+        assert_memory_equal(lp, l4, sizeof(float) * n);
+        /* fp32 weights, dequantized head: as close to the CPU reference as fp32 is */
+        assert_int_equal(lq_test_compare("fp32 engine, dequantized head, vs cpu", lp, lc, n, logit_bound(LQ_F32), 0), 0);
+        lq_engine_free(ep);
+        lq_engine_free(ef);
+        lq_model_free(mp);
+        lq_model_free(mfull);
+        unlink(out);
+    } else {
+        print_message("packed-only part skipped: %s not found (set LQ_BIN)\n", g_lq);
+    }
+    lq_engine_free(e4);
+    lq_engine_free(ec);
+    lq_engine_free(eh);
+    lq_model_free(m4);
+    lq_model_free(mf);
+    free(tok);
+    free(l4);
+    free(lc);
+    free(lh);
+    free(lp);
 }
 
 /* The same checks on a random-weight model whose hidden size (256) is whole 64-row tiles: its gate|up pairs
@@ -539,7 +637,6 @@ static void test_model_gpu_device_count(void **state) {
  * (q|k|v, o and down assembled from the file's blocks; gate|up, 172 rows
  * each, repacked) and one as bit streams (all repacked): the device weights
  * are the same bits, so the logits are too. */
-static char g_lq[1024] = "build/lq";
 static void test_model_gpu_w4a16_mma_file(void **state) {
     fixture *f = *state;
     NEED(f);
@@ -685,6 +782,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_gpu_batch_equals_single),
         cmocka_unit_test(test_model_gpu_w4a16_engine), cmocka_unit_test(test_model_gpu_w4a16_engine_swiglu),
         cmocka_unit_test(test_model_gpu_w4a16_mma_file),
+        cmocka_unit_test(test_model_gpu_w4a16_lm_head),
         cmocka_unit_test(test_model_gpu_engines_kld),
         cmocka_unit_test(test_model_gpu_chunked_score_vs_cpu),
         cmocka_unit_test(test_model_gpu_errors),

@@ -308,9 +308,10 @@ static const char *UM =
     "  --preset    random weights with a real model's shapes (see lq synth --help), built in memory\n"
     "  --layers N  with --preset: only the first N layers (the same shapes; for profiling and quick\n"
     "              A/B runs: per-layer costs scale, the whole-model figures do not)\n"
-    "                      [--rtn BITS [--group G] [--asym] [--baseline]]\n"
+    "                      [--rtn BITS [--group G] [--asym] [--lm-head] [--baseline]]\n"
     "  --rtn       RTN-quantize every linear in memory first (4 bits: the GPU runs the fused W4A16\n"
     "              kernels; group G = 128 by default, 0 = per channel); a .lqq MODEL is quantized already\n"
+    "  --lm-head   with --rtn: the head too (lq quantize --lm-head; 4 bits: its logits on the W4A16 kernels)\n"
     "  --baseline  with --rtn: first every row with the weights before quantization, in the same process;\n"
     "              each quantized row then gives its speed against that row (vs_baseline in the JSON,\n"
     "              the baseline's rows under \"baseline\")\n"
@@ -485,7 +486,7 @@ static int bench_pass(lq_model *m, const model_pass *o, json_t *pre, json_t *dec
 static int bench_model(int argc, char **argv) {
     int prompts[16] = {512, 2048}, n_p = 2, batches[16] = {1, 8, 32}, n_b = 3, ctxs[16] = {512, 2048, 8192}, n_c = 3;
     int steps = 32, reps = 3, as_json = 0, wdtype = -1, rtn_bits = 0, rtn_group = 128, rtn_sym = 1, cmp_pdl = 0;
-    int n_layers = 0, baseline = 0;
+    int n_layers = 0, baseline = 0, rtn_head = 0;
     const char *preset = NULL, *device = "auto", *out = NULL;
     static struct option opts[] = {{"preset", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
                                    {"weights", required_argument, 0, 'W'}, {"prompt", required_argument, 0, 'p'},
@@ -495,7 +496,8 @@ static int bench_model(int argc, char **argv) {
                                    {"rtn", required_argument, 0, 'R'},     {"group", required_argument, 0, 'G'},
                                    {"asym", no_argument, 0, 'a'},          {"compare-pdl", no_argument, 0, 'C'},
                                    {"layers", required_argument, 0, 'L'},  {"baseline", no_argument, 0, 'B'},
-                                   {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+                                   {"lm-head", no_argument, 0, 'H'},       {"help", no_argument, 0, 'h'},
+                                   {0, 0, 0, 0}};
     int c;
     long v;
     optind = 1;
@@ -513,6 +515,7 @@ static int bench_model(int argc, char **argv) {
         case 'a': rtn_sym = 0; break;
         case 'C': cmp_pdl = 1; break;
         case 'B': baseline = 1; break;
+        case 'H': rtn_head = 1; break;
         case 'L':
             if (lq_parse_int(optarg, 1, 1000, &v)) return lq_tool_usage("bench", UM, "bad --layers");
             n_layers = (int)v;
@@ -548,6 +551,7 @@ static int bench_model(int argc, char **argv) {
         }
     }
     if ((preset != NULL) == (optind < argc)) return lq_tool_usage("bench", UM, "give MODEL or --preset, not both");
+    if (rtn_head && !rtn_bits) return lq_tool_usage("bench", UM, "--lm-head needs --rtn");
     if (baseline && !rtn_bits)
         return lq_tool_usage("bench", UM, "--baseline needs --rtn (the baseline is the model before quantization)");
     lq_model *m = NULL;
@@ -604,8 +608,9 @@ static int bench_model(int argc, char **argv) {
     if (rtn_bits) {
         lq_quant_params qp = {rtn_bits, rtn_group, rtn_sym};
         const double tq = lq_now();
-        fprintf(stderr, "[bench] RTN %d-bit g%d %s of every linear\n", rtn_bits, rtn_group, rtn_sym ? "sym" : "asym");
-        if ((st = lq_model_quantize_rtn(m, &qp)) != LQ_OK) {
+        fprintf(stderr, "[bench] RTN %d-bit g%d %s of every linear%s\n", rtn_bits, rtn_group, rtn_sym ? "sym" : "asym",
+                rtn_head ? " and the head" : "");
+        if ((st = lq_model_quantize_rtn(m, &qp)) != LQ_OK || (rtn_head && (st = lq_model_quantize_head_rtn(m, &qp)) != LQ_OK)) {
             rc = lq_tool_fail("bench", st);
             goto done;
         }
@@ -617,8 +622,8 @@ static int bench_model(int argc, char **argv) {
     json_object_set_new(res, "synthetic", json_boolean(preset != NULL));
     json_object_set_new(res, "layers", json_integer(m->cfg.n_layers));
     if (rtn_bits)
-        json_object_set_new(res, "quantization", json_pack("{s:s, s:i, s:i, s:b}", "method", "rtn", "bits", rtn_bits,
-                                                            "group", rtn_group, "sym", rtn_sym));
+        json_object_set_new(res, "quantization", json_pack("{s:s, s:i, s:i, s:b, s:b}", "method", "rtn", "bits", rtn_bits,
+                                                            "group", rtn_group, "sym", rtn_sym, "lm_head", rtn_head));
     if (desc[0]) json_object_set_new(res, "engine", json_string(desc));
     json_object_set_new(res, "prefill", pre);
     json_object_set_new(res, "decode", dec);

@@ -14,7 +14,8 @@ static const char *U =
     "usage: lq inspect PATH [--json]\n"
     "  PATH    HF directory, .safetensors, .gguf, llama2.c .bin, lq .lqq, or an archive of these\n"
     "          (a .lqq also shows its quantization recipe, calibration and how many linears the\n"
-    "          fused W4A16 GPU kernels take; its tensors are listed as loaded, dequantized)\n"
+    "          fused W4A16 GPU kernels take, and whether the head is quantized; its tensors are\n"
+    "          listed as loaded, dequantized)\n"
     "  --json  one JSON object on stdout\n";
 
 /* A .lqq file's recipe (metadata quantization minus the per-tensor table), its
@@ -157,6 +158,19 @@ int lq_cmd_inspect(int argc, char **argv) {
                    li.n_q);
             printf("layout:      %d of %d in the fused kernels' mma layout (lq-mma-w4), %d as bit streams\n",
                    li.n_mma, li.n_q, li.n_q - li.n_mma);
+            const json_t *h = json_object_get(r, "lm_head");
+            if (json_is_object(h)) {
+                const char *hm = json_string_value(json_object_get(h, "method"));
+                printf("lm_head:     quantized (%s %d-bit, group %lld, %s)%s\n", hm ? hm : "?",
+                       (int)json_integer_value(json_object_get(h, "bits")),
+                       (long long)json_integer_value(json_object_get(h, "group_size")),
+                       json_is_true(json_object_get(h, "sym")) ? "symmetric" : "asymmetric",
+                       json_is_true(json_object_get(h, "untied_from_embeddings"))
+                           ? ", untied from the embeddings (they stay floating point)"
+                           : "");
+            } else {
+                printf("lm_head:     floating point (not quantized)\n");
+            }
             if (li.calib) {
                 const char *ds = json_string_value(json_object_get(li.calib, "dataset"));
                 printf("calibration: %s, %lld x %lld tokens, seed %lld\n", ds ? ds : "?",
