@@ -1522,7 +1522,7 @@ static int64_t small_blocks_per_sm(int W, int WM, size_t smem, size_t smem_per_s
     return b < 32 ? b : 32;
 }
 
-/* Estimated time of a plan (NT >= 2), in bytes the busiest SM streams:
+/* Estimated time of a plan (M >= 2), in bytes the busiest SM streams:
  * ceil(blocks / SMs) blocks, each B KT 512 code bytes from DRAM and M KT 128
  * bytes of x from L2 (counted half); scaled by sqrt(WM / resident warps)
  * when fewer than WM warps share the SM (the M = 1 kernel was latency-bound:
@@ -1565,29 +1565,27 @@ static int plan_small_search(const lq_w4a16_shape *s, int sym, int64_t m, int sm
     p->gdiv = (int)div;
     p->gshift = (div & (div - 1)) == 0 ? __builtin_ctzll((unsigned long long)div) : -1;
     int B = 1, S = 1, KS = 1;
-    if (NT == 1) {
+    if (m == 1) { /* rules from LQ_W4S_PLAN sweeps; the cost search below lost here (o 2,16 5.7 us vs 1,16 5.1) */
         while (S < WM && 2 * S <= KB && NB * 2 * S <= target) S *= 2;
-        /* M = 1: at most 16 tiles per warp even past one resident wave of warps — the warp's
-           dependency chain, not the warp count, is the limit there (gate_up at M = 1, S 2 -> 4:
-           21.8 -> 19.5 us; M = 4 lost with it: 22.5 -> 25.8; LQ_W4S_PLAN sweep,
-           bench/results/2026-12-01-h200-bmsel/call2) */
-        if (m == 1)
-            while (2 * S <= WM && 2 * S <= KB && (KB + S - 1) / S > 16) S *= 2;
-        /* ceil(NB / 2B) blocks still cover at least 15/16 of the SMs; at M = 1 all of them (o and
-           down, 256 row blocks: 1 row block per block 5.7 -> 5.2 and 12.1 -> 11.6 us, the 128 blocks
-           of 2 leaving 4 SMs idle) */
-        while (B < 2 * m && B * S < WM &&
-               (NB + 2 * B - 1) / (2 * B) * 16 >= (m == 1 ? 16 : 15) * sms)
-            B *= 2;
+        /* at most 16 tiles per warp even past one resident wave of warps — the warp's dependency chain,
+           not the warp count, is the limit here (gate_up, S 2 -> 4: 21.8 -> 19.5 us; M = 4 lost with it:
+           22.5 -> 25.8; bench/results/2026-12-01-h200-bmsel/call2) */
+        while (2 * S <= WM && 2 * S <= KB && (KB + S - 1) / S > 16) S *= 2;
+        /* two row blocks per block only where ceil(NB / 2B) blocks still cover every SM (o and down,
+           256 row blocks: 1 row block per block 5.7 -> 5.2 and 12.1 -> 11.6 us, the 128 blocks of 2
+           leaving 4 SMs idle) */
+        while (B < 2 && B * S < WM && (NB + 2 * B - 1) / (2 * B) >= sms) B *= 2;
         while (B * S < WM && small_blocks_per_sm(B * S, WM, small_smem(s, p, sym, m, B, B * S, KB), smem_per_sm) * B * S < 24) {
             if ((NB + 2 * B - 1) / (2 * B) * 2 >= sms) B *= 2; /* fewer, larger blocks: each stages x once */
             else if (2 * S <= KB) S *= 2;
             else break;
         }
     }
-    /* NT >= 2, or x does not fit one block (down at M = 8: the M = 1..4 rules then gave 2 waves of
-       1-block SMs, 25.2 us against the fused kernel's 19.7) */
-    if (NT > 1 || small_smem(s, p, sym, m, B, B * S, KB) > smem_per_block) {
+    /* M >= 2, or x does not fit one block: the cost search. At M = 2..8 it beat the power-of-two rules the
+       M = 1 ones grew from (qkv 3,8,1: M = 8 11.3 -> 9.1 us, M = 5 9.4 -> 8.1; gate_up 14,2,1: 26.0 -> 24.3;
+       down 16,2,8 at M = 5..7: 16.4-18.3 -> 15.2-15.4; the rest equal; LQ_W4S_PLAN sweep,
+       bench/results/2026-12-01-h200-lmhead/call2) */
+    if (m > 1 || small_smem(s, p, sym, m, B, B * S, KB) > smem_per_block) {
         double best = 0;
         const int depth = w4s_depth(NT, sym, p->g2);
         for (int b = 1; b <= WM; b++)
@@ -1598,7 +1596,10 @@ static int plan_small_search(const lq_w4a16_shape *s, int sym, int64_t m, int sm
                     if (smem > smem_per_block) continue;
                     const int64_t r = small_blocks_per_sm(b * sp, WM, smem, smem_per_sm);
                     if (r < 1) continue;
-                    const double c = small_cost(NB, s->N, m, sms, depth, WM, b, sp, KT, (int)ksr, r);
+                    double c = small_cost(NB, s->N, m, sms, depth, WM, b, sp, KT, (int)ksr, r);
+                    /* M <= 4 in one K slice runs the kernel with M at compile time; a K split the general
+                       one (down at M = 4: 16,2,8 14.8 us against 2,16,1's 14.4, the model 3% the other way) */
+                    if (m <= 4 && !small_whole(s, m, KT)) c *= 1.06;
                     if (best == 0 || c < best) best = c, B = b, S = sp, KS = (int)ksr;
                 }
     }
