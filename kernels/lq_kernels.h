@@ -218,7 +218,9 @@ lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qweight *up, v
 /* h (m, H), fp16 or bf16 (hdt) = silu(x Wg^T) * (x Wu^T), rounded once (the
  * formula of lq_swiglu_cuda), for w from lq_w4a16_upload_swiglu. Where the
  * automatic path is the wgmma kernel with 256-row tiles and one K slice
- * (sm_90, m >= 384) the SwiGLU is its epilogue (the (m, 2H) fp32 product is
+ * (sm_90, m = 129..256 and m >= 384), and at m <= 4 where the small-M
+ * kernel's blocks of one gate|up pair of 64 units fill every SM (H / 64 >=
+ * sm_count), the SwiGLU is the kernel's epilogue (the (m, 2H) fp32 product is
  * never written); otherwise lq_w4a16_matmul_cuda (path 0) writes it to y
  * ((m, 2H) fp32, the caller's scratch) and lq_swiglu_cuda reads it. Either
  * way the same bits. ws / ws_bytes / sm_count / blas as lq_w4a16_matmul_cuda. */

@@ -462,7 +462,8 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
 
 /* The SwiGLU pair (lq_w4a16_upload_swiglu + lq_w4a16_swiglu_cuda): h = silu(x Wg^T) * (x Wu^T) in fp16
  * against the CPU reference of each part, through the wgmma kernel's fused epilogue (256-row tiles on
- * sm_90, one K slice: M = 129..256 and M >= 384) and through the product + lq_swiglu_cuda route (the rest);
+ * sm_90, one K slice: M = 129..256 and M >= 384), the small-M kernel's (M <= 4 where blocks of one gate|up
+ * pair fill the SMs) and through the product + lq_swiglu_cuda route (the rest);
  * where the fused epilogue runs it must give the bits of that route, run explicitly. Plus what it refuses. */
 static void test_w4a16_gpu_swiglu(void **state) {
     fixture *f = *state;
@@ -473,7 +474,10 @@ static void test_w4a16_gpu_swiglu(void **state) {
     } cases[] = {{1, 128, 256, 128, 1}, {17, 192, 512, 64, 0}, {100, 256, 1024, 32, 0},
                  {384, 512, 1024, 128, 1}, {512, 1024, 2048, 128, 0}, {700, 320, 576, 64, 1},
                  {512, 4480, 256, 128, 1},  /* 140 tiles: the last wave's in two K slices (clusters of 2) */
-                 {200, 512, 256, 128, 0}}; /* one 256-row tile of rows, one K slice: the fused epilogue */
+                 {200, 512, 256, 128, 0},  /* one 256-row tile of rows, one K slice: the fused epilogue */
+                 /* M <= 4 with >= 132 gate|up pairs of 64 units (blocks of 8 row blocks fill an H100 / H200):
+                    the small-M kernel's SwiGLU epilogue; G = 32 (half-tile groups), asymmetric, the real shape */
+                 {1, 8448, 512, 128, 1},  {4, 8512, 1024, 64, 0}, {3, 8448, 576, 32, 0}, {2, 14336, 4096, 128, 1}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int64_t M = cases[c].M, H = cases[c].H, K = cases[c].K;
         lq_qweight qg, qu;
