@@ -222,8 +222,9 @@ lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qweight *up, v
  * kernel's blocks of one gate|up pair of 64 units fill every SM (H / 64 >=
  * sm_count), the SwiGLU is the kernel's epilogue (the (m, 2H) fp32 product is
  * never written); otherwise lq_w4a16_matmul_cuda (path 0) writes it to y
- * ((m, 2H) fp32, the caller's scratch) and lq_swiglu_cuda reads it. Either
- * way the same bits. ws / ws_bytes / sm_count / blas as lq_w4a16_matmul_cuda. */
+ * ((m, 2H) fp32, the caller's scratch) and lq_swiglu_cuda reads it. The
+ * wgmma epilogue gives that route's bits; the small-M one sums K in its own
+ * split over the warps (within one fp16 step of it). Deterministic either way. ws / ws_bytes / sm_count / blas as lq_w4a16_matmul_cuda. */
 lq_status lq_w4a16_swiglu_cuda(void *blas, void *h, lq_dtype hdt, float *y, const void *x, const lq_w4a16_weight *w,
                                int64_t m, int sm_count, void *ws, size_t ws_bytes, void *stream);
 /* Device bytes of a weight in the mma layout (codes, scales, zeros; 256-aligned pieces). */

@@ -740,7 +740,8 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
     __syncthreads();
     if (hout) { /* the SwiGLU epilogue (one K slice, B a multiple of 8, a weight from lq_w4a16_upload_swiglu, no
                    bias): each 8 row blocks are the gate rows of 64 hidden units, then their up rows; the sums
-                   in the order of the plain epilogue below, so the bits of the product + lq_swiglu_cuda */
+                   in the order of the plain epilogue below (the K split over the warps is this plan's, S = 2, so
+                   not the bits of the product + lq_swiglu_cuda under the product's own plan) */
         const int H = N / 2;
         for (int o = tid; o < (B / 8) * M * 8; o += nthr) {
             const int pr = o / (M * 8), rem = o - pr * (M * 8), m = rem >> 3, j8 = rem & 7;

@@ -464,7 +464,8 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
  * against the CPU reference of each part, through the wgmma kernel's fused epilogue (256-row tiles on
  * sm_90, one K slice: M = 129..256 and M >= 384), the small-M kernel's (M <= 4 where blocks of one gate|up
  * pair fill the SMs) and through the product + lq_swiglu_cuda route (the rest);
- * where the fused epilogue runs it must give the bits of that route, run explicitly. Plus what it refuses. */
+ * where the wgmma epilogue runs it must give the bits of that route, run explicitly (the small-M one: within
+ * one fp16 step of it, its K split over the warps being its own). Plus what it refuses. */
 static void test_w4a16_gpu_swiglu(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
@@ -552,7 +553,18 @@ static void test_w4a16_gpu_swiglu(void **state) {
         print_message("swiglu M=%-4lld H=%-5lld K=%-5lld G=%-3d %s: %ld mismatches, max rel %.2e (|h| > 1e-3)\n",
                       (long long)M, (long long)H, (long long)K, cases[c].G, cases[c].sym ? "sym " : "asym", bad, maxrel);
         assert_int_equal(bad, 0);
-        assert_memory_equal(got, got2, (size_t)(M * H) * 2);
+        if (M <= 4 && H / 64 >= f->sm) {
+            /* the small-M epilogue: its own split of K over the warps (8 row blocks x 2), so its sums round
+               apart from the product's plan; within one fp16 step of that route */
+            long far = 0;
+            for (int64_t i = 0; i < M * H; i++) {
+                const double a = lq_f16_to_f32(got[i]), b2 = lq_f16_to_f32(got2[i]);
+                if (!(fabs(a - b2) <= 1e-3 * fmax(fabs(a), fabs(b2)) + 1e-7)) far++;
+            }
+            assert_int_equal(far, 0);
+        } else {
+            assert_memory_equal(got, got2, (size_t)(M * H) * 2);
+        }
         /* refused: a plain upload of the same parts, a non-fp16/bf16 h */
         lq_w4a16_weight plain;
         OK(lq_w4a16_upload(parts, 2, dw, wbytes, &plain));
