@@ -218,10 +218,13 @@ lq_status lq_w4a16_upload_swiglu(const lq_qweight *gate, const lq_qweight *up, v
 /* h (m, H), fp16 or bf16 (hdt) = silu(x Wg^T) * (x Wu^T), rounded once (the
  * formula of lq_swiglu_cuda), for w from lq_w4a16_upload_swiglu. Where the
  * automatic path is the wgmma kernel with 256-row tiles and one K slice
- * (sm_90, m >= 384) the SwiGLU is its epilogue (the (m, 2H) fp32 product is
+ * (sm_90, m = 129..256 and m >= 384), and at m <= 4 where the small-M
+ * kernel's blocks of one gate|up pair of 64 units fill every SM (H / 64 >=
+ * sm_count), the SwiGLU is the kernel's epilogue (the (m, 2H) fp32 product is
  * never written); otherwise lq_w4a16_matmul_cuda (path 0) writes it to y
- * ((m, 2H) fp32, the caller's scratch) and lq_swiglu_cuda reads it. Either
- * way the same bits. ws / ws_bytes / sm_count / blas as lq_w4a16_matmul_cuda. */
+ * ((m, 2H) fp32, the caller's scratch) and lq_swiglu_cuda reads it. The
+ * wgmma epilogue gives that route's bits; the small-M one sums K in its own
+ * split over the warps (within one fp16 step of it). Deterministic either way. ws / ws_bytes / sm_count / blas as lq_w4a16_matmul_cuda. */
 lq_status lq_w4a16_swiglu_cuda(void *blas, void *h, lq_dtype hdt, float *y, const void *x, const lq_w4a16_weight *w,
                                int64_t m, int sm_count, void *ws, size_t ws_bytes, void *stream);
 /* Device bytes of a weight in the mma layout (codes, scales, zeros; 256-aligned pieces). */

@@ -339,6 +339,29 @@ __global__ void w4a16_reduce_kernel(float *__restrict__ y, const float *__restri
     y[i] = sum;
 }
 
+/* h = silu(g) * u for 8 hidden units of x row m (lq_swiglu_cuda's formula; no bias: the SwiGLU epilogues of the small-M and
+ * wgmma kernels are launched without), written as one 16-byte store of fp16 or bf16 (hbf16) at hout[m][nh ..]; H % 64 == 0, so a
+ * row's 8 units are all inside or all outside */
+__device__ __forceinline__ void wgm_swiglu8(const float (&g)[8], const float (&u)[8], void *__restrict__ hout,
+                                            int hbf16, int M, int H, int m, int nh) {
+    uint32_t o[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+        const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
+        const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
+        if (hbf16) {
+            const __nv_bfloat162 p = __floats2bfloat162_rn(h0, h1);
+            o[j] = *reinterpret_cast<const uint32_t *>(&p);
+        } else {
+            const __half2 p = __floats2half2_rn(h0, h1);
+            o[j] = *reinterpret_cast<const uint32_t *>(&p);
+        }
+    }
+    if (m < M && nh < H)
+        *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
+            make_uint4(o[0], o[1], o[2], o[3]);
+}
+
 /* ---------------- the small-M kernel (M <= LQ_W4A16_SMALL_MAX_M) ----------------
  *
  * Why a second kernel: at M = 1 the fused kernel above is latency-bound (ncu
@@ -520,7 +543,7 @@ __global__ void __launch_bounds__(32 * w4s_max_warps(NT), 1)
 w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
                      const uint4 *__restrict__ qw, const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr,
                      const float *__restrict__ bias, int m_rows, int N, int NB, int K, int KB, int ng, int gdiv,
-                     int gshift, int B, int S, int KT, int vec_x) {
+                     int gshift, int B, int S, int KT, int vec_x, void *__restrict__ hout, int hbf16) {
     static_assert(MC == 0 || (NT == 1 && MC <= 8), "compile-time M only with one n-tile");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const int M = MC > 0 ? MC : m_rows;
@@ -715,6 +738,28 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
             if (m < M) red[(warp * M + m) * 16 + g8 + (e >> 1) * 8] = acc[j][e];
         }
     __syncthreads();
+    if (hout) { /* the SwiGLU epilogue (one K slice, B a multiple of 8, a weight from lq_w4a16_upload_swiglu, no
+                   bias): each 8 row blocks are the gate rows of 64 hidden units, then their up rows; the sums
+                   in the order of the plain epilogue below (the K split over the warps is this plan's, S = 2, so
+                   not the bits of the product + lq_swiglu_cuda under the product's own plan) */
+        const int H = N / 2;
+        for (int o = tid; o < (B / 8) * M * 8; o += nthr) {
+            const int pr = o / (M * 8), rem = o - pr * (M * 8), m = rem >> 3, j8 = rem & 7;
+            const int rb0 = blockIdx.x * B + pr * 8; /* the pair's first row block */
+            if (rb0 >= NB) continue;
+            float g[8], u[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const int j = j8 * 8 + i, rbg = pr * 8 + (j >> 4), r = j & 15;
+                const float *pg = red + (rbg * S * M + m) * 16 + r, *pu = red + ((rbg + 4) * S * M + m) * 16 + r;
+                float sg = 0.0f, su = 0.0f;
+                for (int s = 0; s < S; s++) sg += pg[s * M * 16], su += pu[s * M * 16];
+                g[i] = sg, u[i] = su;
+            }
+            wgm_swiglu8(g, u, hout, hbf16, M, H, m, rb0 / 8 * 64 + j8 * 8);
+        }
+        return;
+    }
     const bool split = gridDim.y > 1;
     float *dst = split ? part + (int64_t)blockIdx.y * M * N : y;
     for (int o = tid; o < B * M * 16; o += nthr) {
@@ -1040,28 +1085,6 @@ __device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
     float v;
     asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
     return v;
-}
-/* h = silu(g) * u for 8 hidden units of x row m (lq_swiglu_cuda's formula; no bias: the SwiGLU epilogues are
- * launched without), written as one 16-byte store of fp16 or bf16 (hbf16) at hout[m][nh ..]; H % 64 == 0, so a
- * row's 8 units are all inside or all outside */
-__device__ __forceinline__ void wgm_swiglu8(const float (&g)[8], const float (&u)[8], void *__restrict__ hout,
-                                            int hbf16, int M, int H, int m, int nh) {
-    uint32_t o[4];
-#pragma unroll
-    for (int j = 0; j < 4; j++) {
-        const float h0 = __fmul_rn(__fdiv_rn(g[2 * j], __fadd_rn(1.0f, expf(-g[2 * j]))), u[2 * j]);
-        const float h1 = __fmul_rn(__fdiv_rn(g[2 * j + 1], __fadd_rn(1.0f, expf(-g[2 * j + 1]))), u[2 * j + 1]);
-        if (hbf16) {
-            const __nv_bfloat162 p = __floats2bfloat162_rn(h0, h1);
-            o[j] = *reinterpret_cast<const uint32_t *>(&p);
-        } else {
-            const __half2 p = __floats2half2_rn(h0, h1);
-            o[j] = *reinterpret_cast<const uint32_t *>(&p);
-        }
-    }
-    if (m < M && nh < H)
-        *reinterpret_cast<uint4 *>(reinterpret_cast<char *>(hout) + ((int64_t)m * H + nh) * 2) =
-            make_uint4(o[0], o[1], o[2], o[3]);
 }
 /* FUSE: the tile is a gate|up tile (lq_w4a16_upload_swiglu: its 128 columns are 64 gate then 64 up values
  * of hidden units H0 ..): the sums become h = silu(gate) * up (lq_swiglu_cuda's formula), 8 units of a row
@@ -1665,7 +1688,7 @@ static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
 template <int NT, int MC, bool SYM, bool G2>
 static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
                                 int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x,
-                                cudaStream_t st) {
+                                cudaStream_t st, void *hout, int hbf16) {
     const lq_w4a16_shape *s = &w->s;
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the shared-memory limit per device, raised when needed */
     if (p.smem > 48 * 1024)
@@ -1676,7 +1699,7 @@ static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p
                                  dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx,
                                  (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
                                  (int)m, (int)s->N, (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups,
-                                 p.gdiv, p.gshift, p.B, p.S, p.KT, vec_x),
+                                 p.gdiv, p.gshift, p.B, p.S, p.KT, vec_x, hout, hbf16),
                 "launch w4a16_small_m_kernel");
     if (p.KS > 1)
         LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
@@ -1689,19 +1712,22 @@ static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p
 template <int NT, int MC>
 static lq_status launch_small_nt(const lq_device_limits *lim, const small_plan &p, float *y, float *part,
                                  const void *x, int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m,
-                                 int vec_x, cudaStream_t st) {
+                                 int vec_x, cudaStream_t st, void *hout, int hbf16) {
     if (w->zeros == NULL)
-        return p.g2 ? launch_small_t<NT, MC, true, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st)
-                    : launch_small_t<NT, MC, true, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
-    return p.g2 ? launch_small_t<NT, MC, false, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st)
-                : launch_small_t<NT, MC, false, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+        return p.g2 ? launch_small_t<NT, MC, true, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16)
+                    : launch_small_t<NT, MC, true, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
+    return p.g2 ? launch_small_t<NT, MC, false, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16)
+                : launch_small_t<NT, MC, false, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
 }
 
 /* The small-M path: *ran = 0 (and LQ_OK) when no plan fits one block's
- * shared memory, so that the caller can take the fused kernel. */
+ * shared memory, so that the caller can take the fused kernel.
+ * hout: the SwiGLU epilogue into hout (fp16, or bf16 when hbf16; M <= 4, a weight from lq_w4a16_upload_swiglu,
+ * no bias; y not written): plan B = 8 row blocks (one gate|up pair of 64 hidden units), S = 2, one K slice. */
 static lq_status small_m_matmul(cudaError_t lim_err, const lq_device_limits *lim, float *y, const void *x,
                                 int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int sm_count,
-                                void *ws, size_t ws_bytes, cudaStream_t st, int *ran) {
+                                void *ws, size_t ws_bytes, cudaStream_t st, int *ran, void *hout = NULL,
+                                int hbf16 = 0) {
     const lq_w4a16_shape *s = &w->s;
     *ran = 0;
     LQ_RETURN_IF(s->n_groups > 1 && s->G % 32 != 0, LQ_ERR_UNSUPPORTED,
@@ -1714,6 +1740,11 @@ static lq_status small_m_matmul(cudaError_t lim_err, const lq_device_limits *lim
     if (!plan_small(s, w->zeros == NULL, m, sm_count, (size_t)lim->smem_per_block_optin, (size_t)lim->smem_per_sm,
                     &p))
         return LQ_OK;
+    if (hout) {
+        p.B = 8, p.S = s->Kp / 64 >= 2 ? 2 : 1, p.KS = 1;
+        small_finish(s, w->zeros == NULL, m, &p);
+        if (p.smem > (size_t)lim->smem_per_block_optin) return LQ_OK;
+    }
     const size_t need = p.KS > 1 ? (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float) : 0;
     LQ_RETURN_IF(ws_bytes < need || (need && !ws), LQ_ERR_ARG,
                  "lq_w4a16_matmul_cuda: small-M path: workspace of %zu bytes, %zu needed for %d K slices (M=%lld "
@@ -1724,16 +1755,16 @@ static lq_status small_m_matmul(cudaError_t lim_err, const lq_device_limits *lim
     float *part = (float *)ws;
     *ran = 1;
     if (p.NT == 1 && small_whole(s, m, p.KT)) switch (m) {
-        case 1: return launch_small_nt<1, 1>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
-        case 2: return launch_small_nt<1, 2>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
-        case 3: return launch_small_nt<1, 3>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
-        default: return launch_small_nt<1, 4>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+        case 1: return launch_small_nt<1, 1>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
+        case 2: return launch_small_nt<1, 2>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
+        case 3: return launch_small_nt<1, 3>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
+        default: return launch_small_nt<1, 4>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
         }
-    if (p.NT == 1) return launch_small_nt<1, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+    if (p.NT == 1) return launch_small_nt<1, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
     switch (p.NT) {
-    case 2: return launch_small_nt<2, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
-    case 4: return launch_small_nt<4, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
-    default: return launch_small_nt<8, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st);
+    case 2: return launch_small_nt<2, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
+    case 4: return launch_small_nt<4, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
+    default: return launch_small_nt<8, 0>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
     }
 }
 
@@ -2100,6 +2131,16 @@ extern "C" lq_status lq_w4a16_swiglu_cuda(void *blas, void *h, lq_dtype hdt, flo
                       : launch_wgmma_t<true, false, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf);
         return g2 ? launch_wgmma_t<false, true, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf)
                   : launch_wgmma_t<false, false, 256, true>(lim, NULL, NULL, x, s->K, w, NULL, m, gdiv, gshift, 1, st, h, bf);
+    }
+    /* M <= 4: the SwiGLU in the small-M kernel's epilogue, where its blocks of one gate|up pair (8 row blocks)
+     * still fill every SM (llama3-8b gate_up: 224 blocks); h 16-byte aligned (one store per 8 units) */
+    const int sms = sm_count > 0 ? sm_count : lim ? lim->sm_count : 132;
+    if (lim && m <= 4 && s->Np / 16 / 8 >= sms && ((uintptr_t)h & 15) == 0 && (s->n_groups <= 1 || s->G % 32 == 0) &&
+        s->Np / 16 <= INT32_MAX / 16 && s->Kp <= INT32_MAX / 8 && m * s->N <= INT32_MAX / 64) {
+        int ran = 0;
+        LQ_FORWARD(small_m_matmul(lim_err, lim, NULL, x, s->K, w, NULL, m, sm_count, ws, ws_bytes, lq_stream(stream),
+                                  &ran, h, hdt == LQ_BF16));
+        if (ran) return LQ_OK;
     }
     /* otherwise the product, then the SwiGLU over its interleaved columns: (m H / 64) rows of 64 gate values,
      * their up values 64 further, 128 apart */

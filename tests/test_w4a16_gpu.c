@@ -462,8 +462,10 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
 
 /* The SwiGLU pair (lq_w4a16_upload_swiglu + lq_w4a16_swiglu_cuda): h = silu(x Wg^T) * (x Wu^T) in fp16
  * against the CPU reference of each part, through the wgmma kernel's fused epilogue (256-row tiles on
- * sm_90, one K slice: M = 129..256 and M >= 384) and through the product + lq_swiglu_cuda route (the rest);
- * where the fused epilogue runs it must give the bits of that route, run explicitly. Plus what it refuses. */
+ * sm_90, one K slice: M = 129..256 and M >= 384), the small-M kernel's (M <= 4 where blocks of one gate|up
+ * pair fill the SMs) and through the product + lq_swiglu_cuda route (the rest);
+ * where the wgmma epilogue runs it must give the bits of that route, run explicitly (the small-M one: within
+ * one fp16 step of it, its K split over the warps being its own). Plus what it refuses. */
 static void test_w4a16_gpu_swiglu(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
@@ -473,7 +475,10 @@ static void test_w4a16_gpu_swiglu(void **state) {
     } cases[] = {{1, 128, 256, 128, 1}, {17, 192, 512, 64, 0}, {100, 256, 1024, 32, 0},
                  {384, 512, 1024, 128, 1}, {512, 1024, 2048, 128, 0}, {700, 320, 576, 64, 1},
                  {512, 4480, 256, 128, 1},  /* 140 tiles: the last wave's in two K slices (clusters of 2) */
-                 {200, 512, 256, 128, 0}}; /* one 256-row tile of rows, one K slice: the fused epilogue */
+                 {200, 512, 256, 128, 0},  /* one 256-row tile of rows, one K slice: the fused epilogue */
+                 /* M <= 4 with >= 132 gate|up pairs of 64 units (blocks of 8 row blocks fill an H100 / H200):
+                    the small-M kernel's SwiGLU epilogue; G = 32 (half-tile groups), asymmetric, the real shape */
+                 {1, 8448, 512, 128, 1},  {4, 8512, 1024, 64, 0}, {3, 8448, 576, 32, 0}, {2, 14336, 4096, 128, 1}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int64_t M = cases[c].M, H = cases[c].H, K = cases[c].K;
         lq_qweight qg, qu;
@@ -548,7 +553,18 @@ static void test_w4a16_gpu_swiglu(void **state) {
         print_message("swiglu M=%-4lld H=%-5lld K=%-5lld G=%-3d %s: %ld mismatches, max rel %.2e (|h| > 1e-3)\n",
                       (long long)M, (long long)H, (long long)K, cases[c].G, cases[c].sym ? "sym " : "asym", bad, maxrel);
         assert_int_equal(bad, 0);
-        assert_memory_equal(got, got2, (size_t)(M * H) * 2);
+        if (M <= 4 && H / 64 >= f->sm) {
+            /* the small-M epilogue: its own split of K over the warps (8 row blocks x 2), so its sums round
+               apart from the product's plan; within one fp16 step of that route */
+            long far = 0;
+            for (int64_t i = 0; i < M * H; i++) {
+                const double a = lq_f16_to_f32(got[i]), b2 = lq_f16_to_f32(got2[i]);
+                if (!(fabs(a - b2) <= 1e-3 * fmax(fabs(a), fabs(b2)) + 1e-7)) far++;
+            }
+            assert_int_equal(far, 0);
+        } else {
+            assert_memory_equal(got, got2, (size_t)(M * H) * 2);
+        }
         /* refused: a plain upload of the same parts, a non-fp16/bf16 h */
         lq_w4a16_weight plain;
         OK(lq_w4a16_upload(parts, 2, dw, wbytes, &plain));
