@@ -302,7 +302,7 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
 #define DM_WARPS 4 /* warps per block (each with its own pipeline) where 8 do not fit: decode_warps */
 #define DM_HEADS 8 /* query heads per block: the n = 8 side of m16n8k16 */
 #define DM_TAG 0x6c714154ull /* "lqAT": high word of a live split counter */
-#define DM_PREFETCH 4        /* tiles per warp prefetched into L2 before the PDL wait */
+#define DM_PREFETCH 4        /* tiles per warp prefetched into L2 before the PDL wait (decode_prefetch) */
 
 /* Per head_dim and W warps: KW keys per warp stage (~8 KB of K+V, at least
  * one 16-key m-tile), S stages, shared-memory rows padded by 16 bytes
@@ -391,7 +391,7 @@ template <typename TK, int HD, int W>
 __global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
-                           int window, int ns, float scale_log2) {
+                           int window, int ns, float scale_log2, int prefetch) {
     typedef dm_geom<HD, W> Gm;
     typedef dm_op<TK> Op;
     constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
@@ -427,10 +427,10 @@ __global__ void __launch_bounds__(32 * W, 1)
     const TK *vb = vc + (int64_t)b * seq_stride + (int64_t)kvh * HD;
     TK *ring = (TK *)dm_smem + warp * Gm::WARP;
     {
-        /* the warp's first DM_PREFETCH tiles: one 128-byte line of K and one of V per lane and pass */
+        /* the warp's first `prefetch` tiles (DM_PREFETCH): one 128-byte line of K and one of V per lane and pass */
         constexpr int LPR = HD * (int)sizeof(TK) / 128 > 0 ? HD * (int)sizeof(TK) / 128 : 1; /* lines per row */
         constexpr int LINES = KW * LPR;
-        const int npf = min(nt, DM_PREFETCH);
+        const int npf = min(nt, prefetch);
         for (int t = 0; t < npf; t++) {
             const int k0 = s0 + (warp + t * W) * KW;
             for (int l = lane; l < LINES; l += 32) {
@@ -991,6 +991,18 @@ static lq_status launch_decode(void *out, const float *q, int64_t ldq, const voi
     return launch_decode_g<TK, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
 }
 
+/* Tiles per warp prefetched into L2 before the PDL wait: DM_PREFETCH, or LQ_DECODE_PREFETCH=n (0..64;
+ * tuning knob for sweeps, read once; the result never depends on it). */
+static int decode_prefetch(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("LQ_DECODE_PREFETCH");
+        int x = e ? atoi(e) : -1;
+        v = e && x >= 0 && x <= 64 ? x : DM_PREFETCH;
+    }
+    return v;
+}
+
 template <typename TK, int HD, int W>
 static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const float *q, int64_t ldq, const void *kc,
                                    const void *vc, int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv,
@@ -1007,7 +1019,8 @@ static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const
     LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), attn_decode_mma_kernel<TK, HD, W>, grid, dim3(32 * W),
                                  (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
                                  (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
-                                 (float)(1.4426950408889634 / sqrt((double)HD))), /* log2(e)/sqrt(hd): base 2 */
+                                 (float)(1.4426950408889634 / sqrt((double)HD)), /* log2(e)/sqrt(hd): base 2 */
+                                 decode_prefetch()),
                 "launch attn_decode_mma_kernel");
     LQ_LAUNCH_RET("attn_decode_mma_kernel");
     return LQ_OK;

@@ -4,7 +4,11 @@
  *
  * Precision: weights, GEMM inputs and the KV cache are in the compute dtype
  * (F16 by default, BF16, or F32 for tight golden checks); cuBLAS accumulates in
- * fp32; the residual stream, q/k/v, norms, softmax and logits stay fp32; the
+ * fp32. The compute dtype may instead be F32 over F16/BF16 weights
+ * (opts.compute_dtype): the weights keep their 16-bit storage and every product
+ * widens them to fp32 on the fly (lq_matmul_w16_f32_cuda), so the only rounding
+ * left is the weights' own — for reference logits and accuracy checks, at a
+ * fraction of the 16-bit speed; the residual stream, q/k/v, norms, softmax and logits stay fp32; the
  * norm weights and biases stay fp32 (they are tiny); NLLs are computed in
  * double on the device. See kernels/lq_kernels.h.
  *
@@ -65,7 +69,10 @@ typedef struct {
 
 typedef struct {
     lq_config cfg;
-    lq_dtype wdt; /* compute dtype */
+    lq_dtype wdt; /* weight storage dtype (embedding, linears, an unpacked head) */
+    lq_dtype adt; /* compute dtype: GEMM inputs and KV cache; == wdt, or F32 over 16-bit weights */
+    float *wscratch;       /* adt != wdt: fp32 rows of one weight at a time (lq_matmul_w16_f32_cuda) */
+    size_t wscratch_elems;
     int device, use_graph, max_B, max_ctx, rows_cap;
     lq_cuda_ctx *ctx;
     void *stream, *blas;
@@ -141,6 +148,7 @@ extern "C" lq_status lq_cuda_device_describe(int dev, char *buf, size_t n) {
 extern "C" lq_cuda_engine_opts lq_cuda_engine_opts_default(void) {
     lq_cuda_engine_opts o;
     o.weight_dtype = LQ_F16;
+    o.compute_dtype = -1;
     o.device = 0;
     o.use_graph = 1;
     return o;
@@ -154,6 +162,9 @@ static lq_status linear(cuda_impl *c, float *y, const void *x, const void *w, co
     if (q)
         return lq_w4a16_matmul_cuda(c->blas, y, x, ldx, q, b, m, 0, lq_cuda_ctx_sm_count(c->ctx), c->w4ws,
                                     c->w4ws_bytes, c->stream);
+    if (c->adt != c->wdt)
+        return lq_matmul_w16_f32_cuda(c->blas, y, (const float *)x, w, c->wdt, b, m, n, k, ldx, c->wscratch,
+                                      c->wscratch_elems, c->stream);
     return lq_matmul_cuda(c->blas, y, x, w, c->wdt, b, m, n, k, ldx, c->stream);
 }
 
@@ -168,10 +179,10 @@ static lq_status enqueue_forward(cuda_impl *c, int B, int T, int pos0, const int
     const int64_t n = (int64_t)B * T;
     const int D = cf->dim, hd = cf->head_dim, nh = cf->n_heads, nkv = cf->n_kv_heads, H = cf->hidden_dim;
     const int qd = nh * hd, kvd = nkv * hd, V = cf->vocab_size, ldqkv = qd + 2 * kvd;
-    const lq_dtype dt = c->wdt;
+    const lq_dtype dt = c->adt;
     void *s = c->stream, *blas = c->blas;
     float *q = c->qkv;
-    LQ_FORWARD(lq_embedding_cuda(c->x, c->embed, dt, d_tok, n, D, s));
+    LQ_FORWARD(lq_embedding_cuda(c->x, c->embed, c->wdt, d_tok, n, D, s));
     for (int l = 0; l < cf->n_layers; l++) {
         const dev_layer *lw = &c->layers[l];
         char *kc = c->k_cache + (size_t)l * c->layer_bytes, *vc = c->v_cache + (size_t)l * c->layer_bytes;
@@ -406,6 +417,7 @@ static void cuda_destroy(lq_engine *e) {
         free(c->graphs);
     }
     lq_cuda_free(c->wmem);
+    lq_cuda_free(c->wscratch);
     lq_cuda_free(c->w4mem);
     lq_cuda_free(c->w4ws);
     free(c->w4);
@@ -507,7 +519,7 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     /* the packed head runs on the fused kernels under the same conditions as a linear group (4-bit,
        layout-compatible, fp16 compute); otherwise it is uploaded in dt like any weight (dequantized at
        upload for a packed-only model, whose w->lm_head is NULL) */
-    head4 = m->qhead && dt == LQ_F16 && lq_w4a16_supported(m->qhead, "lm_head.weight") == LQ_OK;
+    head4 = m->qhead && c->adt == LQ_F16 && lq_w4a16_supported(m->qhead, "lm_head.weight") == LQ_OK;
     if (head4 && lq_w4a16_shape_of(&m->qhead, 1, &head_sh) != LQ_OK) head4 = 0;
     lq_clear_error();
     if (head4) {
@@ -519,7 +531,7 @@ static lq_status upload_weights(cuda_impl *c, const lq_model *m) {
     }
     /* which groups run packed: all parts quantized, 4-bit layout-compatible, fp16 compute */
     c->n_groups_total = 4 * L;
-    if (m->qw && dt == LQ_F16) {
+    if (m->qw && c->adt == LQ_F16) {
         LQ_FAIL_IF(lq_calloc((void **)&c->w4, (size_t)L * 4, sizeof *c->w4, "w4a16 weights") != LQ_OK, LQ_ERR_NOMEM,
                    "out of memory (w4a16 table)");
     }
@@ -658,6 +670,12 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
     LQ_RETURN_IF(o.weight_dtype != LQ_F16 && o.weight_dtype != LQ_BF16 && o.weight_dtype != LQ_F32,
                  LQ_ERR_UNSUPPORTED, "cuda engine: weight dtype %s (supported: F16, BF16, F32)",
                  lq_dtype_name((lq_dtype)o.weight_dtype));
+    const int adt = o.compute_dtype < 0 ? o.weight_dtype : o.compute_dtype;
+    LQ_RETURN_IF(adt != o.weight_dtype && !(adt == LQ_F32 && (o.weight_dtype == LQ_F16 || o.weight_dtype == LQ_BF16)),
+                 LQ_ERR_UNSUPPORTED,
+                 "cuda engine: compute dtype %s over %s weights (the compute dtype is the weights' own, or F32 over "
+                 "F16/BF16 weights)",
+                 lq_dtype_name((lq_dtype)adt), lq_dtype_name((lq_dtype)o.weight_dtype));
     LQ_RETURN_IF(!hd_supported(cf->head_dim), LQ_ERR_UNSUPPORTED,
                  "cuda engine: head_dim %d is not supported by the attention kernels (8, 16, 32, 64, 128, 256)",
                  cf->head_dim);
@@ -672,6 +690,7 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
     e->impl = c;
     c->cfg = *cf;
     c->wdt = (lq_dtype)o.weight_dtype;
+    c->adt = (lq_dtype)adt;
     c->device = o.device;
     c->use_graph = o.use_graph;
     c->max_B = max_B;
@@ -684,7 +703,17 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
     {
         const size_t D = cf->dim, H = cf->hidden_dim, hd = cf->head_dim, qd = (size_t)cf->n_heads * hd,
                      kvd = (size_t)cf->n_kv_heads * hd, V = cf->vocab_size, L = cf->n_layers;
-        const size_t es = lq_dtype_size(c->wdt);
+        const size_t es = lq_dtype_size(c->adt);
+        if (c->adt != c->wdt) { /* fp32 rows of one weight at a time: up to 64 MiB, at least one row */
+            size_t kmax = D > H ? D : H, big = V * D;
+            if (qd > kmax) kmax = qd;
+            if (2 * H * D > big) big = 2 * H * D;
+            if ((qd + 2 * kvd) * D > big) big = (qd + 2 * kvd) * D;
+            c->wscratch_elems = big < ((size_t)1 << 24) ? big : ((size_t)1 << 24);
+            if (c->wscratch_elems < kmax) c->wscratch_elems = kmax;
+            LQ_TRY(lq_cuda_malloc((void **)&c->wscratch, c->wscratch_elems * sizeof(float),
+                                  "fp32 weight scratch (fp32 compute)"));
+        }
         size_t slots = (size_t)max_B * (size_t)max_ctx; /* B x positions */
         /* KV cache */
         size_t kv_elems;
@@ -790,9 +819,9 @@ extern "C" lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_
             size_t l = strlen(w4d);
             snprintf(w4d + l, sizeof w4d - l, ", lm_head dequantized");
         }
-        snprintf(e->desc, sizeof e->desc, "%.80s, %s weights%s%s", p.name,
-                 c->wdt == LQ_F16 ? "fp16" : c->wdt == LQ_BF16 ? "bf16" : "fp32", c->use_graph ? ", CUDA graphs" : "",
-                 w4d);
+        snprintf(e->desc, sizeof e->desc, "%.80s, %s weights%s%s%s", p.name,
+                 c->wdt == LQ_F16 ? "fp16" : c->wdt == LQ_BF16 ? "bf16" : "fp32",
+                 c->adt != c->wdt ? ", fp32 compute" : "", c->use_graph ? ", CUDA graphs" : "", w4d);
     }
     e->device = "cuda";
     e->vocab_size = cf->vocab_size;
@@ -811,6 +840,6 @@ fail:
     } else {
         free(c);
     }
-    return lq_error_prefix(st, "cuda engine (%s weights, B=%d, ctx=%d)", lq_dtype_name((lq_dtype)o.weight_dtype),
-                           max_B, max_ctx);
+    return lq_error_prefix(st, "cuda engine (%s weights, %s compute, B=%d, ctx=%d)",
+                           lq_dtype_name((lq_dtype)o.weight_dtype), lq_dtype_name((lq_dtype)adt), max_B, max_ctx);
 }

@@ -17,11 +17,14 @@ int lq_cuda_device_count(void);
 lq_status lq_cuda_device_describe(int dev, char *buf, size_t n);
 
 typedef struct {
-    int weight_dtype; /* LQ_F16 (the default), LQ_BF16 or LQ_F32: weights, GEMM inputs and KV cache */
+    int weight_dtype;  /* LQ_F16 (the default), LQ_BF16 or LQ_F32: weights, GEMM inputs and KV cache */
+    int compute_dtype; /* -1 (default): weight_dtype. LQ_F32 over F16/BF16 weights: the weights stay 16-bit in
+                          memory, activations and KV cache are fp32 and every product widens the weights on the
+                          fly — logits with no rounding but the weights' own, several times slower */
     int device;       /* CUDA device ordinal */
     int use_graph;    /* 1 (default): decode steps (T = 1) replay a CUDA graph captured per batch size */
 } lq_cuda_engine_opts;
-/* {LQ_F16, device 0, use_graph 1}; start from this and change fields. */
+/* {LQ_F16, compute -1, device 0, use_graph 1}; start from this and change fields. */
 lq_cuda_engine_opts lq_cuda_engine_opts_default(void);
 
 /* Upload m's weights (converted to opts->weight_dtype) and allocate the KV

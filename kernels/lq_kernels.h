@@ -88,6 +88,16 @@ lq_status lq_swiglu_cuda(void *out, lq_dtype out_dtype, const float *gate, const
 lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const void *w, lq_dtype dtype, const float *b,
                          int64_t m, int64_t n, int64_t k, int64_t ldx, void *stream);
 
+/* The same product with fp32 x against a 16-bit W (F16/BF16): the engine's
+ * fp32 compute over fp16/bf16 weights (lq_cuda_engine_opts.compute_dtype).
+ * W is widened to fp32 (exact) whole rows at a time into scratch (device,
+ * scratch_elems floats, at least k) and multiplied by cuBLAS in fp32 (no
+ * TF32): lq_matmul_ref on the widened weights up to summation order. Moves
+ * W's bytes three times: a precision mode, not a speed path. */
+lq_status lq_matmul_w16_f32_cuda(void *blas, float *y, const float *x, const void *w, lq_dtype w_dtype, const float *b,
+                                 int64_t m, int64_t n, int64_t k, int64_t ldx, float *scratch, size_t scratch_elems,
+                                 void *stream);
+
 /* The same product for a few rows of x without cuBLAS: a memory-bound GEMV
  * (kernels/gemv_cuda.cu) for m <= LQ_GEMV_MAX_M, fp16/bf16 x and W, fp32
  * accumulation. lq_matmul_cuda calls it whenever lq_gemv_supported() says

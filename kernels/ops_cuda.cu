@@ -487,6 +487,66 @@ extern "C" lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const v
     return LQ_OK;
 }
 
+/* ---------------- matmul, fp32 x over a 16-bit W (the fp32-compute engine) ---------------- */
+
+/* rows [r0, r0 + nr) of W (n, k), dtype TW, widened to fp32 (exact) into dst (nr, k) */
+template <typename TW> __global__ void widen_rows_kernel(float *dst, const TW *w, int64_t elems) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < elems) dst[i] = lq_ld(w[i]);
+}
+
+/* cuBLAS takes no fp32 x against a 16-bit W, so W goes through fp32 scratch a
+ * chunk of whole rows at a time and the product is cuBLAS's fp32 GEMM
+ * (CUBLAS_COMPUTE_32F with the handle's default math mode: no TF32). Each chunk
+ * writes columns [r0, r0 + nr) of y (ldc n). It moves W's bytes three times
+ * (read 16-bit, write and read fp32): the precision mode, not a speed path. */
+extern "C" lq_status lq_matmul_w16_f32_cuda(void *blas, float *y, const float *x, const void *w, lq_dtype w_dtype,
+                                            const float *b, int64_t m, int64_t n, int64_t k, int64_t ldx,
+                                            float *scratch, size_t scratch_elems, void *stream) {
+    if (m <= 0 || n <= 0) return LQ_OK;
+    if (ldx == 0) ldx = k;
+    LQ_RETURN_IF(w_dtype != LQ_F16 && w_dtype != LQ_BF16, LQ_ERR_UNSUPPORTED,
+                 "lq_matmul_w16_f32_cuda: weight dtype %s (F16 or BF16)", lq_dtype_name(w_dtype));
+    LQ_RETURN_IF(m > INT32_MAX || n > INT32_MAX || k > INT32_MAX || ldx > INT32_MAX || ldx < k, LQ_ERR_ARG,
+                 "lq_matmul_w16_f32_cuda: shape m=%lld n=%lld k=%lld ldx=%lld", (long long)m, (long long)n,
+                 (long long)k, (long long)ldx);
+    LQ_RETURN_IF(k > 0 && (!scratch || scratch_elems < (size_t)k), LQ_ERR_ARG,
+                 "lq_matmul_w16_f32_cuda: scratch of %zu floats, a row of W needs %lld", scratch_elems, (long long)k);
+    cudaStream_t s = lq_stream(stream);
+    cublasHandle_t h = (cublasHandle_t)blas;
+    LQ_BLAS_RET(cublasSetStream(h, s), "cublasSetStream");
+    float alpha = 1.0f, beta = 0.0f;
+    if (b) {
+        bias_fill_kernel<<<lq_blocks(m * n, 256), 256, 0, s>>>(y, b, m, n);
+        LQ_LAUNCH_RET("bias_fill_kernel");
+        beta = 1.0f;
+    }
+    if (k == 0) {
+        if (!b) LQ_CUDA_RET(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)(m * n), s), "cudaMemsetAsync");
+        return LQ_OK;
+    }
+    const int64_t rows_per = (int64_t)(scratch_elems / (size_t)k);
+    const size_t es = lq_dtype_size(w_dtype);
+    for (int64_t r0 = 0; r0 < n; r0 += rows_per) {
+        const int64_t nr = n - r0 < rows_per ? n - r0 : rows_per, elems = nr * k;
+        const char *wc = (const char *)w + (size_t)r0 * (size_t)k * es;
+        if (w_dtype == LQ_F16)
+            widen_rows_kernel<__half><<<lq_blocks(elems, 256), 256, 0, s>>>(scratch, (const __half *)wc, elems);
+        else
+            widen_rows_kernel<__nv_bfloat16><<<lq_blocks(elems, 256), 256, 0, s>>>(scratch, (const __nv_bfloat16 *)wc,
+                                                                                   elems);
+        LQ_LAUNCH_RET("widen_rows_kernel");
+        cublasStatus_t st = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)nr, (int)m, (int)k, &alpha, scratch,
+                                         CUDA_R_32F, (int)k, x, CUDA_R_32F, (int)ldx, &beta, y + r0, CUDA_R_32F,
+                                         (int)n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+        if (st != CUBLAS_STATUS_SUCCESS)
+            return lq_error(LQ_ERR_CUDA, "cublasGemmEx (fp32 over %s weights, m=%lld n=%lld k=%lld): %s",
+                            lq_dtype_name(w_dtype), (long long)m, (long long)nr, (long long)k,
+                            cublasGetStatusString(st));
+    }
+    return LQ_OK;
+}
+
 /* ---------------- KV-cache store ---------------- */
 
 template <typename TK>

@@ -282,6 +282,69 @@ static void test_kernels_matmul(void **state) {
         }
 }
 
+/* fp32 x against 16-bit W (the fp32-compute engine): W widened through a
+ * scratch of a few rows, so that several chunks (and a ragged last one) write
+ * their columns of y; x is full fp32 (not rounded). The reference multiplies
+ * the same widened W in fp32. A mis-offset chunk or a TF32 product (10-bit
+ * mantissa: errors ~1e-3 relative) would fail the fp32 tolerance. */
+static void test_kernels_matmul_w16_f32(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    /* (m, n, k, bias, scratch rows, row gap) */
+    const int64_t shapes[][6] = {{1, 512, 64, 0, 100, 0}, {7, 172, 64, 1, 64, 0}, {33, 1000, 333, 1, 7, 2},
+                                 {2, 4096, 512, 0, 4096, 0}, {130, 300, 96, 1, 1, 0}};
+    const lq_dtype wdts[2] = {LQ_F16, LQ_BF16};
+    for (int si = 0; si < 5; si++)
+        for (int ti = 0; ti < 2; ti++) {
+            int64_t m = shapes[si][0], n = shapes[si][1], k = shapes[si][2], gap = shapes[si][5];
+            int with_b = (int)shapes[si][3];
+            size_t scratch = (size_t)(shapes[si][4] * k);
+            int64_t ldx = k * (gap + 1);
+            lq_dtype wdt = wdts[ti];
+            size_t nx = (size_t)(m * ldx), nw = (size_t)(n * k);
+            float *x = hrand(&f->seed, nx, -1, 1), *w = hrand(&f->seed, nw, -1, 1), *b = hrand(&f->seed, (size_t)n, -1, 1),
+                  *xc = malloc(sizeof(float) * m * k), *want = malloc(sizeof(float) * m * n),
+                  *got = malloc(sizeof(float) * m * n);
+            round_to(wdt, w, nw); /* the weights are 16-bit; x stays fp32 */
+            for (int64_t i = 0; i < m; i++) memcpy(xc + i * k, x + i * ldx, sizeof(float) * k);
+            void *d_x = upload_as(LQ_F32, x, nx), *d_w = upload_as(wdt, w, nw);
+            float *d_b = upload_as(LQ_F32, b, (size_t)n), *d_y = dmalloc(sizeof(float) * m * n),
+                  *d_s = dmalloc(sizeof(float) * scratch);
+            poison(d_y, sizeof(float) * m * n);
+            assert_int_equal(lq_matmul_w16_f32_cuda(f->blas, d_y, d_x, d_w, wdt, with_b ? d_b : NULL, m, n, k, ldx, d_s,
+                                                    scratch, f->stream),
+                             LQ_OK);
+            assert_int_equal(lq_cuda_sync(f->stream), LQ_OK);
+            assert_int_equal(lq_cuda_download(got, d_y, sizeof(float) * m * n), LQ_OK);
+            lq_matmul_ref(want, xc, w, with_b ? b : NULL, m, n, k);
+            double atol = 2e-6 * sqrt((double)k) * 4, rtol = 1e-5;
+            char what[112];
+            snprintf(what, sizeof what, "matmul fp32 x %s W m=%lld n=%lld k=%lld, %lld-row chunks%s%s",
+                     lq_dtype_name(wdt), (long long)m, (long long)n, (long long)k, (long long)shapes[si][4],
+                     with_b ? " +bias" : "", gap ? " strided-x" : "");
+            check(what, got, want, (size_t)(m * n), atol, rtol);
+            lq_cuda_free(d_x);
+            lq_cuda_free(d_w);
+            lq_cuda_free(d_b);
+            lq_cuda_free(d_y);
+            lq_cuda_free(d_s);
+            free(x);
+            free(w);
+            free(b);
+            free(xc);
+            free(want);
+            free(got);
+        }
+    /* a scratch shorter than one row, and an fp32 W, are refused with a message */
+    float *d_s = dmalloc(sizeof(float) * 16);
+    assert_int_equal(lq_matmul_w16_f32_cuda(f->blas, d_s, d_s, d_s, LQ_F16, NULL, 1, 1, 64, 0, d_s, 16, f->stream),
+                     LQ_ERR_ARG);
+    assert_non_null(strstr(lq_last_error(), "scratch"));
+    assert_int_equal(lq_matmul_w16_f32_cuda(f->blas, d_s, d_s, d_s, LQ_F32, NULL, 1, 1, 4, 0, d_s, 16, f->stream),
+                     LQ_ERR_UNSUPPORTED);
+    lq_cuda_free(d_s);
+}
+
 /* ---------------- small-M GEMV (lq_gemv_cuda, and its fallback) ---------------- */
 
 /* Error bound of an fp32-accumulated dot product of fp16/bf16 values: each
@@ -988,6 +1051,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_embedding),         cmocka_unit_test(test_kernels_rmsnorm_residual),
         cmocka_unit_test(test_kernels_rope),              cmocka_unit_test(test_kernels_swiglu),
         cmocka_unit_test(test_kernels_matmul),            cmocka_unit_test(test_kernels_gemv),
+        cmocka_unit_test(test_kernels_matmul_w16_f32),
         cmocka_unit_test(test_kernels_kv_store),          cmocka_unit_test(test_kernels_rope_kv_store),
         cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
         cmocka_unit_test(test_kernels_attention_decode_reuse),

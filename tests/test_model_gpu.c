@@ -13,6 +13,8 @@
  *     one prefill; batch of 3 = each alone; chunked score = the CPU engine;
  *   - the W4A16 engine (RTN-4 in memory, .lqq files in both packings), with
  *     and without a packed head (lq quantize --lm-head);
+ *   - fp32 compute over fp16 / bf16 weights: the CPU reference on the same
+ *     rounded weights to 2e-4, and within 2e-2 of golden with fp16 weights;
  *   - argument errors, out-of-memory reporting, and device_count() == 0
  *     without a GPU (this one runs everywhere).
  * Without a GPU the GPU cases print "skipped: no CUDA device"; with
@@ -326,6 +328,160 @@ static void test_model_gpu_decode_equals_prefill(void **state) {
     free(want);
 }
 
+
+/* fp32 compute over 16-bit weights (lq_cuda_engine_opts.compute_dtype = F32):
+ * the weights stay fp16 / bf16 on the device, activations and the KV cache are
+ * fp32, each product widens the weights (lq_matmul_w16_f32_cuda). The only
+ * rounding left is the weights' own, so the engine must agree with the CPU
+ * reference on the same rounded weights (the linears, the embedding and the
+ * head; norm weights stay fp32, as the engine stores them) to fp32 precision,
+ * and with fp16 weights the logits come within 2e-2 of the float64 golden —
+ * the issue's bound, which fp16 activations and KV cache cannot meet here
+ * (kernels/dev/error_budget.c: the weights' rounding alone 0.0174, the fp16 KV
+ * cache alone 0.0557). Prefill logits, graph decode vs prefill, and the greedy
+ * continuation. */
+static void round16(int dt, float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        x[i] = dt == LQ_F16 ? lq_f16_to_f32(lq_f32_to_f16(x[i])) : lq_bf16_to_f32(lq_f32_to_bf16(x[i]));
+}
+
+static void round_like_engine(lq_model *m, int dt) {
+    const lq_config *c = &m->cfg;
+    const size_t D = c->dim, H = c->hidden_dim, qd = (size_t)c->n_heads * c->head_dim,
+                 kvd = (size_t)c->n_kv_heads * c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        lq_layer_weights *L = &m->w.layers[l];
+        float *t[7] = {L->wq, L->wk, L->wv, L->wo, L->w_gate, L->w_up, L->w_down};
+        const size_t n[7] = {qd * D, kvd * D, kvd * D, D * qd, H * D, H * D, D * H};
+        for (int i = 0; i < 7; i++) round16(dt, t[i], n[i]);
+    }
+    round16(dt, m->w.embed, (size_t)c->vocab_size * D);
+    if (m->w.lm_head != m->w.embed) round16(dt, m->w.lm_head, (size_t)c->vocab_size * D);
+}
+
+static lq_engine *new_engine_f32c(fixture *f, int wdt, int graph, int B, int ctx) {
+    lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
+    o.weight_dtype = wdt;
+    o.compute_dtype = LQ_F32;
+    o.use_graph = graph;
+    lq_engine *e = NULL;
+    lq_status st = lq_cuda_engine_new(f->m, &o, B, ctx, &e);
+    if (st != LQ_OK) print_message("lq_cuda_engine_new: %s\n", lq_last_error());
+    assert_int_equal(st, LQ_OK);
+    assert_non_null(strstr(e->desc, "fp32 compute"));
+    return e;
+}
+
+static void test_model_gpu_f32_compute(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    char p[1024];
+    lq_test_shared_path(p, sizeof p, "models/stories260K");
+    const int wdts[2] = {LQ_F16, LQ_BF16};
+    for (int di = 0; di < 2; di++) {
+        const int wdt = wdts[di];
+        lq_engine *e = new_engine_f32c(f, wdt, 1, 1, 512);
+        lq_model *mr = NULL;
+        assert_int_equal(lq_model_load(p, &mr), LQ_OK);
+        round_like_engine(mr, wdt);
+        double worst_g = 0, worst_c = 0, worst_w = 0;
+        for (int s = 0; s < 5; s++) {
+            char tn[32], ln[32];
+            snprintf(tn, sizeof tn, "tokens.%d", s);
+            snprintf(ln, sizeof ln, "logits.%d", s);
+            const lq_tensor_info *tt = lq_checkpoint_find(f->golden, tn), *lt = lq_checkpoint_find(f->golden, ln);
+            assert_non_null(tt);
+            assert_non_null(lt);
+            const int T = (int)tt->shape[0];
+            const size_t n = (size_t)T * 512;
+            float *lg = malloc(sizeof(float) * n);
+            for (size_t i = 0; i < n; i++) lg[i] = NAN;
+            assert_int_equal(e->logits(e, (const int32_t *)tt->data, 1, T, lg), LQ_OK);
+            float *ref = cpu_logits_rounded(mr, tt, wdt);
+            double mg, mc, mw, rr;
+            lq_test_errors(lg, (const float *)lt->data, n, &mg, &rr);
+            lq_test_errors(lg, ref, n, &mc, &rr);
+            lq_test_errors(ref, (const float *)lt->data, n, &mw, &rr);
+            print_message("%s weights, fp32 compute, logits.%d: T=%d max |gpu - golden| %.4g, |gpu - cpu same "
+                          "weights| %.3g, |cpu same weights - golden| %.4g\n", dtn(wdt), s, T, mg, mc, mw);
+            if (mg > worst_g) worst_g = mg;
+            if (mc > worst_c) worst_c = mc;
+            if (mw > worst_w) worst_w = mw;
+            free(lg);
+            free(ref);
+        }
+        print_message("%s weights, fp32 compute: max |logit - golden| %.4g (cpu on the same weights %.4g%s), max |gpu "
+                      "- cpu same weights| %.3g (bound 2e-4)\n", dtn(wdt), worst_g, worst_w,
+                      wdt == LQ_F16 ? "; bound 2e-2" : "", worst_c);
+        assert_true(worst_c <= 2e-4);
+        if (wdt == LQ_F16) assert_true(worst_g <= 2e-2);
+        lq_model_free(mr);
+        lq_engine_free(e);
+
+        /* graph decode vs prefill: fp32 activations on both sides (fp32 bound) */
+        const int B = 2, T = 24, V = 512;
+        uint64_t seed = lq_test_seed();
+        int32_t tok[2 * 24], col[2];
+        for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % V);
+        float *pre = malloc(sizeof(float) * B * T * V), *lg = malloc(sizeof(float) * B * V),
+              *want = malloc(sizeof(float) * B * V);
+        lq_engine *eg = new_engine_f32c(f, wdt, 1, B, T);
+        assert_int_equal(eg->logits(eg, tok, B, T, pre), LQ_OK);
+        double worst = 0;
+        for (int t = 0; t < T; t++) {
+            for (int b = 0; b < B; b++) {
+                col[b] = tok[b * T + t];
+                memcpy(want + (size_t)b * V, pre + ((size_t)b * T + t) * V, sizeof(float) * V);
+            }
+            assert_int_equal(eg->step(eg, col, B, 1, t, lg), LQ_OK);
+            char what[80];
+            snprintf(what, sizeof what, "%s/fp32 compute graph decode vs prefill, t=%d", dtn(wdt), t);
+            assert_int_equal(lq_test_compare(what, lg, want, (size_t)B * V, 1e-4, 0), 0);
+            double d = lq_test_max_abs(lg, want, (size_t)B * V);
+            if (d > worst) worst = d;
+        }
+        print_message("%s weights, fp32 compute: B=%d decode (graph) vs prefill over %d steps: max abs %.3g\n",
+                      dtn(wdt), B, T, worst);
+        lq_engine_free(eg);
+        free(pre);
+        free(lg);
+        free(want);
+    }
+    /* the greedy continuation of golden.json with fp16 weights: every id */
+    json_t *g = json_object_get(f->gjson, "greedy");
+    json_t *pids = json_object_get(g, "prompt_ids"), *want = json_object_get(g, "ids");
+    size_t n = json_array_size(pids), total = json_array_size(want);
+    int32_t *all = calloc(total, sizeof *all);
+    for (size_t i = 0; i < n; i++) all[i] = (int32_t)json_integer_value(json_array_get(pids, i));
+    lq_engine *e = new_engine_f32c(f, LQ_F16, 1, 1, (int)total);
+    float *lg = malloc(sizeof(float) * 512);
+    lq_sampler smp = {0, 1, 0};
+    for (size_t i = n; i < total; i++) {
+        int pos = i == n ? 0 : (int)i - 1, T = i == n ? (int)n : 1;
+        assert_int_equal(e->step(e, all + pos, 1, T, pos, lg), LQ_OK);
+        all[i] = lq_sample(&smp, lg, 512);
+    }
+    for (size_t i = 0; i < total; i++) assert_int_equal(all[i], json_integer_value(json_array_get(want, i)));
+    free(lg);
+    free(all);
+    lq_engine_free(e);
+}
+
+/* compute dtypes other than the weights' own or F32 over 16-bit weights are refused, naming both */
+static void test_model_gpu_compute_dtype_errors(void **state) {
+    fixture *f = *state;
+    NEED(f);
+    const int bad[3][2] = {{LQ_F32, LQ_F16}, {LQ_F16, LQ_BF16}, {LQ_BF16, LQ_F16}};
+    for (int i = 0; i < 3; i++) {
+        lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
+        o.weight_dtype = bad[i][0];
+        o.compute_dtype = bad[i][1];
+        lq_engine *e = NULL;
+        assert_int_equal(lq_cuda_engine_new(f->m, &o, 1, 16, &e), LQ_ERR_UNSUPPORTED);
+        assert_null(e);
+        assert_non_null(strstr(lq_last_error(), "compute dtype"));
+    }
+}
 
 /* W4A16: stories260K RTN-quantized in memory (4-bit, group 32, asymmetric; the
  * down projection's K = 172 ends in a partial group). The engine runs the
@@ -780,6 +936,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_gpu_golden_greedy),
         cmocka_unit_test(test_model_gpu_decode_equals_prefill),
         cmocka_unit_test(test_model_gpu_batch_equals_single),
+        cmocka_unit_test(test_model_gpu_f32_compute), cmocka_unit_test(test_model_gpu_compute_dtype_errors),
         cmocka_unit_test(test_model_gpu_w4a16_engine), cmocka_unit_test(test_model_gpu_w4a16_engine_swiglu),
         cmocka_unit_test(test_model_gpu_w4a16_mma_file),
         cmocka_unit_test(test_model_gpu_w4a16_lm_head),

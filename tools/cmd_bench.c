@@ -302,9 +302,10 @@ static int bench_kernels(int argc, char **argv) {
 }
 
 static const char *UM =
-    "usage: lq bench model (MODEL | --preset NAME) [--device cpu|cuda|auto] [--weights f16|bf16|f32]\n"
+    "usage: lq bench model (MODEL | --preset NAME) [--device cpu|cuda|auto] [--weights f16|bf16|f32] [--compute f32]\n"
     "                      [--prompt 512,2048] [--batch 1,8,32] [--ctx 512,2048,8192] [--steps N]\n"
     "                      [--reps N] [--compare-pdl] [--json] [--out FILE]\n"
+    "  --compute f32  fp32 activations and KV cache over f16/bf16 weights (the precision mode of lq ppl)\n"
     "  --preset    random weights with a real model's shapes (see lq synth --help), built in memory\n"
     "  --layers N  with --preset: only the first N layers (the same shapes; for profiling and quick\n"
     "              A/B runs: per-layer costs scale, the whole-model figures do not)\n"
@@ -325,7 +326,7 @@ static const char *UM =
 /* What one pass of bench_model measures, and with what. */
 typedef struct {
     const int *prompts, *batches, *ctxs;
-    int n_p, n_b, n_c, steps, reps, cmp_pdl, wdtype;
+    int n_p, n_b, n_c, steps, reps, cmp_pdl, wdtype, cdtype;
     const char *device;
     int32_t *tok;
     float *logits;
@@ -377,7 +378,7 @@ static int bench_pass(lq_model *m, const model_pass *o, json_t *pre, json_t *dec
         int P = o->prompts[i];
         if (P > m->cfg.max_seq_len) continue;
         lq_engine *e = NULL;
-        st = lq_tool_engine(m, o->device, o->wdtype, 1, P, &e);
+        st = lq_tool_engine(m, o->device, o->wdtype, o->cdtype, 1, P, &e);
         if (st != LQ_OK) {
             fprintf(stderr, "[bench] prefill %d: %s (skipped)\n", P, lq_last_error());
             continue;
@@ -433,7 +434,7 @@ static int bench_pass(lq_model *m, const model_pass *o, json_t *pre, json_t *dec
         lq_engine *e = NULL;
         int cap = maxc + o->steps;
         if (cap > m->cfg.max_seq_len) cap = m->cfg.max_seq_len;
-        st = lq_tool_engine(m, o->device, o->wdtype, B, cap, &e);
+        st = lq_tool_engine(m, o->device, o->wdtype, o->cdtype, B, cap, &e);
         if (st != LQ_OK) {
             fprintf(stderr, "[bench] decode batch %d: %s (skipped)\n", B, lq_last_error());
             json_array_append_new(dec, json_pack("{s:i, s:s}", "batch", B, "skipped", lq_last_error()));
@@ -485,7 +486,7 @@ static int bench_pass(lq_model *m, const model_pass *o, json_t *pre, json_t *dec
 
 static int bench_model(int argc, char **argv) {
     int prompts[16] = {512, 2048}, n_p = 2, batches[16] = {1, 8, 32}, n_b = 3, ctxs[16] = {512, 2048, 8192}, n_c = 3;
-    int steps = 32, reps = 3, as_json = 0, wdtype = -1, rtn_bits = 0, rtn_group = 128, rtn_sym = 1, cmp_pdl = 0;
+    int steps = 32, reps = 3, as_json = 0, wdtype = -1, cdtype = -1, rtn_bits = 0, rtn_group = 128, rtn_sym = 1, cmp_pdl = 0;
     int n_layers = 0, baseline = 0, rtn_head = 0;
     const char *preset = NULL, *device = "auto", *out = NULL;
     static struct option opts[] = {{"preset", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
@@ -497,7 +498,7 @@ static int bench_model(int argc, char **argv) {
                                    {"asym", no_argument, 0, 'a'},          {"compare-pdl", no_argument, 0, 'C'},
                                    {"layers", required_argument, 0, 'L'},  {"baseline", no_argument, 0, 'B'},
                                    {"lm-head", no_argument, 0, 'H'},       {"help", no_argument, 0, 'h'},
-                                   {0, 0, 0, 0}};
+                                   {"compute", required_argument, 0, 'K'}, {0, 0, 0, 0}};
     int c;
     long v;
     optind = 1;
@@ -527,6 +528,9 @@ static int bench_model(int argc, char **argv) {
             break;
         case 'W':
             if ((wdtype = lq_tool_parse_wdtype(optarg)) < -1) return lq_tool_usage("bench", UM, "bad --weights");
+            break;
+        case 'K':
+            if ((cdtype = lq_tool_parse_wdtype(optarg)) < -1) return lq_tool_usage("bench", UM, "bad --compute");
             break;
         case 'p':
             if ((n_p = parse_list(optarg, prompts, 16)) < 0) return lq_tool_usage("bench", UM, "bad --prompt");
@@ -593,7 +597,7 @@ static int bench_model(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < ntok; i++) tok[i] = (int32_t)((i * 2654435761u) % (unsigned)V);
-    const model_pass o = {prompts, batches, ctxs, n_p, n_b, n_c, steps, reps, cmp_pdl, wdtype, device, tok, logits};
+    const model_pass o = {prompts, batches, ctxs, n_p, n_b, n_c, steps, reps, cmp_pdl, wdtype, cdtype, device, tok, logits};
     if (baseline) { /* the same weights before quantization, in the same process, first */
         fprintf(stderr, "[bench] model ready in %.1f s\n", lq_now() - t0);
         bpre = json_array(), bdec = json_array();

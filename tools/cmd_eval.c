@@ -22,7 +22,7 @@
 
 static const char *U =
     "usage: lq eval BASE QUANT TEXTFILE --ctx N [--max-windows K] [--batch B] [--half]\n"
-    "               [--device cpu|cuda|auto] [--weights f16|bf16|f32] [--json] [--quiet]\n"
+    "               [--device cpu|cuda|auto] [--weights f16|bf16|f32] [--compute f32] [--json] [--quiet]\n"
     "  BASE, QUANT    any inputs lq reads (QUANT typically an .lqq from lq quantize)\n"
     "  TEXTFILE       UTF-8 text, tokenized with BASE's tokenizer (as lq ppl does)\n"
     "  --ctx N        window length (required); windows as in lq ppl: len/N, tail dropped\n"
@@ -32,6 +32,8 @@ static const char *U =
     "                 default: every token but each window's first (lq ppl's protocol)\n"
     "  --device D     cpu, cuda, or auto (default: cuda when a GPU is present)\n"
     "  --weights W    weight dtype on the GPU (default f16)\n"
+    "  --compute f32  on the GPU: fp32 activations and KV cache over f16/bf16 weights (default: the\n"
+    "                 weights' dtype): no rounding but the weights' own, both models: quantization error without activation rounding; slower\n"
     "  --json         one JSON object on stdout\n"
     "on a GPU the logits stay on the device and the per-token statistics are computed there.\n"
     "statistics (lq_kld.h): PPL of both, ln(PPL_q/PPL_base) +/- its standard error, KLD(base || quant)\n"
@@ -40,13 +42,14 @@ static const char *U =
 
 int lq_cmd_eval(int argc, char **argv) {
     long ctx = 0, maxw = 0, batch = 0;
-    int as_json = 0, quiet = 0, half = 0, wdtype = -1;
+    int as_json = 0, quiet = 0, half = 0, wdtype = -1, cdtype = -1;
     const char *device = "auto";
     static struct option opts[] = {{"ctx", required_argument, 0, 'c'},    {"max-windows", required_argument, 0, 'm'},
                                    {"batch", required_argument, 0, 'b'},  {"json", no_argument, 0, 'j'},
                                    {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
                                    {"device", required_argument, 0, 'D'}, {"weights", required_argument, 0, 'W'},
-                                   {"half", no_argument, 0, 'H'},         {0, 0, 0, 0}};
+                                   {"half", no_argument, 0, 'H'},         {"compute", required_argument, 0, 'K'},
+                                   {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
@@ -70,6 +73,9 @@ int lq_cmd_eval(int argc, char **argv) {
             break;
         case 'W':
             if ((wdtype = lq_tool_parse_wdtype(optarg)) < -1) return lq_tool_usage("eval", U, "bad --weights '%s'", optarg);
+            break;
+        case 'K':
+            if ((cdtype = lq_tool_parse_wdtype(optarg)) < -1) return lq_tool_usage("eval", U, "bad --compute '%s'", optarg);
             break;
         default: return lq_tool_usage("eval", U, "bad option");
         }
@@ -125,8 +131,8 @@ int lq_cmd_eval(int argc, char **argv) {
     if (B < 1) B = 1;
     if (!batch && B > 16) B = 16;
     if (B > nw) B = nw;
-    CHECK(lq_tool_engine(mb, device, wdtype, B, (int)ctx, &eb));
-    CHECK(lq_tool_engine(mq, device, wdtype, B, (int)ctx, &eq));
+    CHECK(lq_tool_engine(mb, device, wdtype, cdtype, B, (int)ctx, &eb));
+    CHECK(lq_tool_engine(mq, device, wdtype, cdtype, B, (int)ctx, &eq));
     const int on_gpu = !strcmp(eb->device, "cuda") && !strcmp(eq->device, "cuda");
     const int first = half ? (int)ctx / 2 : 0; /* first position whose prediction is scored */
     const int64_t R = ctx - 1 - first;        /* scored rows per window */

@@ -11,13 +11,14 @@
 
 static const char *U =
     "usage: lq generate MODEL --prompt TEXT [-n N] [--temp T] [--top-p P] [--seed S]\n"
-    "                   [--device cpu|cuda|auto] [--weights f16|bf16|f32] [--json]\n"
+    "                   [--device cpu|cuda|auto] [--weights f16|bf16|f32] [--compute f32] [--json]\n"
     "  -n N        tokens to generate (default 64)\n"
     "  --temp T    sampling temperature; 0 = greedy (default 0)\n"
     "  --top-p P   nucleus sampling mass (default 1 = off)\n"
     "  --seed S    random seed for sampling (default 0)\n"
     "  --device D  cpu, cuda, or auto (default: cuda when a GPU is present)\n"
     "  --weights W weight dtype on the GPU (default f16)\n"
+    "  --compute f32 on the GPU: fp32 activations and KV cache over f16/bf16 weights (slower)\n"
     "  --ignore-eos  keep generating past the end-of-sequence token\n"
     "  --json      print {prompt_ids, ids, text, tokens_per_second} instead of streaming\n";
 
@@ -33,13 +34,14 @@ int lq_cmd_generate(int argc, char **argv) {
     const char *prompt = NULL;
     long n_gen = 64, seed = 0;
     double temp = 0, top_p = 1;
-    int as_json = 0, ignore_eos = 0, wdtype = -1;
+    int as_json = 0, ignore_eos = 0, wdtype = -1, cdtype = -1;
     const char *device = "auto";
     static struct option opts[] = {{"prompt", required_argument, 0, 'p'}, {"temp", required_argument, 0, 't'},
                                    {"top-p", required_argument, 0, 'P'},  {"seed", required_argument, 0, 's'},
                                    {"json", no_argument, 0, 'j'},         {"ignore-eos", no_argument, 0, 'E'},
                                    {"help", no_argument, 0, 'h'},         {"device", required_argument, 0, 'D'},
-                                   {"weights", required_argument, 0, 'W'}, {0, 0, 0, 0}};
+                                   {"weights", required_argument, 0, 'W'}, {"compute", required_argument, 0, 'K'},
+                                   {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hn:", opts, NULL)) != -1) {
@@ -68,6 +70,10 @@ int lq_cmd_generate(int argc, char **argv) {
         case 'W':
             if ((wdtype = lq_tool_parse_wdtype(optarg)) < -1)
                 return lq_tool_usage("generate", U, "bad --weights '%s'", optarg);
+            break;
+        case 'K':
+            if ((cdtype = lq_tool_parse_wdtype(optarg)) < -1)
+                return lq_tool_usage("generate", U, "bad --compute '%s'", optarg);
             break;
         default: return lq_tool_usage("generate", U, "bad option");
         }
@@ -101,7 +107,7 @@ int lq_cmd_generate(int argc, char **argv) {
                       m->cfg.max_seq_len);
         goto fail;
     }
-    st = lq_tool_engine(m, device, wdtype, 1, (int)ctx, &e);
+    st = lq_tool_engine(m, device, wdtype, cdtype, 1, (int)ctx, &e);
     if (st != LQ_OK) goto fail;
     all = malloc(sizeof(int32_t) * ctx);
     logits = malloc(sizeof(float) * (size_t)m->cfg.vocab_size);

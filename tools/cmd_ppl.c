@@ -13,7 +13,7 @@
 
 static const char *U =
     "usage: lq ppl MODEL TEXTFILE --ctx N [--max-windows K] [--batch B] [--device cpu|cuda|auto]\n"
-    "               [--weights f16|bf16|f32] [--json] [--quiet]\n"
+    "               [--weights f16|bf16|f32] [--compute f32] [--json] [--quiet]\n"
     "  MODEL          any input lq reads (HF dir, .gguf, llama2.c .bin, archive)\n"
     "  TEXTFILE       UTF-8 text ('-' for stdin), tokenized as HF's tokenizer(text) does\n"
     "  --ctx N        window length in tokens (required)\n"
@@ -21,6 +21,8 @@ static const char *U =
     "  --batch B      windows per forward pass (default: automatic)\n"
     "  --device D     cpu, cuda, or auto (default: cuda when a GPU is present)\n"
     "  --weights W    weight dtype on the GPU (default f16; the CPU runtime is fp32)\n"
+    "  --compute f32  on the GPU: fp32 activations and KV cache over f16/bf16 weights (default: the\n"
+    "                 weights' dtype): no rounding but the weights' own, for reference numbers; slower\n"
     "  --json         one JSON object on stdout: ppl, n_ctx, windows, scored_tokens, seconds, ...\n"
     "protocol: one BOS if the tokenizer adds it; len/N non-overlapping windows, tail dropped; each\n"
     "window from scratch; all tokens but each window's first are scored; ppl = exp(mean NLL).\n";
@@ -47,13 +49,13 @@ static void progress(void *ud, int done, int total, double nll, int64_t scored, 
 
 int lq_cmd_ppl(int argc, char **argv) {
     long ctx = 0, maxw = 0, batch = 0;
-    int as_json = 0, quiet = 0, wdtype = -1;
+    int as_json = 0, quiet = 0, wdtype = -1, cdtype = -1;
     const char *device = "auto";
     static struct option opts[] = {{"ctx", required_argument, 0, 'c'},   {"max-windows", required_argument, 0, 'm'},
                                    {"batch", required_argument, 0, 'b'}, {"json", no_argument, 0, 'j'},
                                    {"quiet", no_argument, 0, 'q'},       {"help", no_argument, 0, 'h'},
                                    {"device", required_argument, 0, 'D'}, {"weights", required_argument, 0, 'W'},
-                                   {0, 0, 0, 0}};
+                                   {"compute", required_argument, 0, 'K'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
@@ -76,6 +78,9 @@ int lq_cmd_ppl(int argc, char **argv) {
             break;
         case 'W':
             if ((wdtype = lq_tool_parse_wdtype(optarg)) < -1) return lq_tool_usage("ppl", U, "bad --weights '%s'", optarg);
+            break;
+        case 'K':
+            if ((cdtype = lq_tool_parse_wdtype(optarg)) < -1) return lq_tool_usage("ppl", U, "bad --compute '%s'", optarg);
             break;
         default: return lq_tool_usage("ppl", U, "bad option");
         }
@@ -116,7 +121,7 @@ int lq_cmd_ppl(int argc, char **argv) {
     int nw = lq_ppl_n_windows(n_ids, (int)ctx, (int)maxw);
     int B = batch ? (int)batch : lq_ppl_auto_batch((int)ctx, m->cfg.vocab_size, nw);
     if (nw > 0 && B > nw) B = nw;
-    st = lq_tool_engine(m, device, wdtype, B, (int)ctx, &e);
+    st = lq_tool_engine(m, device, wdtype, cdtype, B, (int)ctx, &e);
     if (st != LQ_OK) {
         rc = lq_tool_fail("ppl", st);
         goto done;

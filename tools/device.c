@@ -20,11 +20,12 @@ lq_status lq_tool_load_model(const char *path, const char *device, lq_model **ou
     return lq_model_load_ex(path, lq_tool_use_cuda(device) ? LQ_LOAD_PACKED_ONLY : 0, out);
 }
 
-lq_status lq_tool_engine(const lq_model *m, const char *device, int weight_dtype, int max_B, int max_ctx,
-                         lq_engine **out) {
+lq_status lq_tool_engine(const lq_model *m, const char *device, int weight_dtype, int compute_dtype, int max_B,
+                         int max_ctx, lq_engine **out) {
     if (!lq_tool_use_cuda(device)) return lq_engine_cpu_new(m, max_B, max_ctx, out);
     lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
     if (weight_dtype >= 0) o.weight_dtype = weight_dtype;
+    if (compute_dtype >= 0) o.compute_dtype = compute_dtype;
     return lq_cuda_engine_new(m, &o, max_B, max_ctx, out);
 }
 

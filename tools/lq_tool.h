@@ -27,14 +27,15 @@ int lq_parse_float(const char *s, double *out);
 /* Read a whole text file (or "-" for stdin). */
 lq_status lq_tool_read_text(const char *path, char **out, size_t *n);
 /* --device handling (tools/device.c): "cpu", "cuda" or "auto". weight_dtype
- * (LQ_F16/LQ_BF16/LQ_F32, -1 = engine default) applies to the CUDA engine. */
+ * (LQ_F16/LQ_BF16/LQ_F32, -1 = engine default) and compute_dtype (-1 = the
+ * weights'; LQ_F32 over 16-bit weights) apply to the CUDA engine. */
 int lq_tool_device_valid(const char *d);
 /* 1 when `device` (cpu|cuda|auto) runs on the GPU */
 int lq_tool_use_cuda(const char *device);
 /* lq_model_load for a run on `device`: a .lqq is loaded packed-only for the GPU */
 lq_status lq_tool_load_model(const char *path, const char *device, lq_model **out);
-lq_status lq_tool_engine(const lq_model *m, const char *device, int weight_dtype, int max_B, int max_ctx,
-                         lq_engine **out);
+lq_status lq_tool_engine(const lq_model *m, const char *device, int weight_dtype, int compute_dtype, int max_B,
+                         int max_ctx, lq_engine **out);
 /* "f16"/"bf16"/"f32" -> dtype; -2 when unknown. */
 int lq_tool_parse_wdtype(const char *s);
 /* JSON-escape s to stdout with quotes. */
