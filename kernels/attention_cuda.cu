@@ -269,9 +269,10 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  *
  * Pipeline: every warp owns its own ring of S stages (KW keys of K and V
  * each) and streams its own tiles (tiles w, w+W, ... of the block's
- * split) with cp.async: the loads for tile i+S-1 are issued before tile i is
- * computed, and no __syncthreads sits in the loop (a warp waits only for its
- * own copies: cp.async.wait_group + __syncwarp). Keys past the split are
+ * split) with cp.async: the ring is filled with the first S tiles, and once
+ * tile i is computed its stage takes tile i+S (S-1 tiles in flight during
+ * every tile's math); no __syncthreads sits in the loop (a warp waits only
+ * for its own copies: cp.async.wait_group + __syncwarp). Keys past the split are
  * zero-filled by cp.async (src-size 0), never read: no NaN from unwritten
  * rows. At the end the W warps' (m, l, O) merge in shared memory.
  *
@@ -286,23 +287,29 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * counter carries a tag in its high word, so a never-initialized (or
  * poisoned) workspace needs no memset (dm_arrive), and the last block resets
  * it for the next call or graph replay. Launched with PDL (cuda_common.cuh)
- * like the rest of the decode path: its blocks are resident before the KV
- * store ends and prefetch their first tiles into L2 while it does.
+ * like the rest of the decode path: its blocks become resident as the
+ * previous kernel's blocks leave their SMs and, before the PDL wait, fill
+ * their rings with the cache rows no kernel of this step writes (every row
+ * but p: the whole first S tiles of a warp whose tiles end before p), so the
+ * first DRAM round trip overlaps the previous kernel's tail (LQ_DECODE_EARLY=0
+ * turns it off; an L2 prefetch of the first tiles, LQ_DECODE_PREFETCH=n, lost
+ * to it and is off by default).
  * Warps per block W: 8 where the 8 rings fit the device's per-block shared
  * memory (head_dim <= 128 on sm_90: 8 rings of ~26 KB, one block per SM),
  * else 4 (decode_warps); splits fill whole waves of one block per SM
  * (lq_attention_decode_splits).
  *
  * Measured (H200, graph timing, fp16, 32 q / 8 kv heads, hd 128; bench/results/
- * 2026-12-01-h200-attn-w8/attention_final.txt): 1 x 8k 14.2 us (56% of copy
- * bandwidth: ~6 us per launch are fixed), 1 x 32k 39.8 us (80%), 16 x 8k
- * 134 us (95%), 16 x 32k 519 us (98%).
+ * 2026-12-02-h200-attn-merge/call3/attn.txt, the ring filled before the wait,
+ * against the L2 prefetch of before in the same run): 1 x 1k 5.1 us (6.2),
+ * 1 x 8k 13.1 us = 61% of copy bandwidth (14.7), 1 x 32k 36.3 us = 88% (39.5),
+ * 16 x 8k 128.9 us = 99.5% (132.3), 16 x 32k 511 us = 100% (515).
  * Reasoning and alternatives: kernels/dev/attention_notes.md. */
 
 #define DM_WARPS 4 /* warps per block (each with its own pipeline) where 8 do not fit: decode_warps */
 #define DM_HEADS 8 /* query heads per block: the n = 8 side of m16n8k16 */
 #define DM_TAG 0x6c714154ull /* "lqAT": high word of a live split counter */
-#define DM_PREFETCH 4        /* tiles per warp prefetched into L2 before the PDL wait (decode_prefetch) */
+#define DM_PREFETCH 0        /* tiles per warp prefetched into L2 before the PDL wait (decode_prefetch) */
 
 /* Per head_dim and W warps: KW keys per warp stage (~8 KB of K+V, at least
  * one 16-key m-tile), S stages, shared-memory rows padded by 16 bytes
@@ -349,6 +356,19 @@ __device__ __forceinline__ void dm_load(TK *ks, const TK *kb, const TK *vb, int 
     }
 }
 
+/* A warp's first S tiles (w, w + W, ... of the split at s0) into its ring, one commit group each (empty
+ * past the warp's nt tiles: the group count stays in step with the loop's waits). */
+template <typename TK, int HD, int W>
+__device__ __forceinline__ void dm_fill(TK *ring, const TK *kb, const TK *vb, int s0, int s1, int kvd, int warp,
+                                        int lane, int nt) {
+    typedef dm_geom<HD, W> Gm;
+#pragma unroll
+    for (int st = 0; st < Gm::S; st++) {
+        if (st < nt) dm_load<TK, HD>(ring + st * Gm::STAGE, kb, vb, s0 + (warp + st * W) * Gm::KW, s1, kvd, lane);
+        lq_cp_commit();
+    }
+}
+
 /* Count one finished split of a (head group, sequence); true for the last
  * of n. A counter at rest holds DM_TAG << 32 (count 0): each split adds 1
  * (one atomic, one L2 round trip, no retries however many splits finish
@@ -391,7 +411,7 @@ template <typename TK, int HD, int W>
 __global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
-                           int window, int ns, float scale_log2, int prefetch) {
+                           int window, int ns, float scale_log2, int prefetch, int early) {
     typedef dm_geom<HD, W> Gm;
     typedef dm_op<TK> Op;
     constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
@@ -443,14 +463,15 @@ __global__ void __launch_bounds__(32 * W, 1)
             }
         }
     }
+    /* the whole ring (the warp's first S tiles) is filled before the wait when none of those keys is row
+     * p (the one row the previous kernel writes; a warp's tiles rise in key order, so only its last can
+     * hold p): these copies overlap the previous kernel's tail. Otherwise (or with early off) after it. */
+    const int npre = min(nt, S);
+    const bool pre = early && npre > 0 && s0 + (warp + (npre - 1) * W) * KW + KW - 1 < p;
+    if (pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt);
     lq_pdl_wait();
-
-    /* start the copies first: q's fragments are built while they fly */
-#pragma unroll
-    for (int st = 0; st < S - 1; st++) {
-        if (st < nt) dm_load<TK, HD>(ring + st * Gm::STAGE, kb, vb, s0 + (warp + st * W) * KW, s1, kvd, lane);
-        lq_cp_commit();
-    }
+    /* otherwise the copies start first now: q's fragments are built while they fly */
+    if (!pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt);
     /* q^T as the B fragment (k = dims, n = heads): lane holds head gid, dims 2tig, 2tig+1 (+8) */
     uint32_t qf[NK][2];
     {
@@ -475,14 +496,8 @@ __global__ void __launch_bounds__(32 * W, 1)
     const int vrow = (lane & 7) + (lane >> 4) * 8, vcol = ((lane >> 3) & 1) * 8;
 
     for (int i = 0; i < nt; i++) {
-        lq_cp_wait<S - 2>(); /* this lane's copies of tile i have landed ... */
-        __syncwarp();     /* ... and the whole warp's; tile i-1's stage is free */
-        {
-            int il = i + S - 1;
-            if (il < nt)
-                dm_load<TK, HD>(ring + (il % S) * Gm::STAGE, kb, vb, s0 + (warp + il * W) * KW, s1, kvd, lane);
-            lq_cp_commit(); /* possibly empty: keeps the group count in step */
-        }
+        lq_cp_wait<S - 1>(); /* this lane's copies of tile i have landed (S + i groups committed) ... */
+        __syncwarp();     /* ... and the whole warp's */
         const TK *Kt = ring + (i % S) * Gm::STAGE, *Vt = Kt + KW * LDR;
         const int k0 = s0 + (warp + i * W) * KW;
         float sc[MT][4];
@@ -546,6 +561,13 @@ __global__ void __launch_bounds__(32 * W, 1)
                 lq_ldsm4_t(a, Vt + (mt * 16 + vrow) * LDR + k * 16 + vcol);
                 Op::mma(o[k], a, pb[mt][0], pb[mt][1]);
             }
+        __syncwarp(); /* every lane has read tile i's stage: it takes tile i + S (S - 1 tiles stay in flight) */
+        {
+            int il = i + S;
+            if (il < nt)
+                dm_load<TK, HD>(ring + (i % S) * Gm::STAGE, kb, vb, s0 + (warp + il * W) * KW, s1, kvd, lane);
+            lq_cp_commit(); /* possibly empty: keeps the group count in step */
+        }
     }
     lq_cp_wait<0>();
 #pragma unroll
@@ -991,6 +1013,17 @@ static lq_status launch_decode(void *out, const float *q, int64_t ldq, const voi
     return launch_decode_g<TK, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
 }
 
+/* The ring filled before the PDL wait (see the kernel): on unless LQ_DECODE_EARLY=0 (tuning knob for A/B
+ * runs, read once; the result never depends on it). */
+static int decode_early(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("LQ_DECODE_EARLY");
+        v = e && atoi(e) == 0 ? 0 : 1;
+    }
+    return v;
+}
+
 /* Tiles per warp prefetched into L2 before the PDL wait: DM_PREFETCH, or LQ_DECODE_PREFETCH=n (0..64;
  * tuning knob for sweeps, read once; the result never depends on it). */
 static int decode_prefetch(void) {
@@ -1020,7 +1053,7 @@ static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const
                                  (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
                                  (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
                                  (float)(1.4426950408889634 / sqrt((double)HD)), /* log2(e)/sqrt(hd): base 2 */
-                                 decode_prefetch()),
+                                 decode_prefetch(), decode_early()),
                 "launch attn_decode_mma_kernel");
     LQ_LAUNCH_RET("attn_decode_mma_kernel");
     return LQ_OK;
