@@ -555,11 +555,21 @@ static void test_w4a16_gpu_swiglu(void **state) {
         assert_int_equal(bad, 0);
         if (M <= 4 && H / 64 >= f->sm) {
             /* the small-M epilogue: its own split of K over the warps (8 row blocks x 2), so its sums round
-               apart from the product's plan; within one fp16 step of that route */
+               apart from the product's plan; within one fp16 step of that route, plus what two fp32 sums of
+               either order may differ by where gate or up nearly cancels (each within eg / eu of exact:
+               the bound above, twice). A relative bound alone failed on such an element (2026-12-02, call 4,
+               LQ_TEST_SEED=1763668455: M = 1, H = 8448) on such an element. */
             long far = 0;
             for (int64_t i = 0; i < M * H; i++) {
                 const double a = lq_f16_to_f32(got[i]), b2 = lq_f16_to_f32(got2[i]);
-                if (!(fabs(a - b2) <= 1e-3 * fmax(fabs(a), fabs(b2)) + 1e-7)) far++;
+                const double g = yg[i], u = yu[i], eg = 1e-4 * ag[i] + 1e-6, eu = 1e-4 * au[i] + 1e-6;
+                const double tol2 = 1e-3 * fmax(fabs(a), fabs(b2)) + 2 * (1.1 * eg * fabs(u) + fabs(g) * eu) + 1e-7;
+                if (!(fabs(a - b2) <= tol2)) {
+                    if (far < 5)
+                        print_message("  fused vs unfused at %lld: %.6g vs %.6g (g %.4g u %.4g, tol %.3g)\n",
+                                      (long long)i, a, b2, g, u, tol2);
+                    far++;
+                }
             }
             assert_int_equal(far, 0);
         } else {
