@@ -157,7 +157,12 @@ lq_status lq_attention_fa_cuda(void *out, const float *q, int64_t ldq, const voi
  * q (B, n_heads*hd) fp32, rows ldq apart (0: n_heads*hd); out (B, n_heads*hd) kv_dtype;
  * workspace: lq_attention_decode_workspace() bytes, any initial contents
  * (no clearing needed), reusable by later calls with any B / n_splits that
- * fit it, one call at a time. */
+ * fit it, one call at a time.
+ * Launched with programmatic dependent launch (sm_90+): pos and every cache
+ * row of sequence b except row pos[b] may be read before the kernel before it
+ * in the stream has finished, so that kernel (in the engine: RoPE + KV store)
+ * may write row pos[b] of the caches, q and nothing else this call reads;
+ * earlier writes must be complete (LQ_PDL=0 turns the overlap off). */
 lq_status lq_attention_decode_cuda(void *out, const float *q, int64_t ldq, const void *k_cache, const void *v_cache,
                                    lq_dtype kv_dtype, int64_t seq_stride, int B,
                                    const int32_t *pos, int n_heads, int n_kv, int hd, int window, int n_splits,
