@@ -274,37 +274,59 @@ static void test_model_gpu_golden_greedy(void **state) {
  * activation, amplified over five layers. 0.25 keeps that seed from failing. */
 static double self_bound(int dt) { return dt == LQ_F32 ? 1e-4 : dt == LQ_F16 ? 4e-2 : 2.5e-1; }
 
+/* Decode B sequences of T random tokens step by step on eg (a graph engine) and, when en is not NULL,
+ * on en (no graph) too, against eg's prefill logits of the same tokens (pre (B, T, V), filled here):
+ * graph decode within `bound` of prefill, graph within 1e-6 of plain decode. Returns the worst
+ * decode-vs-prefill difference; *worst_ng the worst graph-vs-plain one. */
+static double decode_vs_prefill(lq_engine *eg, lq_engine *en, const int32_t *tok, int B, int T, float *pre,
+                                double bound, const char *label, double *worst_ng) {
+    const int V = eg->vocab_size;
+    float *lg = malloc(sizeof(float) * B * V), *lg2 = malloc(sizeof(float) * B * V),
+          *want = malloc(sizeof(float) * B * V);
+    int32_t col[8];
+    assert_true(lg && lg2 && want && B <= 8);
+    assert_int_equal(eg->logits(eg, tok, B, T, pre), LQ_OK);
+    double worst = 0;
+    *worst_ng = 0;
+    for (int t = 0; t < T; t++) {
+        for (int b = 0; b < B; b++) {
+            col[b] = tok[b * T + t];
+            memcpy(want + (size_t)b * V, pre + ((size_t)b * T + t) * V, sizeof(float) * V);
+        }
+        assert_int_equal(eg->step(eg, col, B, 1, t, lg), LQ_OK);
+        char what[96];
+        snprintf(what, sizeof what, "%s graph decode vs prefill, t=%d", label, t);
+        assert_int_equal(lq_test_compare(what, lg, want, (size_t)B * V, bound, 0), 0);
+        double d = lq_test_max_abs(lg, want, (size_t)B * V);
+        if (d > worst) worst = d;
+        if (en) {
+            assert_int_equal(en->step(en, col, B, 1, t, lg2), LQ_OK);
+            snprintf(what, sizeof what, "%s graph vs plain decode, t=%d", label, t);
+            assert_int_equal(lq_test_compare(what, lg, lg2, (size_t)B * V, 1e-6, 1e-6), 0);
+            double d2 = lq_test_max_abs(lg, lg2, (size_t)B * V);
+            if (d2 > *worst_ng) *worst_ng = d2;
+        }
+    }
+    free(lg);
+    free(lg2);
+    free(want);
+    return worst;
+}
+
 static void test_model_gpu_decode_equals_prefill(void **state) {
     fixture *f = *state;
     NEED(f);
     const int B = 3, T = 40, V = 512;
     uint64_t seed = lq_test_seed();
-    int32_t tok[3 * 40], col[3];
+    int32_t tok[3 * 40];
     for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % V);
     float *pre = malloc(sizeof(float) * B * T * V), *lg = malloc(sizeof(float) * B * V),
-          *lg2 = malloc(sizeof(float) * B * V), *want = malloc(sizeof(float) * B * V);
+          *want = malloc(sizeof(float) * B * V);
     const int dts[3] = {LQ_F32, LQ_F16, LQ_BF16};
     for (int di = 0; di < 3; di++) {
         int dt = dts[di];
         lq_engine *eg = new_engine(f, dt, 1, B, T), *en = new_engine(f, dt, 0, B, T);
-        assert_int_equal(eg->logits(eg, tok, B, T, pre), LQ_OK);
-        double worst = 0, worst_ng = 0;
-        for (int t = 0; t < T; t++) {
-            for (int b = 0; b < B; b++) {
-                col[b] = tok[b * T + t];
-                memcpy(want + (size_t)b * V, pre + ((size_t)b * T + t) * V, sizeof(float) * V);
-            }
-            assert_int_equal(eg->step(eg, col, B, 1, t, lg), LQ_OK);
-            assert_int_equal(en->step(en, col, B, 1, t, lg2), LQ_OK);
-            char what[80];
-            snprintf(what, sizeof what, "%s graph decode vs prefill, t=%d", dtn(dt), t);
-            assert_int_equal(lq_test_compare(what, lg, want, (size_t)B * V, self_bound(dt), 0), 0);
-            snprintf(what, sizeof what, "%s graph vs plain decode, t=%d", dtn(dt), t);
-            assert_int_equal(lq_test_compare(what, lg, lg2, (size_t)B * V, 1e-6, 1e-6), 0);
-            double d = lq_test_max_abs(lg, want, (size_t)B * V), d2 = lq_test_max_abs(lg, lg2, (size_t)B * V);
-            if (d > worst) worst = d;
-            if (d2 > worst_ng) worst_ng = d2;
-        }
+        double worst_ng, worst = decode_vs_prefill(eg, en, tok, B, T, pre, self_bound(dt), dtn(dt), &worst_ng);
         print_message("%s: B=%d decode (graph) vs prefill over %d steps: max abs %.3g; graph vs no graph %.3g\n",
                       dtn(dt), B, T, worst, worst_ng);
         /* chunked prompt: 17 then 23 tokens; the last logits equal the prefill's last row */
@@ -324,7 +346,6 @@ static void test_model_gpu_decode_equals_prefill(void **state) {
     }
     free(pre);
     free(lg);
-    free(lg2);
     free(want);
 }
 
@@ -419,33 +440,19 @@ static void test_model_gpu_f32_compute(void **state) {
         lq_engine_free(e);
 
         /* graph decode vs prefill: fp32 activations on both sides (fp32 bound) */
-        const int B = 2, T = 24, V = 512;
+        const int B = 2, T = 24;
         uint64_t seed = lq_test_seed();
-        int32_t tok[2 * 24], col[2];
-        for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % V);
-        float *pre = malloc(sizeof(float) * B * T * V), *lg = malloc(sizeof(float) * B * V),
-              *want = malloc(sizeof(float) * B * V);
+        int32_t tok[2 * 24];
+        for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % 512);
+        float *pre = malloc(sizeof(float) * B * T * 512);
         lq_engine *eg = new_engine_f32c(f, wdt, 1, B, T);
-        assert_int_equal(eg->logits(eg, tok, B, T, pre), LQ_OK);
-        double worst = 0;
-        for (int t = 0; t < T; t++) {
-            for (int b = 0; b < B; b++) {
-                col[b] = tok[b * T + t];
-                memcpy(want + (size_t)b * V, pre + ((size_t)b * T + t) * V, sizeof(float) * V);
-            }
-            assert_int_equal(eg->step(eg, col, B, 1, t, lg), LQ_OK);
-            char what[80];
-            snprintf(what, sizeof what, "%s/fp32 compute graph decode vs prefill, t=%d", dtn(wdt), t);
-            assert_int_equal(lq_test_compare(what, lg, want, (size_t)B * V, 1e-4, 0), 0);
-            double d = lq_test_max_abs(lg, want, (size_t)B * V);
-            if (d > worst) worst = d;
-        }
+        char label[48];
+        snprintf(label, sizeof label, "%s/fp32 compute", dtn(wdt));
+        double ng, worst = decode_vs_prefill(eg, NULL, tok, B, T, pre, 1e-4, label, &ng);
         print_message("%s weights, fp32 compute: B=%d decode (graph) vs prefill over %d steps: max abs %.3g\n",
                       dtn(wdt), B, T, worst);
         lq_engine_free(eg);
         free(pre);
-        free(lg);
-        free(want);
     }
     /* the greedy continuation of golden.json with fp16 weights: every id */
     json_t *g = json_object_get(f->gjson, "greedy");
@@ -493,10 +500,10 @@ static void test_model_gpu_compute_dtype_errors(void **state) {
 static void w4a16_engine_case(lq_model *m4, int B, int T) {
     const int V = m4->cfg.vocab_size;
     uint64_t seed = lq_test_seed();
-    int32_t *tok = malloc(sizeof(int32_t) * B * T), col[2];
+    int32_t *tok = malloc(sizeof(int32_t) * B * T);
     for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(lq_test_next(&seed) % (uint64_t)V);
     float *l4 = malloc(sizeof(float) * B * T * V), *lf = malloc(sizeof(float) * B * T * V),
-          *lc = malloc(sizeof(float) * B * T * V), *lg = malloc(sizeof(float) * B * V), *want = malloc(sizeof(float) * B * V);
+          *lc = malloc(sizeof(float) * B * T * V);
     double *n4 = malloc(sizeof(double) * B * (T - 1)), *nc = malloc(sizeof(double) * B * (T - 1));
     lq_cuda_engine_opts o = lq_cuda_engine_opts_default();
     lq_engine *e4 = NULL, *ef = NULL, *ec = NULL;
@@ -527,19 +534,9 @@ static void w4a16_engine_case(lq_model *m4, int B, int T) {
     double ppl4 = exp(s4 / (B * (T - 1))), pplc = exp(sc / (B * (T - 1)));
     print_message("W4A16 ppl (random tokens) GPU %.6f CPU %.6f: rel %.2e\n", ppl4, pplc, fabs(ppl4 / pplc - 1));
     assert_true(fabs(ppl4 / pplc - 1) < 5e-3);
-    /* graph decode (the fused kernels captured) vs the prefill rows */
-    double worst = 0;
-    for (int t = 0; t < T; t++) {
-        for (int b = 0; b < B; b++) {
-            col[b] = tok[b * T + t];
-            memcpy(want + (size_t)b * V, l4 + ((size_t)b * T + t) * V, sizeof(float) * V);
-        }
-        assert_int_equal(e4->step(e4, col, B, 1, t, lg), LQ_OK);
-        double d = lq_test_max_abs(lg, want, (size_t)B * V);
-        if (d > worst) worst = d;
-    }
+    /* graph decode (the fused kernels captured) vs the prefill rows (recomputed into l4: the same bits) */
+    double ng, worst = decode_vs_prefill(e4, NULL, tok, B, T, l4, self_bound(LQ_F16), "W4A16", &ng);
     print_message("W4A16 graph decode vs prefill over %d steps: max abs %.3g\n", T, worst);
-    assert_true(worst <= self_bound(LQ_F16));
     lq_engine_free(e4);
     lq_engine_free(ef);
     lq_engine_free(ec);
@@ -547,8 +544,6 @@ static void w4a16_engine_case(lq_model *m4, int B, int T) {
     free(l4);
     free(lf);
     free(lc);
-    free(lg);
-    free(want);
     free(n4);
     free(nc);
 }
