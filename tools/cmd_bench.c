@@ -80,10 +80,11 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
                         "            (adds the host launch latency, ~5 us, to every figure)\n"
                         "  --attention  also the decode attention sweep of ANCHORS.md (32 query / 8 KV heads,\n"
                         "            head_dim 128, fp16 cache; batch 1 and 16 at 1k, 8k, 32k context): us, KV-cache\n"
-                        "            TB/s, its fraction of the copy bandwidth, PyTorch SDPA's H100 anchor\n"
+                        "            TB/s, its fraction of the copy bandwidth, ns per cached token, PyTorch SDPA's H100 anchor\n"
                         "            (--shapes none: the attention sweep alone)\n"
                         "  --attn BxC,...  the decode attention at these batch x context shapes instead\n"
-                        "            (implies --attention; e.g. --attn 1x8192,4x2048: for ncu runs of one shape)\n"
+                        "            (implies --attention; e.g. --attn 1x8192,4x2048: for ncu runs of one shape;\n"
+                        "            --attn all: ANCHORS.md's whole sweep, batch 1/8/16/32 x context 1k..32k)\n"
                         "  --w4a16   also time lq's W4A16 kernels (random 4-bit codes, fp16 scales, group G = 128;\n"
                         "            0 = per channel) next to cuBLAS fp16 in the same run: the small-M kernel\n"
                         "            (path 3) for M <= 64, the fused tensor-core path (1) for M <= 256 and\n"
@@ -95,8 +96,9 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
 static int bench_kernels(int argc, char **argv) {
     int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
     int w4 = 0, w4_group = 128, w4_sym = 1, attn = 0, graphs = 1;
-    /* the decode attention shapes: ANCHORS.md's six unless --attn names others */
-    int AB[16] = {1, 1, 1, 16, 16, 16}, AC[16] = {1024, 8192, 32768, 1024, 8192, 32768}, n_attn = 6;
+    /* the decode attention shapes: ANCHORS.md's six with a PyTorch SDPA figure unless --attn names others
+       (--attn all: its whole sweep, batch 1 / 8 / 16 / 32 x context 1k / 4k / 8k / 16k / 32k) */
+    int AB[32] = {1, 1, 1, 16, 16, 16}, AC[32] = {1024, 8192, 32768, 1024, 8192, 32768}, n_attn = 6;
     const char *shapes = "llama3", *out = NULL;
     static struct option opts[] = {{"m", required_argument, 0, 'm'},      {"shapes", required_argument, 0, 's'},
                                    {"iters", required_argument, 0, 'i'},  {"json", no_argument, 0, 'j'},
@@ -115,11 +117,18 @@ static int bench_kernels(int argc, char **argv) {
         case 'A': attn = 1; break;
         case 'S': {
             n_attn = 0;
+            if (!strcmp(optarg, "all")) {
+                static const int bs[4] = {1, 8, 16, 32}, cs[5] = {1024, 4096, 8192, 16384, 32768};
+                for (int bi = 0; bi < 4; bi++)
+                    for (int ci = 0; ci < 5; ci++) AB[n_attn] = bs[bi], AC[n_attn] = cs[ci], n_attn++;
+                attn = 1;
+                break;
+            }
             const char *q = optarg;
             while (*q) {
                 char *end = NULL;
                 long b = strtol(q, &end, 10), cx;
-                if (end == q || *end != 'x' || b < 1 || b > 4096 || n_attn >= 16)
+                if (end == q || *end != 'x' || b < 1 || b > 4096 || n_attn >= 32)
                     return lq_tool_usage("bench", UK, "bad --attn '%s' (BxC,... e.g. 1x8192,16x32768)", optarg);
                 q = end + 1;
                 cx = strtol(q, &end, 10);
@@ -269,8 +278,8 @@ static int bench_kernels(int argc, char **argv) {
         static const double sdpa_us[] = {13.0, 27.0, 64.9, 36.2, 190.2, 698.8};
         json_t *arows = json_array();
         fprintf(stderr, "decode attention, fp16 KV cache, 32 q / 8 kv heads, head_dim 128\n");
-        fprintf(stderr, "%5s %6s %6s | %9s %8s %8s | %12s %8s\n", "batch", "ctx", "splits", "lq us", "KV TB/s",
-                "of copy", "SDPA us H100", "speedup");
+        fprintf(stderr, "%5s %6s %6s | %9s %8s %8s %9s | %12s %8s\n", "batch", "ctx", "splits", "lq us", "KV TB/s",
+                "of copy", "ns/token", "SDPA us H100", "speedup");
         for (int i = 0; i < n_attn; i++) {
             int splits = 0;
             double sdpa = 0; /* 0: no anchor for this shape */
@@ -281,16 +290,19 @@ static int bench_kernels(int argc, char **argv) {
             double kvb = 2.0 * AB[i] * (double)AC[i] * 8 * 128 * 2, bw = kvb / (t.us_median * 1e-6) / 1e12;
             /* the copy figure counts read + write; the cache is only read */
             double frac = bw / tbps;
+            /* ANCHORS.md's per-context-token cost: the step's time over the cached tokens it reads */
+            double ns_tok = t.us_median * 1e3 / ((double)AB[i] * AC[i]);
             if (sdpa > 0)
-                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% | %12.1f %7.2fx\n", AB[i], AC[i], splits,
-                        t.us_median, bw, 100 * frac, sdpa, sdpa / t.us_median);
+                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% %9.4f | %12.1f %7.2fx\n", AB[i], AC[i], splits,
+                        t.us_median, bw, 100 * frac, ns_tok, sdpa, sdpa / t.us_median);
             else
-                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% | %12s %8s\n", AB[i], AC[i], splits, t.us_median,
-                        bw, 100 * frac, "-", "-");
+                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% %9.4f | %12s %8s\n", AB[i], AC[i], splits,
+                        t.us_median, bw, 100 * frac, ns_tok, "-", "-");
             json_t *row = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}", "batch", AB[i], "ctx",
                                     AC[i], "n_heads", 32, "n_kv", 8, "head_dim", 128, "splits", splits, "us_median",
                                     t.us_median, "us_min", t.us_min, "us_p90", t.us_p90, "kv_tbps", bw,
                                     "fraction_of_copy", frac);
+            json_object_set_new(row, "ns_per_ctx_token", json_real(ns_tok));
             json_object_set_new(row, "sdpa_h100_us", sdpa > 0 ? json_real(sdpa) : json_null());
             json_array_append_new(arows, row);
         }
