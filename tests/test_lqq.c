@@ -498,6 +498,32 @@ static int run_quiet(const char *cmd) {
         }                                                                          \
     } while (0)
 
+/* --compute on the commands that run a model: an unknown dtype is a usage error (exit 2) naming the flag;
+ * f32 is accepted and, on the CPU (whose runtime is fp32 anyway), changes nothing. */
+static void test_lqq_cli_compute_flag(void **state) {
+    (void)state;
+    char p[1024], text[1200], cmd[4096];
+    NEED_STORIES(p);
+    NEED_LQ();
+    lq_test_shared_path(text, sizeof text, "datasets/tinystories/sample.txt");
+    const char *bad[3] = {"ppl '%s' '%s' --ctx 16 --device cpu --compute f8", "eval '%s' '%s' '%s' --ctx 16 --device cpu --compute x",
+                          "generate '%s' --prompt hi -n 1 --device cpu --compute 32"};
+    for (int i = 0; i < 3; i++) {
+        char sub[1200];
+        if (i == 0) snprintf(sub, sizeof sub, bad[i], p, text);
+        if (i == 1) snprintf(sub, sizeof sub, bad[i], p, p, text);
+        if (i == 2) snprintf(sub, sizeof sub, bad[i], p);
+        snprintf(cmd, sizeof cmd, "'%s' %s > /dev/null 2>&1", g_lq, sub);
+        assert_int_equal(run_quiet(cmd), 2);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' ppl '%s' '%s' --ctx 16 --device cpu --compute f8 2>&1 | grep -q 'bad --compute'", g_lq,
+             p, text);
+    assert_int_equal(run_quiet(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' ppl '%s' '%s' --ctx 64 --max-windows 2 --device cpu --compute f32 --json --quiet > /dev/null",
+             g_lq, p, text);
+    assert_int_equal(run_quiet(cmd), 0);
+}
+
 /* lq quantize --lm-head (RTN 4-bit g128 sym) into dir/name; returns the path in out. */
 static void quantize_file(const char *model, const char *out, const char *extra) {
     char cmd[4096];
@@ -780,6 +806,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_lqq_lm_head_file_round_trip),
         cmocka_unit_test(test_lqq_lm_head_bad_files),
         cmocka_unit_test(test_lqq_lm_head_cli),
+        cmocka_unit_test(test_lqq_cli_compute_flag),
     };
     lq_test_filter();
     return cmocka_run_group_tests(tests, setup, teardown);
