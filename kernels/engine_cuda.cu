@@ -4,13 +4,13 @@
  *
  * Precision: weights, GEMM inputs and the KV cache are in the compute dtype
  * (F16 by default, BF16, or F32 for tight golden checks); cuBLAS accumulates in
- * fp32. The compute dtype may instead be F32 over F16/BF16 weights
- * (opts.compute_dtype): the weights keep their 16-bit storage and every product
- * widens them to fp32 on the fly (lq_matmul_w16_f32_cuda), so the only rounding
- * left is the weights' own — for reference logits and accuracy checks, at a
- * fraction of the 16-bit speed; the residual stream, q/k/v, norms, softmax and logits stay fp32; the
+ * fp32; the residual stream, q/k/v, norms, softmax and logits stay fp32; the
  * norm weights and biases stay fp32 (they are tiny); NLLs are computed in
- * double on the device. See kernels/lq_kernels.h.
+ * double on the device. See kernels/lq_kernels.h. The compute dtype may
+ * instead be F32 over F16/BF16 weights (opts.compute_dtype): the weights keep
+ * their 16-bit storage and every product widens them to fp32 on the fly
+ * (lq_matmul_w16_f32_cuda), so the only rounding left is the weights' own — for
+ * reference logits and accuracy checks, at a fraction of the 16-bit speed.
  *
  * Memory plan (all allocated once by lq_cuda_engine_new):
  *   weights      one allocation, each tensor 256-byte aligned; q|k|v and
