@@ -350,6 +350,117 @@ fail:
     return st;
 }
 
+/* ---------------- the read ceiling ---------------- */
+
+/* XOR of the n16 16-byte words at p, 8 independent streamed loads per thread
+ * in flight, one XOR per warp into sink (gridDim.x * 8 words): the plain
+ * streaming read that lq_cuda_bench_read times as the ceiling of a kernel that
+ * must read the same bytes. Launched with PDL like the decode path: the loads
+ * of immutable data go before the wait, the sink (which the previous launch
+ * wrote too) after it. */
+#define READ_THREADS 256
+#define READ_U 8
+static __global__ void __launch_bounds__(READ_THREADS) read_xor_kernel(const uint4 *__restrict__ p, size_t n16,
+                                                                       uint4 *__restrict__ sink) {
+    lq_pdl_trigger();
+    const size_t stride = (size_t)gridDim.x * READ_THREADS;
+    size_t i = (size_t)blockIdx.x * READ_THREADS + threadIdx.x;
+    uint4 acc = make_uint4(0u, 0u, 0u, 0u);
+    for (; i + (READ_U - 1) * stride < n16; i += READ_U * stride) {
+        uint4 v[READ_U];
+#pragma unroll
+        for (int u = 0; u < READ_U; u++) v[u] = __ldcs(p + i + u * stride);
+#pragma unroll
+        for (int u = 0; u < READ_U; u++) acc.x ^= v[u].x, acc.y ^= v[u].y, acc.z ^= v[u].z, acc.w ^= v[u].w;
+    }
+    for (; i < n16; i += stride) {
+        const uint4 v = __ldcs(p + i);
+        acc.x ^= v.x, acc.y ^= v.y, acc.z ^= v.z, acc.w ^= v.w;
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        acc.x ^= __shfl_xor_sync(0xffffffffu, acc.x, o);
+        acc.y ^= __shfl_xor_sync(0xffffffffu, acc.y, o);
+        acc.z ^= __shfl_xor_sync(0xffffffffu, acc.z, o);
+        acc.w ^= __shfl_xor_sync(0xffffffffu, acc.w, o);
+    }
+    lq_pdl_wait();
+    if ((threadIdx.x & 31) == 0) sink[blockIdx.x * (READ_THREADS / 32) + (threadIdx.x >> 5)] = acc;
+}
+
+static int read_blocks(void) { /* 2 per SM: the fastest of 1, 2, 4 in session 5's read at 1 x 8k */
+    lq_device_limits lim;
+    return lq_device_limits_current(&lim) == cudaSuccess && lim.sm_count > 0 ? 2 * lim.sm_count : 264;
+}
+
+static lq_status read_launch_one(const void *d, size_t n16, uint4 *sink, int blocks, cudaStream_t s) {
+    LQ_CUDA_RET(lq_launch_pdl(read_xor_kernel, dim3((unsigned)blocks), dim3(READ_THREADS), 0, s, (const uint4 *)d, n16,
+                              sink),
+                "launch read_xor_kernel");
+    return LQ_OK;
+}
+
+extern "C" lq_status lq_cuda_read_xor(const void *d, size_t n_bytes, uint32_t out[4]) {
+    LQ_RETURN_IF(n_bytes % 16 || (uintptr_t)d % 16, LQ_ERR_ARG,
+                 "lq_cuda_read_xor: %zu bytes at %p (a multiple of 16, 16-byte aligned)", n_bytes, d);
+    lq_status st = LQ_OK;
+    const int blocks = read_blocks(), words = blocks * (READ_THREADS / 32);
+    uint4 *sink = NULL, *h = (uint4 *)calloc((size_t)words, sizeof(uint4));
+    if (!h) return lq_error(LQ_ERR_NOMEM, "out of memory");
+    CU(cudaMalloc(&sink, sizeof(uint4) * (size_t)words), "cudaMalloc (read sink)");
+    LQ_TRY(read_launch_one(d, n_bytes / 16, sink, blocks, 0));
+    CU(cudaMemcpy(h, sink, sizeof(uint4) * (size_t)words, cudaMemcpyDeviceToHost), "download the read sink");
+    out[0] = out[1] = out[2] = out[3] = 0;
+    for (int i = 0; i < words; i++) out[0] ^= h[i].x, out[1] ^= h[i].y, out[2] ^= h[i].z, out[3] ^= h[i].w;
+fail:
+    cudaFree(sink);
+    free(h);
+    return st;
+}
+
+struct read_arg {
+    const char *buf;
+    uint4 *sink;
+    size_t n_bytes;
+    int blocks, R;
+};
+static lq_status read_launch(void *p, int i, cudaStream_t s) {
+    const read_arg *a = (const read_arg *)p;
+    return read_launch_one(a->buf + (size_t)(i % a->R) * a->n_bytes, a->n_bytes / 16, a->sink, a->blocks, s);
+}
+
+extern "C" lq_status lq_cuda_bench_read(int dev, size_t n_bytes, size_t rotate_bytes, int iters, lq_bench_timing *t,
+                                        double *tbps) {
+    lq_status st = LQ_OK;
+    n_bytes = (n_bytes + 255) & ~(size_t)255; /* every rotated buffer 256-byte aligned */
+    int R = (int)((rotate_bytes + n_bytes - 1) / n_bytes);
+    /* at least 4 buffers: up to 4 launches of 2 small blocks per SM run at once under PDL (8 resident blocks of
+     * 256 threads), and two of them reading the same buffer would share it through L2 (session 12's first
+     * runs had 2 above 256 MB and read ~5.0 TB/s, above the HBM peak) */
+    if (R < 4) R = 4;
+    char *buf = NULL;
+    uint4 *sink = NULL;
+    cudaStream_t s = NULL;
+    CU(cudaSetDevice(dev), "cudaSetDevice");
+    CU(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    {
+        const int blocks = read_blocks();
+        CU(cudaMalloc(&buf, n_bytes * (size_t)R), "cudaMalloc (read buffers)");
+        CU(cudaMalloc(&sink, sizeof(uint4) * (size_t)blocks * (READ_THREADS / 32)), "cudaMalloc (read sink)");
+        fill_random_half<<<1024, 256>>>((__half *)buf, n_bytes * (size_t)R / 2, 13);
+        CU(cudaGetLastError(), "fill launch");
+        CU(cudaDeviceSynchronize(), "fill");
+        read_arg a = {buf, sink, n_bytes, blocks, R};
+        st = bench_time(read_launch, &a, R, iters, s, t);
+        if (st == LQ_OK) *tbps = (double)n_bytes / (t->us_median * 1e-6) / 1e12;
+    }
+fail:
+    if (s) cudaStreamDestroy(s);
+    cudaFree(buf);
+    cudaFree(sink);
+    return st;
+}
+
 /* ---------------- decode attention ---------------- */
 
 static __global__ void fill_random_float(float *p, size_t n, uint64_t seed) {

@@ -63,6 +63,13 @@ typedef struct {
 
 /* Device-to-device copy of n_bytes: returns bytes read + written per second in *tbps (TB/s). */
 lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing *t, double *tbps);
+/* A plain streaming read of n_bytes (random data, rotated past L2, launched like the decode path's kernels):
+ * the ceiling, timed the same way, of a memory-bound kernel that must read those bytes (lq bench kernels
+ * --attention puts it next to each shape); *tbps bytes read per second (TB/s). */
+lq_status lq_cuda_bench_read(int dev, size_t n_bytes, size_t rotate_bytes, int iters, lq_bench_timing *t, double *tbps);
+/* The XOR of the 16-byte words of n_bytes (a multiple of 16) at d (device memory, 16-byte aligned), computed
+ * by the kernel lq_cuda_bench_read times; out[4] its four 32-bit lanes. For tests of that kernel. */
+lq_status lq_cuda_read_xor(const void *d, size_t n_bytes, uint32_t out[4]);
 /* cuBLAS y(M,N) = x(M,K) W(N,K)^T, fp16 inputs, fp32 accumulation, fp16 output. */
 lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);
 /* lq's small-M GEMV (lq_gemv_cuda), same method and data as the cuBLAS

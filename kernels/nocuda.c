@@ -42,6 +42,22 @@ lq_status lq_cuda_bench_copy(int dev, size_t n_bytes, int iters, lq_bench_timing
     return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU benchmarks (device %d)", dev);
 }
 
+lq_status lq_cuda_bench_read(int dev, size_t n_bytes, size_t rotate_bytes, int iters, lq_bench_timing *t, double *tbps) {
+    (void)n_bytes;
+    (void)rotate_bytes;
+    (void)iters;
+    (void)t;
+    (void)tbps;
+    return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU benchmarks (device %d)", dev);
+}
+
+lq_status lq_cuda_read_xor(const void *d, size_t n_bytes, uint32_t out[4]) {
+    (void)d;
+    (void)n_bytes;
+    (void)out;
+    return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA");
+}
+
 lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t) {
     (void)M;
     (void)N;

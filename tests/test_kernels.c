@@ -1020,6 +1020,37 @@ static void test_kernels_kld_token(void **state) {
     }
 }
 
+/* ---------------- the bench's read ceiling (lq_cuda_read_xor) ---------------- */
+
+/* The streaming-read kernel lq bench times as the ceiling of memory-bound kernels must really read every
+ * byte: its XOR of all 16-byte words equals the host's, for sizes below one pass of the grid, with ragged
+ * tails after the unrolled loop, and over several MB; a misaligned pointer is refused. */
+static void test_kernels_bench_read(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const size_t sizes[5] = {0, 16, 4096 + 48, ((size_t)1 << 20) + 16 * 37, (size_t)24 << 20};
+    for (int si = 0; si < 5; si++) {
+        const size_t n = sizes[si], words = n / 4;
+        uint32_t *h = malloc(n + 16), want[4] = {0, 0, 0, 0}, got[4] = {1, 1, 1, 1};
+        assert_non_null(h);
+        for (size_t i = 0; i < words; i++) h[i] = (uint32_t)lq_test_next(&f->seed);
+        for (size_t i = 0; i < words; i++) want[i % 4] ^= h[i];
+        void *d = dmalloc(n + 16);
+        if (n) assert_int_equal(lq_cuda_upload(d, h, n), LQ_OK);
+        assert_int_equal(lq_cuda_read_xor(d, n, got), LQ_OK);
+        print_message("read xor of %zu bytes: %08x %08x %08x %08x (host %08x %08x %08x %08x)\n", n, got[0], got[1],
+                      got[2], got[3], want[0], want[1], want[2], want[3]);
+        assert_memory_equal(got, want, sizeof want);
+        lq_cuda_free(d);
+        free(h);
+    }
+    void *d = dmalloc(64);
+    uint32_t out[4];
+    assert_int_equal(lq_cuda_read_xor((char *)d + 4, 32, out), LQ_ERR_ARG);
+    assert_int_equal(lq_cuda_read_xor(d, 40, out), LQ_ERR_ARG);
+    lq_cuda_free(d);
+}
+
 /* ---------------- errors ---------------- */
 
 static void test_kernels_errors(void **state) {
@@ -1056,6 +1087,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
         cmocka_unit_test(test_kernels_attention_decode_reuse),
         cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_kld_token),               cmocka_unit_test(test_kernels_argmax),
+        cmocka_unit_test(test_kernels_bench_read),
         cmocka_unit_test(test_kernels_errors),
     };
     lq_test_filter();

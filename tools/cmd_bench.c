@@ -80,7 +80,9 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
                         "            (adds the host launch latency, ~5 us, to every figure)\n"
                         "  --attention  also the decode attention sweep of ANCHORS.md (32 query / 8 KV heads,\n"
                         "            head_dim 128, fp16 cache; batch 1 and 16 at 1k, 8k, 32k context): us, KV-cache\n"
-                        "            TB/s, its fraction of the copy bandwidth, ns per cached token, PyTorch SDPA's H100 anchor\n"
+                        "            TB/s, its fraction of the copy bandwidth, ns per cached token, a plain\n"
+                        "            streaming read of the same bytes timed the same way (the ceiling; \"of read\":\n"
+                        "            read time / lq time), PyTorch SDPA's H100 anchor\n"
                         "            (--shapes none: the attention sweep alone)\n"
                         "  --attn BxC,...  the decode attention at these batch x context shapes instead\n"
                         "            (implies --attention; e.g. --attn 1x8192,4x2048: for ncu runs of one shape;\n"
@@ -278,8 +280,8 @@ static int bench_kernels(int argc, char **argv) {
         static const double sdpa_us[] = {13.0, 27.0, 64.9, 36.2, 190.2, 698.8};
         json_t *arows = json_array();
         fprintf(stderr, "decode attention, fp16 KV cache, 32 q / 8 kv heads, head_dim 128\n");
-        fprintf(stderr, "%5s %6s %6s | %9s %8s %8s %9s | %12s %8s\n", "batch", "ctx", "splits", "lq us", "KV TB/s",
-                "of copy", "ns/token", "SDPA us H100", "speedup");
+        fprintf(stderr, "%5s %6s %6s | %9s %8s %8s %9s | %8s %7s | %12s %8s\n", "batch", "ctx", "splits", "lq us",
+                "KV TB/s", "of copy", "ns/token", "read us", "of read", "SDPA us H100", "speedup");
         for (int i = 0; i < n_attn; i++) {
             int splits = 0;
             double sdpa = 0; /* 0: no anchor for this shape */
@@ -292,17 +294,32 @@ static int bench_kernels(int argc, char **argv) {
             double frac = bw / tbps;
             /* ANCHORS.md's per-context-token cost: the step's time over the cached tokens it reads */
             double ns_tok = t.us_median * 1e3 / ((double)AB[i] * AC[i]);
-            if (sdpa > 0)
-                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% %9.4f | %12.1f %7.2fx\n", AB[i], AC[i], splits,
-                        t.us_median, bw, 100 * frac, ns_tok, sdpa, sdpa / t.us_median);
+            /* the ceiling: a plain streaming read of the same bytes, timed the same way (a failure here
+               leaves the column empty and the sweep going) */
+            lq_bench_timing tr;
+            double rbw = 0, read_us = 0;
+            if (lq_cuda_bench_read(gpu, (size_t)kvb, (size_t)512 << 20, iters, &tr, &rbw) == LQ_OK)
+                read_us = tr.us_median;
             else
-                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% %9.4f | %12s %8s\n", AB[i], AC[i], splits,
-                        t.us_median, bw, 100 * frac, ns_tok, "-", "-");
+                fprintf(stderr, "  (read ceiling not measured: %s)\n", lq_last_error());
+            char rcol[40];
+            if (read_us > 0)
+                snprintf(rcol, sizeof rcol, "%8.1f %6.1f%%", read_us, 100 * read_us / t.us_median);
+            else
+                snprintf(rcol, sizeof rcol, "%8s %7s", "-", "-");
+            if (sdpa > 0)
+                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% %9.4f | %s | %12.1f %7.2fx\n", AB[i], AC[i], splits,
+                        t.us_median, bw, 100 * frac, ns_tok, rcol, sdpa, sdpa / t.us_median);
+            else
+                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% %9.4f | %s | %12s %8s\n", AB[i], AC[i], splits,
+                        t.us_median, bw, 100 * frac, ns_tok, rcol, "-", "-");
             json_t *row = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}", "batch", AB[i], "ctx",
                                     AC[i], "n_heads", 32, "n_kv", 8, "head_dim", 128, "splits", splits, "us_median",
                                     t.us_median, "us_min", t.us_min, "us_p90", t.us_p90, "kv_tbps", bw,
                                     "fraction_of_copy", frac);
             json_object_set_new(row, "ns_per_ctx_token", json_real(ns_tok));
+            json_object_set_new(row, "read_us", read_us > 0 ? json_real(read_us) : json_null());
+            json_object_set_new(row, "fraction_of_read", read_us > 0 ? json_real(read_us / t.us_median) : json_null());
             json_object_set_new(row, "sdpa_h100_us", sdpa > 0 ? json_real(sdpa) : json_null());
             json_array_append_new(arows, row);
         }
