@@ -292,8 +292,8 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * their rings with the cache rows no kernel of this step writes (every row
  * but p: the whole first S tiles of a warp whose tiles end before p), so the
  * first DRAM round trip overlaps the previous kernel's tail (LQ_DECODE_EARLY=0
- * turns it off; an L2 prefetch of the first tiles, LQ_DECODE_PREFETCH=n, lost
- * to it and is off by default).
+ * turns it off; L2 prefetches of the first tiles, and in session 12 of the
+ * tiles after the ring, both lost to it and are gone).
  * Warps per block W: 8 where the 8 rings fit the device's per-block shared
  * memory (head_dim <= 128 on sm_90: 8 rings of ~26 KB, one block per SM),
  * else 4 (decode_warps); splits fill whole waves of one block per SM
@@ -309,7 +309,6 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
 #define DM_WARPS 4 /* warps per block (each with its own pipeline) where 8 do not fit: decode_warps */
 #define DM_HEADS 8 /* query heads per block: the n = 8 side of m16n8k16 */
 #define DM_TAG 0x6c714154ull /* "lqAT": high word of a live split counter */
-#define DM_PREFETCH 0        /* tiles per warp prefetched into L2 before the PDL wait (decode_prefetch) */
 
 /* Per head_dim and W warps: KW keys per warp stage (~8 KB of K+V, at least
  * one 16-key m-tile), S stages, shared-memory rows padded by 16 bytes
@@ -411,7 +410,7 @@ template <typename TK, int HD, int W>
 __global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
-                           int window, int ns, float scale_log2, int prefetch, int early) {
+                           int window, int ns, float scale_log2, int early, int rel) {
     typedef dm_geom<HD, W> Gm;
     typedef dm_op<TK> Op;
     constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
@@ -420,9 +419,8 @@ __global__ void __launch_bounds__(32 * W, 1)
 
     /* launched with PDL (lq_launch_pdl): let the next kernel's blocks in early. Before waiting for the
      * previous kernel only what no kernel of this step writes is read: pos (uploaded before the step's
-     * first kernel, which every kernel of the chain started after) and, as L2 prefetches, the first KV
-     * tiles of this block (L2 is the point of coherence: the previous kernel's write of row p lands
-     * there whatever was prefetched). q, the cache rows themselves and the workspace wait. */
+     * first kernel, which every kernel of the chain started after) and the cache rows other than p (the
+     * ring fill below). q, row p and the workspace wait. */
     lq_pdl_trigger();
     const int split = blockIdx.x, hg = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
     const int warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
@@ -446,23 +444,6 @@ __global__ void __launch_bounds__(32 * W, 1)
     const TK *kb = kc + (int64_t)b * seq_stride + (int64_t)kvh * HD;
     const TK *vb = vc + (int64_t)b * seq_stride + (int64_t)kvh * HD;
     TK *ring = (TK *)dm_smem + warp * Gm::WARP;
-    {
-        /* the warp's first `prefetch` tiles (DM_PREFETCH): one 128-byte line of K and one of V per lane and pass */
-        constexpr int LPR = HD * (int)sizeof(TK) / 128 > 0 ? HD * (int)sizeof(TK) / 128 : 1; /* lines per row */
-        constexpr int LINES = KW * LPR;
-        const int npf = min(nt, prefetch);
-        for (int t = 0; t < npf; t++) {
-            const int k0 = s0 + (warp + t * W) * KW;
-            for (int l = lane; l < LINES; l += 32) {
-                const int key = k0 + l / LPR;
-                if (key < s1) {
-                    const int64_t off = (int64_t)key * kvd + (l % LPR) * (128 / (int)sizeof(TK));
-                    lq_prefetch_l2(kb + off);
-                    lq_prefetch_l2(vb + off);
-                }
-            }
-        }
-    }
     /* the whole ring (the warp's first S tiles) is filled before the wait when none of those keys is row
      * p (the one row the previous kernel writes; a warp's tiles rise in key order, so only its last can
      * hold p): these copies overlap the previous kernel's tail. Otherwise (or with early off) after it. */
@@ -621,16 +602,21 @@ __global__ void __launch_bounds__(32 * W, 1)
     }
     if (single) return;
 
-    /* the last split of this (head group, sequence) to finish merges them all, in split order */
-    __threadfence(); /* this block's partials are visible before it is counted */
+    /* the last split of this (head group, sequence) to finish merges them all, in split order. rel: one
+     * fence by thread 0 after the barrier (a release, cumulative over the block's partials, which the
+     * barrier ordered before it) and one after the count (the acquire, which the second barrier extends
+     * to the merging threads); else a __threadfence by every thread on both sides */
+    if (!rel) __threadfence(); /* this block's partials are visible before it is counted */
     __syncthreads();
     if (tid == 0) {
         const int64_t slot = (int64_t)b * gridDim.y + hg, slots = (int64_t)gridDim.z * gridDim.y;
+        if (rel) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
         last_s = dm_arrive(ctr + slot, ctr + slots + slot, ns_eff);
+        if (rel) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
     }
     __syncthreads();
     if (!last_s) return;
-    __threadfence();
+    if (!rel) __threadfence();
     /* thread: 4 dims of one head over every split, one pass (online rescaling, fixed split order): the
      * loads of (m, l) and O of a split do not wait on the previous split's, so they are in flight together */
     for (int i = tid; i < gb * (HD / 4); i += 32 * W) {
@@ -1024,14 +1010,13 @@ static int decode_early(void) {
     return v;
 }
 
-/* Tiles per warp prefetched into L2 before the PDL wait: DM_PREFETCH, or LQ_DECODE_PREFETCH=n (0..64;
- * tuning knob for sweeps, read once; the result never depends on it). */
-static int decode_prefetch(void) {
+/* The split count fenced by thread 0 alone (release / acquire, see the kernel) unless LQ_DECODE_REL=0 (a
+ * __threadfence by every thread: tuning knob for A/B runs, read once; the result never depends on it). */
+static int decode_rel(void) {
     static int v = -1;
     if (v < 0) {
-        const char *e = getenv("LQ_DECODE_PREFETCH");
-        int x = e ? atoi(e) : -1;
-        v = e && x >= 0 && x <= 64 ? x : DM_PREFETCH;
+        const char *e = getenv("LQ_DECODE_REL");
+        v = e && atoi(e) == 0 ? 0 : 1;
     }
     return v;
 }
@@ -1053,7 +1038,7 @@ static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const
                                  (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
                                  (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
                                  (float)(1.4426950408889634 / sqrt((double)HD)), /* log2(e)/sqrt(hd): base 2 */
-                                 decode_prefetch(), decode_early()),
+                                 decode_early(), decode_rel()),
                 "launch attn_decode_mma_kernel");
     LQ_LAUNCH_RET("attn_decode_mma_kernel");
     return LQ_OK;
