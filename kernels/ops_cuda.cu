@@ -452,6 +452,20 @@ static int blas_type(lq_dtype t, cudaDataType_t *out) {
 #define LQ_GEMV_DISPATCH_M 2
 #endif
 
+/* The start of a cuBLAS product y (m, n) = x W^T (+ b): y filled with the bias rows and *beta = 1 when b is
+ * given (cuBLAS then adds the product to them); with k == 0 the product is empty, so y is the bias rows or
+ * zeros and the caller returns. */
+static lq_status bias_start(float *y, const float *b, int64_t m, int64_t n, int64_t k, cudaStream_t s, float *beta) {
+    if (b) {
+        bias_fill_kernel<<<lq_blocks(m * n, 256), 256, 0, s>>>(y, b, m, n);
+        LQ_LAUNCH_RET("bias_fill_kernel");
+        *beta = 1.0f;
+    } else if (k == 0) {
+        LQ_CUDA_RET(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)(m * n), s), "cudaMemsetAsync");
+    }
+    return LQ_OK;
+}
+
 /* Row-major y (m, n) = x (m, k) W^T is, read column-major, y^T (n, m) =
  * W^T (n, k) x^T (k, m): W as a column-major (k, n) matrix transposed, x as a
  * column-major (k, m) matrix with leading dimension ldx. */
@@ -470,15 +484,8 @@ extern "C" lq_status lq_matmul_cuda(void *blas, float *y, const void *x, const v
     cublasHandle_t h = (cublasHandle_t)blas;
     LQ_BLAS_RET(cublasSetStream(h, lq_stream(stream)), "cublasSetStream");
     float alpha = 1.0f, beta = 0.0f;
-    if (b) {
-        bias_fill_kernel<<<lq_blocks(m * n, 256), 256, 0, lq_stream(stream)>>>(y, b, m, n);
-        LQ_LAUNCH_RET("bias_fill_kernel");
-        beta = 1.0f;
-    }
-    if (k == 0) {
-        if (!b) LQ_CUDA_RET(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)(m * n), lq_stream(stream)), "cudaMemsetAsync");
-        return LQ_OK;
-    }
+    LQ_FORWARD(bias_start(y, b, m, n, k, lq_stream(stream), &beta));
+    if (k == 0) return LQ_OK;
     cublasStatus_t s = cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, (int)n, (int)m, (int)k, &alpha, w, ty, (int)k, x, ty,
                                     (int)ldx, &beta, y, CUDA_R_32F, (int)n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (s != CUBLAS_STATUS_SUCCESS)
@@ -516,15 +523,8 @@ extern "C" lq_status lq_matmul_w16_f32_cuda(void *blas, float *y, const float *x
     cublasHandle_t h = (cublasHandle_t)blas;
     LQ_BLAS_RET(cublasSetStream(h, s), "cublasSetStream");
     float alpha = 1.0f, beta = 0.0f;
-    if (b) {
-        bias_fill_kernel<<<lq_blocks(m * n, 256), 256, 0, s>>>(y, b, m, n);
-        LQ_LAUNCH_RET("bias_fill_kernel");
-        beta = 1.0f;
-    }
-    if (k == 0) {
-        if (!b) LQ_CUDA_RET(cudaMemsetAsync(y, 0, sizeof(float) * (size_t)(m * n), s), "cudaMemsetAsync");
-        return LQ_OK;
-    }
+    LQ_FORWARD(bias_start(y, b, m, n, k, s, &beta));
+    if (k == 0) return LQ_OK;
     const int64_t rows_per = (int64_t)(scratch_elems / (size_t)k);
     const size_t es = lq_dtype_size(w_dtype);
     for (int64_t r0 = 0; r0 < n; r0 += rows_per) {
