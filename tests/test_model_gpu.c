@@ -120,6 +120,36 @@ static float *cpu_logits_rounded(lq_model *m, const lq_tensor_info *tt, int dt) 
     return out;
 }
 
+/* Golden story s through engine e and the CPU reference mr (its weights already rounded as the caller's
+ * engine stores them, dtype dt): max |gpu - golden| (*mg), |gpu - cpu| (*mc), |cpu - golden| (*mw); adds the
+ * squared gpu - golden differences to *sq and the logits compared to *cnt. Returns the story's length. */
+static int golden_story(const fixture *f, lq_engine *e, lq_model *mr, int s, int dt, double *mg, double *mc,
+                        double *mw, double *sq, size_t *cnt) {
+    char tn[32], ln[32];
+    snprintf(tn, sizeof tn, "tokens.%d", s);
+    snprintf(ln, sizeof ln, "logits.%d", s);
+    const lq_tensor_info *tt = lq_checkpoint_find(f->golden, tn), *lt = lq_checkpoint_find(f->golden, ln);
+    assert_non_null(tt);
+    assert_non_null(lt);
+    const int T = (int)tt->shape[0];
+    const size_t n = (size_t)T * 512;
+    float *lg = malloc(sizeof(float) * n);
+    assert_non_null(lg);
+    for (size_t i = 0; i < n; i++) lg[i] = NAN;
+    assert_int_equal(e->logits(e, (const int32_t *)tt->data, 1, T, lg), LQ_OK);
+    float *ref = cpu_logits_rounded(mr, tt, dt);
+    const float *gold = (const float *)lt->data;
+    double rr;
+    lq_test_errors(lg, gold, n, mg, &rr);
+    lq_test_errors(lg, ref, n, mc, &rr);
+    lq_test_errors(ref, gold, n, mw, &rr);
+    for (size_t i = 0; i < n; i++) *sq += ((double)lg[i] - gold[i]) * ((double)lg[i] - gold[i]);
+    *cnt += n;
+    free(lg);
+    free(ref);
+    return T;
+}
+
 static void test_model_gpu_golden_logits(void **state) {
     fixture *f = *state;
     NEED(f);
@@ -139,32 +169,12 @@ static void test_model_gpu_golden_logits(void **state) {
         double sq = 0;
         size_t cnt = 0;
         for (int s = 0; s < 5; s++) {
-            char tn[32], ln[32];
-            snprintf(tn, sizeof tn, "tokens.%d", s);
-            snprintf(ln, sizeof ln, "logits.%d", s);
-            const lq_tensor_info *tt = lq_checkpoint_find(f->golden, tn), *lt = lq_checkpoint_find(f->golden, ln);
-            assert_non_null(tt);
-            assert_non_null(lt);
-            int T = (int)tt->shape[0];
-            size_t n = (size_t)T * 512;
-            float *lg = malloc(sizeof(float) * n);
-            for (size_t i = 0; i < n; i++) lg[i] = NAN;
-            assert_int_equal(e->logits(e, (const int32_t *)tt->data, 1, T, lg), LQ_OK);
-            float *ref = cpu_logits_rounded(mr, tt, dts[di]);
-            const float *gold = (const float *)lt->data;
-            double mg, mc, rr;
-            lq_test_errors(lg, gold, n, &mg, &rr);
-            lq_test_errors(lg, ref, n, &mc, &rr);
-            for (size_t i = 0; i < n; i++) sq += ((double)lg[i] - gold[i]) * ((double)lg[i] - gold[i]);
-            cnt += n;
-            double mw;
-            lq_test_errors(ref, gold, n, &mw, &rr);
+            double mg, mc, mw;
+            const int T = golden_story(f, e, mr, s, dts[di], &mg, &mc, &mw, &sq, &cnt);
             print_message("%s logits.%d: T=%d max |gpu - golden| %.3g, |gpu - cpu same weights| %.3g, "
                           "|cpu same weights - golden| %.3g\n", dtn(dts[di]), s, T, mg, mc, mw);
             if (mg > worst_g[di]) worst_g[di] = mg;
             if (mc > worst_c[di]) worst_c[di] = mc;
-            free(lg);
-            free(ref);
         }
         rms_g[di] = sqrt(sq / (double)cnt);
         lq_model_free(mr);
@@ -405,31 +415,16 @@ static void test_model_gpu_f32_compute(void **state) {
         lq_model *mr = NULL;
         assert_int_equal(lq_model_load(p, &mr), LQ_OK);
         round_like_engine(mr, wdt);
-        double worst_g = 0, worst_c = 0, worst_w = 0;
+        double worst_g = 0, worst_c = 0, worst_w = 0, sq = 0;
+        size_t cnt = 0;
         for (int s = 0; s < 5; s++) {
-            char tn[32], ln[32];
-            snprintf(tn, sizeof tn, "tokens.%d", s);
-            snprintf(ln, sizeof ln, "logits.%d", s);
-            const lq_tensor_info *tt = lq_checkpoint_find(f->golden, tn), *lt = lq_checkpoint_find(f->golden, ln);
-            assert_non_null(tt);
-            assert_non_null(lt);
-            const int T = (int)tt->shape[0];
-            const size_t n = (size_t)T * 512;
-            float *lg = malloc(sizeof(float) * n);
-            for (size_t i = 0; i < n; i++) lg[i] = NAN;
-            assert_int_equal(e->logits(e, (const int32_t *)tt->data, 1, T, lg), LQ_OK);
-            float *ref = cpu_logits_rounded(mr, tt, wdt);
-            double mg, mc, mw, rr;
-            lq_test_errors(lg, (const float *)lt->data, n, &mg, &rr);
-            lq_test_errors(lg, ref, n, &mc, &rr);
-            lq_test_errors(ref, (const float *)lt->data, n, &mw, &rr);
+            double mg, mc, mw;
+            const int T = golden_story(f, e, mr, s, wdt, &mg, &mc, &mw, &sq, &cnt);
             print_message("%s weights, fp32 compute, logits.%d: T=%d max |gpu - golden| %.4g, |gpu - cpu same "
                           "weights| %.3g, |cpu same weights - golden| %.4g\n", dtn(wdt), s, T, mg, mc, mw);
             if (mg > worst_g) worst_g = mg;
             if (mc > worst_c) worst_c = mc;
             if (mw > worst_w) worst_w = mw;
-            free(lg);
-            free(ref);
         }
         print_message("%s weights, fp32 compute: max |logit - golden| %.4g (cpu on the same weights %.4g%s), max |gpu "
                       "- cpu same weights| %.3g (bound 2e-4)\n", dtn(wdt), worst_g, worst_w,
