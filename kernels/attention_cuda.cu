@@ -309,6 +309,7 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
 #define DM_WARPS 4 /* warps per block (each with its own pipeline) where 8 do not fit: decode_warps */
 #define DM_HEADS 8 /* query heads per block: the n = 8 side of m16n8k16 */
 #define DM_TAG 0x6c714154ull /* "lqAT": high word of a live split counter */
+#define DM_MERGE_ALL 16      /* up to this many splits the last block loads every partial at once (decode_merge_all) */
 
 /* Per head_dim and W warps: KW keys per warp stage (~8 KB of K+V, at least
  * one 16-key m-tile), S stages, shared-memory rows padded by 16 bytes
@@ -410,7 +411,7 @@ template <typename TK, int HD, int W>
 __global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
-                           int window, int ns, float scale_log2, int early, int rel) {
+                           int window, int ns, float scale_log2, int early, int rel, int merge_all) {
     typedef dm_geom<HD, W> Gm;
     typedef dm_op<TK> Op;
     constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
@@ -617,6 +618,36 @@ __global__ void __launch_bounds__(32 * W, 1)
     __syncthreads();
     if (!last_s) return;
     if (!rel) __threadfence();
+    if (ns_eff <= merge_all) {
+        /* thread: 2 dims of one head; every split's (m, l) and O in flight at once (one L2 round trip, not
+         * one per 8 splits as below), then the maximum, then the weighted sums in split order */
+        for (int i = tid; i < gb * (HD / 2); i += 32 * W) {
+            const int g = i / (HD / 2), d = (i % (HD / 2)) * 2;
+            const int64_t bh = (int64_t)b * nh + h0 + g;
+            const float2 *ml = (const float2 *)(ws_ml + bh * ns * 2);
+            const float2 *op = (const float2 *)(ws_o + bh * ns * HD + d);
+            float2 st[DM_MERGE_ALL], v[DM_MERGE_ALL];
+#pragma unroll
+            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
+                if (sp < ns_eff) st[sp] = __ldcg(ml + sp), v[sp] = __ldcg(op + (int64_t)sp * (HD / 2));
+            float M = -INFINITY, L = 0.0f, ax = 0.0f, ay = 0.0f;
+#pragma unroll
+            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
+                if (sp < ns_eff) M = fmaxf(M, st[sp].x);
+#pragma unroll
+            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
+                if (sp < ns_eff) {
+                    const float e = exp2f(st[sp].x - M);
+                    L = fmaf(e, st[sp].y, L);
+                    ax = fmaf(e, v[sp].x, ax);
+                    ay = fmaf(e, v[sp].y, ay);
+                }
+            TK *orow = out + bh * HD + d;
+            orow[0] = lq_st<TK>(ax / L);
+            orow[1] = lq_st<TK>(ay / L);
+        }
+        return;
+    }
     /* thread: 4 dims of one head over every split, one pass (online rescaling, fixed split order): the
      * loads of (m, l) and O of a split do not wait on the previous split's, so they are in flight together */
     for (int i = tid; i < gb * (HD / 4); i += 32 * W) {
@@ -1010,6 +1041,17 @@ static int decode_early(void) {
     return v;
 }
 
+/* The last block's merge with every partial loaded at once up to DM_MERGE_ALL splits, unless
+ * LQ_DECODE_MERGE_ALL=0 (the online one-pass loop for every count: tuning knob, read once). */
+static int decode_merge_all(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("LQ_DECODE_MERGE_ALL");
+        v = e && atoi(e) == 0 ? 0 : DM_MERGE_ALL;
+    }
+    return v;
+}
+
 /* The split count fenced by thread 0 alone (release / acquire, see the kernel) unless LQ_DECODE_REL=0 (a
  * __threadfence by every thread: tuning knob for A/B runs, read once; the result never depends on it). */
 static int decode_rel(void) {
@@ -1038,7 +1080,7 @@ static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const
                                  (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
                                  (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
                                  (float)(1.4426950408889634 / sqrt((double)HD)), /* log2(e)/sqrt(hd): base 2 */
-                                 decode_early(), decode_rel()),
+                                 decode_early(), decode_rel(), decode_merge_all()),
                 "launch attn_decode_mma_kernel");
     LQ_LAUNCH_RET("attn_decode_mma_kernel");
     return LQ_OK;
