@@ -303,7 +303,9 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * 2026-12-02-h200-attn-merge/call3/attn.txt, the ring filled before the wait,
  * against the L2 prefetch of before in the same run): 1 x 1k 5.1 us (6.2),
  * 1 x 8k 13.1 us = 61% of copy bandwidth (14.7), 1 x 32k 36.3 us = 88% (39.5),
- * 16 x 8k 128.9 us = 99.5% (132.3), 16 x 32k 511 us = 100% (515).
+ * 16 x 8k 128.9 us = 99.5% (132.3), 16 x 32k 511 us = 100% (515). Session 12 (the split count fenced by
+ * thread 0, the merge's loads all in flight; 2026-12-02-h200-attn-pf/call5, call7): 1 x 8k 12.7 us = 63%,
+ * 1 x 16k 20.2-20.4 (78-79%), 1 x 32k 35.5-36.3 (88-90%); a plain read of 1 x 8k's bytes takes 7.8 us.
  * Reasoning and alternatives: kernels/dev/attention_notes.md. */
 
 #define DM_WARPS 4 /* warps per block (each with its own pipeline) where 8 do not fit: decode_warps */
