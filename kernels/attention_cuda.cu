@@ -403,6 +403,41 @@ __device__ __forceinline__ bool dm_arrive(unsigned long long *c, unsigned long l
     return true; /* c2 is at rest already (dm_arrive_cas) */
 }
 
+/* Phase stamps for kernels/dev/bench_attn_trace.cu, which includes this file with LQ_ATTN_TRACE defined:
+ * thread 0 of every block writes %globaltimer (ns) at each phase into lq_dm_trace, one row of DM_TRACE_N per
+ * (launch, block); the launch is the rotated cache copy the block reads ((kc - base) / stride), so no
+ * atomic or argument is added. Without LQ_ATTN_TRACE (every build of make) these are empty. */
+#define DM_TRACE_N 8 /* entry, before the wait, after it, warp 0's loop end, all warps' loop end, partials
+                        written, count returned, exit */
+#ifdef LQ_ATTN_TRACE
+__device__ unsigned long long *lq_dm_trace;
+__device__ const char *lq_dm_trace_base;
+__device__ long long lq_dm_trace_stride;
+__device__ int lq_dm_trace_launches;
+__device__ __forceinline__ unsigned long long dm_gtime(void) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+#define DM_TRACE_INIT(kc)                                                                                      \
+    unsigned long long *dm_tr = nullptr;                                                                       \
+    if (threadIdx.x == 0 && lq_dm_trace) {                                                                     \
+        const long long sl = ((const char *)(kc) - lq_dm_trace_base) / lq_dm_trace_stride;                     \
+        const unsigned blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),                   \
+                       nblk = gridDim.x * gridDim.y * gridDim.z;                                               \
+        if (sl >= 0 && sl < lq_dm_trace_launches) dm_tr = lq_dm_trace + ((size_t)sl * nblk + blk) * DM_TRACE_N; \
+    }
+#define DM_TRACE(i)                                                                                            \
+    do {                                                                                                       \
+        if (dm_tr) dm_tr[i] = dm_gtime();                                                                      \
+    } while (0)
+#else
+#define DM_TRACE_INIT(kc)
+#define DM_TRACE(i) \
+    do {            \
+    } while (0)
+#endif
+
 /* Fragment roles (lane = 4 gid + tig, mma.sync m16n8k16 layouts):
  *   scores  sc[mt] = S^T (16 keys x 8 heads): [0],[1] key gid, heads 2tig, 2tig+1; [2],[3] key gid+8
  *   output  o[dm]  = O^T (16 dims x 8 heads): [0],[1] dim dm*16+gid, heads 2tig, 2tig+1; [2],[3] dim +8
@@ -425,6 +460,8 @@ __global__ void __launch_bounds__(32 * W, 1)
      * first kernel, which every kernel of the chain started after) and the cache rows other than p (the
      * ring fill below). q, row p and the workspace wait. */
     lq_pdl_trigger();
+    DM_TRACE_INIT(kc);
+    DM_TRACE(0);
     const int split = blockIdx.x, hg = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
     const int warp = tid >> 5, lane = tid & 31, gid = lane >> 2, tig = lane & 3;
     const int group = nh / nkv, n_hg = (group + DM_HEADS - 1) / DM_HEADS;
@@ -439,6 +476,8 @@ __global__ void __launch_bounds__(32 * W, 1)
     const int ns_eff = (n + chunk - 1) / chunk;
     if (split >= ns_eff) {
         lq_pdl_wait(); /* every block waits before it exits: the chain's ordering is transitive */
+        DM_TRACE(2);
+        DM_TRACE(7);
         return;
     }
     const int s0 = lo + split * chunk, s1 = min(p + 1, s0 + chunk);
@@ -453,7 +492,9 @@ __global__ void __launch_bounds__(32 * W, 1)
     const int npre = min(nt, S);
     const bool pre = early && npre > 0 && s0 + (warp + (npre - 1) * W) * KW + KW - 1 < p;
     if (pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt);
+    DM_TRACE(1);
     lq_pdl_wait();
+    DM_TRACE(2);
     /* otherwise the copies start first now: q's fragments are built while they fly */
     if (!pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt);
     /* q^T as the B fragment (k = dims, n = heads): lane holds head gid, dims 2tig, 2tig+1 (+8) */
@@ -554,6 +595,7 @@ __global__ void __launch_bounds__(32 * W, 1)
         }
     }
     lq_cp_wait<0>();
+    DM_TRACE(3);
 #pragma unroll
     for (int x = 4; x < 32; x <<= 1) {
         l0 += __shfl_xor_sync(0xffffffffu, l0, x);
@@ -562,6 +604,7 @@ __global__ void __launch_bounds__(32 * W, 1)
 
     /* merge the warps (shared memory; the rings are dead): Ow (W, 8, HD), Mw, Lw (W, 8) */
     __syncthreads();
+    DM_TRACE(4);
     float *Ow = (float *)dm_smem, *Mw = Ow + W * DM_HEADS * HD, *Lw = Mw + W * DM_HEADS;
     {
         float *ow = Ow + (warp * DM_HEADS + 2 * tig) * HD + gid;
@@ -603,7 +646,11 @@ __global__ void __launch_bounds__(32 * W, 1)
             }
         }
     }
-    if (single) return;
+    if (single) {
+        DM_TRACE(7);
+        return;
+    }
+    DM_TRACE(5);
 
     /* the last split of this (head group, sequence) to finish merges them all, in split order. rel: one
      * fence by thread 0 after the barrier (a release, cumulative over the block's partials, which the
@@ -616,9 +663,13 @@ __global__ void __launch_bounds__(32 * W, 1)
         if (rel) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
         last_s = dm_arrive(ctr + slot, ctr + slots + slot, ns_eff);
         if (rel) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+        DM_TRACE(6);
     }
     __syncthreads();
-    if (!last_s) return;
+    if (!last_s) {
+        DM_TRACE(7);
+        return;
+    }
     if (!rel) __threadfence();
     if (ns_eff <= merge_all) {
         /* thread: 2 dims of one head; every split's (m, l) and O in flight at once (one L2 round trip, not
@@ -648,6 +699,7 @@ __global__ void __launch_bounds__(32 * W, 1)
             orow[0] = lq_st<TK>(ax / L);
             orow[1] = lq_st<TK>(ay / L);
         }
+        DM_TRACE(7);
         return;
     }
     /* thread: 4 dims of one head over every split, one pass (online rescaling, fixed split order): the
@@ -677,6 +729,7 @@ __global__ void __launch_bounds__(32 * W, 1)
         orow[2] = lq_st<TK>(acc.z / L);
         orow[3] = lq_st<TK>(acc.w / L);
     }
+    DM_TRACE(7);
 }
 
 /* ---- the fp32-unit decode kernel (v2): fp32 caches, head_dim 8 ---- */
