@@ -29,38 +29,7 @@
 #include <string.h>
 #include <vector>
 
-#define CK(x)                                                                                   \
-    do {                                                                                        \
-        cudaError_t e_ = (x);                                                                   \
-        if (e_ != cudaSuccess) {                                                                \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-            exit(1);                                                                            \
-        }                                                                                       \
-    } while (0)
-#define LQC(x)                                                                               \
-    do {                                                                                     \
-        if ((x) != LQ_OK) {                                                                  \
-            fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, lq_last_error());      \
-            exit(1);                                                                         \
-        }                                                                                    \
-    } while (0)
-
-static __global__ void tr_fill_half(__half *p, size_t n, uint64_t seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
-        z ^= z >> 29;
-        z *= 0xBF58476D1CE4E5B9ull;
-        z ^= z >> 32;
-        p[i] = __float2half((float)(z & 0xFFFF) / 32768.0f - 1.0f);
-    }
-}
-static __global__ void tr_fill_float(float *p, size_t n, uint64_t seed) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        uint64_t z = (seed + i) * 0x9E3779B97F4A7C15ull;
-        z ^= z >> 31;
-        p[i] = (float)(z & 0xFFFF) / 32768.0f - 1.0f;
-    }
-}
+#include "bench_common.cuh" /* CK, LQ, fill_half, fill_float */
 
 static double median(std::vector<double> v) {
     if (v.empty()) return 0;
@@ -88,8 +57,8 @@ static void run_shape(int B, int C, int sm) {
     CK(cudaMalloc(&ws, lq_attention_decode_workspace(B, nh, hd, ns)));
     const size_t tr_n = (size_t)R * nblk * DM_TRACE_N;
     CK(cudaMalloc(&tr, sizeof(unsigned long long) * tr_n));
-    tr_fill_half<<<1024, 256>>>(kv, elems * 2 * (size_t)R, 11);
-    tr_fill_float<<<64, 256>>>(q, (size_t)B * nh * hd, 12);
+    fill_half<<<1024, 256>>>(kv, elems * 2 * (size_t)R, 11);
+    fill_float<<<64, 256>>>(q, (size_t)B * nh * hd, 12, 1.0f);
     std::vector<int32_t> hp((size_t)B, C - 1);
     CK(cudaMemcpy(pos, hp.data(), sizeof(int32_t) * (size_t)B, cudaMemcpyHostToDevice));
     const char *base = (const char *)kv;
@@ -104,7 +73,7 @@ static void run_shape(int B, int C, int sm) {
     CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     auto launch = [&](int i) {
         __half *k = kv + (size_t)i * elems * 2, *v = k + elems;
-        LQC(lq_attention_decode_cuda(out, q, 0, k, v, LQ_F16, (int64_t)C * kvd, B, pos, nh, nkv, hd, 0, ns, ws, s));
+        LQ(lq_attention_decode_cuda(out, q, 0, k, v, LQ_F16, (int64_t)C * kvd, B, pos, nh, nkv, hd, 0, ns, ws, s));
     };
     for (int i = 0; i < R; i++) launch(i); /* warm-up (stamps overwritten below) */
     cudaGraph_t g;
