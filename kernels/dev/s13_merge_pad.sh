@@ -30,5 +30,7 @@ MM="--preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1 
 echo "== main" >> $R/model.txt; timeout 100 carry/mp/lq_main bench model $MM >> $R/model.txt 2>&1
 echo "== pad SPIN=1" >> $R/model.txt; LQ_DECODE_SPIN=1 timeout 100 carry/mp/lq bench model $MM >> $R/model.txt 2>&1
 echo "== pad" >> $R/model.txt; timeout 100 carry/mp/lq bench model $MM >> $R/model.txt 2>&1
+echo "== main fp16" >> $R/model.txt; timeout 100 carry/mp/lq_main bench model --preset llama3-8b --device cuda --prompt 512 --batch 1 --ctx 512 --steps 8 --reps 2 >> $R/model.txt 2>&1
+nvidia-smi -q -d CLOCK > $R/clocks.txt 2>&1
 grep -E "^==|decode" $R/model.txt
 gzip $R/*.log; tar czf $OUT/rmp.tgz -C /tmp rmp
