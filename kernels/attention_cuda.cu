@@ -326,7 +326,10 @@ template <int HD, int W = DM_WARPS> struct dm_geom {
     static constexpr int STAGE = 2 * KW * LDR;          /* elements: K tile, then V tile */
     static constexpr int WARP = S * STAGE;              /* elements per warp ring */
     static constexpr int SMEM = W * WARP * 2;           /* bytes (16-bit elements) */
-    static constexpr int MERGE = (W * DM_HEADS * HD + 2 * W * DM_HEADS) * 4;
+    /* the warp merge's O rows: HD + 4 floats apart, so that the O^T fragment stores (lane 4 gid + tig to row
+     * 2 tig, column gid) fall in 32 distinct banks (a stride of HD put the 4 tig on the same 8) */
+    static constexpr int ORW = HD + 4;
+    static constexpr int MERGE = (W * DM_HEADS * ORW + 2 * W * DM_HEADS) * 4;
     static_assert(HD % 16 == 0 && KW % 16 == 0 && (KW * HD / 8) % 32 == 0, "decode mma geometry");
     static_assert(SMEM >= MERGE, "the warp merge reuses the stage buffers");
 };
@@ -605,15 +608,16 @@ __global__ void __launch_bounds__(32 * W, 1)
     /* merge the warps (shared memory; the rings are dead): Ow (W, 8, HD), Mw, Lw (W, 8) */
     __syncthreads();
     DM_TRACE(4);
-    float *Ow = (float *)dm_smem, *Mw = Ow + W * DM_HEADS * HD, *Lw = Mw + W * DM_HEADS;
+    constexpr int ORW = Gm::ORW;
+    float *Ow = (float *)dm_smem, *Mw = Ow + W * DM_HEADS * ORW, *Lw = Mw + W * DM_HEADS;
     {
-        float *ow = Ow + (warp * DM_HEADS + 2 * tig) * HD + gid;
+        float *ow = Ow + (warp * DM_HEADS + 2 * tig) * ORW + gid;
 #pragma unroll
         for (int k = 0; k < NK; k++) {
             ow[k * 16] = o[k][0];
-            ow[HD + k * 16] = o[k][1];
+            ow[ORW + k * 16] = o[k][1];
             ow[k * 16 + 8] = o[k][2];
-            ow[HD + k * 16 + 8] = o[k][3];
+            ow[ORW + k * 16 + 8] = o[k][3];
         }
         if (gid == 0) {
             Mw[warp * DM_HEADS + 2 * tig] = m0; /* -inf, 0 for a warp without tiles */
@@ -633,7 +637,7 @@ __global__ void __launch_bounds__(32 * W, 1)
         for (int w = 0; w < W; w++) {
             float e = exp2f(Mw[w * DM_HEADS + g] - M);
             L = fmaf(e, Lw[w * DM_HEADS + g], L);
-            acc = fmaf(e, Ow[(w * DM_HEADS + g) * HD + d], acc);
+            acc = fmaf(e, Ow[(w * DM_HEADS + g) * ORW + d], acc);
         }
         int64_t bh = (int64_t)b * nh + h0 + g;
         if (single) {
