@@ -330,8 +330,10 @@ template <int HD, int W = DM_WARPS> struct dm_geom {
      * 2 tig, column gid) fall in 32 distinct banks (a stride of HD put the 4 tig on the same 8) */
     static constexpr int ORW = HD + 4;
     static constexpr int MERGE = (W * DM_HEADS * ORW + 2 * W * DM_HEADS) * 4;
+    /* the block's merged partial for the cluster merge (O (8, HD), then (m, l) x 8), after the warp merge's */
+    static constexpr int PART = MERGE, PART_END = PART + (DM_HEADS * HD + 2 * DM_HEADS) * 4;
     static_assert(HD % 16 == 0 && KW % 16 == 0 && (KW * HD / 8) % 32 == 0, "decode mma geometry");
-    static_assert(SMEM >= MERGE, "the warp merge reuses the stage buffers");
+    static_assert(SMEM >= PART_END, "the warp merge and the block's partial reuse the stage buffers");
 };
 
 /* transpose an 8x8 16-bit matrix held one 32-bit pair per lane (row lane/4) */
@@ -406,6 +408,54 @@ __device__ __forceinline__ bool dm_arrive(unsigned long long *c, unsigned long l
     return true; /* c2 is at rest already (dm_arrive_cas) */
 }
 
+/* The splits of one (head group, sequence) merged inside their cluster (cl: the launch's clusters are its
+ * ns splits along x, rank = split). Every block has put its partial (O (8, HD) unnormalized, then (max in
+ * log2 units, sum) per head) at pc in its own shared memory, or has none (split >= nsrc, the splits the
+ * context does not reach). After a cluster barrier, block r writes outputs [r per, (r + 1) per) of the gb x HD:
+ * one per thread, from the nsrc partials read straight from the other blocks' shared memory (32 lanes, 32
+ * consecutive dims of one block: conflict-free), max first, then the weighted sums in split order (the
+ * bits of the workspace merge's merge_all route). A second barrier keeps each block's shared memory alive
+ * until the others have read it. nsrc == 1: split 0 has written the output already; only the barriers. */
+template <typename TK, int HD>
+/* not inlined: one copy for both callers, outside the main loop's register allocation (inlined twice the kernel
+ * took 149 registers instead of 126, hd 128 fp16, 8 warps) */
+__device__ __noinline__ void dm_cluster_merge(TK *out, const float *pc, int rank, int ncl, int nsrc, int gb,
+                                                 int64_t bh0, int tid, int nthr) {
+    lq_cluster_sync();
+    if (nsrc > 1) {
+        const int tot = gb * HD, per = (tot + ncl - 1) / ncl;
+        const uint32_t base = (uint32_t)__cvta_generic_to_shared(pc);
+        for (int i = tid; i < per; i += nthr) {
+            const int idx = rank * per + i;
+            if (idx >= tot) break;
+            const int g = idx / HD, d = idx % HD;
+            float2 st[DM_MERGE_ALL];
+            float v[DM_MERGE_ALL];
+#pragma unroll
+            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
+                if (sp < nsrc) {
+                    const uint32_t r = lq_mapa(base, (uint32_t)sp);
+                    v[sp] = lq_ld_cluster(r + 4u * (uint32_t)idx);
+                    st[sp] = lq_ld_cluster2(r + 4u * (uint32_t)(DM_HEADS * HD + 2 * g));
+                }
+            float M = -INFINITY, L = 0.0f, acc = 0.0f;
+#pragma unroll
+            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
+                if (sp < nsrc) M = fmaxf(M, st[sp].x);
+#pragma unroll
+            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
+                if (sp < nsrc) {
+                    const float e = exp2f(st[sp].x - M);
+                    L = fmaf(e, st[sp].y, L);
+                    acc = fmaf(e, v[sp], acc);
+                }
+            out[(bh0 + g) * HD + d] = lq_st<TK>(acc / L);
+        }
+    }
+    __syncwarp();
+    lq_cluster_sync();
+}
+
 /* Phase stamps for kernels/dev/bench_attn_trace.cu, which includes this file with LQ_ATTN_TRACE defined:
  * thread 0 of every block writes %globaltimer (ns) at each phase into lq_dm_trace, one row of DM_TRACE_N per
  * (launch, block); the launch is the rotated cache copy the block reads ((kc - base) / stride), so no
@@ -451,7 +501,7 @@ template <typename TK, int HD, int W>
 __global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
-                           int window, int ns, float scale_log2, int early, int rel, int merge_all) {
+                           int window, int ns, float scale_log2, int early, int rel, int merge_all, int cl) {
     typedef dm_geom<HD, W> Gm;
     typedef dm_op<TK> Op;
     constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
@@ -480,6 +530,9 @@ __global__ void __launch_bounds__(32 * W, 1)
     if (split >= ns_eff) {
         lq_pdl_wait(); /* every block waits before it exits: the chain's ordering is transitive */
         DM_TRACE(2);
+        if (cl) /* no partial of its own; it merges its share of the others' */
+            dm_cluster_merge<TK, HD>(out, (const float *)(dm_smem + Gm::PART), split, ns, ns_eff, gb,
+                                     (int64_t)b * nh + h0, tid, 32 * W);
         DM_TRACE(7);
         return;
     }
@@ -628,6 +681,7 @@ __global__ void __launch_bounds__(32 * W, 1)
     }
     __syncthreads();
     const bool single = ns_eff == 1;
+    float *pc = (float *)(dm_smem + Gm::PART); /* cl: this block's partial (dm_cluster_merge) */
     for (int i = tid; i < gb * HD; i += (32 * W)) {
         int g = i / HD, d = i % HD;
         float M = -INFINITY, L = 0.0f, acc = 0.0f;
@@ -642,6 +696,12 @@ __global__ void __launch_bounds__(32 * W, 1)
         int64_t bh = (int64_t)b * nh + h0 + g;
         if (single) {
             out[bh * HD + d] = lq_st<TK>(acc / L);
+        } else if (cl) {
+            pc[g * HD + d] = acc;
+            if (d == 0) {
+                pc[DM_HEADS * HD + 2 * g] = M;
+                pc[DM_HEADS * HD + 2 * g + 1] = L;
+            }
         } else {
             ws_o[(bh * ns + split) * HD + d] = acc;
             if (d == 0) {
@@ -649,6 +709,13 @@ __global__ void __launch_bounds__(32 * W, 1)
                 ws_ml[(bh * ns + split) * 2 + 1] = L;
             }
         }
+    }
+    if (cl) {
+        DM_TRACE(5);
+        __syncwarp();
+        dm_cluster_merge<TK, HD>(out, pc, split, ns, ns_eff, gb, (int64_t)b * nh + h0, tid, 32 * W);
+        DM_TRACE(7);
+        return;
     }
     if (single) {
         DM_TRACE(7);
@@ -1122,6 +1189,16 @@ static int decode_rel(void) {
     return v;
 }
 
+/* The splits merged in thread-block clusters (dm_cluster_merge) where that can run, unless LQ_DECODE_CLUSTER=0
+ * (the workspace and the last block's merge: tuning knob for A/B runs and tests, read on every launch; the
+ * result never depends on it). */
+static int decode_cluster_knob(void) {
+    const char *e = getenv("LQ_DECODE_CLUSTER");
+    return e && e[0] == '0' ? 0 : 1;
+}
+static int decode_last_cluster; /* lq_attention_decode_last_cluster (relaxed atomics: diagnostics only) */
+extern "C" int lq_attention_decode_last_cluster(void) { return __atomic_load_n(&decode_last_cluster, __ATOMIC_RELAXED); }
+
 template <typename TK, int HD, int W>
 static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const float *q, int64_t ldq, const void *kc,
                                    const void *vc, int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv,
@@ -1135,12 +1212,41 @@ static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
     dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DM_HEADS - 1) / DM_HEADS)), (unsigned)B);
-    LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), attn_decode_mma_kernel<TK, HD, W>, grid, dim3(32 * W),
-                                 (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
-                                 (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
-                                 (float)(1.4426950408889634 / sqrt((double)HD)), /* log2(e)/sqrt(hd): base 2 */
-                                 decode_early(), decode_rel(), decode_merge_all()),
-                "launch attn_decode_mma_kernel");
+    /* clusters of the ns splits (2..16, sm_90) where every cluster of the launch runs at once on this device
+     * (cudaOccupancyMaxActiveClusters, asked once per device and split count); above 8 blocks a cluster is
+     * a non-portable size (H100/H200: up to 16) */
+    static int at_once[LQ_MAX_DEVICES][DM_MERGE_ALL + 1]; /* 0: not asked yet, -1: none */
+    static int nonport[LQ_MAX_DEVICES];
+    auto kern = attn_decode_mma_kernel<TK, HD, W>;
+    int cl = 0;
+    if (ns >= 2 && ns <= DM_MERGE_ALL && lim->cc_major >= 9 && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES &&
+        decode_cluster_knob()) {
+        int *n = &at_once[lim->dev][ns];
+        if (*n == 0) {
+            if (ns > 8 && !nonport[lim->dev]) {
+                if (cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess)
+                    nonport[lim->dev] = 1;
+                else
+                    (void)cudaGetLastError();
+            }
+            cudaLaunchConfig_t cfg = {};
+            cfg.blockDim = dim3(32 * W), cfg.dynamicSmemBytes = (size_t)Gm::SMEM;
+            *n = ns > 8 && !nonport[lim->dev] ? -1 : lq_clusters_at_once(kern, cfg, dim3(ns, 1, 1), dim3(ns, 1, 1));
+        }
+        cl = *n >= (int64_t)grid.y * grid.z;
+    }
+    const float sl2 = (float)(1.4426950408889634 / sqrt((double)HD)); /* log2(e)/sqrt(hd): base 2 */
+    __atomic_store_n(&decode_last_cluster, cl ? ns : 0, __ATOMIC_RELAXED);
+    if (cl)
+        LQ_CUDA_RET(lq_launch_pdl_cluster(lq_pdl_on(lim), ns, kern, grid, dim3(32 * W), (size_t)Gm::SMEM, s, (TK *)out,
+                                          ws_o, ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh,
+                                          nkv, window, ns, sl2, decode_early(), decode_rel(), decode_merge_all(), 1),
+                    "launch attn_decode_mma_kernel (clusters)");
+    else
+        LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), kern, grid, dim3(32 * W), (size_t)Gm::SMEM, s, (TK *)out, ws_o,
+                                     ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh, nkv,
+                                     window, ns, sl2, decode_early(), decode_rel(), decode_merge_all(), 0),
+                    "launch attn_decode_mma_kernel");
     LQ_LAUNCH_RET("attn_decode_mma_kernel");
     return LQ_OK;
 }

@@ -164,6 +164,101 @@ static inline cudaError_t lq_launch_pdl_if(int pdl, void (*kernel)(KArgs...), di
     cfg.numAttrs = pdl ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
 }
+/* The same in thread-block clusters of cl blocks along x (cl > 1; sm_90: the grid's x a multiple of cl; above 8
+ * the kernel must allow non-portable sizes, lq_cluster_nonportable). */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t lq_launch_pdl_cluster(int pdl, int cl, void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                                                size_t smem, cudaStream_t s, Args... args) {
+    cudaLaunchAttribute at[2];
+    at[0].id = cudaLaunchAttributeClusterDimension;
+    at[0].val.clusterDim.x = (unsigned)cl, at[0].val.clusterDim.y = 1, at[0].val.clusterDim.z = 1;
+    at[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[1].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cfg.attrs = at;
+    cfg.numAttrs = pdl ? 2 : 1;
+    return cudaLaunchKernelEx(&cfg, kernel, ((KArgs)args)...);
+}
+/* How many clusters of dims `cl` of kern, launched as cfg (its block and shared memory) over grid, run at once
+ * on the current device (cudaOccupancyMaxActiveClusters; nothing is enqueued, so this may run inside a graph
+ * capture); -1 when none or when the device cannot say (then the caller takes a route without clusters). */
+template <typename K> static inline int lq_clusters_at_once(K *kern, cudaLaunchConfig_t cfg, dim3 grid, dim3 cl) {
+    cudaLaunchAttribute a;
+    a.id = cudaLaunchAttributeClusterDimension;
+    a.val.clusterDim.x = cl.x, a.val.clusterDim.y = cl.y, a.val.clusterDim.z = cl.z;
+    cfg.stream = NULL, cfg.gridDim = grid, cfg.attrs = &a, cfg.numAttrs = 1;
+    int n = 0;
+    const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &cfg);
+    if (e != cudaSuccess) (void)cudaGetLastError();
+    return e == cudaSuccess && n > 0 ? n : -1;
+}
+
+/* ---- thread-block clusters (sm_90; the sm_80 build never launches a kernel in clusters: these trap there) ----
+ * lq_cluster_arrive (release) / lq_cluster_wait (acquire): every thread of every block of the cluster arrives
+ * once per phase; lq_mapa: this block's shared-memory address a (a __cvta_generic_to_shared value) in block
+ * `rank` of the cluster; lq_ld_cluster*: loads from such an address. The .aligned forms: call them where the
+ * whole warp is converged. */
+__device__ __forceinline__ void lq_cluster_arrive(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+}
+__device__ __forceinline__ void lq_cluster_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+}
+__device__ __forceinline__ void lq_cluster_sync(void) {
+    lq_cluster_arrive();
+    lq_cluster_wait();
+}
+__device__ __forceinline__ uint32_t lq_mapa(uint32_t a, uint32_t rank) {
+    uint32_t r = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(rank));
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+    return r;
+}
+__device__ __forceinline__ float lq_ld_cluster(uint32_t a) {
+    float v = 0.0f;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+    return v;
+}
+__device__ __forceinline__ float2 lq_ld_cluster2(uint32_t a) {
+    float2 v = make_float2(0.0f, 0.0f);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];\n" : "=f"(v.x), "=f"(v.y) : "r"(a) : "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+    return v;
+}
+__device__ __forceinline__ float4 lq_ld_cluster4(uint32_t a) {
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+                 : "r"(a)
+                 : "memory");
+#elif defined(__CUDA_ARCH__)
+    __trap();
+#endif
+    return v;
+}
 template <typename... KArgs, typename... Args>
 static inline cudaError_t lq_launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                                         Args... args) {
