@@ -1097,15 +1097,20 @@ extern "C" int lq_attention_decode_splits(int B, int n_heads, int n_kv, int max_
     if (n_kv < 1 || B < 1) return 1;
     int group = n_heads / n_kv;
     long blocks = (long)B * n_kv * ((group + DM_HEADS - 1) / DM_HEADS);
-    static int per_sm = -1;
+    static int per_sm = -1, most = -1;
     if (per_sm < 0) {
         const char *e = getenv("LQ_DECODE_BLOCKS_PER_SM");
         int v = e ? atoi(e) : 0;
         per_sm = v > 0 && v <= 64 ? v : 1;
     }
+    if (most < 0) { /* LQ_DECODE_SPLITS_MAX=k: at most k splits (sweeps) */
+        const char *e = getenv("LQ_DECODE_SPLITS_MAX");
+        int v = e ? atoi(e) : 0;
+        most = v > 0 && v <= 256 ? v : 256;
+    }
     const long slots = (long)per_sm * (sm_count > 0 ? sm_count : 1);
     long cap = ((long)max_ctx + 63) / 64;
-    if (cap > 256) cap = 256;
+    if (cap > most) cap = most;
     /* one wave when the blocks fit: as many splits as fill it */
     if (blocks <= slots) {
         long ns = slots / blocks < cap ? slots / blocks : cap;
