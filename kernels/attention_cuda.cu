@@ -330,10 +330,8 @@ template <int HD, int W = DM_WARPS> struct dm_geom {
      * 2 tig, column gid) fall in 32 distinct banks (a stride of HD put the 4 tig on the same 8) */
     static constexpr int ORW = HD + 4;
     static constexpr int MERGE = (W * DM_HEADS * ORW + 2 * W * DM_HEADS) * 4;
-    /* the block's merged partial for the cluster merge (O (8, HD), then (m, l) x 8), after the warp merge's */
-    static constexpr int PART = MERGE, PART_END = PART + (DM_HEADS * HD + 2 * DM_HEADS) * 4;
     static_assert(HD % 16 == 0 && KW % 16 == 0 && (KW * HD / 8) % 32 == 0, "decode mma geometry");
-    static_assert(SMEM >= PART_END, "the warp merge and the block's partial reuse the stage buffers");
+    static_assert(SMEM >= MERGE, "the warp merge reuses the stage buffers");
 };
 
 /* transpose an 8x8 16-bit matrix held one 32-bit pair per lane (row lane/4) */
@@ -363,14 +361,15 @@ __device__ __forceinline__ void dm_load(TK *ks, const TK *kb, const TK *vb, int 
     }
 }
 
-/* A warp's first S tiles (w, w + W, ... of the split at s0) into its ring, one commit group each (empty
- * past the warp's nt tiles: the group count stays in step with the loop's waits). */
+/* Stages a .. b-1 of a warp's first S tiles (w, w + W, ... of the split at s0) into its ring, one commit group
+ * each (empty past the warp's nt tiles: the group count stays in step with the loop's waits). */
 template <typename TK, int HD, int W>
 __device__ __forceinline__ void dm_fill(TK *ring, const TK *kb, const TK *vb, int s0, int s1, int kvd, int warp,
-                                        int lane, int nt) {
+                                        int lane, int nt, int a, int b) {
     typedef dm_geom<HD, W> Gm;
 #pragma unroll
     for (int st = 0; st < Gm::S; st++) {
+        if (st < a || st >= b) continue;
         if (st < nt) dm_load<TK, HD>(ring + st * Gm::STAGE, kb, vb, s0 + (warp + st * W) * Gm::KW, s1, kvd, lane);
         lq_cp_commit();
     }
@@ -406,54 +405,6 @@ __device__ __forceinline__ bool dm_arrive(unsigned long long *c, unsigned long l
     if (!dm_arrive_cas(c2, n)) return false;
     atomicExch(c, DM_TAG << 32);
     return true; /* c2 is at rest already (dm_arrive_cas) */
-}
-
-/* The splits of one (head group, sequence) merged inside their cluster (cl: the launch's clusters are its
- * ns splits along x, rank = split). Every block has put its partial (O (8, HD) unnormalized, then (max in
- * log2 units, sum) per head) at pc in its own shared memory, or has none (split >= nsrc, the splits the
- * context does not reach). After a cluster barrier, block r writes outputs [r per, (r + 1) per) of the gb x HD:
- * one per thread, from the nsrc partials read straight from the other blocks' shared memory (32 lanes, 32
- * consecutive dims of one block: conflict-free), max first, then the weighted sums in split order (the
- * bits of the workspace merge's merge_all route). A second barrier keeps each block's shared memory alive
- * until the others have read it. nsrc == 1: split 0 has written the output already; only the barriers. */
-template <typename TK, int HD>
-/* not inlined: one copy for both callers, outside the main loop's register allocation (inlined twice the kernel
- * took 149 registers instead of 126, hd 128 fp16, 8 warps) */
-__device__ __noinline__ void dm_cluster_merge(TK *out, const float *pc, int rank, int ncl, int nsrc, int gb,
-                                                 int64_t bh0, int tid, int nthr) {
-    lq_cluster_sync();
-    if (nsrc > 1) {
-        const int tot = gb * HD, per = (tot + ncl - 1) / ncl;
-        const uint32_t base = (uint32_t)__cvta_generic_to_shared(pc);
-        for (int i = tid; i < per; i += nthr) {
-            const int idx = rank * per + i;
-            if (idx >= tot) break;
-            const int g = idx / HD, d = idx % HD;
-            float2 st[DM_MERGE_ALL];
-            float v[DM_MERGE_ALL];
-#pragma unroll
-            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
-                if (sp < nsrc) {
-                    const uint32_t r = lq_mapa(base, (uint32_t)sp);
-                    v[sp] = lq_ld_cluster(r + 4u * (uint32_t)idx);
-                    st[sp] = lq_ld_cluster2(r + 4u * (uint32_t)(DM_HEADS * HD + 2 * g));
-                }
-            float M = -INFINITY, L = 0.0f, acc = 0.0f;
-#pragma unroll
-            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
-                if (sp < nsrc) M = fmaxf(M, st[sp].x);
-#pragma unroll
-            for (int sp = 0; sp < DM_MERGE_ALL; sp++)
-                if (sp < nsrc) {
-                    const float e = exp2f(st[sp].x - M);
-                    L = fmaf(e, st[sp].y, L);
-                    acc = fmaf(e, v[sp], acc);
-                }
-            out[(bh0 + g) * HD + d] = lq_st<TK>(acc / L);
-        }
-    }
-    __syncwarp();
-    lq_cluster_sync();
 }
 
 /* Phase stamps for kernels/dev/bench_attn_trace.cu, which includes this file with LQ_ATTN_TRACE defined:
@@ -501,7 +452,7 @@ template <typename TK, int HD, int W>
 __global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
-                           int window, int ns, float scale_log2, int early, int rel, int merge_all, int cl) {
+                           int window, int ns, float scale_log2, int early, int rel, int merge_all) {
     typedef dm_geom<HD, W> Gm;
     typedef dm_op<TK> Op;
     constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
@@ -530,9 +481,6 @@ __global__ void __launch_bounds__(32 * W, 1)
     if (split >= ns_eff) {
         lq_pdl_wait(); /* every block waits before it exits: the chain's ordering is transitive */
         DM_TRACE(2);
-        if (cl) /* no partial of its own; it merges its share of the others' */
-            dm_cluster_merge<TK, HD>(out, (const float *)(dm_smem + Gm::PART), split, ns, ns_eff, gb,
-                                     (int64_t)b * nh + h0, tid, 32 * W);
         DM_TRACE(7);
         return;
     }
@@ -545,14 +493,15 @@ __global__ void __launch_bounds__(32 * W, 1)
     /* the whole ring (the warp's first S tiles) is filled before the wait when none of those keys is row
      * p (the one row the previous kernel writes; a warp's tiles rise in key order, so only its last can
      * hold p): these copies overlap the previous kernel's tail. Otherwise (or with early off) after it. */
-    const int npre = min(nt, S);
-    const bool pre = early && npre > 0 && s0 + (warp + (npre - 1) * W) * KW + KW - 1 < p;
-    if (pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt);
+    const int npre = min(nt, min(early, S)); /* early: stages filled before the wait (decode_early) */
+    const bool pre = npre > 0 && s0 + (warp + (npre - 1) * W) * KW + KW - 1 < p;
+    const int fa = pre ? min(early, S) : 0; /* the stages filled after the wait: fa .. S-1 */
+    if (pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt, 0, fa);
     DM_TRACE(1);
     lq_pdl_wait();
     DM_TRACE(2);
-    /* otherwise the copies start first now: q's fragments are built while they fly */
-    if (!pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt);
+    /* the rest (all of them without the early fill) start now: q's fragments are built while they fly */
+    if (fa < S) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt, fa, S);
     /* q^T as the B fragment (k = dims, n = heads): lane holds head gid, dims 2tig, 2tig+1 (+8) */
     uint32_t qf[NK][2];
     {
@@ -681,7 +630,6 @@ __global__ void __launch_bounds__(32 * W, 1)
     }
     __syncthreads();
     const bool single = ns_eff == 1;
-    float *pc = (float *)(dm_smem + Gm::PART); /* cl: this block's partial (dm_cluster_merge) */
     for (int i = tid; i < gb * HD; i += (32 * W)) {
         int g = i / HD, d = i % HD;
         float M = -INFINITY, L = 0.0f, acc = 0.0f;
@@ -696,12 +644,6 @@ __global__ void __launch_bounds__(32 * W, 1)
         int64_t bh = (int64_t)b * nh + h0 + g;
         if (single) {
             out[bh * HD + d] = lq_st<TK>(acc / L);
-        } else if (cl) {
-            pc[g * HD + d] = acc;
-            if (d == 0) {
-                pc[DM_HEADS * HD + 2 * g] = M;
-                pc[DM_HEADS * HD + 2 * g + 1] = L;
-            }
         } else {
             ws_o[(bh * ns + split) * HD + d] = acc;
             if (d == 0) {
@@ -709,13 +651,6 @@ __global__ void __launch_bounds__(32 * W, 1)
                 ws_ml[(bh * ns + split) * 2 + 1] = L;
             }
         }
-    }
-    if (cl) {
-        DM_TRACE(5);
-        __syncwarp();
-        dm_cluster_merge<TK, HD>(out, pc, split, ns, ns_eff, gb, (int64_t)b * nh + h0, tid, 32 * W);
-        DM_TRACE(7);
-        return;
     }
     if (single) {
         DM_TRACE(7);
@@ -1085,7 +1020,8 @@ extern "C" size_t lq_attention_decode_workspace(int B, int n_heads, int hd, int 
 
 /* Splits: the block count (B x head groups x splits) in whole waves of one
  * block per SM (the hd <= 128 mma kernel has 8 warps and ~204 KB, so one
- * fits; LQ_DECODE_BLOCKS_PER_SM=k counts k slots per SM, for sweeps): one
+ * fits; LQ_DECODE_BLOCKS_PER_SM=k counts k slots per SM, LQ_DECODE_SPLITS_MAX=k caps the count, for
+ * sweeps): one
  * wave of as many splits as fit when that fills >= 90% of the SMs, else the
  * fewest splits whose blocks fill >= 90% of their waves (else the best
  * filling); at least 64 keys each (at max_ctx), at most 256. Batch 1 with 8
@@ -1161,13 +1097,13 @@ static lq_status launch_decode(void *out, const float *q, int64_t ldq, const voi
     return launch_decode_g<TK, HD, 8>(out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s);
 }
 
-/* The ring filled before the PDL wait (see the kernel): on unless LQ_DECODE_EARLY=0 (tuning knob for A/B
- * runs, read once; the result never depends on it). */
+/* The ring filled before the PDL wait (see the kernel): all of its stages unless LQ_DECODE_EARLY=k (the first
+ * k stages, 0: none; tuning knob for A/B runs, read once; the result never depends on it). */
 static int decode_early(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("LQ_DECODE_EARLY");
-        v = e && atoi(e) == 0 ? 0 : 1;
+        v = e && atoi(e) >= 0 && atoi(e) < 64 ? atoi(e) : 64;
     }
     return v;
 }
@@ -1194,16 +1130,6 @@ static int decode_rel(void) {
     return v;
 }
 
-/* The splits merged in thread-block clusters (dm_cluster_merge) where that can run, unless LQ_DECODE_CLUSTER=0
- * (the workspace and the last block's merge: tuning knob for A/B runs and tests, read on every launch; the
- * result never depends on it). */
-static int decode_cluster_knob(void) {
-    const char *e = getenv("LQ_DECODE_CLUSTER");
-    return e && e[0] == '0' ? 0 : 1;
-}
-static int decode_last_cluster; /* lq_attention_decode_last_cluster (relaxed atomics: diagnostics only) */
-extern "C" int lq_attention_decode_last_cluster(void) { return __atomic_load_n(&decode_last_cluster, __ATOMIC_RELAXED); }
-
 template <typename TK, int HD, int W>
 static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const float *q, int64_t ldq, const void *kc,
                                    const void *vc, int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv,
@@ -1217,41 +1143,12 @@ static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
     dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DM_HEADS - 1) / DM_HEADS)), (unsigned)B);
-    /* clusters of the ns splits (2..16, sm_90) where every cluster of the launch runs at once on this device
-     * (cudaOccupancyMaxActiveClusters, asked once per device and split count); above 8 blocks a cluster is
-     * a non-portable size (H100/H200: up to 16) */
-    static int at_once[LQ_MAX_DEVICES][DM_MERGE_ALL + 1]; /* 0: not asked yet, -1: none */
-    static int nonport[LQ_MAX_DEVICES];
-    auto kern = attn_decode_mma_kernel<TK, HD, W>;
-    int cl = 0;
-    if (ns >= 2 && ns <= DM_MERGE_ALL && lim->cc_major >= 9 && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES &&
-        decode_cluster_knob()) {
-        int *n = &at_once[lim->dev][ns];
-        if (*n == 0) {
-            if (ns > 8 && !nonport[lim->dev]) {
-                if (cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess)
-                    nonport[lim->dev] = 1;
-                else
-                    (void)cudaGetLastError();
-            }
-            cudaLaunchConfig_t cfg = {};
-            cfg.blockDim = dim3(32 * W), cfg.dynamicSmemBytes = (size_t)Gm::SMEM;
-            *n = ns > 8 && !nonport[lim->dev] ? -1 : lq_clusters_at_once(kern, cfg, dim3(ns, 1, 1), dim3(ns, 1, 1));
-        }
-        cl = *n >= (int64_t)grid.y * grid.z;
-    }
-    const float sl2 = (float)(1.4426950408889634 / sqrt((double)HD)); /* log2(e)/sqrt(hd): base 2 */
-    __atomic_store_n(&decode_last_cluster, cl ? ns : 0, __ATOMIC_RELAXED);
-    if (cl)
-        LQ_CUDA_RET(lq_launch_pdl_cluster(lq_pdl_on(lim), ns, kern, grid, dim3(32 * W), (size_t)Gm::SMEM, s, (TK *)out,
-                                          ws_o, ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh,
-                                          nkv, window, ns, sl2, decode_early(), decode_rel(), decode_merge_all(), 1),
-                    "launch attn_decode_mma_kernel (clusters)");
-    else
-        LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), kern, grid, dim3(32 * W), (size_t)Gm::SMEM, s, (TK *)out, ws_o,
-                                     ws_ml, ctr, q, ldq, (const TK *)kc, (const TK *)vc, seq_stride, pos, nh, nkv,
-                                     window, ns, sl2, decode_early(), decode_rel(), decode_merge_all(), 0),
-                    "launch attn_decode_mma_kernel");
+    LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), attn_decode_mma_kernel<TK, HD, W>, grid, dim3(32 * W),
+                                 (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
+                                 (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
+                                 (float)(1.4426950408889634 / sqrt((double)HD)), /* log2(e)/sqrt(hd): base 2 */
+                                 decode_early(), decode_rel(), decode_merge_all()),
+                "launch attn_decode_mma_kernel");
     LQ_LAUNCH_RET("attn_decode_mma_kernel");
     return LQ_OK;
 }

@@ -491,8 +491,7 @@ static lq_status attn_launch(void *p, int i, cudaStream_t s) {
 }
 
 extern "C" lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n_heads, int n_kv, int hd,
-                                                    size_t rotate_bytes, int iters, lq_bench_timing *t, int *splits,
-                                                    int *cluster) {
+                                                    size_t rotate_bytes, int iters, lq_bench_timing *t, int *splits) {
     lq_status st = LQ_OK;
     const size_t kvd = (size_t)n_kv * hd, elems = (size_t)B * C * kvd, cache_bytes = elems * 2 * 2;
     int R = (int)((rotate_bytes + cache_bytes - 1) / cache_bytes);
@@ -530,7 +529,6 @@ extern "C" lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n
         CU(cudaDeviceSynchronize(), "fill");
         attn_arg a = {kv, q, pos, out, ws, elems, (int64_t)C * (int64_t)kvd, B, n_heads, n_kv, hd, ns, R};
         st = bench_time(attn_launch, &a, R, iters, s, t);
-        *cluster = lq_attention_decode_last_cluster();
     }
 fail:
     if (s) cudaStreamDestroy(s);

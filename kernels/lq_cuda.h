@@ -87,9 +87,8 @@ int lq_w4a16_wgmma_device(void);
 
 /* Decode attention (lq_attention_decode_cuda) of B sequences at context C over
  * a fp16 cache (n_heads query / n_kv KV heads, head_dim hd), the automatic
- * split count (returned in *splits; *cluster: the blocks per thread-block cluster that merged them,
- * lq_attention_decode_last_cluster, 0 = through the workspace); caches rotated past L2. */
+ * split count (returned in *splits); caches rotated past L2. */
 lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n_heads, int n_kv, int hd, size_t rotate_bytes,
-                                         int iters, lq_bench_timing *t, int *splits, int *cluster);
+                                         int iters, lq_bench_timing *t, int *splits);
 
 #endif

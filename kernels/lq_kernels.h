@@ -167,10 +167,6 @@ lq_status lq_attention_decode_cuda(void *out, const float *q, int64_t ldq, const
                                    lq_dtype kv_dtype, int64_t seq_stride, int B,
                                    const int32_t *pos, int n_heads, int n_kv, int hd, int window, int n_splits,
                                    void *workspace, void *stream);
-/* The cluster size of this process's last tensor-core decode launch: its splits merged in thread-block
- * clusters of that many blocks (sm_90, 2..16 splits, where all clusters of the launch run at once), 0 when
- * they went through the workspace (or no such launch yet). Diagnostics for tests and lq bench. */
-int lq_attention_decode_last_cluster(void);
 /* Splits that fill the GPU for B sequences with contexts up to max_ctx. */
 int lq_attention_decode_splits(int B, int n_heads, int n_kv, int max_ctx, int sm_count);
 size_t lq_attention_decode_workspace(int B, int n_heads, int hd, int n_splits);

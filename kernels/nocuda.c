@@ -95,9 +95,8 @@ lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_byt
 }
 
 lq_status lq_cuda_bench_attention_decode(int dev, int B, int C, int n_heads, int n_kv, int hd, size_t rotate_bytes,
-                                         int iters, lq_bench_timing *t, int *splits, int *cluster) {
+                                         int iters, lq_bench_timing *t, int *splits) {
     (void)B, (void)C, (void)n_heads, (void)n_kv, (void)hd, (void)rotate_bytes, (void)iters, (void)t, (void)splits;
-    (void)cluster;
     return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA: no GPU benchmarks (device %d)", dev);
 }
 

@@ -1064,6 +1064,28 @@ __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int s
  * aligned), and writes y; a second barrier keeps every block's shared memory alive until the others have
  * read it. No partial sums in global memory, no second kernel. */
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+__device__ __forceinline__ void wgm_cluster_sync(void) {
+    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+}
+/* the shared-memory address a of this block, in block `rank` of the cluster */
+__device__ __forceinline__ uint32_t wgm_mapa(uint32_t a, uint32_t rank) {
+    uint32_t r;
+    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(a), "r"(rank));
+    return r;
+}
+__device__ __forceinline__ float4 wgm_ld_cluster4(uint32_t a) {
+    float4 v;
+    asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+                 : "r"(a)
+                 : "memory");
+    return v;
+}
+__device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
+    float v;
+    asm volatile("ld.shared::cluster.f32 %0, [%1];\n" : "=f"(v) : "r"(a) : "memory");
+    return v;
+}
 /* FUSE: the tile is a gate|up tile (lq_w4a16_upload_swiglu: its 128 columns are 64 gate then 64 up values
  * of hidden units H0 ..): the sums become h = silu(gate) * up (lq_swiglu_cuda's formula), 8 units of a row
  * per thread, written to hout (M, H) with 16-byte stores, as the one-slice SwiGLU epilogue does */
@@ -1083,7 +1105,7 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
 #pragma unroll
             for (int e = 0; e < 4; e++)
                 own[(8 * i + 2 * q + (e & 1)) * LDS + (wg * 4 * NS + s * 4 + wi) * 16 + g8 + 8 * (e >> 1)] = d[s][4 * i + e];
-    lq_cluster_sync(); /* every slice's partials are in its block's shared memory */
+    wgm_cluster_sync(); /* every slice's partials are in its block's shared memory */
     const uint32_t obase = (uint32_t)__cvta_generic_to_shared(own);
     if constexpr (FUSE) { /* BM = 256, TN = 128; no bias (launched without), H % 64 == 0 */
         constexpr int TOT = BM * 8; /* (row, 8 units) pieces */
@@ -1094,9 +1116,9 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
             float g[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}, u[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
             const uint32_t off = (uint32_t)((row * LDS + c) * 4);
             for (int k = 0; k < ks; k++) {
-                const uint32_t kb = lq_mapa(obase, (uint32_t)k) + off;
-                const float4 g0 = lq_ld_cluster4(kb), g1 = lq_ld_cluster4(kb + 16), u0 = lq_ld_cluster4(kb + 256),
-                             u1 = lq_ld_cluster4(kb + 272);
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k) + off;
+                const float4 g0 = wgm_ld_cluster4(kb), g1 = wgm_ld_cluster4(kb + 16), u0 = wgm_ld_cluster4(kb + 256),
+                             u1 = wgm_ld_cluster4(kb + 272);
                 g[0] += g0.x, g[1] += g0.y, g[2] += g0.z, g[3] += g0.w, g[4] += g1.x, g[5] += g1.y, g[6] += g1.z,
                     g[7] += g1.w;
                 u[0] += u0.x, u[1] += u0.y, u[2] += u0.z, u[3] += u0.w, u[4] += u1.x, u[5] += u1.y, u[6] += u1.z,
@@ -1122,10 +1144,10 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
                                        : make_float4(0.f, 0.f, 0.f, 0.f);
             }
             for (int k = 0; k < ks; k++) {
-                const uint32_t kb = lq_mapa(obase, (uint32_t)k);
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k);
                 float4 p[8];
 #pragma unroll
-                for (int u = 0; u < 8; u++) p[u] = lq_ld_cluster4(kb + off[u]);
+                for (int u = 0; u < 8; u++) p[u] = wgm_ld_cluster4(kb + off[u]);
 #pragma unroll
                 for (int u = 0; u < 8; u++) acc[u].x += p[u].x, acc[u].y += p[u].y, acc[u].z += p[u].z, acc[u].w += p[u].w;
             }
@@ -1151,10 +1173,10 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
                 acc[u] = ok[u] && bias ? __ldg(bias + n) : 0.0f;
             }
             for (int k = 0; k < ks; k++) {
-                const uint32_t kb = lq_mapa(obase, (uint32_t)k);
+                const uint32_t kb = wgm_mapa(obase, (uint32_t)k);
                 float p[8];
 #pragma unroll
-                for (int u = 0; u < 8; u++) p[u] = lq_ld_cluster(kb + off[u]);
+                for (int u = 0; u < 8; u++) p[u] = wgm_ld_cluster(kb + off[u]);
 #pragma unroll
                 for (int u = 0; u < 8; u++) acc[u] += p[u];
             }
@@ -1165,7 +1187,7 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
             }
         }
     }
-    lq_cluster_sync(); /* the other blocks have read this one's shared memory */
+    wgm_cluster_sync(); /* the other blocks have read this one's shared memory */
 }
 #endif
 
@@ -1869,6 +1891,20 @@ static int wgm_tail_knob(void) {
     return e && e[0] == '0' ? 0 : 1;
 }
 
+/* How many clusters of dims `cl` of kern, launched as cfg (its block and shared memory) over grid, run at once
+ * on the current device (cudaOccupancyMaxActiveClusters; nothing is enqueued, so this may run inside a graph
+ * capture); -1 when none or when the device cannot say (then the caller takes the route without clusters). */
+template <typename K> static int wgm_clusters_at_once(K *kern, cudaLaunchConfig_t cfg, dim3 grid, dim3 cl) {
+    cudaLaunchAttribute a;
+    a.id = cudaLaunchAttributeClusterDimension;
+    a.val.clusterDim.x = cl.x, a.val.clusterDim.y = cl.y, a.val.clusterDim.z = cl.z;
+    cfg.stream = NULL, cfg.gridDim = grid, cfg.attrs = &a, cfg.numAttrs = 1;
+    int n = 0;
+    const cudaError_t e = cudaOccupancyMaxActiveClusters(&n, kern, &cfg);
+    if (e != cudaSuccess) (void)cudaGetLastError();
+    return e == cudaSuccess && n > 0 ? n : -1;
+}
+
 /* FUSE: the SwiGLU epilogue into hout (ks must be 1). ks > 1: the slices summed in clusters of ks blocks
  * where all the launch's clusters run at once on this device (cudaOccupancyMaxActiveClusters, asked once per
  * device and slice count; see wgm_cluster_knob), else their partial sums in part (NULL: not enough
@@ -1896,7 +1932,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     const int cknob = wgm_cluster_knob();
     if (!FUSE && ks > 1 && ks <= 8 && cknob && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES) {
         int *ok = &cluster_n[lim->dev][ks];
-        if (*ok == 0) *ok = lq_clusters_at_once(kern, cfg, dim3(grid.x, grid.y, (unsigned)ks), dim3(1, 1, (unsigned)ks));
+        if (*ok == 0) *ok = wgm_clusters_at_once(kern, cfg, dim3(grid.x, grid.y, (unsigned)ks), dim3(1, 1, (unsigned)ks));
         csum = cknob == 2 ? *ok > 0 : *ok >= (int64_t)grid.x * grid.y;
     }
     if (ks > 1 && !csum && (!part || FUSE)) ks = 1;
@@ -1907,7 +1943,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     if (ks == 1 && KB >= 2 && cknob && wgm_tail_knob() && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES &&
         tiles < INT32_MAX / 2) {
         int *np = &pairs[lim->dev];
-        if (*np == 0) *np = lq_clusters_at_once(kern, cfg, dim3(2, 1, 1), dim3(2, 1, 1));
+        if (*np == 0) *np = wgm_clusters_at_once(kern, cfg, dim3(2, 1, 1), dim3(2, 1, 1));
         const int64_t wave = *np > 0 ? 2 * (int64_t)*np : 0, rest = wave ? tiles % wave : 0;
         if (wave && tiles >= wave && rest > 0 && 2 * rest <= wave) tail = (int)((tiles - rest) / 2);
     }

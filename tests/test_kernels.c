@@ -820,51 +820,6 @@ static void test_kernels_attention_decode(void **state) {
         for (int ti = 1; ti < 3; ti++) run_decode(f, simt[ci], DTS[ti], 0, 1, NULL);
 }
 
-/* The splits merged in thread-block clusters (2..16 splits on sm_90, where all clusters run at once) against
- * the workspace route (LQ_DECODE_CLUSTER=0): both against the reference, and the same bits (the same merge
- * arithmetic in the same split order). On sm_90, up to 8 splits (portable cluster sizes, always resident
- * for these grids) must take the cluster route; above 8 it depends on the GPU's layout: reported. */
-static void test_kernels_attention_decode_clusters(void **state) {
-    fixture *f = *state;
-    NEED_GPU(f);
-    const decode_case cases[] = {
-        {8, 8191, 32, 8, 128, 0, 2},   /* batch 8 at 8k: the automatic count there */
-        {1, 8191, 32, 8, 128, 0, 16},  /* batch 1 at 8k: 16 splits, clusters of 16 (non-portable) */
-        {1, 5000, 32, 8, 128, 0, 12},  /* 12 */
-        {1, 300, 8, 2, 128, 0, 16},    /* 3 of 16 splits reach the context: the idle blocks merge too */
-        {1, 40, 8, 2, 128, 0, 16},     /* one split with keys: it writes the output, the cluster only waits */
-        {4, 70, 12, 4, 128, 0, 2},     /* GQA 3: 3 of a block's 8 heads; sequence 3 at position 49 */
-        {2, 333, 8, 4, 32, 0, 5},      /* hd 32 */
-        {1, 600, 8, 2, 16, 0, 3},      /* hd 16 */
-        {2, 3000, 8, 2, 256, 0, 4},    /* hd 256 (4 warps) */
-        {1, 700, 32, 2, 64, 0, 9},     /* two head groups per KV head, 9 splits */
-        {1, 5000, 8, 2, 128, 300, 8},  /* sliding window */
-    };
-    const int sm90 = lq_w4a16_wgmma_device();
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
-        for (int ti = 1; ti < 3; ti++) {
-            const decode_case c = cases[ci];
-            const size_t nq = (size_t)c.B * c.nh * c.hd;
-            float *ws_out = malloc(sizeof(float) * nq), *cl_out = malloc(sizeof(float) * nq);
-            const uint64_t seed = f->seed; /* both runs on the same random inputs */
-            setenv("LQ_DECODE_CLUSTER", "0", 1);
-            run_decode(f, c, DTS[ti], (int)(ci % 2), 0, ws_out);
-            assert_int_equal(lq_attention_decode_last_cluster(), 0);
-            unsetenv("LQ_DECODE_CLUSTER");
-            f->seed = seed;
-            run_decode(f, c, DTS[ti], (int)(ci % 2), 0, cl_out);
-            const int cl = lq_attention_decode_last_cluster();
-            if (ti == 1)
-                print_message("decode B=%d pos=%d hd=%d splits=%d: %s%d\n", c.B, c.pos, c.hd, c.splits,
-                              cl ? "clusters of " : "workspace ", cl);
-            if (sm90 && c.splits <= 8) assert_int_equal(cl, c.splits);
-            if (!sm90) assert_int_equal(cl, 0);
-            assert_memory_equal(ws_out, cl_out, sizeof(float) * nq);
-            free(ws_out);
-            free(cl_out);
-        }
-}
-
 /* One workspace across calls, as the engine's captured graph replays it: the
  * split counters must come back to rest after every call (a workspace is
  * poisoned only once, then reused with other positions, batch sizes and
@@ -1130,7 +1085,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_matmul_w16_f32),
         cmocka_unit_test(test_kernels_kv_store),          cmocka_unit_test(test_kernels_rope_kv_store),
         cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
-        cmocka_unit_test(test_kernels_attention_decode_reuse), cmocka_unit_test(test_kernels_attention_decode_clusters),
+        cmocka_unit_test(test_kernels_attention_decode_reuse),
         cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_kld_token),               cmocka_unit_test(test_kernels_argmax),
         cmocka_unit_test(test_kernels_bench_read),
         cmocka_unit_test(test_kernels_errors),

@@ -280,20 +280,15 @@ static int bench_kernels(int argc, char **argv) {
         static const double sdpa_us[] = {13.0, 27.0, 64.9, 36.2, 190.2, 698.8};
         json_t *arows = json_array();
         fprintf(stderr, "decode attention, fp16 KV cache, 32 q / 8 kv heads, head_dim 128\n");
-        fprintf(stderr, "%5s %6s %6s %5s | %9s %8s %8s %9s | %8s %7s | %12s %8s\n", "batch", "ctx", "splits", "merge", "lq us",
+        fprintf(stderr, "%5s %6s %6s | %9s %8s %8s %9s | %8s %7s | %12s %8s\n", "batch", "ctx", "splits", "lq us",
                 "KV TB/s", "of copy", "ns/token", "read us", "of read", "SDPA us H100", "speedup");
         for (int i = 0; i < n_attn; i++) {
-            int splits = 0, cluster = 0;
+            int splits = 0;
             double sdpa = 0; /* 0: no anchor for this shape */
             for (int a = 0; a < 6; a++)
                 if (SB[a] == AB[i] && SC[a] == AC[i]) sdpa = sdpa_us[a];
-            st = lq_cuda_bench_attention_decode(gpu, AB[i], AC[i], 32, 8, 128, (size_t)512 << 20, iters, &t, &splits, &cluster);
+            st = lq_cuda_bench_attention_decode(gpu, AB[i], AC[i], 32, 8, 128, (size_t)512 << 20, iters, &t, &splits);
             if (st != LQ_OK) return lq_tool_fail("bench", st);
-            char mcol[16]; /* the splits merged in clusters of that many blocks, or through the workspace */
-            if (cluster > 0)
-                snprintf(mcol, sizeof mcol, "cl%d", cluster);
-            else
-                snprintf(mcol, sizeof mcol, "%s", splits > 1 ? "ws" : "-");
             double kvb = 2.0 * AB[i] * (double)AC[i] * 8 * 128 * 2, bw = kvb / (t.us_median * 1e-6) / 1e12;
             /* the copy figure counts read + write; the cache is only read */
             double frac = bw / tbps;
@@ -313,17 +308,16 @@ static int bench_kernels(int argc, char **argv) {
             else
                 snprintf(rcol, sizeof rcol, "%8s %7s", "-", "-");
             if (sdpa > 0)
-                fprintf(stderr, "%5d %6d %6d %5s | %9.1f %8.3f %7.1f%% %9.4f | %s | %12.1f %7.2fx\n", AB[i], AC[i],
-                        splits, mcol, t.us_median, bw, 100 * frac, ns_tok, rcol, sdpa, sdpa / t.us_median);
+                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% %9.4f | %s | %12.1f %7.2fx\n", AB[i], AC[i], splits,
+                        t.us_median, bw, 100 * frac, ns_tok, rcol, sdpa, sdpa / t.us_median);
             else
-                fprintf(stderr, "%5d %6d %6d %5s | %9.1f %8.3f %7.1f%% %9.4f | %s | %12s %8s\n", AB[i], AC[i],
-                        splits, mcol, t.us_median, bw, 100 * frac, ns_tok, rcol, "-", "-");
+                fprintf(stderr, "%5d %6d %6d | %9.1f %8.3f %7.1f%% %9.4f | %s | %12s %8s\n", AB[i], AC[i], splits,
+                        t.us_median, bw, 100 * frac, ns_tok, rcol, "-", "-");
             json_t *row = json_pack("{s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f}", "batch", AB[i], "ctx",
                                     AC[i], "n_heads", 32, "n_kv", 8, "head_dim", 128, "splits", splits, "us_median",
                                     t.us_median, "us_min", t.us_min, "us_p90", t.us_p90, "kv_tbps", bw,
                                     "fraction_of_copy", frac);
             json_object_set_new(row, "ns_per_ctx_token", json_real(ns_tok));
-            json_object_set_new(row, "merge_cluster", json_integer(cluster));
             json_object_set_new(row, "read_us", read_us > 0 ? json_real(read_us) : json_null());
             json_object_set_new(row, "fraction_of_read", read_us > 0 ? json_real(read_us / t.us_median) : json_null());
             json_object_set_new(row, "sdpa_h100_us", sdpa > 0 ? json_real(sdpa) : json_null());

@@ -179,16 +179,6 @@ int main(int argc, char **argv) {
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     printf("# %s, %d SMs; decode attention phase trace (kernels/dev/bench_attn_trace.cu)\n", prop.name, lim.sm_count);
-    {   /* how many clusters of n blocks of the hd-128 fp16 kernel (8 warps, one block per SM) run at once */
-        auto kern = attn_decode_mma_kernel<__half, 128, 8>;
-        CK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, dm_geom<128, 8>::SMEM));
-        CK(cudaFuncSetAttribute(kern, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-        cudaLaunchConfig_t cfg = {};
-        cfg.blockDim = dim3(256), cfg.dynamicSmemBytes = dm_geom<128, 8>::SMEM;
-        printf("# clusters of n blocks at once (n:count):");
-        for (int c = 1; c <= 16; c++) printf(" %d:%d", c, lq_clusters_at_once(kern, cfg, dim3(c, 1, 1), dim3(c, 1, 1)));
-        printf("\n");
-    }
     static const char *def[] = {"1x1024", "1x8192", "1x16384", "1x32768", "16x8192"};
     const int n = argc > 1 ? argc - 1 : 5;
     for (int i = 0; i < n; i++) {
