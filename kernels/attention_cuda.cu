@@ -291,9 +291,10 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * previous kernel's blocks leave their SMs and, before the PDL wait, fill
  * their rings with the cache rows no kernel of this step writes (every row
  * but p: the whole first S tiles of a warp whose tiles end before p), so the
- * first DRAM round trip overlaps the previous kernel's tail (LQ_DECODE_EARLY=0
- * turns it off; L2 prefetches of the first tiles, and in session 12 of the
- * tiles after the ring, both lost to it and are gone).
+ * first DRAM round trip overlaps the previous kernel's tail (LQ_DECODE_EARLY=k
+ * fills only k stages early, 0 none: all lost in session 13; L2 prefetches of
+ * the first tiles, and in session 12 of the tiles after the ring, both lost to
+ * it and are gone).
  * Warps per block W: 8 where the 8 rings fit the device's per-block shared
  * memory (head_dim <= 128 on sm_90: 8 rings of ~26 KB, one block per SM),
  * else 4 (decode_warps); splits fill whole waves of one block per SM
@@ -306,6 +307,10 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * 16 x 8k 128.9 us = 99.5% (132.3), 16 x 32k 511 us = 100% (515). Session 12 (the split count fenced by
  * thread 0, the merge's loads all in flight; 2026-12-02-h200-attn-pf/call5, call7): 1 x 8k 12.7 us = 63%,
  * 1 x 16k 20.2-20.4 (78-79%), 1 x 32k 35.5-36.3 (88-90%); a plain read of 1 x 8k's bytes takes 7.8 us.
+ * Session 13 (the warp merge's rows padded; 2026-12-02-h200-s13/call5/attn_all.txt): 1 x 8k 12.2 us (66%),
+ * 1 x 16k 19.9 (81%; 78.7-81.1% over the session's machines), 1 x 32k 35.6 (91%), batch >= 8 at >= 8k 98-103%
+ * (copy 4.16 TB/s there; a read-only kernel can pass it). Splits merged in thread-block clusters instead of
+ * the workspace: kernels/dev/attn_cluster_merge.patch (not kept: the H200 runs only 7 clusters of 16 at once).
  * Reasoning and alternatives: kernels/dev/attention_notes.md. */
 
 #define DM_WARPS 4 /* warps per block (each with its own pipeline) where 8 do not fit: decode_warps */
