@@ -380,6 +380,37 @@ __device__ __forceinline__ void dm_fill(TK *ring, const TK *kb, const TK *vb, in
     }
 }
 
+/* The register stage of the long-context instantiation (RT > 0): a warp's tile after its ring read into
+ * registers before the PDL wait, lane i holding the 16-byte vectors dm_load would copy (keys past s1 zero), and
+ * stored into the ring once its first stages are consumed, so more of a split is asked for before the wait.
+ * 16 uint4 (64 registers) per lane and tile at hd 128. */
+template <typename TK, int HD>
+__device__ __forceinline__ void dm_ldreg(uint4 *r, const TK *kb, const TK *vb, int k0, int s1, int kvd, int lane) {
+    typedef dm_geom<HD> Gm;
+    constexpr int RV = HD / 8, N = Gm::KW * RV / 32;
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        const int i = lane + 32 * j, row = i / RV, c = (i % RV) * 8, key = k0 + row;
+        r[j] = r[N + j] = make_uint4(0u, 0u, 0u, 0u);
+        if (key < s1) {
+            const int64_t off = (int64_t)key * kvd + c;
+            r[j] = __ldcs(reinterpret_cast<const uint4 *>(kb + off));
+            r[N + j] = __ldcs(reinterpret_cast<const uint4 *>(vb + off));
+        }
+    }
+}
+template <typename TK, int HD> __device__ __forceinline__ void dm_streg(TK *ks, const uint4 *r, int lane) {
+    typedef dm_geom<HD> Gm;
+    constexpr int RV = HD / 8, N = Gm::KW * RV / 32;
+    TK *vs = ks + Gm::KW * Gm::LDR;
+#pragma unroll
+    for (int j = 0; j < N; j++) {
+        const int i = lane + 32 * j, row = i / RV, c = (i % RV) * 8;
+        *reinterpret_cast<uint4 *>(ks + row * Gm::LDR + c) = r[j];
+        *reinterpret_cast<uint4 *>(vs + row * Gm::LDR + c) = r[N + j];
+    }
+}
+
 /* Count one finished split of a (head group, sequence); true for the last
  * of n. A counter at rest holds DM_TAG << 32 (count 0): each split adds 1
  * (one atomic, one L2 round trip, no retries however many splits finish
@@ -453,7 +484,7 @@ __device__ __forceinline__ unsigned long long dm_gtime(void) {
  * so a lane's softmax state is that of heads 2tig and 2tig+1 (m0/l0, m1/l1);
  * the maxima are shared by the 8 lanes of a tig (xor 4, 8, 16), the sums
  * stay per lane (over its own keys) until the end. */
-template <typename TK, int HD, int W>
+template <typename TK, int HD, int W, int RT>
 __global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
@@ -502,6 +533,14 @@ __global__ void __launch_bounds__(32 * W, 1)
     const bool pre = npre > 0 && s0 + (warp + (npre - 1) * W) * KW + KW - 1 < p;
     const int fa = pre ? min(early, S) : 0; /* the stages filled after the wait: fa .. S-1 */
     if (pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt, 0, fa);
+    /* RT: tiles S .. S + RT - 1 into registers too, when the whole ring went early, the warp has all RT of them
+     * and none holds row p */
+    constexpr int NRV = 2 * KW * (HD / 8) / 32;
+    uint4 rtile[RT > 0 ? RT : 1][NRV];
+    const bool rs = RT > 0 && pre && fa == S && nt >= S + RT && s0 + (warp + (S + RT - 1) * W) * KW + KW - 1 < p;
+#pragma unroll
+    for (int t = 0; t < RT; t++)
+        if (rs) dm_ldreg<TK, HD>(rtile[t], kb, vb, s0 + (warp + (S + t) * W) * KW, s1, kvd, lane);
     DM_TRACE(1);
     lq_pdl_wait();
     DM_TRACE(2);
@@ -599,7 +638,14 @@ __global__ void __launch_bounds__(32 * W, 1)
         __syncwarp(); /* every lane has read tile i's stage: it takes tile i + S (S - 1 tiles stay in flight) */
         {
             int il = i + S;
-            if (il < nt)
+            bool from_reg = false;
+#pragma unroll
+            for (int t = 0; t < RT; t++)
+                if (rs && i == t) { /* tile S + t from registers; read at iteration S + t, after its __syncwarp */
+                    dm_streg<TK, HD>(ring + (i % S) * Gm::STAGE, rtile[t], lane);
+                    from_reg = true;
+                }
+            if (!from_reg && il < nt)
                 dm_load<TK, HD>(ring + (i % S) * Gm::STAGE, kb, vb, s0 + (warp + il * W) * KW, s1, kvd, lane);
             lq_cp_commit(); /* possibly empty: keeps the group count in step */
         }
@@ -1135,20 +1181,33 @@ static int decode_rel(void) {
     return v;
 }
 
-template <typename TK, int HD, int W>
+/* The register-stage instantiation (RT = 2, hd 128, 8 warps: 246 registers a thread) for caches of at least
+ * DM_RT_CAPACITY positions (seq_stride / (n_kv hd): the engine's max_ctx): session 12 measured 1 x 16k 20.7 ->
+ * 19.9 us and 32k 36.5 -> 35.5 with it, no gain at 8k, and ~1% off the W4 decode at ctx 8000 (no room left
+ * beside it for the next kernel's blocks under PDL), so shorter caches keep the 126-register kernel.
+ * LQ_DECODE_REGTILE=0 / 2 forces either (tuning knob and tests, read on every launch; the result never
+ * depends on it). */
+#define DM_RT_CAPACITY 12288
+static int decode_regtile(int64_t capacity) {
+    const char *e = getenv("LQ_DECODE_REGTILE");
+    if (e && (e[0] == '0' || e[0] == '2') && e[1] == 0) return e[0] - '0';
+    return capacity >= DM_RT_CAPACITY ? 2 : 0;
+}
+
+template <typename TK, int HD, int W, int RT = 0>
 static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const float *q, int64_t ldq, const void *kc,
                                    const void *vc, int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv,
                                    int window, int ns, void *ws, cudaStream_t s) {
     typedef dm_geom<HD, W> Gm;
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: bytes allowed on each device */
-    LQ_CUDA_RET(lq_smem_optin(attn_decode_mma_kernel<TK, HD, W>, lim->dev, (int)Gm::SMEM, optin),
+    LQ_CUDA_RET(lq_smem_optin(attn_decode_mma_kernel<TK, HD, W, RT>, lim->dev, (int)Gm::SMEM, optin),
                 "cudaFuncSetAttribute(attn_decode_mma_kernel shared memory)");
     unsigned long long *ctr = (unsigned long long *)ws;
     float *ws_o = (float *)((char *)ws + dc_ctr_bytes(B, nh));
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
     dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DM_HEADS - 1) / DM_HEADS)), (unsigned)B);
-    LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), attn_decode_mma_kernel<TK, HD, W>, grid, dim3(32 * W),
+    LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), attn_decode_mma_kernel<TK, HD, W, RT>, grid, dim3(32 * W),
                                  (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
                                  (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
                                  (float)(1.4426950408889634 / sqrt((double)HD)), /* log2(e)/sqrt(hd): base 2 */
@@ -1181,8 +1240,10 @@ static lq_status decode_mma(void *out, const float *q, int64_t ldq, const void *
     LQ_CUDA_RET(lq_device_limits_current(&lim), "device limits (attn_decode_mma_kernel)");
 #define LQ_DM_ARGS &lim, out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s
 #define LQ_DM_W(TY, HD)                                                                                   \
-    return decode_warps(&lim, dm_geom<HD, 8>::SMEM) == 8 ? launch_decode_mma<TY, HD, 8>(LQ_DM_ARGS)       \
-                                                         : launch_decode_mma<TY, HD, 4>(LQ_DM_ARGS);
+    if (decode_warps(&lim, dm_geom<HD, 8>::SMEM) != 8) return launch_decode_mma<TY, HD, 4>(LQ_DM_ARGS);   \
+    return HD == 128 && decode_regtile(seq_stride / ((int64_t)nkv * hd)) == 2                             \
+               ? launch_decode_mma<TY, HD, 8, HD == 128 ? 2 : 0>(LQ_DM_ARGS)                              \
+               : launch_decode_mma<TY, HD, 8>(LQ_DM_ARGS);
 #define LQ_DM_HD(TY)                                                                 \
     switch (hd) {                                                                    \
     case 16: LQ_DM_W(TY, 16)                                                         \

@@ -820,6 +820,36 @@ static void test_kernels_attention_decode(void **state) {
         for (int ti = 1; ti < 3; ti++) run_decode(f, simt[ci], DTS[ti], 0, 1, NULL);
 }
 
+/* The register-stage instantiation (hd 128, 8 warps; automatic for caches of >= 12288 positions): forced on
+ * (LQ_DECODE_REGTILE=2) and off (=0) on the same inputs, both against the reference and to the same bits (only
+ * where a tile comes from differs). Warps with fewer than S + 2 tiles, or with row p in one of the two
+ * register tiles, take the ring alone: pos 300 (2-3 tiles a warp), 600 (p in warp 5's fifth tile). */
+static void test_kernels_attention_decode_regtile(void **state) {
+    fixture *f = *state;
+    NEED_GPU(f);
+    const decode_case cases[] = {
+        {1, 16383, 32, 8, 128, 0, 0}, {1, 300, 8, 2, 128, 0, 1},  {1, 600, 8, 2, 128, 0, 1},
+        {1, 700, 8, 2, 128, 0, 1},    {1, 1000, 8, 2, 128, 0, 1}, {2, 5000, 32, 8, 128, 0, 3},
+        {1, 5000, 8, 2, 128, 300, 0}, {1, 9000, 8, 8, 128, 0, 16}, {3, 2000, 12, 4, 128, 0, 0},
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++)
+        for (int ti = 1; ti < 3; ti++) {
+            const decode_case c = cases[ci];
+            const size_t nq = (size_t)c.B * c.nh * c.hd;
+            float *r0 = malloc(sizeof(float) * nq), *r2 = malloc(sizeof(float) * nq);
+            const uint64_t seed = f->seed;
+            setenv("LQ_DECODE_REGTILE", "0", 1);
+            run_decode(f, c, DTS[ti], (int)(ci % 2), 0, r0);
+            f->seed = seed;
+            setenv("LQ_DECODE_REGTILE", "2", 1);
+            run_decode(f, c, DTS[ti], (int)(ci % 2), 0, r2);
+            unsetenv("LQ_DECODE_REGTILE");
+            assert_memory_equal(r0, r2, sizeof(float) * nq);
+            free(r0);
+            free(r2);
+        }
+}
+
 /* One workspace across calls, as the engine's captured graph replays it: the
  * split counters must come back to rest after every call (a workspace is
  * poisoned only once, then reused with other positions, batch sizes and
@@ -1085,7 +1115,7 @@ int main(void) {
         cmocka_unit_test(test_kernels_matmul_w16_f32),
         cmocka_unit_test(test_kernels_kv_store),          cmocka_unit_test(test_kernels_rope_kv_store),
         cmocka_unit_test(test_kernels_attention_prefill), cmocka_unit_test(test_kernels_attention_decode),
-        cmocka_unit_test(test_kernels_attention_decode_reuse),
+        cmocka_unit_test(test_kernels_attention_decode_reuse), cmocka_unit_test(test_kernels_attention_decode_regtile),
         cmocka_unit_test(test_kernels_nll),               cmocka_unit_test(test_kernels_kld_token),               cmocka_unit_test(test_kernels_argmax),
         cmocka_unit_test(test_kernels_bench_read),
         cmocka_unit_test(test_kernels_errors),
