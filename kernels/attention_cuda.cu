@@ -311,6 +311,8 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * 1 x 16k 19.9 (81%; 78.7-81.1% over the session's machines), 1 x 32k 35.6 (91%), batch >= 8 at >= 8k 98-103%
  * (copy 4.16 TB/s there; a read-only kernel can pass it). Splits merged in thread-block clusters instead of
  * the workspace: kernels/dev/attn_cluster_merge.patch (not kept: the H200 runs only 7 clusters of 16 at once).
+ * Caches of >= 12288 positions take the register-stage instantiation (decode_regtile; call6/attn.txt):
+ * 1 x 16k 19.9 -> 19.5 us (81.7%), 1 x 32k 35.5 -> 34.7 (91.7%).
  * Reasoning and alternatives: kernels/dev/attention_notes.md. */
 
 #define DM_WARPS 4 /* warps per block (each with its own pipeline) where 8 do not fit: decode_warps */
