@@ -1183,10 +1183,10 @@ static int decode_rel(void) {
     return v;
 }
 
-/* The register-stage instantiation (RT = 2, hd 128, 8 warps: 246 registers a thread) for caches of at least
+/* The register-stage instantiation (RT = 2, hd 128, 8 warps: 243 registers a thread) for caches of at least
  * DM_RT_CAPACITY positions (seq_stride / (n_kv hd): the engine's max_ctx): session 12 measured 1 x 16k 20.7 ->
  * 19.9 us and 32k 36.5 -> 35.5 with it, no gain at 8k, and ~1% off the W4 decode at ctx 8000 (no room left
- * beside it for the next kernel's blocks under PDL), so shorter caches keep the 126-register kernel.
+ * beside it for the next kernel's blocks under PDL), so shorter caches keep the 122-register kernel.
  * LQ_DECODE_REGTILE=0 / 2 forces either (tuning knob and tests, read on every launch; the result never
  * depends on it). */
 #define DM_RT_CAPACITY 12288
