@@ -445,6 +445,28 @@ __device__ __forceinline__ bool dm_arrive(unsigned long long *c, unsigned long l
     return true; /* c2 is at rest already (dm_arrive_cas) */
 }
 
+/* dm_arrive with the count itself the release and the acquire (the default, rel = 2): one atom.acq_rel.gpu by
+ * thread 0 after the block's barrier instead of fence + relaxed atomic + fence (the barrier orders every
+ * thread's partials before it, as for the fence). Session 14, two rounds against the fences: 1 x 8k 12.4 ->
+ * 12.1 us, 16k 19.7 -> 19.4, 32k 35.4 -> 35.1, 8 x 8k 67.4 -> 67.1 (bench/results/2026-12-02-h200-s14/call1).
+ * The rare untagged route keeps the fences around the CAS. */
+__device__ __forceinline__ bool dm_arrive_ar(unsigned long long *c, unsigned long long *c2, int n) {
+    unsigned long long old;
+    asm volatile("atom.acq_rel.gpu.global.add.u64 %0, [%1], 1;\n" : "=l"(old) : "l"(c) : "memory");
+    if ((old >> 32) == DM_TAG && (unsigned)old < (unsigned)n) {
+        if ((unsigned)old + 1u < (unsigned)n) return false;
+        atomicExch(c, DM_TAG << 32); /* every split has counted: nobody else touches it in this call */
+        return true;
+    }
+    /* this atomic acquired every earlier count of this slot; the CAS route between fences as dm_arrive's */
+    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+    const bool last = dm_arrive_cas(c2, n);
+    asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+    if (!last) return false;
+    atomicExch(c, DM_TAG << 32);
+    return true;
+}
+
 /* Phase stamps for kernels/dev/bench_attn_trace.cu, which includes this file with LQ_ATTN_TRACE defined:
  * thread 0 of every block writes %globaltimer (ns) at each phase into lq_dm_trace, one row of DM_TRACE_N per
  * (launch, block); the launch is the rotated cache copy the block reads ((kc - base) / stride), so no
@@ -711,17 +733,22 @@ __global__ void __launch_bounds__(32 * W, 1)
     }
     DM_TRACE(5);
 
-    /* the last split of this (head group, sequence) to finish merges them all, in split order. rel: one
+    /* the last split of this (head group, sequence) to finish merges them all, in split order. rel 2: the
+     * count by thread 0 after the barrier is itself the release and the acquire (dm_arrive_ar); rel 1: one
      * fence by thread 0 after the barrier (a release, cumulative over the block's partials, which the
      * barrier ordered before it) and one after the count (the acquire, which the second barrier extends
-     * to the merging threads); else a __threadfence by every thread on both sides */
+     * to the merging threads); rel 0: a __threadfence by every thread on both sides */
     if (!rel) __threadfence(); /* this block's partials are visible before it is counted */
     __syncthreads();
     if (tid == 0) {
         const int64_t slot = (int64_t)b * gridDim.y + hg, slots = (int64_t)gridDim.z * gridDim.y;
-        if (rel) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
-        last_s = dm_arrive(ctr + slot, ctr + slots + slot, ns_eff);
-        if (rel) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+        if (rel == 2) {
+            last_s = dm_arrive_ar(ctr + slot, ctr + slots + slot, ns_eff);
+        } else {
+            if (rel) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+            last_s = dm_arrive(ctr + slot, ctr + slots + slot, ns_eff);
+            if (rel) asm volatile("fence.acq_rel.gpu;\n" ::: "memory");
+        }
         DM_TRACE(6);
     }
     __syncthreads();
@@ -1172,13 +1199,14 @@ static int decode_merge_all(void) {
     return v;
 }
 
-/* The split count fenced by thread 0 alone (release / acquire, see the kernel) unless LQ_DECODE_REL=0 (a
- * __threadfence by every thread: tuning knob for A/B runs, read once; the result never depends on it). */
+/* The split count one atom.acq_rel.gpu by thread 0 (dm_arrive_ar) unless LQ_DECODE_REL=1 (fences by thread
+ * 0 around a relaxed atomic, session 12's default) or 0 (a __threadfence by every thread): tuning knob for A/B
+ * runs, read once; the result never depends on it. */
 static int decode_rel(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("LQ_DECODE_REL");
-        v = e && atoi(e) == 0 ? 0 : 1;
+        v = e && (atoi(e) == 0 || atoi(e) == 1) ? atoi(e) : 2;
     }
     return v;
 }
