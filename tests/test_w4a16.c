@@ -321,6 +321,35 @@ static void test_w4a16_cli_bench_baseline(void **state) {
     assert_null(o);
 }
 
+/* --max-pos: the preset's positions, so that --ctx can pass them (the tiny preset has 512: ctx 600 is cut to
+ * 512 - steps without it); refused without --preset and out of range. */
+static void test_w4a16_cli_bench_max_pos(void **state) {
+    (void)state;
+    if (access(g_lq, X_OK) != 0) {
+        print_message("skipped: %s not found (set LQ_BIN)\n", g_lq);
+        skip();
+    }
+    const int want_ctx[2] = {600, 510}, want_pos[2] = {1024, 512};
+    const char *args[2] = {"--batch 1 --ctx 600 --max-pos 1024", "--batch 1 --ctx 600"};
+    for (int t = 0; t < 2; t++) {
+        json_t *o = bench_json(args[t], 0);
+        assert_non_null(o);
+        assert_int_equal(json_integer_value(json_object_get(o, "max_positions")), want_pos[t]);
+        json_t *d = json_object_get(o, "decode");
+        assert_int_equal(json_array_size(d), 1);
+        json_t *r = json_array_get(d, 0);
+        assert_int_equal(json_integer_value(json_object_get(r, "ctx")), want_ctx[t]);
+        assert_true(json_real_value(json_object_get(r, "tokens_per_second")) > 0);
+        json_decref(o);
+    }
+    assert_null(bench_json("--max-pos 8", 2));
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' bench model /nonexistent --max-pos 1024 --device cpu >/dev/null 2>&1", g_lq);
+    const int st = system(cmd);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 2);
+}
+
 static void test_w4a16_cli_quantize_inspect(void **state) {
     (void)state;
     char mp[1024], out[256], cmd[4096];
@@ -659,7 +688,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_w4a16_matmul_cpu_equals_ref),
         cmocka_unit_test(test_w4a16_model_quantize_rtn),
         cmocka_unit_test(test_w4a16_cli_quantize_inspect),
-        cmocka_unit_test(test_w4a16_cli_bench_baseline),
+        cmocka_unit_test(test_w4a16_cli_bench_baseline), cmocka_unit_test(test_w4a16_cli_bench_max_pos),
         cmocka_unit_test(test_w4a16_mma_file_roundtrip),
         cmocka_unit_test(test_w4a16_mma_assemble_equals_repack),
         cmocka_unit_test(test_w4a16_mma_unpack_refuses_bad_data),

@@ -338,6 +338,8 @@ static const char *UM =
     "  --preset    random weights with a real model's shapes (see lq synth --help), built in memory\n"
     "  --layers N  with --preset: only the first N layers (the same shapes; for profiling and quick\n"
     "              A/B runs: per-layer costs scale, the whole-model figures do not)\n"
+    "  --max-pos N with --preset: the model's positions (max_position_embeddings; llama3-8b: 8192), so\n"
+    "              that --ctx can go past them (e.g. --max-pos 32768 --ctx 16000: a Llama-3.1-length cache)\n"
     "                      [--rtn BITS [--group G] [--asym] [--lm-head] [--baseline]]\n"
     "  --rtn       RTN-quantize every linear in memory first (4 bits: the GPU runs the fused W4A16\n"
     "              kernels; group G = 128 by default, 0 = per channel); a .lqq MODEL is quantized already\n"
@@ -516,7 +518,7 @@ static int bench_pass(lq_model *m, const model_pass *o, json_t *pre, json_t *dec
 static int bench_model(int argc, char **argv) {
     int prompts[16] = {512, 2048}, n_p = 2, batches[16] = {1, 8, 32}, n_b = 3, ctxs[16] = {512, 2048, 8192}, n_c = 3;
     int steps = 32, reps = 3, as_json = 0, wdtype = -1, cdtype = -1, rtn_bits = 0, rtn_group = 128, rtn_sym = 1, cmp_pdl = 0;
-    int n_layers = 0, baseline = 0, rtn_head = 0;
+    int n_layers = 0, baseline = 0, rtn_head = 0, max_pos = 0;
     const char *preset = NULL, *device = "auto", *out = NULL;
     static struct option opts[] = {{"preset", required_argument, 0, 'P'}, {"device", required_argument, 0, 'D'},
                                    {"weights", required_argument, 0, 'W'}, {"prompt", required_argument, 0, 'p'},
@@ -527,7 +529,8 @@ static int bench_model(int argc, char **argv) {
                                    {"asym", no_argument, 0, 'a'},          {"compare-pdl", no_argument, 0, 'C'},
                                    {"layers", required_argument, 0, 'L'},  {"baseline", no_argument, 0, 'B'},
                                    {"lm-head", no_argument, 0, 'H'},       {"help", no_argument, 0, 'h'},
-                                   {"compute", required_argument, 0, 'K'}, {0, 0, 0, 0}};
+                                   {"compute", required_argument, 0, 'K'}, {"max-pos", required_argument, 0, 'X'},
+                                   {0, 0, 0, 0}};
     int c;
     long v;
     optind = 1;
@@ -549,6 +552,11 @@ static int bench_model(int argc, char **argv) {
         case 'L':
             if (lq_parse_int(optarg, 1, 1000, &v)) return lq_tool_usage("bench", UM, "bad --layers");
             n_layers = (int)v;
+            break;
+        case 'X':
+            if (lq_parse_int(optarg, 16, 1 << 22, &v))
+                return lq_tool_usage("bench", UM, "bad --max-pos '%s' (16..4194304 positions)", optarg);
+            max_pos = (int)v;
             break;
         case 'P': preset = optarg; break;
         case 'D':
@@ -584,6 +592,7 @@ static int bench_model(int argc, char **argv) {
         }
     }
     if ((preset != NULL) == (optind < argc)) return lq_tool_usage("bench", UM, "give MODEL or --preset, not both");
+    if (max_pos && !preset) return lq_tool_usage("bench", UM, "--max-pos is for --preset (a model file has its own)");
     if (rtn_head && !rtn_bits) return lq_tool_usage("bench", UM, "--lm-head needs --rtn");
     if (baseline && !rtn_bits)
         return lq_tool_usage("bench", UM, "--baseline needs --rtn (the baseline is the model before quantization)");
@@ -596,6 +605,7 @@ static int bench_model(int argc, char **argv) {
         if (!pf) return lq_tool_usage("bench", UM, "unknown preset '%s' (lq synth --help lists them)", preset);
         lq_synth_preset pl = *pf;
         if (n_layers > 0 && n_layers < pl.layers) pl.layers = n_layers;
+        if (max_pos > 0) pl.max_pos = max_pos;
         const lq_synth_preset *p = &pl;
         lq_checkpoint *ck = NULL;
         fprintf(stderr, "[bench] building %s in memory (%.2f B random parameters)\n", preset, lq_synth_n_params(p) / 1e9);
@@ -654,6 +664,7 @@ static int bench_model(int argc, char **argv) {
     json_object_set_new(res, "model", json_string(label));
     json_object_set_new(res, "synthetic", json_boolean(preset != NULL));
     json_object_set_new(res, "layers", json_integer(m->cfg.n_layers));
+    json_object_set_new(res, "max_positions", json_integer(m->cfg.max_seq_len));
     if (rtn_bits)
         json_object_set_new(res, "quantization", json_pack("{s:s, s:i, s:i, s:b, s:b}", "method", "rtn", "bits", rtn_bits,
                                                             "group", rtn_group, "sym", rtn_sym, "lm_head", rtn_head));
