@@ -6,10 +6,12 @@
 # staged). Expected where a warp has more tiles than its ring: down (14 per warp, 128 KB stage), qkv (8), gate_up
 # (16); o (4) is unchanged. 1. test_w4a16_gpu (incl. test_w4a16_gpu_small_m_prefetch: same bits on / off, the
 # CPU reference under it). 2. W4A16 kernels M = 1, 2, 4, PRE 0 / 1 alternating, two rounds. 3. W4 llama3-8b
-# decode b1 / b4 ctx 512, PRE 0 / 1 alternating, two rounds.
+# decode b1 / b4 ctx 512, PRE 0 / 1 alternating, two rounds. Also the phase trace of the small-M kernel
+# (kernels/dev/bench_w4_trace.cu, new: where a launch's ~3 us over its bytes go) with the stage off and on.
 # If it wins at M = 1 without losing at M = 2 / 4 or in the model: make it the default (no knob needed:
 # small_pre_bytes decides), rerun every GPU suite, README's W4A16 table.
-# carry/pre.tar.xz (git-ignored; rebuild on the branch): build/lq + build/tests/test_w4a16_gpu, stripped, in pre/.
+# carry/pre.tar.xz (git-ignored; rebuild on the branch): build/lq, build/tests/test_w4a16_gpu and
+# build/dev/bench_w4_trace (make dev-w4-trace), stripped, in pre/.
 # run: bash kernels/dev/s15_pre.sh  carry ["carry/libs.tar.xz","carry/shared","carry/pre.tar.xz"]
 set -u
 mkdir -p /tmp/lqc && tar xJf carry/libs.tar.xz -C /tmp/lqc && tar xJf carry/pre.tar.xz -C carry
@@ -18,6 +20,11 @@ R=$OUT
 LQ_REQUIRE_GPU=1 timeout 150 ./tests/run_tests.sh carry/pre/test_w4a16_gpu > $R/suites.log 2>&1; echo "rc=$?" >> $R/suites.log
 tail -n 2 $R/suites.log
 grep -E "prefetch M=|FAIL|ERROR" $R/suites.log | head -12
+# the phase trace (kernels/dev/bench_w4_trace.cu) with the stage off and on
+for p in 0 1; do
+  echo "[LQ_W4S_PRE=$p]"; LQ_W4S_PRE=$p timeout 120 carry/pre/bench_w4_trace qkv:1 o:1 gate_up:1 down:1 down:4 > $R/trace_$p.txt 2>&1
+  grep -E "M=|period" $R/trace_$p.txt | cut -c1-200
+done
 K="--w4a16 --m 1,2,4 --shapes llama3 --iters 50"
 for r in 1 2; do for p in 0 1; do
   echo "== LQ_W4S_PRE=$p" >> $R/w4k.txt; LQ_W4S_PRE=$p timeout 60 carry/pre/lq bench kernels $K >> $R/w4k.txt 2>&1
