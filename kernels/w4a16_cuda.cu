@@ -444,6 +444,7 @@ struct small_consts {
     __half2 s0, s1; /* scale of row n0 / n1 */
     __half2 a0, a1; /* -(1024 + z) */
     __half2 b0, b1; /* -(64 + z) */
+    float f0, f1;   /* the scales in fp32 (ISC: applied to each tile's integer product) */
 };
 
 template <bool SYM>
@@ -451,6 +452,8 @@ __device__ __forceinline__ void small_setup(small_consts &c, uint32_t sc2, uint3
     const __half2 s = bits_h2(sc2); /* (row n0, row n1): one 32-bit word of the interleaved group layout */
     c.s0 = __low2half2(s);
     c.s1 = __high2half2(s);
+    c.f0 = __low2float(s);
+    c.f1 = __high2float(s);
     if (SYM) {
         c.a0 = c.a1 = bits_h2(0xE408E408u); /* -1032: zero point 8 */
         c.b0 = c.b1 = bits_h2(0xD480D480u); /* -72 */
@@ -487,6 +490,29 @@ __device__ __forceinline__ void small_dequant(uint32_t w, const small_consts &c,
     a[1] = h2_bits(__hmul2(__hadd2(lo1, c.a1), c.s1));
     a[2] = h2_bits(__hmul2(__hfma2(hi0, r16, c.b0), c.s0));
     a[3] = h2_bits(__hmul2(__hfma2(hi1, r16, c.b1), c.s1));
+}
+
+/* small_dequant without the scale: (code - zero) exactly, integers in fp16 (ISC; the scale goes onto the fp32
+ * product, small_flush) */
+__device__ __forceinline__ void small_dequant_i(uint32_t w, const small_consts &c, uint32_t *a) {
+    const __half2 r16 = bits_h2(0x2c002c00u);
+    const uint32_t w8 = w >> 8;
+    const __half2 lo0 = bits_h2(and_or<0x000F000Fu>(w, 0x64006400u));
+    const __half2 hi0 = bits_h2(and_or<0x00F000F0u>(w, 0x64006400u));
+    const __half2 lo1 = bits_h2(and_or<0x000F000Fu>(w8, 0x64006400u));
+    const __half2 hi1 = bits_h2(and_or<0x00F000F0u>(w8, 0x64006400u));
+    a[0] = h2_bits(__hadd2(lo0, c.a0));
+    a[1] = h2_bits(__hadd2(lo1, c.a1));
+    a[2] = h2_bits(__hfma2(hi0, r16, c.b0));
+    a[3] = h2_bits(__hfma2(hi1, r16, c.b1));
+}
+
+/* acc += scale t: c0, c1 belong to weight row n0, c2, c3 to n1 */
+__device__ __forceinline__ void small_flush(float *acc, const float *t, const small_consts &c) {
+    acc[0] = fmaf(c.f0, t[0], acc[0]);
+    acc[1] = fmaf(c.f0, t[1], acc[1]);
+    acc[2] = fmaf(c.f1, t[2], acc[2]);
+    acc[3] = fmaf(c.f1, t[3], acc[3]);
 }
 
 /* Group of tile (or tile half) i: a shift when the divisor is a power of two,
@@ -538,13 +564,14 @@ template <int MC> __device__ __forceinline__ int chunk_row(int c, int per_row) {
  *   sg  uint32 [B][ngs][8] scale pairs of each row block for the slice's
  *                          groups glo .. glo + ngs - 1, global order
  *   zg  uint32 [B][ngs][8] zero pairs (asymmetric only) */
-template <int NT, int MC, bool SYM, bool G2>
+template <int NT, int MC, bool SYM, bool G2, bool ISC>
 __global__ void __launch_bounds__(32 * w4s_max_warps(NT), 1)
 w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __half *__restrict__ x, int64_t ldx,
                      const uint4 *__restrict__ qw, const uint32_t *__restrict__ sc, const uint32_t *__restrict__ zr,
                      const float *__restrict__ bias, int m_rows, int N, int NB, int K, int KB, int ng, int gdiv,
                      int gshift, int B, int S, int KT, int vec_x, void *__restrict__ hout, int hbf16) {
     static_assert(MC == 0 || (NT == 1 && MC <= 8), "compile-time M only with one n-tile");
+    static_assert(!ISC || NT == 1, "the integer-weight products only with one n-tile");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const int M = MC > 0 ? MC : m_rows;
     /* WHOLE (M at compile time, the decode shapes): one K slice, x rows not
@@ -704,6 +731,24 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
 #pragma unroll
                 for (int j = 0; j < NT && NT > 1; j++) xa[j] = xr[j][t * 8];
                 uint32_t a[4];
+                if (ISC) { /* integer weights, the scale on each group's fp32 product (LQ_W4S_ISCALE) */
+                    float tp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+                    small_dequant_i(wv.x, k0, a);
+                    mma_16816(tp, a, xa[0].x, xa[0].y);
+                    small_dequant_i(wv.y, k0, a);
+                    mma_16816(tp, a, xa[0].z, xa[0].w);
+                    if (G2) {
+                        small_flush(acc[0], tp, k0);
+                        tp[0] = tp[1] = tp[2] = tp[3] = 0.0f;
+                    }
+                    small_dequant_i(wv.z, G2 ? k1 : k0, a);
+                    mma_16816(tp, a, xb[0].x, xb[0].y);
+                    small_dequant_i(wv.w, G2 ? k1 : k0, a);
+                    mma_16816(tp, a, xb[0].z, xb[0].w);
+                    small_flush(acc[0], tp, G2 ? k1 : k0);
+                    if (t + DEPTH < ntl) buf[u] = ld_nc_stream(wn + u * 32);
+                    continue;
+                }
                 small_dequant(wv.x, k0, a);
 #pragma unroll
                 for (int j = 0; j < NT; j++) mma_16816(acc[j], a, xa[j].x, xa[j].y);
@@ -1685,17 +1730,27 @@ static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     return (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float);
 }
 
-template <int NT, int MC, bool SYM, bool G2>
-static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
+/* LQ_W4S_ISCALE=1 (experiment): the one-n-tile instantiations with integer weights (ISC) */
+static int small_isc(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("LQ_W4S_ISCALE");
+        v = e && atoi(e) == 1;
+    }
+    return v;
+}
+
+template <int NT, int MC, bool SYM, bool G2, bool ISC>
+static lq_status launch_small_k(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
                                 int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x,
                                 cudaStream_t st, void *hout, int hbf16) {
     const lq_w4a16_shape *s = &w->s;
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the shared-memory limit per device, raised when needed */
     if (p.smem > 48 * 1024)
-        LQ_CUDA_RET(lq_smem_optin(w4a16_small_m_kernel<NT, MC, SYM, G2>, lim->dev, (int)p.smem, optin),
+        LQ_CUDA_RET(lq_smem_optin(w4a16_small_m_kernel<NT, MC, SYM, G2, ISC>, lim->dev, (int)p.smem, optin),
                     "cudaFuncSetAttribute (w4a16_small_m_kernel)");
     const int pdl = lq_pdl_on(lim);
-    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_m_kernel<NT, MC, SYM, G2>, dim3(p.blocks, (unsigned)p.KS),
+    LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_m_kernel<NT, MC, SYM, G2, ISC>, dim3(p.blocks, (unsigned)p.KS),
                                  dim3(32 * p.B * p.S), p.smem, st, y, part, (const __half *)x, ldx,
                                  (const uint4 *)w->qw, (const uint32_t *)w->scales, (const uint32_t *)w->zeros, b,
                                  (int)m, (int)s->N, (int)(s->Np / 16), (int)s->K, (int)(s->Kp / 64), (int)s->n_groups,
@@ -1706,6 +1761,16 @@ static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p
                                      y, (const float *)part, b, (int)m, (int)s->N, p.KS),
                     "launch w4a16_small_reduce_kernel");
     return LQ_OK;
+}
+
+template <int NT, int MC, bool SYM, bool G2>
+static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
+                                int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x,
+                                cudaStream_t st, void *hout, int hbf16) {
+    if constexpr (NT == 1)
+        if (small_isc())
+            return launch_small_k<NT, MC, SYM, G2, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
+    return launch_small_k<NT, MC, SYM, G2, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
 }
 
 /* MC: M at compile time (1..4) or 0 (runtime); see w4a16_small_m_kernel */
