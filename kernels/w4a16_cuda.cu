@@ -1730,12 +1730,18 @@ static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     return (size_t)p.KS * (size_t)m * (size_t)s->N * sizeof(float);
 }
 
-/* LQ_W4S_ISCALE=1 (experiment): the one-n-tile instantiations with integer weights (ISC) */
+/* The one-n-tile instantiations (M <= 8) run with integer weights (ISC): (code - zero) exactly in fp16, 9
+ * instructions per code word instead of 13, the scale applied in fp32 to each group's product (4 FFMA per tile
+ * or half tile). The M = 1 loop is bound by instruction issue, so this was worth (H200, session 15,
+ * bench/results/2026-12-02-h200-s15/call4): qkv 6.8 -> 6.1 us, o 5.2 -> 5.0, gate_up 19.1 -> 17.8, down
+ * 11.4 -> 10.6; W4 llama3-8b decode b1 478 -> 498 tok/s. The weights are then the exact (code - zero) scale,
+ * not their fp16 rounding (the other paths' weights): closer to the real dequantized values, not the same bits
+ * as the fp16-weight paths. LQ_W4S_ISCALE=0 restores the fp16 weights (for A/B runs). */
 static int small_isc(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("LQ_W4S_ISCALE");
-        v = e && atoi(e) == 1;
+        v = !(e && atoi(e) == 0);
     }
     return v;
 }
