@@ -400,7 +400,8 @@ __device__ __forceinline__ void wgm_swiglu8(const float (&g)[8], const float (&u
  * 2 LDS.128, 4 x 13 dequantization (SHF, 4 LOP3, 2 HADD2, 2 HFMA2, 4 HMUL2 per
  * word), 4 HMMA, ~20 for the group constants, guards and addresses: ~79
  * (asym g128 ~82, asym g32 ~104), i.e. ~9 us of issue for gate_up on 132
- * SMs, under the 14.4 us DRAM floor. Each further n-tile adds 4 HMMA and
+ * SMs, under the 14.4 us DRAM floor. With integer weights (ISC, M <= 8, see
+ * small_isc) the dequantization is 4 x 9 and 4 FFMA apply the scale: ~67. Each further n-tile adds 4 HMMA and
  * 2 LDS.128 (1 KB of shared-memory reads) per tile. kernels/dev/w4a16_notes.md
  * has the predictions and the measurements. */
 
@@ -1733,8 +1734,9 @@ static size_t small_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
 /* The one-n-tile instantiations (M <= 8) run with integer weights (ISC): (code - zero) exactly in fp16, 9
  * instructions per code word instead of 13, the scale applied in fp32 to each group's product (4 FFMA per tile
  * or half tile). The M = 1 loop is bound by instruction issue, so this was worth (H200, session 15,
- * bench/results/2026-12-02-h200-s15/call4): qkv 6.8 -> 6.1 us, o 5.2 -> 5.0, gate_up 19.1 -> 17.8, down
- * 11.4 -> 10.6; W4 llama3-8b decode b1 478 -> 498 tok/s. The weights are then the exact (code - zero) scale,
+ * bench/results/2026-12-02-h200-s15/call5, alternating with ISCALE=0): qkv 6.7 -> 6.1 us, o 5.2 -> 5.0, gate_up
+ * 19.3 -> 18.2, down 11.5 -> 10.7; W4 llama3-8b decode b1 ~470 -> ~500 tok/s. Carrying the product over a
+ * group's tiles instead (one flush per group) lost: it chains every tile's mma onto the last (call 6). The weights are then the exact (code - zero) scale,
  * not their fp16 rounding (the other paths' weights): closer to the real dequantized values, not the same bits
  * as the fp16-weight paths. LQ_W4S_ISCALE=0 restores the fp16 weights (for A/B runs). */
 static int small_isc(void) {
