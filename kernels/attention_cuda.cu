@@ -30,7 +30,6 @@
 #include "cuda_common.cuh"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include <cuda_pipeline.h>
 
@@ -327,9 +326,9 @@ extern "C" lq_status lq_attention_simt_cuda(void *out, const float *q, int64_t l
  * keeps them in distinct banks). head_dim 256 uses 2 stages and 4 warps so a
  * block fits the 163 KB an A100 (sm_80) allows; hd 128 with 8 warps takes
  * 204 KB: one block per H200 SM (the 227 KB opt-in limit). */
-template <int HD, int W = DM_WARPS, int SS = 0> struct dm_geom {
+template <int HD, int W = DM_WARPS> struct dm_geom {
     static constexpr int KW = HD >= 128 ? 16 : HD == 64 ? 32 : HD == 32 ? 32 : 64;
-    static constexpr int S = SS > 0 ? SS : HD == 256 ? 2 : 3; /* SS: the stage count of decode_geom's variants */
+    static constexpr int S = HD == 256 ? 2 : 3;
     static constexpr int LDR = HD + 8;                  /* elements per shared row */
     static constexpr int STAGE = 2 * KW * LDR;          /* elements: K tile, then V tile */
     static constexpr int WARP = S * STAGE;              /* elements per warp ring */
@@ -371,10 +370,10 @@ __device__ __forceinline__ void dm_load(TK *ks, const TK *kb, const TK *vb, int 
 
 /* Stages a .. b-1 of a warp's first S tiles (w, w + W, ... of the split at s0) into its ring, one commit group
  * each (empty past the warp's nt tiles: the group count stays in step with the loop's waits). */
-template <typename TK, int HD, int W, int SS>
+template <typename TK, int HD, int W>
 __device__ __forceinline__ void dm_fill(TK *ring, const TK *kb, const TK *vb, int s0, int s1, int kvd, int warp,
                                         int lane, int nt, int a, int b) {
-    typedef dm_geom<HD, W, SS> Gm;
+    typedef dm_geom<HD, W> Gm;
 #pragma unroll
     for (int st = 0; st < Gm::S; st++) {
         if (st < a || st >= b) continue;
@@ -509,12 +508,12 @@ __device__ __forceinline__ unsigned long long dm_gtime(void) {
  * so a lane's softmax state is that of heads 2tig and 2tig+1 (m0/l0, m1/l1);
  * the maxima are shared by the 8 lanes of a tig (xor 4, 8, 16), the sums
  * stay per lane (over its own keys) until the end. */
-template <typename TK, int HD, int W, int RT, int SS = 0>
+template <typename TK, int HD, int W, int RT>
 __global__ void __launch_bounds__(32 * W, 1)
     attn_decode_mma_kernel(TK *out, float *ws_o, float *ws_ml, unsigned long long *ctr, const float *q, int64_t ldq,
                            const TK *kc, const TK *vc, int64_t seq_stride, const int32_t *pos, int nh, int nkv,
                            int window, int ns, float scale_log2, int early, int rel, int merge_all) {
-    typedef dm_geom<HD, W, SS> Gm;
+    typedef dm_geom<HD, W> Gm;
     typedef dm_op<TK> Op;
     constexpr int KW = Gm::KW, S = Gm::S, LDR = Gm::LDR, MT = KW / 16, NK = HD / 16;
     extern __shared__ __align__(16) unsigned char dm_smem[];
@@ -557,7 +556,7 @@ __global__ void __launch_bounds__(32 * W, 1)
     const int npre = min(nt, min(early, S)); /* early: stages filled before the wait (decode_early) */
     const bool pre = npre > 0 && s0 + (warp + (npre - 1) * W) * KW + KW - 1 < p;
     const int fa = pre ? min(early, S) : 0; /* the stages filled after the wait: fa .. S-1 */
-    if (pre) dm_fill<TK, HD, W, SS>(ring, kb, vb, s0, s1, kvd, warp, lane, nt, 0, fa);
+    if (pre) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt, 0, fa);
     /* RT: tiles S .. S + RT - 1 into registers too, when the whole ring went early, the warp has all RT of them
      * and none holds row p */
     constexpr int NRV = 2 * KW * (HD / 8) / 32;
@@ -570,7 +569,7 @@ __global__ void __launch_bounds__(32 * W, 1)
     lq_pdl_wait();
     DM_TRACE(2);
     /* the rest (all of them without the early fill) start now: q's fragments are built while they fly */
-    if (fa < S) dm_fill<TK, HD, W, SS>(ring, kb, vb, s0, s1, kvd, warp, lane, nt, fa, S);
+    if (fa < S) dm_fill<TK, HD, W>(ring, kb, vb, s0, s1, kvd, warp, lane, nt, fa, S);
     /* q^T as the B fragment (k = dims, n = heads): lane holds head gid, dims 2tig, 2tig+1 (+8) */
     uint32_t qf[NK][2];
     {
@@ -1225,20 +1224,20 @@ static int decode_regtile(int64_t capacity) {
     return capacity >= DM_RT_CAPACITY ? 2 : 0;
 }
 
-template <typename TK, int HD, int W, int RT = 0, int SS = 0>
+template <typename TK, int HD, int W, int RT = 0>
 static lq_status launch_decode_mma(const lq_device_limits *lim, void *out, const float *q, int64_t ldq, const void *kc,
                                    const void *vc, int64_t seq_stride, int B, const int32_t *pos, int nh, int nkv,
                                    int window, int ns, void *ws, cudaStream_t s) {
-    typedef dm_geom<HD, W, SS> Gm;
+    typedef dm_geom<HD, W> Gm;
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: bytes allowed on each device */
-    LQ_CUDA_RET(lq_smem_optin(attn_decode_mma_kernel<TK, HD, W, RT, SS>, lim->dev, (int)Gm::SMEM, optin),
+    LQ_CUDA_RET(lq_smem_optin(attn_decode_mma_kernel<TK, HD, W, RT>, lim->dev, (int)Gm::SMEM, optin),
                 "cudaFuncSetAttribute(attn_decode_mma_kernel shared memory)");
     unsigned long long *ctr = (unsigned long long *)ws;
     float *ws_o = (float *)((char *)ws + dc_ctr_bytes(B, nh));
     float *ws_ml = ws_o + (size_t)B * nh * ns * HD;
     int group = nh / nkv;
     dim3 grid((unsigned)ns, (unsigned)(nkv * ((group + DM_HEADS - 1) / DM_HEADS)), (unsigned)B);
-    LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), attn_decode_mma_kernel<TK, HD, W, RT, SS>, grid, dim3(32 * W),
+    LQ_CUDA_RET(lq_launch_pdl_if(lq_pdl_on(lim), attn_decode_mma_kernel<TK, HD, W, RT>, grid, dim3(32 * W),
                                  (size_t)Gm::SMEM, s, (TK *)out, ws_o, ws_ml, ctr, q, ldq, (const TK *)kc,
                                  (const TK *)vc, seq_stride, pos, nh, nkv, window, ns,
                                  (float)(1.4426950408889634 / sqrt((double)HD)), /* log2(e)/sqrt(hd): base 2 */
@@ -1260,38 +1259,6 @@ static int decode_warps(const lq_device_limits *lim, int smem8) {
     return !forced && smem8 <= lim->smem_per_block_optin ? 8 : 4;
 }
 
-/* Smaller blocks for hd 128 (an experiment, session 16): LQ_DECODE_GEOM=W,S runs W warps of S stages each
- * (4,3: 104 KB, two blocks per SM; 4,2: 70 KB, three; 2,3: 52 KB, four; 2,2: 35 KB, six), so that the next
- * launch's blocks are resident, filling their rings, while this launch's blocks tail (merge, count); pair it with
- * LQ_DECODE_BLOCKS_PER_SM for the split count. 0 (unset or anything else): the default geometry. Read once. */
-static int decode_geom(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("LQ_DECODE_GEOM");
-        v = 0;
-        if (e && !strcmp(e, "4,3")) v = 43;
-        if (e && !strcmp(e, "4,2")) v = 42;
-        if (e && !strcmp(e, "2,3")) v = 23;
-        if (e && !strcmp(e, "2,2")) v = 22;
-    }
-    return v;
-}
-
-template <typename TK, int HD>
-static lq_status launch_decode_geom(int g, const lq_device_limits *lim, void *out, const float *q, int64_t ldq,
-                                    const void *kc, const void *vc, int64_t seq_stride, int B, const int32_t *pos,
-                                    int nh, int nkv, int window, int ns, void *ws, cudaStream_t s) {
-#define LQ_DG_ARGS lim, out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s
-    if constexpr (HD == 128) {
-        if (g == 43) return launch_decode_mma<TK, HD, 4, 0, 3>(LQ_DG_ARGS);
-        if (g == 42) return launch_decode_mma<TK, HD, 4, 0, 2>(LQ_DG_ARGS);
-        if (g == 23) return launch_decode_mma<TK, HD, 2, 0, 3>(LQ_DG_ARGS);
-        if (g == 22) return launch_decode_mma<TK, HD, 2, 0, 2>(LQ_DG_ARGS);
-    }
-#undef LQ_DG_ARGS
-    return LQ_ERR_UNSUPPORTED;
-}
-
 /* Tensor-core decode for 16-bit caches with head_dim 16..256; returns
  * LQ_ERR_UNSUPPORTED (no message) when it does not apply. */
 static lq_status decode_mma(void *out, const float *q, int64_t ldq, const void *kc, const void *vc, lq_dtype dt,
@@ -1303,7 +1270,6 @@ static lq_status decode_mma(void *out, const float *q, int64_t ldq, const void *
     LQ_CUDA_RET(lq_device_limits_current(&lim), "device limits (attn_decode_mma_kernel)");
 #define LQ_DM_ARGS &lim, out, q, ldq, kc, vc, seq_stride, B, pos, nh, nkv, window, ns, ws, s
 #define LQ_DM_W(TY, HD)                                                                                   \
-    if (HD == 128 && decode_geom()) return launch_decode_geom<TY, HD>(decode_geom(), LQ_DM_ARGS);         \
     if (decode_warps(&lim, dm_geom<HD, 8>::SMEM) != 8) return launch_decode_mma<TY, HD, 4>(LQ_DM_ARGS);   \
     return HD == 128 && decode_regtile(seq_stride / ((int64_t)nkv * hd)) == 2                             \
                ? launch_decode_mma<TY, HD, 8, HD == 128 ? 2 : 0>(LQ_DM_ARGS)                              \
