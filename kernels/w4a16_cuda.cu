@@ -572,6 +572,7 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
                      const float *__restrict__ bias, int m_rows, int N, int NB, int K, int KB, int ng, int gdiv,
                      int gshift, int B, int S, int KT, int vec_x, void *__restrict__ hout, int hbf16) {
     static_assert(MC == 0 || (NT == 1 && MC <= 8), "compile-time M only with one n-tile");
+    static_assert(!ISC || NT == 1, "the integer-weight products only with one n-tile");
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const int M = MC > 0 ? MC : m_rows;
     /* WHOLE (M at compile time, the decode shapes): one K slice, x rows not
@@ -731,34 +732,21 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
 #pragma unroll
                 for (int j = 0; j < NT && NT > 1; j++) xa[j] = xr[j][t * 8];
                 uint32_t a[4];
-                if (ISC) { /* integer weights, the scale on each group's fp32 product (LQ_W4S_ISCALE; NT >= 2 under
-                              LQ_W4S_ISC_NT): one zeroed temporary per n-tile, flushed with the row scales */
-                    float tp[NT][4];
-#pragma unroll
-                    for (int j = 0; j < NT; j++) tp[j][0] = tp[j][1] = tp[j][2] = tp[j][3] = 0.0f;
+                if (ISC) { /* integer weights, the scale on each group's fp32 product (LQ_W4S_ISCALE) */
+                    float tp[4] = {0.0f, 0.0f, 0.0f, 0.0f};
                     small_dequant_i(wv.x, k0, a);
-#pragma unroll
-                    for (int j = 0; j < NT; j++) mma_16816(tp[j], a, xa[j].x, xa[j].y);
+                    mma_16816(tp, a, xa[0].x, xa[0].y);
                     small_dequant_i(wv.y, k0, a);
-#pragma unroll
-                    for (int j = 0; j < NT; j++) mma_16816(tp[j], a, xa[j].z, xa[j].w);
+                    mma_16816(tp, a, xa[0].z, xa[0].w);
                     if (G2) {
-#pragma unroll
-                        for (int j = 0; j < NT; j++) {
-                            small_flush(acc[j], tp[j], k0);
-                            tp[j][0] = tp[j][1] = tp[j][2] = tp[j][3] = 0.0f;
-                        }
+                        small_flush(acc[0], tp, k0);
+                        tp[0] = tp[1] = tp[2] = tp[3] = 0.0f;
                     }
-#pragma unroll
-                    for (int j = 0; j < NT && NT > 1; j++) xb[j] = xr[j][t * 8 + 1];
                     small_dequant_i(wv.z, G2 ? k1 : k0, a);
-#pragma unroll
-                    for (int j = 0; j < NT; j++) mma_16816(tp[j], a, xb[j].x, xb[j].y);
+                    mma_16816(tp, a, xb[0].x, xb[0].y);
                     small_dequant_i(wv.w, G2 ? k1 : k0, a);
-#pragma unroll
-                    for (int j = 0; j < NT; j++) mma_16816(tp[j], a, xb[j].z, xb[j].w);
-#pragma unroll
-                    for (int j = 0; j < NT; j++) small_flush(acc[j], tp[j], G2 ? k1 : k0);
+                    mma_16816(tp, a, xb[0].z, xb[0].w);
+                    small_flush(acc[0], tp, G2 ? k1 : k0);
                     if (t + DEPTH < ntl) buf[u] = ld_nc_stream(wn + u * 32);
                     continue;
                 }
@@ -1760,19 +1748,6 @@ static int small_isc(void) {
     return v;
 }
 
-/* LQ_W4S_ISC_NT=k (an experiment, session 17): integer weights also for the instantiations of up to k n-tiles
- * (2 or 4: M = 9..32), each n-tile with its own fp32 temporary (ptxas: NT = 2 spills 8 bytes, NT = 4 none at
- * 119-125 registers; NT = 8 is not instantiated: 108-432 bytes of spills); 1 (the default): one n-tile only. */
-static int small_isc_nt(void) {
-    static int v = -1;
-    if (v < 0) {
-        const char *e = getenv("LQ_W4S_ISC_NT");
-        const int k = e ? atoi(e) : 1;
-        v = k >= 1 && k <= 4 ? k : 1;
-    }
-    return v;
-}
-
 template <int NT, int MC, bool SYM, bool G2, bool ISC>
 static lq_status launch_small_k(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
                                 int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x,
@@ -1800,8 +1775,8 @@ template <int NT, int MC, bool SYM, bool G2>
 static lq_status launch_small_t(const lq_device_limits *lim, const small_plan &p, float *y, float *part, const void *x,
                                 int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int vec_x,
                                 cudaStream_t st, void *hout, int hbf16) {
-    if constexpr (NT <= 4) /* NT = 8 with a temporary per n-tile spills (ptxas: 108-432 bytes) */
-        if (small_isc() && NT <= small_isc_nt())
+    if constexpr (NT == 1)
+        if (small_isc())
             return launch_small_k<NT, MC, SYM, G2, true>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
     return launch_small_k<NT, MC, SYM, G2, false>(lim, p, y, part, x, ldx, w, b, m, vec_x, st, hout, hbf16);
 }
