@@ -960,7 +960,8 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * scales 16-byte aligned, and the driver's cuTensorMapEncodeTiled
  * (wgm_supported). Measured: kernels/dev/w4a16_notes.md, session 5. */
 
-/* BM: activation rows per block (the wgmma N side): 64 for M <= 64 (half the tensor work per tile where
+/* BM: activation rows per block (the wgmma N side): 16 for M <= 16 and 32 for M <= 32 (m64n16 / m64n32
+ * products: at M = 16 a 64-row tile spent 3/4 of its tensor time on padding rows), 64 for M <= 64 (half the tensor work per tile where
  * half of a 128-row tile would be padding), 128, or 256 for large M (branch wgmma-bm256, unmeasured):
  * then each warpgroup owns one m64 tile of weight rows instead of two (m64n256 products), a block 128
  * weight rows, and the dequantization per tensor FLOP halves. */
@@ -970,8 +971,9 @@ __host__ __device__ constexpr int wgm_ns(int bm) { return bm == 256 ? 1 : 2; } /
 __host__ __device__ constexpr int wgm_rbb(int bm) { return 8 * wgm_ns(bm); }  /* 16-row blocks per block */
 __host__ __device__ constexpr int wgm_bn(int bm) { return 16 * wgm_rbb(bm); } /* weight rows per block */
 __host__ __device__ constexpr int wgm_cb(int bm) { return 512 * wgm_rbb(bm); } /* code bytes per stage */
-/* 64-input tiles in smem: t, t + 1, in flight, t - 1 being released (5 at BM = 256: 38 KB stages) */
-__host__ __device__ constexpr int wgm_stages(int bm) { return bm == 256 ? 5 : 6; }
+/* 64-input tiles in smem: t, t + 1, in flight, t - 1 being released (5 at BM = 256: 38 KB stages; 8 at BM =
+ * 16 / 32, whose 12-14 KB stages are nearly all weight: more of it in flight, still two blocks per SM) */
+__host__ __device__ constexpr int wgm_stages(int bm) { return bm == 256 ? 5 : bm <= 32 ? 8 : 6; }
 /* bytes of x per stage (BM rows x 64 halves); a stage (x, codes, group words: 26 KB at BM = 128, 18 KB at
  * 64, 38 KB at 256, multiples of 1024 so that every stage's x is 1024-byte aligned); the dynamic shared
  * memory */
@@ -1021,6 +1023,24 @@ __device__ __forceinline__ void wgm_mma64(float *d, const uint32_t *a, uint64_t 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
 }
 
+/* the same with B of 16 x 32 (the m64n32 fragment: 16 fp32) */
+__device__ __forceinline__ void wgm_mma32(float *d, const uint32_t *a, uint64_t b, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %21, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15}, {%16, %17, %18, %19}, %20, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
+}
+
+/* the same with B of 16 x 16 (the m64n16 fragment: 8 fp32) */
+__device__ __forceinline__ void wgm_mma16(float *d, const uint32_t *a, uint64_t b, int acc) {
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n16k16.f32.f16.f16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, p, 1, 1, 0;\n}\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b), "r"(acc));
+}
+
 /* the same with B of 16 x 256 (the m64n256 fragment: 128 fp32) */
 __device__ __forceinline__ void wgm_mma256(float *d, const uint32_t *a, uint64_t b, int acc) {
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %133, 0;\n"
@@ -1032,7 +1052,9 @@ __device__ __forceinline__ void wgm_mma256(float *d, const uint32_t *a, uint64_t
 template <int BM> __device__ __forceinline__ void wgm_mma_bm(float *d, const uint32_t *a, uint64_t b, int acc) {
     if (BM == 256) wgm_mma256(d, a, b, acc);
     else if (BM == 128) wgm_mma(d, a, b, acc);
-    else wgm_mma64(d, a, b, acc);
+    else if (BM == 64) wgm_mma64(d, a, b, acc);
+    else if (BM == 32) wgm_mma32(d, a, b, acc);
+    else wgm_mma16(d, a, b, acc);
 }
 
 /* mbarriers and the tensor-memory accelerator (TMA). One "full" barrier per
@@ -1242,7 +1264,7 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
  * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
  * h = silu(gate) * up (lq_swiglu_cuda's formula) to hout (M, H), fp16 or bf16 (hbf16); y is not written. */
 template <bool SYM, bool G2, int BM, bool FUSE = false>
-__global__ void __launch_bounds__(256, 1)
+__global__ void __launch_bounds__(256, BM <= 32 ? 2 : 1) /* 16- / 32-row tiles: two blocks per SM (<= 128 registers) */
 w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
                    const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
                    const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
@@ -1898,29 +1920,52 @@ static int wgm_knob(void) {
     return v;
 }
 
+/* The smallest M that path 0 gives the wgmma kernel: LQ_W4A16_WGMMA_MIN_M, or LQ_W4A16_WGMMA_MIN=n (A/B knob for
+ * the M = 9..23 range, read once) */
+static int64_t wgm_min_m(void) {
+    static int64_t v = -1;
+    if (v < 0) {
+        const char *e = getenv("LQ_W4A16_WGMMA_MIN");
+        const long n = e ? atol(e) : 0;
+        v = n >= 1 ? (int64_t)n : (int64_t)LQ_W4A16_WGMMA_MIN_M;
+    }
+    return v;
+}
+
 /* x rows per block: 64 up to M = 64, 128 up to 128, 256 up to 256 (one tile of rows), 128 below 384, 256 from
  * there. H200, graph timing, the four Llama-3-8B shapes (bench/results/2026-12-01-h200-tail/call5): at M = 192
  * and 256 one 256-row tile beat two 128-row tiles on every shape (qkv M = 256 30.4 -> 26.9 us, o 24.9 -> 23.2,
  * gate_up 122.4 -> 103.6, down 60.8 -> 53.0); at M = 320 two 256-row tiles, the second mostly empty, lost on
  * three of four (gate_up 179.1 vs 220.7); at M = 384 256-row tiles were faster on qkv, o and down, slower on
  * gate_up (0.99x in sum: bench/results/2026-12-01-h200-wgmma-bm256/call1), and gate_up runs the SwiGLU
- * epilogue there. LQ_W4A16_WGMMA_BM=64|128|256 forces one for A/B runs (read once) */
+ * epilogue there. 16 / 32 rows at M <= 16 / 32: branch wgmma-n16, see w4a16_notes. LQ_W4A16_WGMMA_BM=16|32|64|128|256
+ * forces one for A/B runs (read once) */
 static int wgm_bm(int64_t m) {
     static int force = -1;
     if (force < 0) {
         const char *e = getenv("LQ_W4A16_WGMMA_BM");
         const int v = e ? atoi(e) : 0;
-        force = v == 64 || v == 128 || v == 256 ? v : 0;
+        force = v == 16 || v == 32 || v == 64 || v == 128 || v == 256 ? v : 0;
     }
     if (force) return force;
-    return m <= 64 ? 64 : m <= 128 ? 128 : m <= 256 ? 256 : m < 384 ? 128 : 256;
+    return m <= 16 ? 16 : m <= 32 ? 32 : m <= 64 ? 64 : m <= 128 ? 128 : m <= 256 ? 256 : m < 384 ? 128 : 256;
+}
+/* Blocks per SM the slice rule counts on: 2 for 16- / 32-row tiles (128 registers, ~100 KB of shared memory:
+ * two fit), else 1; LQ_W4A16_WGMMA_BPS=1|2 sets it for those tiles (A/B knob, read once) */
+static int64_t wgm_per_sm(int bm) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("LQ_W4A16_WGMMA_BPS");
+        v = e && atoi(e) == 1 ? 1 : 2;
+    }
+    return bm <= 32 ? v : 1;
 }
 /* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
  * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
 static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     const int bm = wgm_bm(m), rbb = wgm_rbb(bm);
     const int64_t blocks = (m + bm - 1) / bm * ((s->Np / 16 + rbb - 1) / rbb);
-    const int64_t KB = s->Kp / 64, sms = sm_count > 0 ? sm_count : 132;
+    const int64_t KB = s->Kp / 64, sms = (sm_count > 0 ? sm_count : 132) * wgm_per_sm(bm);
     int64_t ks = sms / (blocks > 0 ? blocks : 1);
     if (ks > 8) ks = 8;
     if (ks > KB / 8) ks = KB / 8;
@@ -2098,6 +2143,8 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
     switch (wgm_bm(m)) {
     case 256: return launch_wgmma_bm<256>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
     case 64: return launch_wgmma_bm<64>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    case 32: return launch_wgmma_bm<32>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    case 16: return launch_wgmma_bm<16>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
     default: return launch_wgmma_bm<128>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
     }
 }
@@ -2128,8 +2175,8 @@ extern "C" lq_status lq_w4a16_matmul_cuda(void *blas, float *y, const void *x, i
      * (within 4% of it at M = 4096) */
     const char *why = "";
     const int knob = automatic ? wgm_knob() : 0;
-    const int wg_try = path == 4 || (knob == 2 && m >= LQ_W4A16_WGMMA_MIN_M) ||
-                       (knob == 1 && m >= LQ_W4A16_WGMMA_MIN_M && m <= LQ_W4A16_WGMMA_MAX_M);
+    const int wg_try = path == 4 || (knob == 2 && m >= wgm_min_m()) ||
+                       (knob == 1 && m >= wgm_min_m() && m <= LQ_W4A16_WGMMA_MAX_M);
     const int wg_ok = wg_try && wgm_supported(lim, w, x, ldx, &why);
     if (automatic && wg_ok) path = 4;
     if (path == 4) {
@@ -2193,7 +2240,7 @@ extern "C" lq_status lq_w4a16_swiglu_cuda(void *blas, void *h, lq_dtype hdt, flo
     if (!lim) (void)cudaGetLastError();
     const int knob = wgm_knob();
     const char *why = "";
-    if (lim && m >= LQ_W4A16_WGMMA_MIN_M && (knob == 2 || (knob == 1 && m <= LQ_W4A16_WGMMA_MAX_M)) &&
+    if (lim && m >= wgm_min_m() && (knob == 2 || (knob == 1 && m <= LQ_W4A16_WGMMA_MAX_M)) &&
         m <= INT32_MAX / 2 && wgm_bm(m) == 256 && wgm_slices(s, m, sm_count) == 1 &&
         wgm_supported(lim, w, x, s->K, &why)) {
         int gdiv, gshift;

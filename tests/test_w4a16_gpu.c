@@ -361,7 +361,7 @@ static void test_w4a16_gpu_dequant_cublas_path(void **state) {
 }
 
 /* The wgmma kernel (path 4, sm_90; what auto picks above the fused limit there):
- * tails in M (tiles of 128 rows, 64 for M <= 64, 256 from M = 384), N (blocks of 256 weight
+ * tails in M (tiles of 128 rows, 16 / 32 / 64 for M <= 16 / 32 / 64, 256 from M = 384), N (blocks of 256 weight
  * rows, 128 with 256-row x tiles) and K (64-input tiles; K slices and their reduction where the output
  * tiles leave SMs idle), G = 32 (two groups per tile), 64, 128 and per
  * channel, symmetric and asymmetric, act-order, bias, ldx > K. What it refuses: K % 8 != 0, unaligned x,
@@ -388,6 +388,12 @@ static void test_w4a16_gpu_wgmma(void **state) {
         {512, 8960, 256, 128, 1, 0, 4, 1, 0, 0}, {100, 35840, 192, 64, 0, 0, 4, 0, 0, 0},
         {200, 17920, 192, 64, 0, 0, 4, 0, 0, 0},
         {64, 34560, 128, 32, 1, 0, 4, 1, 0, 0},
+        /* 16- and 32-row x tiles (M <= 16 / <= 32: m64n16 / m64n32 products, two blocks per SM): tails in M,
+           N and K, G = 32 / 64 / 128 / per channel, asymmetric, act-order, bias, ldx > K, K slices */
+        {16, 1000, 2048, 128, 1, 0, 4, 1, 0, 0}, {9, 520, 1088, 64, 0, 1, 4, 1, 1096, 0},
+        {12, 300, 9000, 32, 0, 0, 4, 0, 0, 0},   {32, 640, 512, 0, 1, 0, 4, 1, 0, 0},
+        {17, 200, 4096, 128, 0, 0, 4, 1, 0, 0},  {31, 384, 1040, 32, 1, 1, 4, 0, 1048, 0},
+        {16, 28672, 256, 128, 1, 0, 4, 0, 0, 0}, {2, 256, 4096, 64, 0, 0, 4, 1, 0, 0},
     };
     if (!lq_w4a16_wgmma_device()) {
         print_message("not an sm_90 device: path 4 must refuse\n");
@@ -409,7 +415,7 @@ static void test_w4a16_gpu_wgmma(void **state) {
  * clusters run at once; forced here with LQ_W4A16_WGMMA_CLUSTER=2 wherever they run at all) against the same
  * product with LQ_W4A16_WGMMA_CLUSTER=0 (partial sums in the workspace, then w4a16_small_reduce_kernel): the same
  * bits, both within the tolerance of the CPU reference. Tails in M and N, N % 4 != 0 (one output at a time),
- * bias, asymmetric, 2 to 8 slices, 64-, 128- and 256-row x tiles. */
+ * bias, asymmetric, 2 to 8 slices, 16-, 32-, 64-, 128- and 256-row x tiles. */
 static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
@@ -421,7 +427,9 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         int64_t M, N, K;
         int G, sym, bias;
     } cases[] = {{64, 1000, 2048, 128, 1, 1}, {40, 198, 4096, 64, 0, 0}, {129, 200, 4096, 128, 1, 1},
-                 {300, 520, 1024, 32, 0, 1},  {512, 1024, 4096, 128, 0, 0}, {400, 134, 2048, 128, 1, 1}};
+                 {300, 520, 1024, 32, 0, 1},  {512, 1024, 4096, 128, 0, 0}, {400, 134, 2048, 128, 1, 1},
+                 {16, 1000, 4096, 128, 1, 1}, {11, 198, 8192, 32, 0, 0},   {32, 300, 4096, 64, 0, 1},
+                 {24, 4096, 4096, 128, 1, 0}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const int64_t M = cases[c].M, N = cases[c].N, K = cases[c].K;
         lq_qweight q;

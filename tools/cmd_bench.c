@@ -91,7 +91,7 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
                         "            0 = per channel) next to cuBLAS fp16 in the same run: the small-M kernel\n"
                         "            (path 3) for M <= 64, the fused tensor-core path (1) for M <= 256 and\n"
                         "            dequantize + cuBLAS (2) for M >= 64 and, on sm_90, the wgmma kernel (4) for\n"
-                        "            M >= 16, each in its own column (0.0: not run); TB/s and the\n"
+                        "            M >= 8, each in its own column (0.0: not run); TB/s and the\n"
                         "            speedup use the fastest; TB/s counts the int4 codes, scales/zeros,\n"
                         "            activations and outputs\n";
 
@@ -224,7 +224,7 @@ static int bench_kernels(int argc, char **argv) {
                     static const int path[4] = {3, 1, 2, 4};
                     static const char *const key[4] = {"us_small_m", "us_fused", "us_dequant_cublas", "us_wgmma"};
                     const int have[4] = {M <= LQ_W4A16_SMALL_MAX_M, M <= 256, M >= 64,
-                                         M >= 16 && lq_w4a16_wgmma_device()};
+                                         M >= 8 && lq_w4a16_wgmma_device()};
                     lq_bench_timing tp[4] = {{0}};
                     double best = 1e300;
                     for (int k = 0; k < 4; k++) {
