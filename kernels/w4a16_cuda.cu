@@ -1950,15 +1950,19 @@ static int wgm_bm(int64_t m) {
     if (force) return force;
     return m <= 16 ? 16 : m <= 32 ? 32 : m <= 64 ? 64 : m <= 128 ? 128 : m <= 256 ? 256 : m < 384 ? 128 : 256;
 }
-/* Blocks per SM the slice rule counts on: 2 for 16- / 32-row tiles (128 registers, ~100 KB of shared memory:
- * two fit), else 1; LQ_W4A16_WGMMA_BPS=1|2 sets it for those tiles (A/B knob, read once) */
+/* Blocks per SM the slice rule counts on: 2 for 16-row tiles (128 registers, ~100 KB of shared memory: two
+ * fit), else 1. H200, M = 8..32, llama3 shapes (bench/results/2026-12-03-h200-s18/call2, two rounds): 16-row
+ * tiles counting 2 (more slices) qkv M = 12 8.6 vs 9.6-9.8 us, gate_up M = 16 26.7 vs 43.7; 32-row tiles
+ * counting 1 qkv M = 24 10.5 vs 13.7, gate_up 35.7 vs 42.6. LQ_W4A16_WGMMA_BPS=1|2 sets it for both tile
+ * sizes (A/B knob, read once). */
 static int64_t wgm_per_sm(int bm) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("LQ_W4A16_WGMMA_BPS");
-        v = e && atoi(e) == 1 ? 1 : 2;
+        v = e && (atoi(e) == 1 || atoi(e) == 2) ? atoi(e) : 0;
     }
-    return bm <= 32 ? v : 1;
+    if (bm > 32) return 1;
+    return v ? v : bm == 16 ? 2 : 1;
 }
 /* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
  * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
@@ -2048,7 +2052,11 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     cfg.blockDim = dim3(256), cfg.dynamicSmemBytes = (size_t)wgm_smem(BM), cfg.stream = st;
     int csum = 0;
     const int cknob = wgm_cluster_knob();
-    if (!FUSE && ks > 1 && ks <= 8 && cknob && lim->dev >= 0 && lim->dev < LQ_MAX_DEVICES) {
+    /* 16- / 32-row tiles (two blocks per SM fit) sum more than 2 slices through the workspace: their clusters of
+     * 4-8 pack onto half as many SMs (qkv M = 16, 8 slices: 13.2 us in clusters, 10.0 through the workspace;
+     * s18 call 2); pairs stay in clusters (gate_up M = 16 26.7 vs 28.7) */
+    if (!FUSE && ks > 1 && ks <= 8 && cknob && (BM > 32 || ks <= 2 || cknob == 2) && lim->dev >= 0 &&
+        lim->dev < LQ_MAX_DEVICES) {
         int *ok = &cluster_n[lim->dev][ks];
         if (*ok == 0) *ok = wgm_clusters_at_once(kern, cfg, dim3(grid.x, grid.y, (unsigned)ks), dim3(1, 1, (unsigned)ks));
         csum = cknob == 2 ? *ok > 0 : *ok >= (int64_t)grid.x * grid.y;
