@@ -77,11 +77,12 @@ extern "C" {
  * bench/results/2026-12-01-h200-wgmma-v2/call5, MAX_M from the 256-row
  * tiles' sweep, bench/results/2026-12-01-h200-wgmma-bm256/call1: faster than
  * dequantize + cuBLAS on all four shapes up to M = 2048; at 4096 within 4%
- * either way; kernels/dev/w4a16_notes.md). MIN_M 24 -> 12 with the 16- / 32-row
- * tiles (bench/results/2026-12-03-h200-s18/call2: at M = 12 qkv 8.6 vs 10.8 us,
- * o 7.5 vs 9.1, gate_up 26.6 vs 28.2, down 18.8 vs 17.9; at M = 8 the small-M
- * kernel wins gate_up 24.0 vs 26.5 and down 15.3 vs 17.9) */
-#define LQ_W4A16_WGMMA_MIN_M 12
+ * either way; kernels/dev/w4a16_notes.md). MIN_M stays 24 with the 16- / 32-row
+ * tiles: alone they beat the small-M kernel from M = 12 (qkv M = 12 8.6 vs 10.8
+ * us), but the W4 llama3-8b decode at batch 12 / 16 lost 3-11% with them
+ * (bench/results/2026-12-03-h200-s18/call4, three rounds); at batch 32 (32-row
+ * tiles) it gains 9-24% (call3). */
+#define LQ_W4A16_WGMMA_MIN_M 24
 #define LQ_W4A16_WGMMA_MAX_M 2048
 
 /* Sizes of a weight of N rows (outputs) and K inputs in the mma layout. */
