@@ -930,8 +930,8 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * wgmma as they are for mma.sync (each warp of a warpgroup holds 16 rows of
  * the m64 tile in the m16n8k16 A layout), so small_dequant feeds them as is.
  *
- * Block: 2 warpgroups (256 threads), BM = 128 rows of x (64 for M <= 64:
- * m64n64 products instead of m64n128); warpgroup g owns weight rows
+ * Block: 2 warpgroups (256 threads), BM = 128 rows of x (16 / 32 / 64 for M <= 16 / 32 / 64:
+ * m64n16 / n32 / n64 products instead of m64n128); warpgroup g owns weight rows
  * 128 g .. 128 g + 127 of the block's 256 as two m64 tiles (s = 0, 1);
  * warp w % 4 of the warpgroup holds row block 4 s + w % 4 of each. A
  * WGM_STAGES-deep ring of stages, filled by TMA copies that thread 0 issues, holds
