@@ -1157,7 +1157,7 @@ __device__ __forceinline__ float wgm_ld_cluster(uint32_t a) {
 /* FUSE: the tile is a gate|up tile (lq_w4a16_upload_swiglu: its 128 columns are 64 gate then 64 up values
  * of hidden units H0 ..): the sums become h = silu(gate) * up (lq_swiglu_cuda's formula), 8 units of a row
  * per thread, written to hout (M, H) with 16-byte stores, as the one-slice SwiGLU epilogue does */
-template <int BM, int NS, bool FUSE>
+template <int BM, int NS, bool FUSE, int NTH = 256>
 __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned char *sptr, float *__restrict__ y,
                                                 const float *__restrict__ bias, int M, int N, int m0, int n0, int tid,
                                                 int wg, int wi, int g8, int q, int ks, int r, void *__restrict__ hout,
@@ -1198,13 +1198,13 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
         constexpr int C4 = TN / 4, TOT = BM * C4;
         const int lo = (int)((int64_t)TOT * r / ks), hi = (int)((int64_t)TOT * (r + 1) / ks);
 #pragma unroll 1
-        for (int base = lo; base < hi; base += 256 * 8) {
+        for (int base = lo; base < hi; base += NTH * 8) {
             float4 acc[8];
             uint32_t off[8];
             bool ok[8];
 #pragma unroll
             for (int u = 0; u < 8; u++) {
-                const int v = base + u * 256 + tid, row = v / C4, c = 4 * (v % C4), m = m0 + row, n = n0 + c;
+                const int v = base + u * NTH + tid, row = v / C4, c = 4 * (v % C4), m = m0 + row, n = n0 + c;
                 ok[u] = v < hi && m < M && n < N;
                 off[u] = (uint32_t)((ok[u] ? row * LDS + c : 0) * 4);
                 acc[u] = ok[u] && bias ? make_float4(__ldg(bias + n), __ldg(bias + n + 1), __ldg(bias + n + 2),
@@ -1221,7 +1221,7 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
             }
 #pragma unroll
             for (int u = 0; u < 8; u++) {
-                const int v = base + u * 256 + tid, row = v / C4, c = 4 * (v % C4);
+                const int v = base + u * NTH + tid, row = v / C4, c = 4 * (v % C4);
                 if (ok[u]) *reinterpret_cast<float4 *>(y + (int64_t)(m0 + row) * N + n0 + c) = acc[u];
             }
         }
@@ -1229,13 +1229,13 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
         constexpr int TOT = BM * TN;
         const int lo = (int)((int64_t)TOT * r / ks), hi = (int)((int64_t)TOT * (r + 1) / ks);
 #pragma unroll 1
-        for (int base = lo; base < hi; base += 256 * 8) {
+        for (int base = lo; base < hi; base += NTH * 8) {
             float acc[8];
             uint32_t off[8];
             bool ok[8];
 #pragma unroll
             for (int u = 0; u < 8; u++) {
-                const int v = base + u * 256 + tid, row = v / TN, c = v % TN, m = m0 + row, n = n0 + c;
+                const int v = base + u * NTH + tid, row = v / TN, c = v % TN, m = m0 + row, n = n0 + c;
                 ok[u] = v < hi && m < M && n < N;
                 off[u] = (uint32_t)((ok[u] ? row * LDS + c : 0) * 4);
                 acc[u] = ok[u] && bias ? __ldg(bias + n) : 0.0f;
@@ -1250,7 +1250,7 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
             }
 #pragma unroll
             for (int u = 0; u < 8; u++) {
-                const int v = base + u * 256 + tid;
+                const int v = base + u * NTH + tid;
                 if (ok[u]) y[(int64_t)(m0 + v / TN) * N + n0 + v % TN] = acc[u];
             }
         }
@@ -1263,20 +1263,24 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
  * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
  * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
  * h = silu(gate) * up (lq_swiglu_cuda's formula) to hout (M, H), fp16 or bf16 (hbf16); y is not written. */
-template <bool SYM, bool G2, int BM, bool FUSE = false>
-__global__ void __launch_bounds__(256, BM <= 32 ? 2 : 1) /* 16- / 32-row tiles: two blocks per SM (<= 128 registers) */
+template <bool SYM, bool G2, int BM, bool FUSE = false, int WGS = 2>
+__global__ void __launch_bounds__(128 * WGS, BM <= 32 && WGS == 2 ? 2 : 1) /* 16- / 32-row tiles: two blocks per
+                                                                              SM (<= 128 registers) */
 w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid_constant__ CUtensorMap tx,
                    const __grid_constant__ CUtensorMap tq, const __grid_constant__ CUtensorMap ts,
                    const __grid_constant__ CUtensorMap tz, const float *__restrict__ bias, int M, int N, int KB, int ng,
                    int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H, int csum, int tail,
                    int mt) {
     static_assert(!FUSE || BM == 256, "the SwiGLU epilogue pairs the two warpgroups' m64 tiles of 256-row tiles");
+    static_assert(WGS == 2 || (WGS == 4 && wgm_ns(BM) == 2 && !FUSE), "4 warpgroups: one m64 tile each, same tile");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
     const uint32_t sbase = (sraw + 1023u) & ~1023u;
     unsigned char *sptr = smem_raw + (sbase - sraw);
-    constexpr int WGM_STAGES = wgm_stages(BM), NS = wgm_ns(BM);
+    /* WGS = 4 (BM = 64 / 128): the block's 16 row blocks in 4 warpgroups of one m64 tile each instead of 2 of
+     * two: the same tile, stages and copies, twice the warps (more of the dequantization latency hidden) */
+    constexpr int WGM_STAGES = wgm_stages(BM), NS = wgm_ns(BM) * 2 / WGS, NTH = 128 * WGS;
     /* the barriers after the stages: full[WGM_STAGES], then empty[WGM_STAGES] */
     const uint32_t fullb = sbase + WGM_STAGES * wgm_stage(BM), emptyb = fullb + 8 * WGM_STAGES;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
@@ -1304,7 +1308,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     if (tid == 0) {
         for (int i = 0; i < WGM_STAGES; i++) {
             mbar_init(fullb + 8 * i, 1);
-            mbar_init(emptyb + 8 * i, 8);
+            mbar_init(emptyb + 8 * i, 4 * WGS);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         for (int i = 0; i < PRE && i < nkb; i++) /* weights do not depend on the previous kernel */
@@ -1417,7 +1421,8 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     }
     const bool split = nz > 1;
     if (split && csum) { /* launched as clusters of the nz slices of one output tile (rank = slice) */
-        wgm_cluster_sum<BM, NS, false>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q, nz, bz, NULL, 0, 0, 0);
+        wgm_cluster_sum<BM, NS, false, NTH>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q, nz, bz, NULL, 0,
+                                            0, 0);
         return;
     }
     float *dst = split ? part + (int64_t)bz * M * N : y;
@@ -2031,14 +2036,14 @@ template <typename K> static int wgm_clusters_at_once(K *kern, cudaLaunchConfig_
  * where all the launch's clusters run at once on this device (cudaOccupancyMaxActiveClusters, asked once per
  * device and slice count; see wgm_cluster_knob), else their partial sums in part (NULL: not enough
  * workspace: one slice) and w4a16_small_reduce_kernel. */
-template <bool SYM, bool G2, int BM, bool FUSE = false>
+template <bool SYM, bool G2, int BM, bool FUSE = false, int WGS = 2>
 static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *part, const void *x, int64_t ldx,
                                 const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift, int ks,
                                 cudaStream_t st, void *hout = NULL, int hbf16 = 0) {
     static int optin[LQ_MAX_DEVICES]; /* per instantiation: the dynamic shared-memory limit, raised once per device */
     static int cluster_n[LQ_MAX_DEVICES][9]; /* [dev][ks]: clusters running at once; 0 not asked yet, -1 none */
     static int pairs[LQ_MAX_DEVICES];                 /* clusters of 2 running at once (0: not asked, -1: none) */
-    auto kern = w4a16_wgmma_kernel<SYM, G2, BM, FUSE>;
+    auto kern = w4a16_wgmma_kernel<SYM, G2, BM, FUSE, WGS>;
     LQ_CUDA_RET(lq_smem_optin(kern, lim->dev, (int)wgm_smem(BM), optin), "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
     const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64);
@@ -2049,7 +2054,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     at[0].val.programmaticStreamSerializationAllowed = 1;
     at[1].id = cudaLaunchAttributeClusterDimension;
     cudaLaunchConfig_t cfg = {};
-    cfg.blockDim = dim3(256), cfg.dynamicSmemBytes = (size_t)wgm_smem(BM), cfg.stream = st;
+    cfg.blockDim = dim3(128 * WGS), cfg.dynamicSmemBytes = (size_t)wgm_smem(BM), cfg.stream = st;
     int csum = 0;
     const int cknob = wgm_cluster_knob();
     /* 16- / 32-row tiles (two blocks per SM fit) sum more than 2 slices through the workspace: their clusters of
@@ -2124,15 +2129,37 @@ static bool wgm_groups(const lq_w4a16_shape *s, int *gdiv, int *gshift) {
     return g2;
 }
 
-/* launch_wgmma_t with symmetry and the half-tile group lookup chosen at run time */
+/* Warpgroups per block for 64- / 128-row x tiles (M = 33..128 and 257..383): 4 of one m64 tile each (512
+ * threads, 128 registers, no spills) rather than 2 of two (221 / 154 registers): the same tile, stages and
+ * copies, twice the warps to hide the dequantization's latency. H200, llama3 shapes, graph timing, two rounds
+ * in each of two calls (bench/results/2026-12-03-h200-s19/call1, call2): qkv M = 48 14.0 -> 13.3 us, 96
+ * 20.1 -> 18.7, 320 53.3 -> 50.5; o 96 15.1 -> 14.0; gate_up 128 58.8 -> 55.8; down 96 30.3 -> 28.8;
+ * gate_up M = 48 / 64 and down 64 tie (41.0 vs 41.3). LQ_W4A16_WGMMA_WGS=2 gives the two-warpgroup blocks
+ * (read at every call: an A/B knob the tests flip). */
+static int wgm_wgs(void) {
+    const char *e = getenv("LQ_W4A16_WGMMA_WGS");
+    return e && atoi(e) == 2 ? 2 : 4;
+}
+
+/* launch_wgmma_t with symmetry, the half-tile group lookup and (BM = 64 / 128) the warpgroups chosen at run
+ * time */
+template <int BM, int WGS>
+static lq_status launch_wgmma_bw(bool sym, bool g2, const lq_device_limits *lim, float *y, float *part, const void *x,
+                                 int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift,
+                                 int ks, cudaStream_t st) {
+    if (sym) return g2 ? launch_wgmma_t<true, true, BM, false, WGS>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+                       : launch_wgmma_t<true, false, BM, false, WGS>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    return g2 ? launch_wgmma_t<false, true, BM, false, WGS>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
+              : launch_wgmma_t<false, false, BM, false, WGS>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+}
 template <int BM>
 static lq_status launch_wgmma_bm(bool sym, bool g2, const lq_device_limits *lim, float *y, float *part, const void *x,
                                  int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift,
                                  int ks, cudaStream_t st) {
-    if (sym) return g2 ? launch_wgmma_t<true, true, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-                       : launch_wgmma_t<true, false, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    return g2 ? launch_wgmma_t<false, true, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st)
-              : launch_wgmma_t<false, false, BM>(lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    if constexpr (BM == 64 || BM == 128)
+        if (wgm_wgs() == 4)
+            return launch_wgmma_bw<BM, 4>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    return launch_wgmma_bw<BM, 2>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
 /* ws: the slices' partial sums when wgm_slices > 1, they cannot be summed in clusters and ws holds them; one

@@ -399,6 +399,12 @@ static void test_w4a16_gpu_wgmma(void **state) {
         print_message("not an sm_90 device: path 4 must refuse\n");
     } else {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(f, &cases[i]);
+        /* 64- / 128-row x tiles (M = 33..128, 257..383; 4 warpgroups of one m64 tile each by default) again
+           in 2 warpgroups of two (LQ_W4A16_WGMMA_WGS=2; the other tile sizes ignore the knob) */
+        setenv("LQ_W4A16_WGMMA_WGS", "2", 1);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            if (cases[i].M > 32 && cases[i].M < 384 && (cases[i].M <= 128 || cases[i].M > 256)) run_case(f, &cases[i]);
+        unsetenv("LQ_W4A16_WGMMA_WGS");
         /* auto with an unaligned x: dequantize + cuBLAS, same answer */
         const mcase un = {200, 256, 512, 128, 1, 0, 0, 0, 0, 1};
         run_case(f, &un);
@@ -415,7 +421,8 @@ static void test_w4a16_gpu_wgmma(void **state) {
  * clusters run at once; forced here with LQ_W4A16_WGMMA_CLUSTER=2 wherever they run at all) against the same
  * product with LQ_W4A16_WGMMA_CLUSTER=0 (partial sums in the workspace, then w4a16_small_reduce_kernel): the same
  * bits, both within the tolerance of the CPU reference. Tails in M and N, N % 4 != 0 (one output at a time),
- * bias, asymmetric, 2 to 8 slices, 16-, 32-, 64-, 128- and 256-row x tiles. */
+ * bias, asymmetric, 2 to 8 slices, 16-, 32-, 64-, 128- and 256-row x tiles; the 64- / 128-row ones in 4 and
+ * in 2 warpgroups (the same bits). */
 static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
@@ -435,10 +442,10 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         lq_qweight q;
         make_qweight(f, &q, N, K, cases[c].G, cases[c].sym, 0);
         float *x = malloc(sizeof(float) * (size_t)(M * K)), *b = malloc(sizeof(float) * (size_t)N);
-        float *want = malloc(sizeof(float) * (size_t)(M * N)), *got[2];
+        float *want = malloc(sizeof(float) * (size_t)(M * N)), *got[4];
         uint16_t *xh = malloc((size_t)(M * K) * 2);
-        got[0] = malloc(sizeof(float) * (size_t)(M * N)), got[1] = malloc(sizeof(float) * (size_t)(M * N));
-        assert_true(x && b && want && xh && got[0] && got[1]);
+        for (int r = 0; r < 4; r++) got[r] = malloc(sizeof(float) * (size_t)(M * N));
+        assert_true(x && b && want && xh && got[0] && got[1] && got[2] && got[3]);
         lq_test_fill(&f->seed, x, (size_t)(M * K), -2.0f, 2.0f);
         for (int64_t i = 0; i < M * K; i++) xh[i] = lq_f32_to_f16(x[i]), x[i] = lq_f16_to_f32(xh[i]);
         lq_test_fill(&f->seed, b, (size_t)N, -1.0f, 1.0f);
@@ -458,13 +465,18 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         OK(lq_w4a16_upload(parts, 1, dw, wbytes, &w));
         OK(lq_cuda_upload(dx, xh, (size_t)(M * K) * 2));
         OK(lq_cuda_upload(db, b, (size_t)N * 4));
-        for (int route = 0; route < 2; route++) { /* 0: cluster sum, 1: the reduction kernel */
-            setenv("LQ_W4A16_WGMMA_CLUSTER", route ? "0" : "2", 1);
+        /* 64- / 128-row x tiles: also in 2 warpgroups of two m64 tiles (LQ_W4A16_WGMMA_WGS=2; 4 of one by
+           default), the same bits */
+        const int wg4 = M > 32 && M < 384 && (M <= 128 || M > 256);
+        for (int route = 0; route < 2 + 2 * wg4; route++) { /* 0 / 2: cluster sum, 1 / 3: the reduction kernel */
+            setenv("LQ_W4A16_WGMMA_CLUSTER", route & 1 ? "0" : "2", 1);
+            if (route >= 2) setenv("LQ_W4A16_WGMMA_WGS", "2", 1);
             OK(lq_cuda_memset(dy, 0xFF, (size_t)(M * N) * 4)); /* NaN poison */
             OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, bp ? db : NULL, M, 4, f->sm, dws, wsb, f->stream));
             OK(lq_cuda_sync(f->stream));
             OK(lq_cuda_download(got[route], dy, (size_t)(M * N) * 4));
             unsetenv("LQ_W4A16_WGMMA_CLUSTER");
+            unsetenv("LQ_W4A16_WGMMA_WGS");
         }
         double num = 0, den = 0;
         for (int64_t i = 0; i < M * N; i++) {
@@ -477,9 +489,15 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
                       bp ? " bias" : "", rel, memcmp(got[0], got[1], (size_t)(M * N) * 4) ? "NOT" : "=");
         assert_true(rel <= 2e-3);
         assert_memory_equal(got[0], got[1], (size_t)(M * N) * 4);
+        if (wg4) { /* the same wgmma in the same order per output: 2 warpgroups give 4's bits */
+            print_message("    2 warpgroups: %s\n", memcmp(got[0], got[2], (size_t)(M * N) * 4) ||
+                                                          memcmp(got[1], got[3], (size_t)(M * N) * 4) ? "NOT =" : "=");
+            assert_memory_equal(got[0], got[2], (size_t)(M * N) * 4);
+            assert_memory_equal(got[1], got[3], (size_t)(M * N) * 4);
+        }
         lq_cuda_free(dw), lq_cuda_free(dws), lq_cuda_free(dx), lq_cuda_free(db), lq_cuda_free(dy);
         lq_qweight_free(&q);
-        free(x), free(b), free(want), free(xh), free(got[0]), free(got[1]);
+        free(x), free(b), free(want), free(xh), free(got[0]), free(got[1]), free(got[2]), free(got[3]);
     }
 }
 
