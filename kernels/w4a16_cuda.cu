@@ -933,7 +933,9 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
  * Block: 2 warpgroups (256 threads), BM = 128 rows of x (16 / 32 / 64 for M <= 16 / 32 / 64:
  * m64n16 / n32 / n64 products instead of m64n128); warpgroup g owns weight rows
  * 128 g .. 128 g + 127 of the block's 256 as two m64 tiles (s = 0, 1);
- * warp w % 4 of the warpgroup holds row block 4 s + w % 4 of each. A
+ * warp w % 4 of the warpgroup holds row block 4 s + w % 4 of each. 64- and
+ * 128-row tiles run in 4 warpgroups (512 threads, WGS = 4) by default, one
+ * m64 tile each (wgm_wgs: the same tile, twice the warps). A
  * WGM_STAGES-deep ring of stages, filled by TMA copies that thread 0 issues, holds
  * per 64-input tile: x (128 rows x 128 bytes, the 128-byte swizzle wgmma's
  * shared-memory descriptor describes), the codes of the 16 row blocks
