@@ -104,6 +104,12 @@ bench: $(BUILD)/lq
 # Dev tools of kernels/dev/ that have a target (the rest say their nvcc line at the top):
 # the decode attention's phase trace (kernels/dev/bench_attn_trace.cu: attention_cuda.cu built again with
 # LQ_ATTN_TRACE; needs a GPU to run).
+.PHONY: dev-w4-trace
+dev-w4-trace: $(BUILD)/dev/bench_w4_trace
+$(BUILD)/dev/bench_w4_trace: kernels/dev/bench_w4_trace.cu kernels/w4a16_cuda.cu $(BUILD)/liblq.a
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -o $@ $< $(BUILD)/liblq.a $(LDLIBS) -Xcompiler -fopenmp
+
 .PHONY: dev-attn-trace
 dev-attn-trace: $(BUILD)/dev/bench_attn_trace
 $(BUILD)/dev/bench_attn_trace: kernels/dev/bench_attn_trace.cu kernels/attention_cuda.cu $(BUILD)/liblq.a

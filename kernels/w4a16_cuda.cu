@@ -1265,6 +1265,39 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
  * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
  * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
  * h = silu(gate) * up (lq_swiglu_cuda's formula) to hout (M, H), fp16 or bf16 (hbf16); y is not written. */
+/* Phase stamps for kernels/dev/bench_w4_trace.cu, which includes this file with LQ_W4_TRACE defined: thread 0
+ * of every block of the wgmma kernel takes a ticket at entry (the launch = ticket / blocks: with PDL a launch's
+ * blocks enter only after all of the previous launch's have) and writes %globaltimer (ns) at each phase into
+ * lq_wg_trace, one row of WG_TRACE_N per (launch, block). Without LQ_W4_TRACE (every build of make) these are
+ * empty. */
+#define WG_TRACE_N 6 /* entry, after the PDL wait, tile 0 dequantized, the middle step, loop end, exit */
+#ifdef LQ_W4_TRACE
+__device__ unsigned long long *lq_wg_trace;
+__device__ unsigned int lq_wg_trace_seq;
+__device__ int lq_wg_trace_launches;
+__device__ __forceinline__ unsigned long long wg_gtime(void) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+#define WG_TRACE_INIT()                                                                                         \
+    unsigned long long *wg_tr = nullptr;                                                                        \
+    if (threadIdx.x == 0 && lq_wg_trace) {                                                                      \
+        const unsigned blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),                    \
+                       nblk = gridDim.x * gridDim.y * gridDim.z, tk = atomicAdd(&lq_wg_trace_seq, 1u);          \
+        if ((int)(tk / nblk) < lq_wg_trace_launches) wg_tr = lq_wg_trace + ((size_t)(tk / nblk) * nblk + blk) * WG_TRACE_N; \
+    }
+#define WG_TRACE(i)                                                                                             \
+    do {                                                                                                        \
+        if (wg_tr) wg_tr[i] = wg_gtime();                                                                       \
+    } while (0)
+#else
+#define WG_TRACE_INIT()
+#define WG_TRACE(i) \
+    do {            \
+    } while (0)
+#endif
+
 template <bool SYM, bool G2, int BM, bool FUSE = false, int WGS = 2>
 __global__ void __launch_bounds__(128 * WGS, BM <= 32 && WGS == 2 ? 2 : 1) /* 16- / 32-row tiles: two blocks per
                                                                               SM (<= 128 registers) */
@@ -1303,6 +1336,8 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
     const int kb0 = bz * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
     const CUtensorMap *ptx = &tx, *ptq = &tq, *pts = &ts, *ptz = &tz;
+    WG_TRACE_INIT();
+    WG_TRACE(0);
 
     /* stages 0 .. WGM_STAGES - 3 in the prologue; step t fills tile t + WGM_STAGES - 2 into the stage that
      * tile t - 2 left (every warp released it in its step t - 1) */
@@ -1318,6 +1353,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     }
     lq_pdl_trigger();
     lq_pdl_wait(); /* x is the previous kernel's output */
+    WG_TRACE(1);
     if (tid == 0)
         for (int i = 0; i < PRE && i < nkb; i++)
             wgm_produce<SYM, G2, BM>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 2);
@@ -1374,7 +1410,11 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         if (t + 1 < nkb) dequant(t + 1, nxt);
     };
     dequant(0, a[0]);
+    WG_TRACE(2);
     for (int t = 0; t < nkb; t += 2) { /* two tiles per trip: the fragment sets stay in fixed registers */
+#ifdef LQ_W4_TRACE
+        if (t == ((nkb / 2) & ~1)) WG_TRACE(3);
+#endif
         step(t, a[0], a[1]);
         if (t + 1 < nkb) step(t + 1, a[1], a[0]);
     }
@@ -1383,6 +1423,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     for (int s = 0; s < NS; s++)
 #pragma unroll
         for (int i = 0; i < BM / 2; i++) wgm_keep(d[s][i]);
+    WG_TRACE(4);
 
     /* accumulator fragment (per warp as mma's C): d[4 i + e] = weight row
      * 16 wi + g8 + 8 (e >> 1) of the m64 tile, x row 8 i + 2 q + (e & 1).
@@ -1391,6 +1432,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     if (FUSE && nz > 1) { /* a tail tile: its two slices summed in the cluster, then the SwiGLU */
         wgm_cluster_sum<BM, NS, FUSE>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q, nz, bz, hout, hbf16, H,
                                       by * 64);
+        WG_TRACE(5);
         return;
     }
     if constexpr (FUSE) {
@@ -1419,12 +1461,14 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
                         u[8] = {u0.x, u0.y, u0.z, u0.w, u1.x, u1.y, u1.z, u1.w};
             wgm_swiglu8(g, u, hout, hbf16, M, H, m, nh);
         }
+        WG_TRACE(5);
         return;
     }
     const bool split = nz > 1;
     if (split && csum) { /* launched as clusters of the nz slices of one output tile (rank = slice) */
         wgm_cluster_sum<BM, NS, false, NTH>(d, sptr, y, bias, M, N, m0, nb0 * 16, tid, wg, wi, g8, q, nz, bz, NULL, 0,
                                             0, 0);
+        WG_TRACE(5);
         return;
     }
     float *dst = split ? part + (int64_t)bz * M * N : y;
@@ -1444,6 +1488,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
                 }
         }
     }
+    WG_TRACE(5);
 #else
     __trap(); /* launched only on sm_90 (wgm_supported) */
 #endif
