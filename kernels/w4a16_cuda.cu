@@ -1261,10 +1261,6 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
 }
 #endif
 
-/* FUSE (BM = 256, one K slice, a weight from lq_w4a16_upload_swiglu): the epilogue is the SwiGLU. The
- * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
- * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
- * h = silu(gate) * up (lq_swiglu_cuda's formula) to hout (M, H), fp16 or bf16 (hbf16); y is not written. */
 /* Phase stamps for kernels/dev/bench_w4_trace.cu, which includes this file with LQ_W4_TRACE defined: thread 0
  * of every block of the wgmma kernel takes a ticket at entry (the launch = ticket / blocks: with PDL a launch's
  * blocks enter only after all of the previous launch's have) and writes %globaltimer (ns) at each phase into
@@ -1298,6 +1294,10 @@ __device__ __forceinline__ unsigned long long wg_gtime(void) {
     } while (0)
 #endif
 
+/* FUSE (BM = 256, one K slice, a weight from lq_w4a16_upload_swiglu): the epilogue is the SwiGLU. The
+ * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
+ * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
+ * h = silu(gate) * up (lq_swiglu_cuda's formula) to hout (M, H), fp16 or bf16 (hbf16); y is not written. */
 template <bool SYM, bool G2, int BM, bool FUSE = false, int WGS = 2>
 __global__ void __launch_bounds__(128 * WGS, BM <= 32 && WGS == 2 ? 2 : 1) /* 16- / 32-row tiles: two blocks per
                                                                               SM (<= 128 registers) */
