@@ -29,13 +29,8 @@
 #include <string.h>
 #include <vector>
 
-#include "bench_common.cuh" /* CK, LQ, fill_half, fill_float */
-
-static double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-}
+#define LQ_DEV_TRACE_TOOLS 1
+#include "bench_common.cuh" /* CK, LQ, fill_half, fill_float, dev_median, dev_graph_us */
 
 static void run_shape(int B, int C, int sm) {
     const int nh = 32, nkv = 8, hd = 128, kvd = nkv * hd;
@@ -82,19 +77,7 @@ static void run_shape(int B, int C, int sm) {
     for (int i = 0; i < R; i++) launch(i);
     CK(cudaStreamEndCapture(s, &g));
     CK(cudaGraphInstantiate(&ge, g, 0));
-    cudaEvent_t e0, e1;
-    CK(cudaEventCreate(&e0));
-    CK(cudaEventCreate(&e1));
-    std::vector<double> per;
-    for (int r = 0; r < 5; r++) {
-        CK(cudaEventRecord(e0, s));
-        CK(cudaGraphLaunch(ge, s));
-        CK(cudaEventRecord(e1, s));
-        CK(cudaEventSynchronize(e1));
-        float ms;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        per.push_back(ms * 1000.0 / R);
-    }
+    const double graph_us = dev_graph_us(ge, s, R, 5);
     CK(cudaMemsetAsync(tr, 0, sizeof(unsigned long long) * tr_n, s));
     CK(cudaGraphLaunch(ge, s));
     CK(cudaStreamSynchronize(s));
@@ -121,7 +104,7 @@ static void run_shape(int B, int C, int sm) {
             for (int b = 0; b < nblk; b++)
                 if (at(k, b, j)) v.push_back(((double)at(k, b, j) - t0[k]) * 1e-3);
             if (v.empty()) continue;
-            med[j].push_back(median(v));
+            med[j].push_back(dev_median(v));
             mxs[j].push_back(*std::max_element(v.begin(), v.end()));
         }
         period.push_back((t0[k + 1] - t0[k]) * 1e-3);
@@ -136,13 +119,13 @@ static void run_shape(int B, int C, int sm) {
         hand.push_back(((double)w1 - end[k]) * 1e-3);
     }
     printf("%d x %5d: %d splits, %d blocks, %d launches per graph; graph time per launch %.2f us (median of 5)\n", B, C,
-           ns, nblk, R, median(per));
+           ns, nblk, R, graph_us);
     printf("  us from the launch's first entry, median / max over its blocks:");
     for (int j = 0; j < DM_TRACE_N; j++)
-        if (!med[j].empty()) printf("  %s %.2f / %.2f", nm[j], median(med[j]), median(mxs[j]));
+        if (!med[j].empty()) printf("  %s %.2f / %.2f", nm[j], dev_median(med[j]), dev_median(mxs[j]));
     printf("\n  period %.2f us; end (last exit) %.2f; next launch's blocks in before that end %.0f of %d; its first "
            "wait return - end %.2f us\n",
-           median(period), median(endr), median(nextin), nblk, median(hand));
+           dev_median(period), dev_median(endr), dev_median(nextin), nblk, dev_median(hand));
     /* one launch: when blocks enter and leave, in 0.5 us bins from its t0 (previous launch's end marked) */
     const int k = R / 2, NB = 64;
     std::vector<int> hin(NB, 0), hout(NB, 0);
@@ -162,8 +145,6 @@ static void run_shape(int B, int C, int sm) {
     CK(cudaMemcpyToSymbol(lq_dm_trace, &z, sizeof z));
     CK(cudaGraphExecDestroy(ge));
     CK(cudaGraphDestroy(g));
-    CK(cudaEventDestroy(e0));
-    CK(cudaEventDestroy(e1));
     CK(cudaStreamDestroy(s));
     CK(cudaFree(kv));
     CK(cudaFree(q));

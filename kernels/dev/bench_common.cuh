@@ -58,4 +58,34 @@ extern "C" lq_status lq_attention_decode_simt_cuda(void *out, const float *q, in
                                                    const int32_t *pos, int n_heads, int n_kv, int hd, int window,
                                                    int n_splits, void *workspace, void *stream);
 
+
+/* The trace tools' shared pieces (bench_attn_trace.cu, bench_w4_trace.cu; they include <vector> and
+ * <algorithm> first): the median of a list, and the graph time per launch of a captured graph of R launches
+ * (median of `reps` replays, us). */
+#ifdef LQ_DEV_TRACE_TOOLS
+static double dev_median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+static double dev_graph_us(cudaGraphExec_t ge, cudaStream_t s, int R, int reps) {
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+    std::vector<double> per;
+    for (int r = 0; r < reps; r++) {
+        CK(cudaEventRecord(e0, s));
+        CK(cudaGraphLaunch(ge, s));
+        CK(cudaEventRecord(e1, s));
+        CK(cudaEventSynchronize(e1));
+        float ms;
+        CK(cudaEventElapsedTime(&ms, e0, e1));
+        per.push_back(ms * 1000.0 / R);
+    }
+    CK(cudaEventDestroy(e0));
+    CK(cudaEventDestroy(e1));
+    return dev_median(per);
+}
+#endif
+
 #endif

@@ -31,7 +31,8 @@
 #include <string.h>
 #include <vector>
 
-#include "bench_common.cuh" /* CK, LQ, fill_half */
+#define LQ_DEV_TRACE_TOOLS 1
+#include "bench_common.cuh" /* CK, LQ, fill_half, dev_median, dev_graph_us */
 
 __global__ void trace_fill_u32(uint32_t *p, size_t n, uint64_t seed) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -47,12 +48,6 @@ __global__ void trace_fill_scales(__half *p, size_t n, uint64_t seed) {
         z ^= z >> 31;
         p[i] = __float2half(0.001f + 0.01f * (float)(z & 0xFFFF) / 65536.0f);
     }
-}
-
-static double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
 }
 
 static void run_shape(const char *name, int N, int K, int M, int sm) {
@@ -116,19 +111,10 @@ static void run_shape(const char *name, int N, int K, int M, int sm) {
     for (int i = 0; i < R; i++) launch(i);
     CK(cudaStreamEndCapture(st, &g));
     CK(cudaGraphInstantiate(&ge, g, 0));
+    const double graph_us = dev_graph_us(ge, st, R, 5); /* untraced replays */
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
-    std::vector<double> per;
-    for (int r = 0; r < 5; r++) { /* untraced replays: the graph time */
-        CK(cudaEventRecord(e0, st));
-        CK(cudaGraphLaunch(ge, st));
-        CK(cudaEventRecord(e1, st));
-        CK(cudaEventSynchronize(e1));
-        float ms;
-        CK(cudaEventElapsedTime(&ms, e0, e1));
-        per.push_back(ms * 1000.0 / R);
-    }
     CK(cudaMemset(tr, 0, sizeof(unsigned long long) * tr_n));
     CK(cudaMemcpyToSymbol(lq_wg_trace, &tr, sizeof tr));
     CK(cudaMemcpyToSymbol(lq_wg_trace_launches, &R, sizeof R));
@@ -163,13 +149,13 @@ static void run_shape(const char *name, int N, int K, int M, int sm) {
             for (unsigned b = 0; b < nblk; b++)
                 if (at(k, b, j)) v.push_back(((double)at(k, b, j) - t0[(size_t)k]) * 1e-3);
             if (v.empty()) continue;
-            med[(size_t)j].push_back(median(v));
+            med[(size_t)j].push_back(dev_median(v));
             mxs[(size_t)j].push_back(*std::max_element(v.begin(), v.end()));
         }
         std::vector<double> sv;
         for (unsigned b = 0; b < nblk; b++)
             if (at(k, b, 2) && at(k, b, 4)) sv.push_back(((double)at(k, b, 4) - (double)at(k, b, 2)) * 1e-3);
-        step_us.push_back(median(sv) / (steps > 1 ? steps - 1 : 1));
+        step_us.push_back(dev_median(sv) / (steps > 1 ? steps - 1 : 1));
         period.push_back((t0[(size_t)k + 1] - t0[(size_t)k]) * 1e-3);
         endr.push_back((end[(size_t)k] - t0[(size_t)k]) * 1e-3);
         int early = 0;
@@ -183,13 +169,13 @@ static void run_shape(const char *name, int N, int K, int M, int sm) {
     }
     printf("%-8s N %5d K %5d M %4d: x tile %d rows, %d slice(s) of %d steps, %u blocks, %d launches; graph %.2f us "
            "per launch (traced replay %.2f)\n",
-           name, N, K, M, wgm_bm(M), ks, steps, nblk, R, median(per), tms * 1000.0 / R);
+           name, N, K, M, wgm_bm(M), ks, steps, nblk, R, graph_us, tms * 1000.0 / R);
     printf("  us from the launch's first entry, median / max over its blocks:");
     for (int j = 0; j < WG_TRACE_N; j++)
-        if (!med[(size_t)j].empty()) printf("  %s %.2f / %.2f", nm[j], median(med[(size_t)j]), median(mxs[(size_t)j]));
+        if (!med[(size_t)j].empty()) printf("  %s %.2f / %.2f", nm[j], dev_median(med[(size_t)j]), dev_median(mxs[(size_t)j]));
     printf("\n  per step (tile0 .. loop) %.3f us; period %.2f; end %.2f; next launch's blocks in before the end %.0f "
            "of %u; its first wait return - end %.2f us\n",
-           median(step_us), median(period), median(endr), median(nextin), nblk, median(hand));
+           dev_median(step_us), dev_median(period), dev_median(endr), dev_median(nextin), nblk, dev_median(hand));
     CK(cudaGraphExecDestroy(ge));
     CK(cudaGraphDestroy(g));
     CK(cudaEventDestroy(e0));
