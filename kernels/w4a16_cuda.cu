@@ -834,6 +834,50 @@ __global__ void w4a16_small_reduce_kernel(float *__restrict__ y, const float *__
     y[i] = sum;
 }
 
+/* w4a16_small_reduce_kernel four outputs per thread (N % 4 == 0, y / part / bias 16-byte aligned): float4
+ * loads, up to 8 slices' loads in flight before the adds; the same adds in the same order (the same bits). */
+__global__ void w4a16_small_reduce4_kernel(float4 *__restrict__ y, const float4 *__restrict__ part,
+                                           const float4 *__restrict__ bias, int M, int N4, int KS) {
+    lq_pdl_trigger();
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, MN4 = (int64_t)M * N4;
+    lq_pdl_wait();
+    if (i >= MN4) return;
+    float4 s = bias ? bias[i % N4] : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    for (int k0 = 0; k0 < KS; k0 += 8) {
+        float4 p[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (k0 + k < KS) p[k] = __ldg(part + (int64_t)(k0 + k) * MN4 + i);
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (k0 + k < KS) s.x += p[k].x, s.y += p[k].y, s.z += p[k].z, s.w += p[k].w;
+    }
+    y[i] = s;
+}
+
+/* y (M, N) = bias + the KS slices of part [KS][M][N], in slice order. Four outputs per thread above 64K
+ * outputs (where the shapes and pointers allow), one at or below: H200, llama3 shapes, same-run A/B in two
+ * calls (bench/results/2026-12-03-h200-s20, calls 2 and 3): four won qkv M = 16 (98K outputs) 10.0 -> 8.9
+ * us, qkv M = 64 14.4 -> 13.4, qkv 128 20.8 -> 19.2, o 256 22.8 -> 20.4; at 32K-64K outputs (o M = 16,
+ * down M = 8 / 16) one was 0.2-0.6 us faster (threads per block 64 / 128 / 256: no difference).
+ * LQ_W4A16_REDUCE4=0: always one (A/B knob, read on every call). */
+static lq_status launch_small_reduce(int pdl, float *y, const float *part, const float *b, int64_t m, int64_t n,
+                                     int ks, cudaStream_t st, const char *what) {
+    const char *e = getenv("LQ_W4A16_REDUCE4");
+    const bool v4 = !(e && e[0] == '0') && m * n > 65536 && n % 4 == 0 &&
+                    (((uintptr_t)y | (uintptr_t)part | (uintptr_t)(b ? b : y)) & 15) == 0;
+    if (v4)
+        LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce4_kernel, dim3(lq_blocks(m * n / 4, 256)), dim3(256), 0,
+                                     st, (float4 *)y, (const float4 *)part, (const float4 *)b, (int)m, (int)(n / 4),
+                                     ks),
+                    what);
+    else
+        LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * n, 256)), dim3(256), 0, st, y,
+                                     part, b, (int)m, (int)n, ks),
+                    what);
+    return LQ_OK;
+}
+
 /* ---------------- dequantization to fp16 (the large-M path) ---------------- */
 
 /* One block per (16-row block nb, DQ_TILES consecutive 64-input tiles): each
@@ -1268,6 +1312,9 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
  * empty. */
 #define WG_TRACE_N 6 /* entry, after the PDL wait, tile 0 dequantized, the middle step, loop end, exit */
 #ifdef LQ_W4_TRACE
+/* the last launch's route (host side): slices, summed in clusters (1) or the workspace (0), clusters of ks
+ * that run at once (-1: none / not asked), tiles */
+static int lq_wg_route[4];
 __device__ unsigned long long *lq_wg_trace;
 __device__ unsigned int lq_wg_trace_seq;
 __device__ int lq_wg_trace_launches;
@@ -1839,9 +1886,8 @@ static lq_status launch_small_k(const lq_device_limits *lim, const small_plan &p
                                  p.gdiv, p.gshift, p.B, p.S, p.KT, vec_x, hout, hbf16),
                 "launch w4a16_small_m_kernel");
     if (p.KS > 1)
-        LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
-                                     y, (const float *)part, b, (int)m, (int)s->N, p.KS),
-                    "launch w4a16_small_reduce_kernel");
+        LQ_FORWARD(launch_small_reduce(pdl, y, (const float *)part, b, m, s->N, p.KS, st,
+                                       "launch w4a16_small_reduce_kernel"));
     return LQ_OK;
 }
 
@@ -2022,7 +2068,12 @@ static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     const int bm = wgm_bm(m), rbb = wgm_rbb(bm);
     const int64_t blocks = (m + bm - 1) / bm * ((s->Np / 16 + rbb - 1) / rbb);
     const int64_t KB = s->Kp / 64, sms = (sm_count > 0 ? sm_count : 132) * wgm_per_sm(bm);
-    int64_t ks = sms / (blocks > 0 ? blocks : 1);
+    static int force = -1; /* LQ_W4A16_WGMMA_KS=1..8: that many slices (A/B knob, read once) */
+    if (force < 0) {
+        const char *e = getenv("LQ_W4A16_WGMMA_KS");
+        force = e && atoi(e) >= 1 && atoi(e) <= 8 ? atoi(e) : 0;
+    }
+    int64_t ks = force ? force : sms / (blocks > 0 ? blocks : 1);
     if (ks > 8) ks = 8;
     if (ks > KB / 8) ks = KB / 8;
     if (ks < 1) ks = 1;
@@ -2156,13 +2207,16 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     } else {
         cfg.numAttrs = pdl ? 1 : 0;
     }
+#ifdef LQ_W4_TRACE
+    lq_wg_route[0] = ks, lq_wg_route[1] = csum, lq_wg_route[2] = ks > 1 && ks <= 8 ? cluster_n[lim->dev][ks] : 0;
+    lq_wg_route[3] = (int)tiles;
+#endif
     LQ_CUDA_RET(cudaLaunchKernelEx(&cfg, kern, y, part, tx, tq, ts, tz, b, (int)m, (int)s->N, KB, (int)s->n_groups,
                                    gdiv, gshift, KT, hout, hbf16, (int)(s->N / 2), csum, tail, (int)grid.x),
                 "launch w4a16_wgmma_kernel");
     if (!FUSE && ks > 1 && !csum)
-        LQ_CUDA_RET(lq_launch_pdl_if(pdl, w4a16_small_reduce_kernel, dim3(lq_blocks(m * s->N, 256)), dim3(256), 0, st,
-                                     y, (const float *)part, b, (int)m, (int)s->N, ks),
-                    "launch w4a16_small_reduce_kernel (wgmma slices)");
+        LQ_FORWARD(launch_small_reduce(pdl, y, (const float *)part, b, m, s->N, ks, st,
+                                       "launch w4a16_small_reduce_kernel (wgmma slices)"));
     return LQ_OK;
 }
 

@@ -422,7 +422,7 @@ static void test_w4a16_gpu_wgmma(void **state) {
  * product with LQ_W4A16_WGMMA_CLUSTER=0 (partial sums in the workspace, then w4a16_small_reduce_kernel): the same
  * bits, both within the tolerance of the CPU reference. Tails in M and N, N % 4 != 0 (one output at a time),
  * bias, asymmetric, 2 to 8 slices, 16-, 32-, 64-, 128- and 256-row x tiles; the 64- / 128-row ones in 4 and
- * in 2 warpgroups (the same bits). */
+ * in 2 warpgroups (the same bits); the reduction kernel four outputs per thread and one (the same bits). */
 static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
     fixture *f = *state;
     NEED_GPU(f);
@@ -442,10 +442,10 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         lq_qweight q;
         make_qweight(f, &q, N, K, cases[c].G, cases[c].sym, 0);
         float *x = malloc(sizeof(float) * (size_t)(M * K)), *b = malloc(sizeof(float) * (size_t)N);
-        float *want = malloc(sizeof(float) * (size_t)(M * N)), *got[4];
+        float *want = malloc(sizeof(float) * (size_t)(M * N)), *got[5];
         uint16_t *xh = malloc((size_t)(M * K) * 2);
-        for (int r = 0; r < 4; r++) got[r] = malloc(sizeof(float) * (size_t)(M * N));
-        assert_true(x && b && want && xh && got[0] && got[1] && got[2] && got[3]);
+        for (int r = 0; r < 5; r++) got[r] = malloc(sizeof(float) * (size_t)(M * N));
+        assert_true(x && b && want && xh && got[0] && got[1] && got[2] && got[3] && got[4]);
         lq_test_fill(&f->seed, x, (size_t)(M * K), -2.0f, 2.0f);
         for (int64_t i = 0; i < M * K; i++) xh[i] = lq_f32_to_f16(x[i]), x[i] = lq_f16_to_f32(xh[i]);
         lq_test_fill(&f->seed, b, (size_t)N, -1.0f, 1.0f);
@@ -468,15 +468,20 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         /* 64- / 128-row x tiles: also in 2 warpgroups of two m64 tiles (LQ_W4A16_WGMMA_WGS=2; 4 of one by
            default), the same bits */
         const int wg4 = M > 32 && M < 384 && (M <= 128 || M > 256);
-        for (int route = 0; route < 2 + 2 * wg4; route++) { /* 0 / 2: cluster sum, 1 / 3: the reduction kernel */
-            setenv("LQ_W4A16_WGMMA_CLUSTER", route & 1 ? "0" : "2", 1);
-            if (route >= 2) setenv("LQ_W4A16_WGMMA_WGS", "2", 1);
+        /* route 4: the reduction kernel one output per thread (LQ_W4A16_REDUCE4=0; four above 64K outputs
+           where N % 4 == 0) */
+        for (int route = 0; route < 5; route++) { /* 0 / 2: cluster sum, 1 / 3: the reduction kernel */
+            if (route >= 2 && route < 4 && !wg4) continue;
+            setenv("LQ_W4A16_WGMMA_CLUSTER", route & 1 || route == 4 ? "0" : "2", 1);
+            if (route >= 2 && route < 4) setenv("LQ_W4A16_WGMMA_WGS", "2", 1);
+            if (route == 4) setenv("LQ_W4A16_REDUCE4", "0", 1);
             OK(lq_cuda_memset(dy, 0xFF, (size_t)(M * N) * 4)); /* NaN poison */
             OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, bp ? db : NULL, M, 4, f->sm, dws, wsb, f->stream));
             OK(lq_cuda_sync(f->stream));
             OK(lq_cuda_download(got[route], dy, (size_t)(M * N) * 4));
             unsetenv("LQ_W4A16_WGMMA_CLUSTER");
             unsetenv("LQ_W4A16_WGMMA_WGS");
+            unsetenv("LQ_W4A16_REDUCE4");
         }
         double num = 0, den = 0;
         for (int64_t i = 0; i < M * N; i++) {
@@ -489,6 +494,9 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
                       bp ? " bias" : "", rel, memcmp(got[0], got[1], (size_t)(M * N) * 4) ? "NOT" : "=");
         assert_true(rel <= 2e-3);
         assert_memory_equal(got[0], got[1], (size_t)(M * N) * 4);
+        print_message("    reduction one output per thread: %s\n",
+                      memcmp(got[1], got[4], (size_t)(M * N) * 4) ? "NOT =" : "=");
+        assert_memory_equal(got[1], got[4], (size_t)(M * N) * 4);
         if (wg4) { /* the same wgmma in the same order per output: 2 warpgroups give 4's bits */
             print_message("    2 warpgroups: %s\n", memcmp(got[0], got[2], (size_t)(M * N) * 4) ||
                                                           memcmp(got[1], got[3], (size_t)(M * N) * 4) ? "NOT =" : "=");
@@ -497,7 +505,7 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         }
         lq_cuda_free(dw), lq_cuda_free(dws), lq_cuda_free(dx), lq_cuda_free(db), lq_cuda_free(dy);
         lq_qweight_free(&q);
-        free(x), free(b), free(want), free(xh), free(got[0]), free(got[1]), free(got[2]), free(got[3]);
+        free(x), free(b), free(want), free(xh), free(got[0]), free(got[1]), free(got[2]), free(got[3]), free(got[4]);
     }
 }
 

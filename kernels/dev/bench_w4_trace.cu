@@ -170,6 +170,9 @@ static void run_shape(const char *name, int N, int K, int M, int sm) {
     printf("%-8s N %5d K %5d M %4d: x tile %d rows, %d slice(s) of %d steps, %u blocks, %d launches; graph %.2f us "
            "per launch (traced replay %.2f)\n",
            name, N, K, M, wgm_bm(M), ks, steps, nblk, R, graph_us, tms * 1000.0 / R);
+    printf("  route: %d slice(s) summed %s; clusters of %d at once %d, tiles %d\n", lq_wg_route[0],
+           lq_wg_route[0] < 2 ? "-" : lq_wg_route[1] ? "in clusters" : "by the reduction kernel", lq_wg_route[0],
+           lq_wg_route[2], lq_wg_route[3]);
     printf("  us from the launch's first entry, median / max over its blocks:");
     for (int j = 0; j < WG_TRACE_N; j++)
         if (!med[(size_t)j].empty()) printf("  %s %.2f / %.2f", nm[j], dev_median(med[(size_t)j]), dev_median(mxs[(size_t)j]));
