@@ -1014,9 +1014,11 @@ w4a16_dequant_kernel(__half *__restrict__ out, const uint4 *__restrict__ qw, con
 #define WGM_GB 1024 /* scale (or zero) words per stage: [2 groups][16 row blocks][8] x 4 bytes (8 row blocks:
                        half of each group's 512 bytes used) */
 __host__ __device__ constexpr int wgm_ns(int bm) { return bm == 256 ? 1 : 2; } /* m64 tiles per warpgroup */
-__host__ __device__ constexpr int wgm_rbb(int bm) { return 8 * wgm_ns(bm); }  /* 16-row blocks per block */
-__host__ __device__ constexpr int wgm_bn(int bm) { return 16 * wgm_rbb(bm); } /* weight rows per block */
-__host__ __device__ constexpr int wgm_cb(int bm) { return 512 * wgm_rbb(bm); } /* code bytes per stage */
+/* 16-row blocks per block: 8 (256-row x tiles), 16, or 12 with 3 warpgroups of one m64 tile (64- / 128-row x
+ * tiles, LQ_W4A16_WGMMA_WGS=3: 192 weight rows, so that qkv's 6144 rows make 32 tiles instead of 24 / 48) */
+__host__ __device__ constexpr int wgm_rbb(int bm, int wgs = 2) { return bm == 256 ? 8 : wgs == 3 ? 12 : 16; }
+__host__ __device__ constexpr int wgm_bn(int bm, int wgs = 2) { return 16 * wgm_rbb(bm, wgs); } /* weight rows */
+__host__ __device__ constexpr int wgm_cb(int bm, int wgs = 2) { return 512 * wgm_rbb(bm, wgs); } /* code bytes per stage */
 /* 64-input tiles in smem: t, t + 1, in flight, t - 1 being released (5 at BM = 256: 38 KB stages; 8 at BM =
  * 16 / 32, whose 12-14 KB stages are nearly all weight: more of it in flight, still two blocks per SM) */
 __host__ __device__ constexpr int wgm_stages(int bm) { return bm == 256 ? 5 : bm <= 32 ? 8 : 6; }
@@ -1024,9 +1026,9 @@ __host__ __device__ constexpr int wgm_stages(int bm) { return bm == 256 ? 5 : bm
  * 64, 38 KB at 256, multiples of 1024 so that every stage's x is 1024-byte aligned); the dynamic shared
  * memory */
 __host__ __device__ constexpr int wgm_xb(int bm) { return bm * 128; }
-__host__ __device__ constexpr int wgm_stage(int bm) { return wgm_xb(bm) + wgm_cb(bm) + 2 * WGM_GB; }
-__host__ __device__ constexpr int wgm_smem(int bm) {
-    return wgm_stages(bm) * wgm_stage(bm) + 1024 + 16 * wgm_stages(bm);
+__host__ __device__ constexpr int wgm_stage(int bm, int wgs = 2) { return wgm_xb(bm) + wgm_cb(bm, wgs) + 2 * WGM_GB; }
+__host__ __device__ constexpr int wgm_smem(int bm, int wgs = 2) {
+    return wgm_stages(bm) * wgm_stage(bm, wgs) + 1024 + 16 * wgm_stages(bm);
 }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -1140,28 +1142,28 @@ __device__ __forceinline__ void tma_2d(uint32_t dst, const CUtensorMap *map, int
 
 /* Bytes a stage's TMA copies bring: x tile, codes, group words (scales, zeros when asymmetric; two groups
  * per tile when G2) */
-template <bool SYM, bool G2, int BM> __host__ __device__ constexpr uint32_t wgm_tx() {
-    return (uint32_t)(wgm_xb(BM) + wgm_cb(BM) + 32 * wgm_rbb(BM) * (G2 ? 2 : 1) * (SYM ? 1 : 2));
+template <bool SYM, bool G2, int BM, int WGS = 2> __host__ __device__ constexpr uint32_t wgm_tx() {
+    return (uint32_t)(wgm_xb(BM) + wgm_cb(BM, WGS) + 32 * wgm_rbb(BM, WGS) * (G2 ? 2 : 1) * (SYM ? 1 : 2));
 }
 
 /* Thread 0: the TMA copies of tile kb into stage slot `slot` (x rows m0.., 128-byte swizzled by the tensor
  * map; the codes of row blocks nb0 .. nb0 + 15; their group words). Rows past M / N and inputs past K come
  * back as zeros. `what`: 1 the weight copies (codes, group words) with the stage's expect_tx, 2 the x copy,
  * 3 both — the prologue issues them apart (the weight before the PDL wait, x after it). */
-template <bool SYM, bool G2, int BM>
+template <bool SYM, bool G2, int BM, int WGS = 2>
 __device__ __forceinline__ void wgm_produce(uint32_t sbase, uint32_t bars, int slot, int kb, int m0, int nb0,
                                             const CUtensorMap *tx, const CUtensorMap *tq, const CUtensorMap *ts,
                                             const CUtensorMap *tz, int ng, int gdiv, int gshift, int what) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    const uint32_t st = sbase + (uint32_t)slot * wgm_stage(BM), full = bars + 8u * (uint32_t)slot;
+    const uint32_t st = sbase + (uint32_t)slot * wgm_stage(BM, WGS), full = bars + 8u * (uint32_t)slot;
     if (what & 1) {
-        mbar_expect(full, wgm_tx<SYM, G2, BM>());
+        mbar_expect(full, wgm_tx<SYM, G2, BM, WGS>());
         tma_2d(st + wgm_xb(BM), tq, kb * 128, nb0, full);
 #pragma unroll
         for (int h = 0; h < (G2 ? 2 : 1); h++) {
             const int g = G2 ? small_group(2 * kb + h, gdiv, gshift, ng) : small_group(kb, gdiv, gshift, ng);
-            tma_2d(st + wgm_xb(BM) + wgm_cb(BM) + 512 * h, ts, nb0 * 8, g, full);
-            if (!SYM) tma_2d(st + wgm_xb(BM) + wgm_cb(BM) + WGM_GB + 512 * h, tz, nb0 * 8, g, full);
+            tma_2d(st + wgm_xb(BM) + wgm_cb(BM, WGS) + 512 * h, ts, nb0 * 8, g, full);
+            if (!SYM) tma_2d(st + wgm_xb(BM) + wgm_cb(BM, WGS) + WGM_GB + 512 * h, tz, nb0 * 8, g, full);
         }
     }
     if (what & 2) tma_2d(st, tx, kb * 64, m0, full);
@@ -1208,8 +1210,8 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
                                                 const float *__restrict__ bias, int M, int N, int m0, int n0, int tid,
                                                 int wg, int wi, int g8, int q, int ks, int r, void *__restrict__ hout,
                                                 int hbf16, int H, int H0) {
-    constexpr int TN = wgm_bn(BM), LDS = TN + 4;
-    static_assert(BM * LDS * 4 <= wgm_stages(BM) * wgm_stage(BM), "the partial tile fits in the stages");
+    constexpr int TN = wgm_bn(BM, NTH / 128), LDS = TN + 4;
+    static_assert(BM * LDS * 4 <= wgm_stages(BM) * wgm_stage(BM, NTH / 128), "the partial tile fits in the stages");
     float *own = reinterpret_cast<float *>(sptr);
     __syncthreads(); /* the stages are free: the other warpgroup's last wgmma may still have been reading them */
 #pragma unroll
@@ -1354,7 +1356,8 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
                    int gdiv, int gshift, int KT, void *__restrict__ hout, int hbf16, int H, int csum, int tail,
                    int mt) {
     static_assert(!FUSE || BM == 256, "the SwiGLU epilogue pairs the two warpgroups' m64 tiles of 256-row tiles");
-    static_assert(WGS == 2 || (WGS == 4 && wgm_ns(BM) == 2 && !FUSE), "4 warpgroups: one m64 tile each, same tile");
+    static_assert(WGS == 2 || ((WGS == 4 || WGS == 3) && wgm_ns(BM) == 2 && !FUSE),
+                  "3 or 4 warpgroups: one m64 tile each (64- / 128-row x tiles)");
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
     extern __shared__ __align__(16) unsigned char smem_raw[];
     const uint32_t sraw = (uint32_t)__cvta_generic_to_shared(smem_raw);
@@ -1364,7 +1367,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
      * two: the same tile, stages and copies, twice the warps (more of the dequantization latency hidden) */
     constexpr int WGM_STAGES = wgm_stages(BM), NS = wgm_ns(BM) * 2 / WGS, NTH = 128 * WGS;
     /* the barriers after the stages: full[WGM_STAGES], then empty[WGM_STAGES] */
-    const uint32_t fullb = sbase + WGM_STAGES * wgm_stage(BM), emptyb = fullb + 8 * WGM_STAGES;
+    const uint32_t fullb = sbase + WGM_STAGES * wgm_stage(BM, WGS), emptyb = fullb + 8 * WGM_STAGES;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, wg = warp >> 2, wi = warp & 3;
     const int g8 = lane >> 2, q = lane & 3;
     /* the block's tile and K slice: grid (M tiles, weight tiles, K slices), or, tail > 0 (launched as
@@ -1379,7 +1382,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         bx = tile % mt, by = tile / mt;
         KT = nz == 1 ? KB : (KB + 1) / 2;
     }
-    const int m0 = bx * BM, nb0 = by * wgm_rbb(BM);
+    const int m0 = bx * BM, nb0 = by * wgm_rbb(BM, WGS);
     /* K slice of this block (grid z; one slice: all of K): tiles kb0 .. kb0 + nkb - 1; t below is local */
     const int kb0 = bz * KT, nkb = KB - kb0 < KT ? KB - kb0 : KT;
     const CUtensorMap *ptx = &tx, *ptq = &tq, *pts = &ts, *ptz = &tz;
@@ -1396,14 +1399,14 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         for (int i = 0; i < PRE && i < nkb; i++) /* weights do not depend on the previous kernel */
-            wgm_produce<SYM, G2, BM>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 1);
+            wgm_produce<SYM, G2, BM, WGS>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 1);
     }
     lq_pdl_trigger();
     lq_pdl_wait(); /* x is the previous kernel's output */
     WG_TRACE(1);
     if (tid == 0)
         for (int i = 0; i < PRE && i < nkb; i++)
-            wgm_produce<SYM, G2, BM>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 2);
+            wgm_produce<SYM, G2, BM, WGS>(sbase, fullb, i, kb0 + i, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv, gshift, 2);
     __syncthreads(); /* the barriers are initialized */
 
     float d[NS][BM / 2]; /* written first by the wgmma of tile 0 (acc = 0) */
@@ -1412,9 +1415,9 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
     /* dequantize tile t (in slot t % WGM_STAGES, once its copies landed) into ab: s < NS */
     auto dequant = [&](int t, uint32_t (&ab)[NS][4][4]) {
         mbar_wait(fullb + 8 * (t % WGM_STAGES), (uint32_t)(t / WGM_STAGES) & 1u);
-        const unsigned char *stp = sptr + (t % WGM_STAGES) * wgm_stage(BM);
+        const unsigned char *stp = sptr + (t % WGM_STAGES) * wgm_stage(BM, WGS);
         const uint4 *cs = reinterpret_cast<const uint4 *>(stp + wgm_xb(BM));
-        const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + wgm_xb(BM) + wgm_cb(BM));
+        const uint32_t *gs = reinterpret_cast<const uint32_t *>(stp + wgm_xb(BM) + wgm_cb(BM, WGS));
 #pragma unroll
         for (int s = 0; s < NS; s++) {
             const int rb = wg * 4 * NS + s * 4 + wi;
@@ -1432,7 +1435,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
      * read nxt and slot t - 1: this warp releases that slot), let thread 0 refill the slot tile t - 2 left,
      * and dequantize tile t + 1 into nxt. No block barrier: the warpgroups meet only at the empty barriers. */
     auto step = [&](int t, uint32_t (&cur)[NS][4][4], uint32_t (&nxt)[NS][4][4]) {
-        const uint32_t xb = sbase + (uint32_t)(t % WGM_STAGES) * wgm_stage(BM);
+        const uint32_t xb = sbase + (uint32_t)(t % WGM_STAGES) * wgm_stage(BM, WGS);
         wgm_fence();
 #pragma unroll
         for (int s = 0; s < NS; s++)
@@ -1450,7 +1453,7 @@ w4a16_wgmma_kernel(float *__restrict__ y, float *__restrict__ part, const __grid
         const int nt = t + PRE;
         if (tid == 0 && nt < nkb) {
             if (t >= 2) mbar_wait(emptyb + 8 * ((t - 2) % WGM_STAGES), (uint32_t)((t - 2) / WGM_STAGES) & 1u);
-            wgm_produce<SYM, G2, BM>(sbase, fullb, nt % WGM_STAGES, kb0 + nt, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv,
+            wgm_produce<SYM, G2, BM, WGS>(sbase, fullb, nt % WGM_STAGES, kb0 + nt, m0, nb0, ptx, ptq, pts, ptz, ng, gdiv,
                                      gshift, 3);
         }
         __syncwarp();
@@ -2038,14 +2041,17 @@ static int64_t wgm_min_m(void) {
  * gate_up (0.99x in sum: bench/results/2026-12-01-h200-wgmma-bm256/call1), and gate_up runs the SwiGLU
  * epilogue there. 16 / 32 rows at M <= 16 / 32: branch wgmma-n16, see w4a16_notes. LQ_W4A16_WGMMA_BM=16|32|64|128|256
  * forces one for A/B runs (read once) */
-static int wgm_bm(int64_t m) {
+static int wgm_bm_force(void) {
     static int force = -1;
     if (force < 0) {
         const char *e = getenv("LQ_W4A16_WGMMA_BM");
         const int v = e ? atoi(e) : 0;
         force = v == 16 || v == 32 || v == 64 || v == 128 || v == 256 ? v : 0;
     }
-    if (force) return force;
+    return force;
+}
+static int wgm_bm(int64_t m) {
+    if (wgm_bm_force()) return wgm_bm_force();
     return m <= 16 ? 16 : m <= 32 ? 32 : m <= 64 ? 64 : m <= 128 ? 128 : m <= 256 ? 256 : m < 384 ? 128 : 256;
 }
 /* Blocks per SM the slice rule counts on: 2 for 16-row tiles (128 registers, ~100 KB of shared memory: two
@@ -2064,8 +2070,8 @@ static int64_t wgm_per_sm(int bm) {
 }
 /* K slices of a wgmma product: enough blocks for the SMs when the output tiles alone leave most of them
  * idle (qkv / o / down below M ~ 1024: 16-96 blocks), at most 8, each slice at least 8 tiles. */
-static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
-    const int bm = wgm_bm(m), rbb = wgm_rbb(bm);
+static int wgm_ks(const lq_w4a16_shape *s, int64_t m, int sm_count, int bm, int wgs) {
+    const int rbb = wgm_rbb(bm, wgs);
     const int64_t blocks = (m + bm - 1) / bm * ((s->Np / 16 + rbb - 1) / rbb);
     const int64_t KB = s->Kp / 64, sms = (sm_count > 0 ? sm_count : 132) * wgm_per_sm(bm);
     static int force = -1; /* LQ_W4A16_WGMMA_KS=1..8: that many slices (A/B knob, read once) */
@@ -2079,6 +2085,44 @@ static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     if (ks < 1) ks = 1;
     const int64_t kt = (KB + ks - 1) / ks;
     return (int)((KB + kt - 1) / kt); /* no empty slice */
+}
+/* LQ_W4A16_WGMMA_WGS: 0 when unset (the rule below), else 2 / 3 / 4; read on every call */
+static int wgm_wgs_knob(void) {
+    const char *e = getenv("LQ_W4A16_WGMMA_WGS");
+    const int v = e ? atoi(e) : 0;
+    return v == 2 || v == 3 || v == 4 ? v : 0;
+}
+/* The tile geometry of a product: the x tile (wgm_bm) and, for 64- / 128-row x tiles, the warpgroups (4 of one
+ * m64 tile: 256 weight rows; 3: 192 rows; 2 of two: 256). The 192-row tiles where the default grid is under
+ * one wave and theirs fills the SMs better by >= 5% (blocks over the waves they take, K slices counted; the
+ * same rule for both): H200, llama3 shapes (bench/results/2026-12-03-h200-s21/call4, two rounds): qkv M = 64
+ * 13.2 -> 12.7 us, 128 19.1 -> 17.4, 256 27.7-28.9 -> 26.1-27.0 (128-row x tiles instead of one 256-row tile),
+ * 512 49.5 -> 44.4-45.5; the rule leaves gate_up (more than a wave of 192-row tiles: 41.6 -> 55.6 at M = 64),
+ * down and o (their 128 blocks fill 97% already; down lost 23.1 -> 24.7, o gained 10.8 -> 10.1 and 15.4 ->
+ * 13.9, which this rule does not claim) and M >= 1024 (qkv 84 -> 95: the default's last wave is split). */
+static void wgm_geom(const lq_w4a16_shape *s, int64_t m, int sm_count, int *bm, int *wgs) {
+    *bm = wgm_bm(m);
+    const int knob = wgm_wgs_knob(), small = *bm == 64 || *bm == 128;
+    *wgs = small ? (knob ? knob : 4) : 2;
+    if (knob || wgm_bm_force() || m <= 32 || m > 512) return;
+    const int64_t sms = sm_count > 0 ? sm_count : 132, NB = s->Np / 16;
+    const int bm3 = m <= 64 ? 64 : 128;
+    const int64_t b0 = (m + *bm - 1) / *bm * ((NB + wgm_rbb(*bm, *wgs) - 1) / wgm_rbb(*bm, *wgs)) *
+                       wgm_ks(s, m, sm_count, *bm, *wgs);
+    const int64_t b3 = (m + bm3 - 1) / bm3 * ((NB + 11) / 12) * wgm_ks(s, m, sm_count, bm3, 3);
+    if (b0 >= sms || b3 > sms) return;
+    if ((double)b3 / (double)sms >= (double)b0 / (double)sms + 0.05) *bm = bm3, *wgs = 3;
+}
+static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
+    int bm, wgs;
+    wgm_geom(s, m, sm_count, &bm, &wgs);
+    return wgm_ks(s, m, sm_count, bm, wgs);
+}
+/* the geometry the SwiGLU epilogue takes: 256-row x tiles, one K slice */
+static bool wgm_fused_geom(const lq_w4a16_shape *s, int64_t m, int sm_count) {
+    int bm, wgs;
+    wgm_geom(s, m, sm_count, &bm, &wgs);
+    return bm == 256 && wgm_ks(s, m, sm_count, bm, wgs) == 1;
 }
 /* Workspace of the wgmma path at m rows: the slices' partial sums (0 with one slice). */
 static size_t wgm_ws_bytes(const lq_w4a16_shape *s, int64_t m, int sm_count) {
@@ -2142,17 +2186,17 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     static int cluster_n[LQ_MAX_DEVICES][9]; /* [dev][ks]: clusters running at once; 0 not asked yet, -1 none */
     static int pairs[LQ_MAX_DEVICES];                 /* clusters of 2 running at once (0: not asked, -1: none) */
     auto kern = w4a16_wgmma_kernel<SYM, G2, BM, FUSE, WGS>;
-    LQ_CUDA_RET(lq_smem_optin(kern, lim->dev, (int)wgm_smem(BM), optin), "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
+    LQ_CUDA_RET(lq_smem_optin(kern, lim->dev, (int)wgm_smem(BM, WGS), optin), "cudaFuncSetAttribute (w4a16_wgmma_kernel)");
     const lq_w4a16_shape *s = &w->s;
     const int NB = (int)(s->Np / 16), KB = (int)(s->Kp / 64);
-    const dim3 grid((unsigned)((m + BM - 1) / BM), (unsigned)((NB + wgm_rbb(BM) - 1) / wgm_rbb(BM)), 1);
+    const dim3 grid((unsigned)((m + BM - 1) / BM), (unsigned)((NB + wgm_rbb(BM, WGS) - 1) / wgm_rbb(BM, WGS)), 1);
     const int pdl = lq_pdl_on(lim);
     cudaLaunchAttribute at[2];
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[0].val.programmaticStreamSerializationAllowed = 1;
     at[1].id = cudaLaunchAttributeClusterDimension;
     cudaLaunchConfig_t cfg = {};
-    cfg.blockDim = dim3(128 * WGS), cfg.dynamicSmemBytes = (size_t)wgm_smem(BM), cfg.stream = st;
+    cfg.blockDim = dim3(128 * WGS), cfg.dynamicSmemBytes = (size_t)wgm_smem(BM, WGS), cfg.stream = st;
     int csum = 0;
     const int cknob = wgm_cluster_knob();
     /* 16- / 32-row tiles (two blocks per SM fit) sum more than 2 slices through the workspace: their clusters of
@@ -2183,7 +2227,7 @@ static lq_status launch_wgmma_t(const lq_device_limits *lim, float *y, float *pa
     CUtensorMap tx, tq, ts, tz;
     LQ_FORWARD(wgm_map(&tx, CU_TENSOR_MAP_DATA_TYPE_FLOAT16, x, (uint64_t)s->K, (uint64_t)m, (uint64_t)ldx * 2, 64,
                        (uint32_t)BM, CU_TENSOR_MAP_SWIZZLE_128B, "x"));
-    const uint32_t rbb = (uint32_t)wgm_rbb(BM);
+    const uint32_t rbb = (uint32_t)wgm_rbb(BM, WGS);
     LQ_FORWARD(wgm_map(&tq, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->qw, (uint64_t)KB * 128, (uint64_t)NB,
                        (uint64_t)KB * 512, 128, rbb, CU_TENSOR_MAP_SWIZZLE_NONE, "codes"));
     LQ_FORWARD(wgm_map(&ts, CU_TENSOR_MAP_DATA_TYPE_UINT32, w->scales, (uint64_t)NB * 8, (uint64_t)s->n_groups,
@@ -2235,12 +2279,9 @@ static bool wgm_groups(const lq_w4a16_shape *s, int *gdiv, int *gshift) {
  * copies, twice the warps to hide the dequantization's latency. H200, llama3 shapes, graph timing, two rounds
  * in each of two calls (bench/results/2026-12-03-h200-s19/call1, call2): qkv M = 48 14.0 -> 13.3 us, 96
  * 20.1 -> 18.7, 320 53.3 -> 50.5; o 96 15.1 -> 14.0; gate_up 128 58.8 -> 55.8; down 96 30.3 -> 28.8;
- * gate_up M = 48 / 64 and down 64 tie (41.0 vs 41.3). LQ_W4A16_WGMMA_WGS=2 gives the two-warpgroup blocks
- * (read at every call: an A/B knob the tests flip). */
-static int wgm_wgs(void) {
-    const char *e = getenv("LQ_W4A16_WGMMA_WGS");
-    return e && atoi(e) == 2 ? 2 : 4;
-}
+ * gate_up M = 48 / 64 and down 64 tie (41.0 vs 41.3). 3 of one m64 tile (192 weight rows) where wgm_geom
+ * says. LQ_W4A16_WGMMA_WGS=2 / 3 / 4 forces the two-warpgroup blocks / the 192-row ones / the default without
+ * wgm_geom's rule (read at every call: an A/B knob the tests flip). */
 
 /* launch_wgmma_t with symmetry, the half-tile group lookup and (BM = 64 / 128) the warpgroups chosen at run
  * time */
@@ -2256,10 +2297,11 @@ static lq_status launch_wgmma_bw(bool sym, bool g2, const lq_device_limits *lim,
 template <int BM>
 static lq_status launch_wgmma_bm(bool sym, bool g2, const lq_device_limits *lim, float *y, float *part, const void *x,
                                  int64_t ldx, const lq_w4a16_weight *w, const float *b, int64_t m, int gdiv, int gshift,
-                                 int ks, cudaStream_t st) {
-    if constexpr (BM == 64 || BM == 128)
-        if (wgm_wgs() == 4)
-            return launch_wgmma_bw<BM, 4>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+                                 int ks, int wgs, cudaStream_t st) {
+    if constexpr (BM == 64 || BM == 128) {
+        if (wgs == 4) return launch_wgmma_bw<BM, 4>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+        if (wgs == 3) return launch_wgmma_bw<BM, 3>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    }
     return launch_wgmma_bw<BM, 2>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
 }
 
@@ -2276,12 +2318,14 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
     /* the partial sums' workspace, for K slices that cannot be summed in clusters (launch_wgmma_t) */
     float *part = ks > 1 && ws && ws_bytes >= wgm_ws_bytes(s, m, sm_count) && m * s->N <= INT32_MAX / 8 ? (float *)ws
                                                                                                         : NULL;
-    switch (wgm_bm(m)) {
-    case 256: return launch_wgmma_bm<256>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    case 64: return launch_wgmma_bm<64>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    case 32: return launch_wgmma_bm<32>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    case 16: return launch_wgmma_bm<16>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
-    default: return launch_wgmma_bm<128>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, st);
+    int bm, wgs;
+    wgm_geom(s, m, sm_count, &bm, &wgs);
+    switch (bm) {
+    case 256: return launch_wgmma_bm<256>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, wgs, st);
+    case 64: return launch_wgmma_bm<64>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, wgs, st);
+    case 32: return launch_wgmma_bm<32>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, wgs, st);
+    case 16: return launch_wgmma_bm<16>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, wgs, st);
+    default: return launch_wgmma_bm<128>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, wgs, st);
     }
 }
 
@@ -2377,7 +2421,7 @@ extern "C" lq_status lq_w4a16_swiglu_cuda(void *blas, void *h, lq_dtype hdt, flo
     const int knob = wgm_knob();
     const char *why = "";
     if (lim && m >= wgm_min_m() && (knob == 2 || (knob == 1 && m <= LQ_W4A16_WGMMA_MAX_M)) &&
-        m <= INT32_MAX / 2 && wgm_bm(m) == 256 && wgm_slices(s, m, sm_count) == 1 &&
+        m <= INT32_MAX / 2 && wgm_fused_geom(s, m, sm_count) &&
         wgm_supported(lim, w, x, s->K, &why)) {
         int gdiv, gshift;
         const bool g2 = wgm_groups(s, &gdiv, &gshift), bf = hdt == LQ_BF16;

@@ -405,6 +405,13 @@ static void test_w4a16_gpu_wgmma(void **state) {
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             if (cases[i].M > 32 && cases[i].M < 384 && (cases[i].M <= 128 || cases[i].M > 256)) run_case(f, &cases[i]);
         unsetenv("LQ_W4A16_WGMMA_WGS");
+        /* and in 3 warpgroups of one m64 tile (LQ_W4A16_WGMMA_WGS=3: 192-row weight tiles, N tails inside them) */
+        setenv("LQ_W4A16_WGMMA_WGS", "3", 1);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            if (cases[i].M > 32 && cases[i].M < 384 && (cases[i].M <= 128 || cases[i].M > 256)) run_case(f, &cases[i]);
+        const mcase w3[] = {{300, 6144, 512, 128, 1, 0, 4, 1, 0, 0}, {100, 400, 1024, 32, 0, 1, 4, 0, 0, 0}};
+        for (size_t i = 0; i < sizeof w3 / sizeof w3[0]; i++) run_case(f, &w3[i]);
+        unsetenv("LQ_W4A16_WGMMA_WGS");
         /* auto with an unaligned x: dequantize + cuBLAS, same answer */
         const mcase un = {200, 256, 512, 128, 1, 0, 0, 0, 0, 1};
         run_case(f, &un);
@@ -442,10 +449,10 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         lq_qweight q;
         make_qweight(f, &q, N, K, cases[c].G, cases[c].sym, 0);
         float *x = malloc(sizeof(float) * (size_t)(M * K)), *b = malloc(sizeof(float) * (size_t)N);
-        float *want = malloc(sizeof(float) * (size_t)(M * N)), *got[5];
+        float *want = malloc(sizeof(float) * (size_t)(M * N)), *got[7];
         uint16_t *xh = malloc((size_t)(M * K) * 2);
-        for (int r = 0; r < 5; r++) got[r] = malloc(sizeof(float) * (size_t)(M * N));
-        assert_true(x && b && want && xh && got[0] && got[1] && got[2] && got[3] && got[4]);
+        for (int r = 0; r < 7; r++) got[r] = malloc(sizeof(float) * (size_t)(M * N));
+        assert_true(x && b && want && xh && got[0] && got[1] && got[2] && got[3] && got[4] && got[5] && got[6]);
         lq_test_fill(&f->seed, x, (size_t)(M * K), -2.0f, 2.0f);
         for (int64_t i = 0; i < M * K; i++) xh[i] = lq_f32_to_f16(x[i]), x[i] = lq_f16_to_f32(xh[i]);
         lq_test_fill(&f->seed, b, (size_t)N, -1.0f, 1.0f);
@@ -470,10 +477,13 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
         const int wg4 = M > 32 && M < 384 && (M <= 128 || M > 256);
         /* route 4: the reduction kernel one output per thread (LQ_W4A16_REDUCE4=0; four above 64K outputs
            where N % 4 == 0) */
-        for (int route = 0; route < 5; route++) { /* 0 / 2: cluster sum, 1 / 3: the reduction kernel */
-            if (route >= 2 && route < 4 && !wg4) continue;
-            setenv("LQ_W4A16_WGMMA_CLUSTER", route & 1 || route == 4 ? "0" : "2", 1);
+        /* routes 5 / 6: 3 warpgroups (192-row weight tiles, LQ_W4A16_WGMMA_WGS=3; their own slice count), cluster
+           sum / the reduction kernel */
+        for (int route = 0; route < 7; route++) { /* 0 / 2: cluster sum, 1 / 3: the reduction kernel */
+            if (route >= 2 && route != 4 && !wg4) continue;
+            setenv("LQ_W4A16_WGMMA_CLUSTER", route == 1 || route == 3 || route == 4 || route == 6 ? "0" : "2", 1);
             if (route >= 2 && route < 4) setenv("LQ_W4A16_WGMMA_WGS", "2", 1);
+            if (route >= 5) setenv("LQ_W4A16_WGMMA_WGS", "3", 1);
             if (route == 4) setenv("LQ_W4A16_REDUCE4", "0", 1);
             OK(lq_cuda_memset(dy, 0xFF, (size_t)(M * N) * 4)); /* NaN poison */
             OK(lq_w4a16_matmul_cuda(f->blas, dy, dx, 0, &w, bp ? db : NULL, M, 4, f->sm, dws, wsb, f->stream));
@@ -502,10 +512,20 @@ static void test_w4a16_gpu_wgmma_cluster_sum(void **state) {
                                                           memcmp(got[1], got[3], (size_t)(M * N) * 4) ? "NOT =" : "=");
             assert_memory_equal(got[0], got[2], (size_t)(M * N) * 4);
             assert_memory_equal(got[1], got[3], (size_t)(M * N) * 4);
+            num = 0;
+            for (int64_t i = 0; i < M * N; i++) {
+                const double dd = (double)got[5][i] - want[i];
+                num += dd * dd;
+            }
+            print_message("    3 warpgroups: vs reference %.2e, cluster sum %s the reduction kernel's\n",
+                          sqrt(num / (den + 1e-300)), memcmp(got[5], got[6], (size_t)(M * N) * 4) ? "NOT" : "=");
+            assert_true(sqrt(num / (den + 1e-300)) <= 2e-3);
+            assert_memory_equal(got[5], got[6], (size_t)(M * N) * 4);
         }
         lq_cuda_free(dw), lq_cuda_free(dws), lq_cuda_free(dx), lq_cuda_free(db), lq_cuda_free(dy);
         lq_qweight_free(&q);
         free(x), free(b), free(want), free(xh), free(got[0]), free(got[1]), free(got[2]), free(got[3]), free(got[4]);
+        free(got[5]), free(got[6]);
     }
 }
 
