@@ -362,8 +362,8 @@ static void test_w4a16_gpu_dequant_cublas_path(void **state) {
 
 /* The wgmma kernel (path 4, sm_90; what auto picks above the fused limit there):
  * tails in M (tiles of 128 rows, 16 / 32 / 64 for M <= 16 / 32 / 64, 256 from M = 384), N (blocks of 256 weight
- * rows, 128 with 256-row x tiles) and K (64-input tiles; K slices and their reduction where the output
- * tiles leave SMs idle), G = 32 (two groups per tile), 64, 128 and per
+ * rows, 128 with 256-row x tiles, 192 in 3 warpgroups where wgm_geom or LQ_W4A16_WGMMA_WGS=3 takes them)
+ * and K (64-input tiles; K slices and their reduction where the output tiles leave SMs idle), G = 32 (two groups per tile), 64, 128 and per
  * channel, symmetric and asymmetric, act-order, bias, ldx > K. What it refuses: K % 8 != 0, unaligned x,
  * a device that is not sm_90. */
 static void test_w4a16_gpu_wgmma(void **state) {
