@@ -2314,12 +2314,12 @@ static lq_status wgmma_matmul(const lq_device_limits *lim, float *y, const void 
     const lq_w4a16_shape *s = &w->s;
     int gdiv, gshift;
     const bool g2 = wgm_groups(s, &gdiv, &gshift), sym = w->zeros == NULL;
-    const int ks = wgm_slices(s, m, sm_count);
-    /* the partial sums' workspace, for K slices that cannot be summed in clusters (launch_wgmma_t) */
-    float *part = ks > 1 && ws && ws_bytes >= wgm_ws_bytes(s, m, sm_count) && m * s->N <= INT32_MAX / 8 ? (float *)ws
-                                                                                                        : NULL;
-    int bm, wgs;
+    int bm, wgs; /* the geometry and its slices once per call (wgm_slices / wgm_ws_bytes would redo both) */
     wgm_geom(s, m, sm_count, &bm, &wgs);
+    const int ks = wgm_ks(s, m, sm_count, bm, wgs);
+    /* the partial sums' workspace (wgm_ws_bytes), for K slices that cannot be summed in clusters (launch_wgmma_t) */
+    const size_t need = ks > 1 ? (size_t)ks * (size_t)m * (size_t)s->N * sizeof(float) : 0;
+    float *part = ks > 1 && ws && ws_bytes >= need && m * s->N <= INT32_MAX / 8 ? (float *)ws : NULL;
     switch (bm) {
     case 256: return launch_wgmma_bm<256>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, wgs, st);
     case 64: return launch_wgmma_bm<64>(sym, g2, lim, y, part, x, ldx, w, b, m, gdiv, gshift, ks, wgs, st);
