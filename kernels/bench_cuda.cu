@@ -151,8 +151,9 @@ fail:
 
 struct gemm_arg {
     cublasHandle_t h;
-    __half **w, *x, *y;
-    int M, N, K, R;
+    __half **w, *x;
+    void *y;
+    int M, N, K, R, f32y; /* f32y: fp32 output (what lq's W4A16 paths and lq_matmul_cuda write), else fp16 */
 };
 static lq_status gemm_launch(void *a, int i, cudaStream_t) {
     const gemm_arg *g = (const gemm_arg *)a;
@@ -160,17 +161,17 @@ static lq_status gemm_launch(void *a, int i, cudaStream_t) {
     /* row-major y = x W^T  <=>  column-major y^T (N x M) = W (N x K, col-major = W^T row-major)... :
      * cuBLAS sees W as K x N column-major (ld K); op T gives N x K; x as K x M (ld K). */
     cublasStatus_t cs = cublasGemmEx(g->h, CUBLAS_OP_T, CUBLAS_OP_N, g->N, g->M, g->K, &alpha, g->w[i % g->R],
-                                     CUDA_R_16F, g->K, g->x, CUDA_R_16F, g->K, &beta, g->y, CUDA_R_16F, g->N,
+                                     CUDA_R_16F, g->K, g->x, CUDA_R_16F, g->K, &beta, g->y, g->f32y ? CUDA_R_32F : CUDA_R_16F, g->N,
                                      CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
     if (cs != CUBLAS_STATUS_SUCCESS)
         return lq_error(LQ_ERR_CUDA, "cublasGemmEx (M=%d N=%d K=%d) failed with status %d", g->M, g->N, g->K, (int)cs);
     return LQ_OK;
 }
 
-extern "C" lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters,
-                                            lq_bench_timing *t) {
+extern "C" lq_status lq_cuda_bench_gemm_f16_out(int dev, int M, int N, int K, int f32y, size_t rotate_bytes,
+                                                int iters, lq_bench_timing *t) {
     lq_status st = LQ_OK;
-    gemm_arg g = {NULL, NULL, NULL, NULL, M, N, K, 0};
+    gemm_arg g = {NULL, NULL, NULL, NULL, M, N, K, 0, f32y ? 1 : 0};
     cudaStream_t s = NULL;
     size_t wbytes = (size_t)N * K * 2;
     g.R = (int)((rotate_bytes + wbytes - 1) / wbytes);
@@ -189,7 +190,7 @@ extern "C" lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t
         CU(cudaGetLastError(), "fill launch");
     }
     CU(cudaMalloc(&g.x, (size_t)M * K * 2), "cudaMalloc (x)");
-    CU(cudaMalloc(&g.y, (size_t)M * N * 2), "cudaMalloc (y)");
+    CU(cudaMalloc(&g.y, (size_t)M * N * (f32y ? 4 : 2)), "cudaMalloc (y)");
     fill_random_half<<<1024, 256>>>(g.x, (size_t)M * K, 7);
     CU(cudaGetLastError(), "fill launch");
     CU(cudaDeviceSynchronize(), "fill");
@@ -202,6 +203,11 @@ fail:
     if (g.h) cublasDestroy(g.h);
     if (s) cudaStreamDestroy(s);
     return st;
+}
+
+extern "C" lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters,
+                                            lq_bench_timing *t) {
+    return lq_cuda_bench_gemm_f16_out(dev, M, N, K, 0, rotate_bytes, iters, t);
 }
 
 /* lq_gemv_cuda (kernels/gemv_cuda.cu) timed exactly as the cuBLAS baseline

@@ -72,6 +72,9 @@ lq_status lq_cuda_bench_read(int dev, size_t n_bytes, size_t rotate_bytes, int i
 lq_status lq_cuda_read_xor(const void *d, size_t n_bytes, uint32_t out[4]);
 /* cuBLAS y(M,N) = x(M,K) W(N,K)^T, fp16 inputs, fp32 accumulation, fp16 output. */
 lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);
+/* The same with the output in fp32 when f32y (the output lq's W4A16 paths write: the like-for-like baseline). */
+lq_status lq_cuda_bench_gemm_f16_out(int dev, int M, int N, int K, int f32y, size_t rotate_bytes, int iters,
+                                     lq_bench_timing *t);
 /* lq's small-M GEMV (lq_gemv_cuda), same method and data as the cuBLAS
  * baseline, fp32 output; LQ_ERR_UNSUPPORTED for shapes it does not take (M > 8, K % 8). */
 lq_status lq_cuda_bench_gemv_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t);

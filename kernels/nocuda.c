@@ -58,6 +58,12 @@ lq_status lq_cuda_read_xor(const void *d, size_t n_bytes, uint32_t out[4]) {
     return lq_error(LQ_ERR_UNSUPPORTED, "lq was built without CUDA");
 }
 
+lq_status lq_cuda_bench_gemm_f16_out(int dev, int M, int N, int K, int f32y, size_t rotate_bytes, int iters,
+                                     lq_bench_timing *t) {
+    (void)f32y;
+    return lq_cuda_bench_gemm_f16(dev, M, N, K, rotate_bytes, iters, t);
+}
+
 lq_status lq_cuda_bench_gemm_f16(int dev, int M, int N, int K, size_t rotate_bytes, int iters, lq_bench_timing *t) {
     (void)M;
     (void)N;

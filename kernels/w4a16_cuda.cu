@@ -2039,7 +2039,10 @@ static int64_t wgm_min_m(void) {
  * gate_up 122.4 -> 103.6, down 60.8 -> 53.0); at M = 320 two 256-row tiles, the second mostly empty, lost on
  * three of four (gate_up 179.1 vs 220.7); at M = 384 256-row tiles were faster on qkv, o and down, slower on
  * gate_up (0.99x in sum: bench/results/2026-12-01-h200-wgmma-bm256/call1), and gate_up runs the SwiGLU
- * epilogue there. 16 / 32 rows at M <= 16 / 32: branch wgmma-n16, see w4a16_notes. LQ_W4A16_WGMMA_BM=16|32|64|128|256
+ * epilogue there. M = 384 (three whole 128-row tiles against two 256-row ones, a quarter of them padding) went
+ * to 128 rows in session 22, when the 3- / 4-warpgroup blocks had made them faster on every shape: qkv 44.6 ->
+ * 41.0 us, o 28.5 -> 24.9, gate_up 191 -> 166, down 79 -> 74; Llama-2-7B qkv 78 -> 67, gate_up 150 -> 111
+ * (bench/results/2026-12-03-h200-s22/call1, the knobs below). 16 / 32 rows at M <= 16 / 32: branch wgmma-n16, see w4a16_notes. LQ_W4A16_WGMMA_BM=16|32|64|128|256
  * forces one for A/B runs (read once) */
 static int wgm_bm_force(void) {
     static int force = -1;
@@ -2052,7 +2055,7 @@ static int wgm_bm_force(void) {
 }
 static int wgm_bm(int64_t m) {
     if (wgm_bm_force()) return wgm_bm_force();
-    return m <= 16 ? 16 : m <= 32 ? 32 : m <= 64 ? 64 : m <= 128 ? 128 : m <= 256 ? 256 : m < 384 ? 128 : 256;
+    return m <= 16 ? 16 : m <= 32 ? 32 : m <= 64 ? 64 : m <= 128 ? 128 : m <= 256 ? 256 : m <= 384 ? 128 : 256;
 }
 /* Blocks per SM the slice rule counts on: 2 for 16-row tiles (128 registers, ~100 KB of shared memory: two
  * fit), else 1. H200, M = 8..32, llama3 shapes (bench/results/2026-12-03-h200-s18/call2, two rounds): 16-row
@@ -2092,19 +2095,38 @@ static int wgm_wgs_knob(void) {
     const int v = e ? atoi(e) : 0;
     return v == 2 || v == 3 || v == 4 ? v : 0;
 }
+/* The predicted time (us, H200) of a 64- / 128-row x tile product in wgs = 3 or 4 warpgroups: the rounds of
+ * blocks the SMs run (a block of 192 rows costs as long as one of 256 per row and step only if the 3
+ * warpgroups were as fast per row; they are 8% slower), the K slices' partial sums written and read back
+ * through the workspace (0.54 us per MB), ~1 us per round. Fitted to session 22's sweep of every (x tile,
+ * warpgroups, slices) on the Llama-3-8B and Llama-2-7B shapes at M = 48..512 (call 1: 3.7% median error);
+ * choosing by it, the sweep's cells lose 1.1% (geometric mean) against their best, the fill rule below 3.1%. */
+static double wgm_cost(const lq_w4a16_shape *s, int64_t m, int sm_count, int bm, int wgs) {
+    const int64_t sms = sm_count > 0 ? sm_count : 132, rows = 16 * wgm_rbb(bm, wgs), KB = s->Kp / 64;
+    const int ks = wgm_ks(s, m, sm_count, bm, wgs);
+    const int64_t blocks = (m + bm - 1) / bm * ((s->Np + rows - 1) / rows) * ks, rounds = (blocks + sms - 1) / sms;
+    const double c = (bm == 64 ? 0.60e-6 : 0.363e-6) * (wgs == 3 ? 1.08 : 1.0); /* us per row x x-row x input */
+    const double part = ks > 1 ? 0.54e-6 * (double)ks * (double)m * (double)s->N * 4.0 : 0.0;
+    return (double)rounds * ((double)rows * bm * (double)((KB + ks - 1) / ks) * 64.0 * c + 1.0) + part;
+}
 /* The tile geometry of a product: the x tile (wgm_bm) and, for 64- / 128-row x tiles, the warpgroups (4 of one
- * m64 tile: 256 weight rows; 3: 192 rows; 2 of two: 256). The 192-row tiles where the default grid is under
- * one wave and theirs fills the SMs better by >= 5% (blocks over the waves they take, K slices counted; the
- * same rule for both): H200, llama3 shapes (bench/results/2026-12-03-h200-s21/call4, two rounds): qkv M = 64
- * 13.2 -> 12.7 us, 128 19.1 -> 17.4, 256 27.7-28.9 -> 26.1-27.0 (128-row x tiles instead of one 256-row tile),
- * 512 49.5 -> 44.4-45.5; the rule leaves gate_up (more than a wave of 192-row tiles: 41.6 -> 55.6 at M = 64),
- * down and o (their 128 blocks fill 97% already; down lost 23.1 -> 24.7, o gained 10.8 -> 10.1 and 15.4 ->
- * 13.9, which this rule does not claim) and M >= 1024 (qkv 84 -> 95: the default's last wave is split). */
+ * m64 tile: 256 weight rows; 3: 192 rows; 2 of two: 256), chosen by wgm_cost (session 22: o M = 64 10.7 -> 10.2
+ * us, 96 14.1 -> 12.8, 128 15.4 -> 13.9; Llama-2-7B qkv M = 320 80.6 -> 66.2; down M = 128 30.8 -> 30.1; the
+ * ties it gives away are <= 0.7 us, bench/results/2026-12-03-h200-s22/call1). For 256-row x tiles (M = 129..256
+ * and 385..512), 128-row ones in 192-row blocks where the default grid is under one wave and theirs fills the
+ * SMs better by >= 5% (blocks over the waves they take, K slices counted): H200, llama3 shapes
+ * (bench/results/2026-12-03-h200-s21/call4, two rounds): qkv M = 256 27.7-28.9 -> 26.1-27.0, 512 49.5 ->
+ * 44.4-45.5. Nothing at M >= 1024 (qkv 84 -> 95: the default's last wave is split). */
 static void wgm_geom(const lq_w4a16_shape *s, int64_t m, int sm_count, int *bm, int *wgs) {
     *bm = wgm_bm(m);
     const int knob = wgm_wgs_knob(), small = *bm == 64 || *bm == 128;
     *wgs = small ? (knob ? knob : 4) : 2;
     if (knob || wgm_bm_force() || m <= 32 || m > 512) return;
+    if (small) { /* 192 or 256 weight rows by the cost above */
+        if (wgm_cost(s, m, sm_count, *bm, 3) < wgm_cost(s, m, sm_count, *bm, 4)) *wgs = 3;
+        return;
+    }
+    /* 256-row x tiles (M = 129..256, 385..512): 128-row ones in 192-row blocks where they fill the SMs better */
     const int64_t sms = sm_count > 0 ? sm_count : 132, NB = s->Np / 16;
     const int bm3 = m <= 64 ? 64 : 128;
     const int64_t b0 = (m + *bm - 1) / *bm * ((NB + wgm_rbb(*bm, *wgs) - 1) / wgm_rbb(*bm, *wgs)) *

@@ -72,7 +72,7 @@ static const lin_shape llama2[] = {{"qkv", 4096, 12288}, {"o", 4096, 4096}, {"ga
 
 static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama3|llama2|all] [--iters N] [--gpu I]\n"
                         "                        [--w4a16] [--group G] [--asym] [--attention] [--attn BxC,...]\n"
-                        "                        [--timing graph|events]\n"
+                        "                        [--w4-paths small,fused,deq,wgmma] [--timing graph|events]\n"
                         "                        [--json] [--out FILE]\n"
                         "  --timing  graph (default): each sample is a CUDA graph of >= 10 back-to-back launches\n"
                         "            over the rotated buffers, divided by the launch count (what a decode step,\n"
@@ -93,11 +93,15 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
                         "            dequantize + cuBLAS (2) for M >= 64 and, on sm_90, the wgmma kernel (4) for\n"
                         "            M >= 8, each in its own column (0.0: not run); TB/s and the\n"
                         "            speedup use the fastest; TB/s counts the int4 codes, scales/zeros,\n"
-                        "            activations and outputs\n";
+                        "            activations and outputs; \"f32y\": cuBLAS fp16 writing fp32 y, as the W4A16 paths\n"
+                        "            (and lq's fp16 runtime) do, and the speedup over it\n"
+                        "  --w4-paths  only these of the four W4A16 paths (comma list of small, fused, deq,\n"
+                        "            wgmma; default all): for sweeps of one path under its A/B knobs\n";
 
 static int bench_kernels(int argc, char **argv) {
     int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
     int w4 = 0, w4_group = 128, w4_sym = 1, attn = 0, graphs = 1;
+    int w4_paths[4] = {1, 1, 1, 1}; /* small, fused, deq, wgmma (the columns' order) */
     /* the decode attention shapes: ANCHORS.md's six with a PyTorch SDPA figure unless --attn names others
        (--attn all: its whole sweep, batch 1 / 8 / 16 / 32 x context 1k / 4k / 8k / 16k / 32k) */
     int AB[32] = {1, 1, 1, 16, 16, 16}, AC[32] = {1024, 8192, 32768, 1024, 8192, 32768}, n_attn = 6;
@@ -108,7 +112,8 @@ static int bench_kernels(int argc, char **argv) {
                                    {"w4a16", no_argument, 0, 'w'},        {"group", required_argument, 0, 'G'},
                                    {"asym", no_argument, 0, 'a'},         {"attention", no_argument, 0, 'A'},
                                    {"timing", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
-                                   {"attn", required_argument, 0, 'S'},   {0, 0, 0, 0}};
+                                   {"attn", required_argument, 0, 'S'},   {"w4-paths", required_argument, 0, 'P'},
+                                   {0, 0, 0, 0}};
     int c;
     long v;
     optind = 1;
@@ -144,6 +149,24 @@ static int bench_kernels(int argc, char **argv) {
             break;
         }
         case 'a': w4_sym = 0; break;
+        case 'P': {
+            static const char *const names[4] = {"small", "fused", "deq", "wgmma"};
+            int any = 0;
+            for (int k = 0; k < 4; k++) w4_paths[k] = 0;
+            for (const char *q = optarg; *q;) {
+                const size_t n = strcspn(q, ",");
+                int k = 0;
+                while (k < 4 && !(strlen(names[k]) == n && !strncmp(q, names[k], n))) k++;
+                if (k == 4)
+                    return lq_tool_usage("bench", UK, "bad --w4-paths '%s' (a comma list of small, fused, deq, wgmma)",
+                                         optarg);
+                w4_paths[k] = any = 1;
+                q += n + (q[n] == ',');
+            }
+            if (!any) return lq_tool_usage("bench", UK, "bad --w4-paths '%s' (no path named)", optarg);
+            w4 = 1;
+            break;
+        }
         case 'T':
             if (strcmp(optarg, "graph") && strcmp(optarg, "events"))
                 return lq_tool_usage("bench", UK, "bad --timing '%s' (graph or events)", optarg);
@@ -205,6 +228,8 @@ static int bench_kernels(int argc, char **argv) {
                                                      LQ_W4A16_FUSED_MAX_M));
         fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s | %9s %9s %9s %9s %8s %8s\n", "layer", "K", "N", "M",
                 "cuBLAS us", "TB/s", "TFLOP/s", "w4 small", "w4 fused", "w4 deq", "w4 wgmma", "w4 TB/s", "speedup");
+        fprintf(stderr, "(speedup: over cuBLAS with fp16 y; \"f32y\": cuBLAS writing fp32 y as lq's W4A16 paths do, "
+                        "and the speedup over it)\n");
     } else
         fprintf(stderr, "%-8s %6s %6s %5s | %10s %8s %8s\n", "layer", "K", "N", "M", "cuBLAS us", "TB/s", "TFLOP/s");
     for (int si = 0; si < 2; si++)
@@ -223,8 +248,8 @@ static int bench_kernels(int argc, char **argv) {
                     /* the paths side by side: small M (3), fused (1), dequantize + cuBLAS (2), wgmma (4) */
                     static const int path[4] = {3, 1, 2, 4};
                     static const char *const key[4] = {"us_small_m", "us_fused", "us_dequant_cublas", "us_wgmma"};
-                    const int have[4] = {M <= LQ_W4A16_SMALL_MAX_M, M <= 256, M >= 64,
-                                         M >= 8 && lq_w4a16_wgmma_device()};
+                    const int have[4] = {w4_paths[0] && M <= LQ_W4A16_SMALL_MAX_M, w4_paths[1] && M <= 256,
+                                         w4_paths[2] && M >= 64, w4_paths[3] && M >= 8 && lq_w4a16_wgmma_device()};
                     lq_bench_timing tp[4] = {{0}};
                     double best = 1e300;
                     for (int k = 0; k < 4; k++) {
@@ -240,7 +265,15 @@ static int bench_kernels(int argc, char **argv) {
                                      2.0 * M * s->K + 4.0 * M * s->N;
                     fputs(" |", stderr);
                     for (int k = 0; k < 4; k++) fprintf(stderr, " %9.1f", have[k] ? tp[k].us_median : 0.0);
-                    fprintf(stderr, " %8.3f %7.2fx", w4bytes / (best * 1e-6) / 1e12, t.us_median / best);
+                    if (best == 1e300) { /* --w4-paths left no path for this M */
+                        fprintf(stderr, " %8s %8s", "-", "-");
+                        goto w4_done;
+                    }
+                    lq_bench_timing t32;
+                    st = lq_cuda_bench_gemm_f16_out(gpu, M, s->N, s->K, 1, (size_t)512 << 20, iters, &t32);
+                    if (st != LQ_OK) return lq_tool_fail("bench", st);
+                    fprintf(stderr, " %8.3f %7.2fx  f32y %8.1f %6.2fx", w4bytes / (best * 1e-6) / 1e12,
+                            t.us_median / best, t32.us_median, t32.us_median / best);
                     json_t *row = json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:i, s:b, s:f, s:f, s:f}", "set",
                                             si == 0 ? "llama3-8b" : "llama2-7b", "layer", s->name, "K", s->K, "N",
                                             s->N, "M", M, "impl", "lq_w4a16", "group", w4_group, "sym", w4_sym,
@@ -249,8 +282,11 @@ static int bench_kernels(int argc, char **argv) {
                     for (int k = 0; k < 4; k++)
                         if (have[k]) json_object_set_new(row, key[k], json_real(tp[k].us_median));
                     json_object_set_new(row, "cublas_f16_us", json_real(t.us_median));
+                    json_object_set_new(row, "cublas_f16_f32y_us", json_real(t32.us_median));
+                    json_object_set_new(row, "speedup_vs_cublas_f16_f32y", json_real(t32.us_median / best));
                     json_array_append_new(rows, row);
                 }
+            w4_done:
                 fputc('\n', stderr);
                 json_array_append_new(
                     rows, json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:f, s:f, s:f, s:f, s:f}", "set",
