@@ -2095,45 +2095,48 @@ static int wgm_wgs_knob(void) {
     const int v = e ? atoi(e) : 0;
     return v == 2 || v == 3 || v == 4 ? v : 0;
 }
-/* The predicted time (us, H200) of a 64- / 128-row x tile product in wgs = 3 or 4 warpgroups: the rounds of
- * blocks the SMs run (a block of 192 rows costs as long as one of 256 per row and step only if the 3
- * warpgroups were as fast per row; they are 8% slower), the K slices' partial sums written and read back
- * through the workspace (0.54 us per MB), ~1 us per round. Fitted to session 22's sweep of every (x tile,
- * warpgroups, slices) on the Llama-3-8B and Llama-2-7B shapes at M = 48..512 (call 1: 3.7% median error);
- * choosing by it, the sweep's cells lose 1.1% (geometric mean) against their best, the fill rule below 3.1%. */
+/* The predicted time (us, H200) of a wgmma product in the geometry (bm, wgs): the rounds of blocks the SMs run
+ * (a last round at most half full, of one-slice tiles, is split in two K halves by launch_wgmma_t: half a
+ * round), each the block's rows x x-rows x inputs at the geometry's cost (the 192-row blocks of 3 warpgroups
+ * ~8% dearer per row than 4 warpgroups' 256, 64-row x tiles ~1.7x dearer per row than 128-row ones) plus ~1 us,
+ * and the K slices' partial sums written and read back (0.54 us per MB). Fitted to session 22's sweep of every
+ * (x tile, warpgroups, slices) on the Llama-3-8B and Llama-2-7B shapes at M = 48..1024
+ * (bench/results/2026-12-03-h200-s22/call1): choosing by it, the sweep's 99 cells lose 0.07% (geometric mean)
+ * against their best, the rules it replaced 0.8% (up to 20% at M = 768: qkv 75.0 -> 66.4 us, down 174 -> 151;
+ * and o M = 64 10.7 -> 10.2, 96 14.1 -> 12.8, 128 15.4 -> 13.9, M = 384 qkv 44.6 -> 41.0, o 28.5 -> 24.9,
+ * down 79 -> 74, Llama-2-7B qkv M = 320 80.6 -> 66.2). */
 static double wgm_cost(const lq_w4a16_shape *s, int64_t m, int sm_count, int bm, int wgs) {
     const int64_t sms = sm_count > 0 ? sm_count : 132, rows = 16 * wgm_rbb(bm, wgs), KB = s->Kp / 64;
     const int ks = wgm_ks(s, m, sm_count, bm, wgs);
-    const int64_t blocks = (m + bm - 1) / bm * ((s->Np + rows - 1) / rows) * ks, rounds = (blocks + sms - 1) / sms;
-    const double c = (bm == 64 ? 0.60e-6 : 0.363e-6) * (wgs == 3 ? 1.08 : 1.0); /* us per row x x-row x input */
+    const int64_t tiles = (m + bm - 1) / bm * ((s->Np + rows - 1) / rows), rest = tiles % sms;
+    const double rounds = ks == 1 && tiles > sms && rest > 0 && 2 * rest <= sms ? (double)(tiles / sms) + 0.5
+                                                                                : (double)((tiles * ks + sms - 1) / sms);
+    const double c = bm == 256 ? 0.3305e-6 /* us per weight row x x-row x input */
+                     : bm == 128 ? (wgs == 3 ? 0.392e-6 : 0.363e-6)
+                                 : (wgs == 3 ? 0.648e-6 : 0.60e-6);
     const double part = ks > 1 ? 0.54e-6 * (double)ks * (double)m * (double)s->N * 4.0 : 0.0;
-    return (double)rounds * ((double)rows * bm * (double)((KB + ks - 1) / ks) * 64.0 * c + 1.0) + part;
+    return rounds * ((double)rows * bm * (double)((KB + ks - 1) / ks) * 64.0 * c + 1.0) + part;
 }
-/* The tile geometry of a product: the x tile (wgm_bm) and, for 64- / 128-row x tiles, the warpgroups (4 of one
- * m64 tile: 256 weight rows; 3: 192 rows; 2 of two: 256), chosen by wgm_cost (session 22: o M = 64 10.7 -> 10.2
- * us, 96 14.1 -> 12.8, 128 15.4 -> 13.9; Llama-2-7B qkv M = 320 80.6 -> 66.2; down M = 128 30.8 -> 30.1; the
- * ties it gives away are <= 0.7 us, bench/results/2026-12-03-h200-s22/call1). For 256-row x tiles (M = 129..256
- * and 385..512), 128-row ones in 192-row blocks where the default grid is under one wave and theirs fills the
- * SMs better by >= 5% (blocks over the waves they take, K slices counted): H200, llama3 shapes
- * (bench/results/2026-12-03-h200-s21/call4, two rounds): qkv M = 256 27.7-28.9 -> 26.1-27.0, 512 49.5 ->
- * 44.4-45.5. Nothing at M >= 1024 (qkv 84 -> 95: the default's last wave is split). */
+/* The tile geometry of a product: the x tile (16 / 32 / 64 / 128 / 256 rows) and, for 64- / 128-row x tiles,
+ * the warpgroups (4 of one m64 tile: 256 weight rows; 3: 192 rows; 2 of two: 256). M <= 32: wgm_bm; M = 33..128:
+ * wgm_bm's x tile in 3 or 4 warpgroups, M = 129..1024: 128-row x tiles in 3 or 4 warpgroups or 256-row ones,
+ * whichever wgm_cost predicts faster; above, wgm_bm (256 rows). The knobs (LQ_W4A16_WGMMA_WGS, _BM) turn the
+ * choice off. */
 static void wgm_geom(const lq_w4a16_shape *s, int64_t m, int sm_count, int *bm, int *wgs) {
     *bm = wgm_bm(m);
     const int knob = wgm_wgs_knob(), small = *bm == 64 || *bm == 128;
     *wgs = small ? (knob ? knob : 4) : 2;
-    if (knob || wgm_bm_force() || m <= 32 || m > 512) return;
-    if (small) { /* 192 or 256 weight rows by the cost above */
+    if (knob || wgm_bm_force() || m <= 32 || m > 1024) return;
+    if (m <= 128) { /* wgm_bm's x tile in 3 or 4 warpgroups */
         if (wgm_cost(s, m, sm_count, *bm, 3) < wgm_cost(s, m, sm_count, *bm, 4)) *wgs = 3;
         return;
     }
-    /* 256-row x tiles (M = 129..256, 385..512): 128-row ones in 192-row blocks where they fill the SMs better */
-    const int64_t sms = sm_count > 0 ? sm_count : 132, NB = s->Np / 16;
-    const int bm3 = m <= 64 ? 64 : 128;
-    const int64_t b0 = (m + *bm - 1) / *bm * ((NB + wgm_rbb(*bm, *wgs) - 1) / wgm_rbb(*bm, *wgs)) *
-                       wgm_ks(s, m, sm_count, *bm, *wgs);
-    const int64_t b3 = (m + bm3 - 1) / bm3 * ((NB + 11) / 12) * wgm_ks(s, m, sm_count, bm3, 3);
-    if (b0 >= sms || b3 > sms) return;
-    if ((double)b3 / (double)sms >= (double)b0 / (double)sms + 0.05) *bm = bm3, *wgs = 3;
+    static const int cand[3][2] = {{256, 2}, {128, 4}, {128, 3}}; /* ties: 256 rows (the SwiGLU epilogue's) */
+    double best = -1.0;
+    for (int i = 0; i < 3; i++) {
+        const double c = wgm_cost(s, m, sm_count, cand[i][0], cand[i][1]);
+        if (best < 0.0 || c < best) best = c, *bm = cand[i][0], *wgs = cand[i][1];
+    }
 }
 static int wgm_slices(const lq_w4a16_shape *s, int64_t m, int sm_count) {
     int bm, wgs;

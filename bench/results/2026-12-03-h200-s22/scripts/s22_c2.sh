@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Session 22, call 2: the new geometry rule (wgm_cost; 128-row x tiles at M = 384) and the bench's f32y column
 # (w4k): every GPU suite; A/B against call 1's binary (w4j = main before the rule) on the wgmma path, llama3 +
-# llama2, two rounds alternating; the full M sweep (README row); the model new vs old.
+# llama2, two rounds alternating; the full M sweep (README row).
 # carry ["carry/libs.tar.xz","carry/shared","carry/w4j.tar.xz","carry/w4k.tar.xz"]
 set -u
 mkdir -p /tmp/lqc && tar xJf carry/libs.tar.xz -C /tmp/lqc && tar xJf carry/w4j.tar.xz -C carry && tar xJf carry/w4k.tar.xz -C carry
@@ -14,9 +14,4 @@ for r in 1 2; do for b in w4k w4j; do
   echo "== r$r $b" >> $R/ab.txt; timeout 100 carry/$b/lq bench kernels $K 2>&1 | grep -E "^(qkv|o|gate_up|down|sq8192) " >> $R/ab.txt; done; done
 K="--w4a16 --m 1,4,8,16,32,64,128,256,512,1024,2048,4096 --shapes llama3 --iters 30"
 echo "== r1" >> $R/w4k.txt; timeout 150 $B/lq bench kernels $K >> $R/w4k.txt 2>&1
-M="--preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1,64,128 --ctx 512 --steps 8 --reps 2"
-for r in 1 2; do for b in w4k w4j; do
-  echo "== r$r $b" >> $R/model.txt; timeout 100 carry/$b/lq bench model $M >> $R/model.txt 2>&1
-done; done
-grep -E "^==|prefill|decode" $R/model.txt | grep -v cuBLAS | head -30
 gzip $R/gputests.log
