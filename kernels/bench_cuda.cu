@@ -16,6 +16,7 @@
 #include "cuda_common.cuh" /* lq_device_limits */
 
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 extern "C" {
@@ -65,6 +66,18 @@ static void summarize(double *us, int n, lq_bench_timing *t) {
 static int bench_graphs = 1;
 extern "C" void lq_cuda_bench_set_graphs(int on) { bench_graphs = on != 0; }
 extern "C" int lq_cuda_bench_graphs(void) { return bench_graphs; }
+/* Warm-up of every timed cell: the launches are replayed for at least this long before the timed samples, so that
+ * the clocks have settled to the cell's own load. Without it a light cell timed right after a heavy one (the
+ * W4A16 M = 1 products after gate_up at M = 4096, whose run holds the card at its power cap) ran during the
+ * clocks' recovery: down M = 1 11.4-14.0 us over sessions 20-22 in the same code (s22 call 5 measures both). */
+static double bench_warm_ms = 50.0;
+extern "C" void lq_cuda_bench_set_warm_ms(double ms) { bench_warm_ms = ms > 0.0 ? ms : 0.0; }
+extern "C" double lq_cuda_bench_warm_ms(void) { return bench_warm_ms; }
+static double host_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
 
 /* The i-th timed launch of an operation (rotated buffer i % R), on stream s. */
 typedef lq_status (*bench_launch)(void *arg, int i, cudaStream_t s);
@@ -91,6 +104,16 @@ static lq_status bench_time(bench_launch fn, void *arg, int R, int iters, cudaSt
         CU(ce, "cudaStreamEndCapture");
         CU(cudaGraphInstantiate(&ge, g, 0), "cudaGraphInstantiate");
         CU(cudaGraphLaunch(ge, s), "cudaGraphLaunch (warm-up)");
+    }
+    { /* the timed warm-up (bench_warm_ms): a few launches (graph replays) at a time, so the queue stays short */
+        const double t0 = host_ms();
+        for (int i = 0; host_ms() - t0 < bench_warm_ms;) {
+            for (int u = 0; u < 4; u++, i++) {
+                if (bench_graphs) CU(cudaGraphLaunch(ge, s), "cudaGraphLaunch (warm-up)");
+                else LQ_TRY(fn(arg, i, s));
+            }
+            CU(cudaStreamSynchronize(s), "warm-up launches");
+        }
     }
     for (int it = 0; it < iters; it++) {
         CU(cudaEventRecord(e0, s), "cudaEventRecord");

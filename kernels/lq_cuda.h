@@ -51,6 +51,9 @@ lq_status lq_cuda_engines_kld(lq_engine *base, lq_engine *quant, const int32_t *
  * weights never sit in L2; random (never zero) data. The copy is always timed
  * with events (one 1 GiB copy dwarfs the launch latency). */
 void lq_cuda_bench_set_graphs(int on);
+/* Warm-up per timed cell in ms (default 50): replays before the samples so the clocks settle to the cell's load. */
+void lq_cuda_bench_set_warm_ms(double ms);
+double lq_cuda_bench_warm_ms(void);
 /* Programmatic dependent launch on the decode path (kernels/cuda_common.cuh): on by default on sm_90+,
  * off with LQ_PDL=0 in the environment or lq_cuda_set_pdl(0); applies to launches (and graph captures)
  * made after the call. */

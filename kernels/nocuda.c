@@ -31,6 +31,8 @@ lq_status lq_cuda_engine_new(const lq_model *m, const lq_cuda_engine_opts *opts,
 }
 
 void lq_cuda_bench_set_graphs(int on) { (void)on; }
+void lq_cuda_bench_set_warm_ms(double ms) { (void)ms; }
+double lq_cuda_bench_warm_ms(void) { return 0.0; }
 void lq_cuda_set_pdl(int on) { (void)on; }
 int lq_cuda_bench_graphs(void) { return 0; }
 

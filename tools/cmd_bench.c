@@ -72,12 +72,15 @@ static const lin_shape llama2[] = {{"qkv", 4096, 12288}, {"o", 4096, 4096}, {"ga
 
 static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama3|llama2|all] [--iters N] [--gpu I]\n"
                         "                        [--w4a16] [--group G] [--asym] [--attention] [--attn BxC,...]\n"
-                        "                        [--w4-paths small,fused,deq,wgmma] [--timing graph|events]\n"
+                        "                        [--w4-paths small,fused,deq,wgmma] [--timing graph|events] [--warm-ms MS]\n"
                         "                        [--json] [--out FILE]\n"
                         "  --timing  graph (default): each sample is a CUDA graph of >= 10 back-to-back launches\n"
                         "            over the rotated buffers, divided by the launch count (what a decode step,\n"
                         "            itself a graph, sees); events: one event pair around each single launch\n"
                         "            (adds the host launch latency, ~5 us, to every figure)\n"
+                        "  --warm-ms each cell's launches run for at least MS ms (default 50) before its timed\n"
+                        "            samples, so that the clocks settle to that cell's load (0: five launches only;\n"
+                        "            a light cell right after a heavy one then runs while the clocks recover)\n"
                         "  --attention  also the decode attention sweep of ANCHORS.md (32 query / 8 KV heads,\n"
                         "            head_dim 128, fp16 cache; batch 1 and 16 at 1k, 8k, 32k context): us, KV-cache\n"
                         "            TB/s, its fraction of the copy bandwidth, ns per cached token, a plain\n"
@@ -101,7 +104,7 @@ static const char *UK = "usage: lq bench kernels [--m 1,2,4,...] [--shapes llama
 static int bench_kernels(int argc, char **argv) {
     int ms[32] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096}, n_m = 11, iters = 50, as_json = 0, gpu = 0;
     int w4 = 0, w4_group = 128, w4_sym = 1, attn = 0, graphs = 1;
-    int w4_paths[4] = {1, 1, 1, 1}; /* small, fused, deq, wgmma (the columns' order) */
+    int w4_paths[4] = {1, 1, 1, 1}, warm_ms = 50; /* small, fused, deq, wgmma (the columns' order) */
     /* the decode attention shapes: ANCHORS.md's six with a PyTorch SDPA figure unless --attn names others
        (--attn all: its whole sweep, batch 1 / 8 / 16 / 32 x context 1k / 4k / 8k / 16k / 32k) */
     int AB[32] = {1, 1, 1, 16, 16, 16}, AC[32] = {1024, 8192, 32768, 1024, 8192, 32768}, n_attn = 6;
@@ -113,6 +116,7 @@ static int bench_kernels(int argc, char **argv) {
                                    {"asym", no_argument, 0, 'a'},         {"attention", no_argument, 0, 'A'},
                                    {"timing", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
                                    {"attn", required_argument, 0, 'S'},   {"w4-paths", required_argument, 0, 'P'},
+                                   {"warm-ms", required_argument, 0, 'W'},
                                    {0, 0, 0, 0}};
     int c;
     long v;
@@ -149,6 +153,10 @@ static int bench_kernels(int argc, char **argv) {
             break;
         }
         case 'a': w4_sym = 0; break;
+        case 'W':
+            if (lq_parse_int(optarg, 0, 10000, &v)) return lq_tool_usage("bench", UK, "bad --warm-ms '%s' (0..10000)", optarg);
+            warm_ms = (int)v;
+            break;
         case 'P': {
             static const char *const names[4] = {"small", "fused", "deq", "wgmma"};
             int any = 0;
@@ -202,19 +210,22 @@ static int bench_kernels(int argc, char **argv) {
     lq_status st = lq_cuda_device_describe(gpu, desc, sizeof desc);
     if (st != LQ_OK) return lq_tool_fail("bench", st);
     lq_cuda_bench_set_graphs(graphs);
+    lq_cuda_bench_set_warm_ms((double)warm_ms);
     const char *method = graphs ? "CUDA graph replays of >= 10 back-to-back launches (per-launch time = replay / "
                                   "launches), median of the replays after warm-up; weights rotated through >= 512 MB; "
                                   "random data"
                                 : "CUDA events around each launch, median after warm-up; weights rotated through "
                                   ">= 512 MB; random data";
-    json_t *res = json_pack("{s:s, s:s, s:s}", "gpu", desc, "timing", graphs ? "graph" : "events", "method", method);
+    json_t *res = json_pack("{s:s, s:s, s:s, s:i}", "gpu", desc, "timing", graphs ? "graph" : "events", "method", method,
+                            "warm_ms", warm_ms);
     json_t *rows = json_array();
     lq_bench_timing t;
     double tbps;
     st = lq_cuda_bench_copy(gpu, (size_t)1 << 30, 20, &t, &tbps);
     if (st != LQ_OK) return lq_tool_fail("bench", st);
     json_object_set_new(res, "copy_tbps", json_real(tbps));
-    fprintf(stderr, "%s\ndevice-to-device copy (1 GiB): %.3f TB/s (read + write)\ntiming: %s\n", desc, tbps, method);
+    fprintf(stderr, "%s\ndevice-to-device copy (1 GiB): %.3f TB/s (read + write)\ntiming: %s; >= %d ms of warm-up per cell\n",
+            desc, tbps, method, warm_ms);
     const lin_shape *sets[2] = {NULL, NULL};
     int nsets[2] = {0, 0};
     if (!strcmp(shapes, "llama3") || !strcmp(shapes, "all")) sets[0] = llama3, nsets[0] = 4;
