@@ -405,6 +405,43 @@ __device__ __forceinline__ void wgm_swiglu8(const float (&g)[8], const float (&u
  * 2 LDS.128 (1 KB of shared-memory reads) per tile. kernels/dev/w4a16_notes.md
  * has the predictions and the measurements. */
 
+/* Phase stamps for kernels/dev/bench_w4_trace.cu, which includes this file with LQ_W4_TRACE defined: thread 0
+ * of every block of the wgmma kernel (and of the small-M kernel: entry, after the PDL wait, x staged, warp 0's
+ * loop done, every warp's loop done, exit) takes a ticket at entry (the launch = ticket / blocks: with PDL a launch's
+ * blocks enter only after all of the previous launch's have) and writes %globaltimer (ns) at each phase into
+ * lq_wg_trace, one row of WG_TRACE_N per (launch, block). Without LQ_W4_TRACE (every build of make) these are
+ * empty. */
+#define WG_TRACE_N 6 /* entry, after the PDL wait, tile 0 dequantized, the middle step, loop end, exit */
+#ifdef LQ_W4_TRACE
+/* the last launch's route (host side): slices, summed in clusters (1) or the workspace (0), clusters of ks
+ * that run at once (-1: none / not asked), tiles */
+static int lq_wg_route[4];
+__device__ unsigned long long *lq_wg_trace;
+__device__ unsigned int lq_wg_trace_seq;
+__device__ int lq_wg_trace_launches;
+__device__ __forceinline__ unsigned long long wg_gtime(void) {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
+    return t;
+}
+#define WG_TRACE_INIT()                                                                                         \
+    unsigned long long *wg_tr = nullptr;                                                                        \
+    if (threadIdx.x == 0 && lq_wg_trace) {                                                                      \
+        const unsigned blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),                    \
+                       nblk = gridDim.x * gridDim.y * gridDim.z, tk = atomicAdd(&lq_wg_trace_seq, 1u);          \
+        if ((int)(tk / nblk) < lq_wg_trace_launches) wg_tr = lq_wg_trace + ((size_t)(tk / nblk) * nblk + blk) * WG_TRACE_N; \
+    }
+#define WG_TRACE(i)                                                                                             \
+    do {                                                                                                        \
+        if (wg_tr) wg_tr[i] = wg_gtime();                                                                       \
+    } while (0)
+#else
+#define WG_TRACE_INIT()
+#define WG_TRACE(i) \
+    do {            \
+    } while (0)
+#endif
+
 /* Warps per block, and with them the register bound (__launch_bounds__(32 W,
  * 1): 65536 / (32 W) registers per thread), by n-tiles of 8 rows of x: up
  * to 2 n-tiles (M <= 16) the 64 registers of 32 warps hold the ring, the
@@ -604,6 +641,8 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
     /* the first DEPTH tiles in flight before anything else: their DRAM
      * latency covers the staging below (and, launched with PDL, the end of
      * the previous kernel) */
+    WG_TRACE_INIT();
+    WG_TRACE(0);
     lq_pdl_trigger();
     constexpr int DEPTH = w4s_depth(NT, SYM, G2);
     uint4 buf[DEPTH];
@@ -636,6 +675,7 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
      * (never written during a step); x is the previous kernel's output, and
      * part may still be read by the previous reduction */
     lq_pdl_wait();
+    WG_TRACE(1);
     /* stage x (M rows, the slice's inputs) permuted, 4 independent 16-byte
      * loads per thread and round so that the loads overlap */
     {
@@ -682,6 +722,7 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
      * in flight at once — measured slower: gate_up M = 16 31.7 vs 29.7 us, qkv
      * M = 4 10.5 vs 8.7; bench/results/2026-12-01-h200-w4-m16/) */
     __syncthreads();
+    WG_TRACE(2);
 
     /* one accumulator chain per n-tile: a second one (for odd sub-tiles) cost
      * the registers of two ring slots at NT = 1, and the dependent mma hide
@@ -773,6 +814,7 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
         }
     }
 
+    WG_TRACE(3);
     /* C fragment of n-tile j: c0, c1 = weight row g8 (n0), x rows 8 j + 2q, 8 j + 2q + 1;
      * c2, c3 = weight row g8 + 8. red lies over xs (not WHOLE): every warp must be done reading it */
     if (!WHOLE) __syncthreads();
@@ -784,6 +826,7 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
             if (m < M) red[(warp * M + m) * 16 + g8 + (e >> 1) * 8] = acc[j][e];
         }
     __syncthreads();
+    WG_TRACE(4);
     if (hout) { /* the SwiGLU epilogue (one K slice, B a multiple of 8, a weight from lq_w4a16_upload_swiglu, no
                    bias): each 8 row blocks are the gate rows of 64 hidden units, then their up rows; the sums
                    in the order of the plain epilogue below (the K split over the warps is this plan's, S = 2, so
@@ -804,6 +847,7 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
             }
             wgm_swiglu8(g, u, hout, hbf16, M, H, m, rb0 / 8 * 64 + j8 * 8);
         }
+        WG_TRACE(5);
         return;
     }
     const bool split = gridDim.y > 1;
@@ -818,6 +862,7 @@ w4a16_small_m_kernel(float *__restrict__ y, float *__restrict__ part, const __ha
             dst[(int64_t)m * N + n] = sum;
         }
     }
+    WG_TRACE(5);
 }
 
 /* y (M, N) = bias + the KS partial products of w4a16_small_m_kernel, added in
@@ -1307,41 +1352,6 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
 }
 #endif
 
-/* Phase stamps for kernels/dev/bench_w4_trace.cu, which includes this file with LQ_W4_TRACE defined: thread 0
- * of every block of the wgmma kernel takes a ticket at entry (the launch = ticket / blocks: with PDL a launch's
- * blocks enter only after all of the previous launch's have) and writes %globaltimer (ns) at each phase into
- * lq_wg_trace, one row of WG_TRACE_N per (launch, block). Without LQ_W4_TRACE (every build of make) these are
- * empty. */
-#define WG_TRACE_N 6 /* entry, after the PDL wait, tile 0 dequantized, the middle step, loop end, exit */
-#ifdef LQ_W4_TRACE
-/* the last launch's route (host side): slices, summed in clusters (1) or the workspace (0), clusters of ks
- * that run at once (-1: none / not asked), tiles */
-static int lq_wg_route[4];
-__device__ unsigned long long *lq_wg_trace;
-__device__ unsigned int lq_wg_trace_seq;
-__device__ int lq_wg_trace_launches;
-__device__ __forceinline__ unsigned long long wg_gtime(void) {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;\n" : "=l"(t));
-    return t;
-}
-#define WG_TRACE_INIT()                                                                                         \
-    unsigned long long *wg_tr = nullptr;                                                                        \
-    if (threadIdx.x == 0 && lq_wg_trace) {                                                                      \
-        const unsigned blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),                    \
-                       nblk = gridDim.x * gridDim.y * gridDim.z, tk = atomicAdd(&lq_wg_trace_seq, 1u);          \
-        if ((int)(tk / nblk) < lq_wg_trace_launches) wg_tr = lq_wg_trace + ((size_t)(tk / nblk) * nblk + blk) * WG_TRACE_N; \
-    }
-#define WG_TRACE(i)                                                                                             \
-    do {                                                                                                        \
-        if (wg_tr) wg_tr[i] = wg_gtime();                                                                       \
-    } while (0)
-#else
-#define WG_TRACE_INIT()
-#define WG_TRACE(i) \
-    do {            \
-    } while (0)
-#endif
 
 /* FUSE (BM = 256, one K slice, a weight from lq_w4a16_upload_swiglu): the epilogue is the SwiGLU. The
  * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units

@@ -1,7 +1,11 @@
-/* bench_w4_trace.cu — where a W4A16 wgmma launch's time goes, launch after launch.
+/* bench_w4_trace.cu — where a W4A16 wgmma (or small-M) launch's time goes, launch after launch.
  *
  * Compiles kernels/w4a16_cuda.cu itself with LQ_W4_TRACE defined, so that thread 0 of every block of
- * w4a16_wgmma_kernel stamps %globaltimer at its phases (WG_TRACE there; the mainline build has none of it).
+ * w4a16_wgmma_kernel and of w4a16_small_m_kernel stamps %globaltimer at its phases (WG_TRACE there; the
+ * mainline build has none of it). A shape NxKxM:3 (the default for M <= 8) runs path 3, the small-M kernel,
+ * whose stamps are entry / wait / x (staged) / loop(w0) (warp 0's loop done) / loops (every warp's) / exit and
+ * whose "per tile" is (loops - x) / (a warp's tiles - 1); the default list starts with the four llama3-8b
+ * products at M = 1 on path 3 (session 23; not yet run on a GPU).
  * Each shape N x K at M rows runs the way lq bench kernels --w4a16 times path 4: a CUDA graph of R
  * back-to-back launches of lq_w4a16_matmul_cuda (path 4, the automatic tile / slice / cluster choice, the
  * knobs of the environment), launch i reading weight copy i (R copies, >= 512 MB in all), random codes and
@@ -50,7 +54,9 @@ __global__ void trace_fill_scales(__half *p, size_t n, uint64_t seed) {
     }
 }
 
-static void run_shape(const char *name, int N, int K, int M, int sm) {
+static lq_device_limits lim_g; /* main's, for the small-M plan */
+
+static void run_shape(const char *name, int N, int K, int M, int sm, int path) {
     lq_w4a16_shape s;
     memset(&s, 0, sizeof s);
     s.N = N, s.K = K, s.Np = (N + 31) / 32 * 32, s.Kp = (K + 63) / 64 * 64, s.G = 128 < K ? 128 : K;
@@ -79,7 +85,7 @@ static void run_shape(const char *name, int N, int K, int M, int sm) {
     cudaStream_t st;
     CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
     auto launch = [&](int i) {
-        LQ(lq_w4a16_matmul_cuda(NULL, (float *)y, x, 0, &w[(size_t)i], NULL, M, 4, sm, ws, wsb, st));
+        LQ(lq_w4a16_matmul_cuda(NULL, (float *)y, x, 0, &w[(size_t)i], NULL, M, path, sm, ws, wsb, st));
     };
     /* one launch to learn the grid: every block of it takes one ticket */
     unsigned int zero = 0, nblk = 0;
@@ -139,10 +145,18 @@ static void run_shape(const char *name, int N, int K, int M, int sm) {
         }
         t0[(size_t)k] = (double)mn, end[(size_t)k] = (double)mx;
     }
-    static const char *nm[WG_TRACE_N] = {"entry", "wait", "tile0", "mid", "loop", "exit"};
+    static const char *nm4[WG_TRACE_N] = {"entry", "wait", "tile0", "mid", "loop", "exit"};
+    static const char *nm3[WG_TRACE_N] = {"entry", "wait", "x", "loop(w0)", "loops", "exit"};
+    const char *const *nm = path == 3 ? nm3 : nm4;
+    /* path 3: the plan (blocks of B row blocks x S warps, KS K slices) and a warp's tiles */
+    small_plan sp;
+    memset(&sp, 0, sizeof sp);
+    if (path == 3)
+        plan_small(&s, 1, M, sm, (size_t)lim_g.smem_per_block_optin, (size_t)lim_g.smem_per_sm, &sp);
     std::vector<std::vector<double>> med(WG_TRACE_N), mxs(WG_TRACE_N);
     std::vector<double> period, endr, nextin, hand, step_us;
-    const int ks = wgm_slices(&s, M, sm), KB = (int)(s.Kp / 64), steps = (KB + ks - 1) / ks;
+    const int KB = (int)(s.Kp / 64), ks = path == 3 ? sp.KS : wgm_slices(&s, M, sm),
+              steps = path == 3 ? (sp.KT + sp.S - 1) / (sp.S > 0 ? sp.S : 1) : (KB + ks - 1) / ks;
     for (int k = 2; k < R - 2; k++) {
         for (int j = 0; j < WG_TRACE_N; j++) {
             std::vector<double> v;
@@ -167,18 +181,25 @@ static void run_shape(const char *name, int N, int K, int M, int sm) {
         nextin.push_back(early);
         hand.push_back(((double)w1 - end[(size_t)k]) * 1e-3);
     }
-    printf("%-8s N %5d K %5d M %4d: x tile %d rows, %d slice(s) of %d steps, %u blocks, %d launches; graph %.2f us "
-           "per launch (traced replay %.2f)\n",
-           name, N, K, M, wgm_bm(M), ks, steps, nblk, R, graph_us, tms * 1000.0 / R);
-    printf("  route: %d slice(s) summed %s; clusters of %d at once %d, tiles %d\n", lq_wg_route[0],
-           lq_wg_route[0] < 2 ? "-" : lq_wg_route[1] ? "in clusters" : "by the reduction kernel", lq_wg_route[0],
-           lq_wg_route[2], lq_wg_route[3]);
+    if (path == 3) {
+        printf("%-8s N %5d K %5d M %4d: small-M kernel, B %d row blocks x S %d warps per block, %d K slice(s), %d "
+               "tiles a warp, %u blocks, %d launches; graph %.2f us per launch (traced replay %.2f)\n",
+               name, N, K, M, sp.B, sp.S, sp.KS, steps, nblk, R, graph_us, tms * 1000.0 / R);
+    } else {
+        printf("%-8s N %5d K %5d M %4d: x tile %d rows, %d slice(s) of %d steps, %u blocks, %d launches; graph %.2f us "
+               "per launch (traced replay %.2f)\n",
+               name, N, K, M, wgm_bm(M), ks, steps, nblk, R, graph_us, tms * 1000.0 / R);
+        printf("  route: %d slice(s) summed %s; clusters of %d at once %d, tiles %d\n", lq_wg_route[0],
+               lq_wg_route[0] < 2 ? "-" : lq_wg_route[1] ? "in clusters" : "by the reduction kernel", lq_wg_route[0],
+               lq_wg_route[2], lq_wg_route[3]);
+    }
     printf("  us from the launch's first entry, median / max over its blocks:");
     for (int j = 0; j < WG_TRACE_N; j++)
         if (!med[(size_t)j].empty()) printf("  %s %.2f / %.2f", nm[j], dev_median(med[(size_t)j]), dev_median(mxs[(size_t)j]));
-    printf("\n  per step (tile0 .. loop) %.3f us; period %.2f; end %.2f; next launch's blocks in before the end %.0f "
+    printf("\n  per %s (%s .. loop) %.3f us; period %.2f; end %.2f; next launch's blocks in before the end %.0f "
            "of %u; its first wait return - end %.2f us\n",
-           dev_median(step_us), dev_median(period), dev_median(endr), dev_median(nextin), nblk, dev_median(hand));
+           path == 3 ? "tile" : "step", path == 3 ? "x" : "tile0", dev_median(step_us), dev_median(period), dev_median(endr),
+           dev_median(nextin), nblk, dev_median(hand));
     CK(cudaGraphExecDestroy(ge));
     CK(cudaGraphDestroy(g));
     CK(cudaEventDestroy(e0));
@@ -194,6 +215,7 @@ static void run_shape(const char *name, int N, int K, int M, int sm) {
 int main(int argc, char **argv) {
     lq_device_limits lim;
     CK(lq_device_limits_current(&lim));
+    lim_g = lim;
     cudaDeviceProp prop;
     CK(cudaGetDeviceProperties(&prop, 0));
     if (!lq_w4a16_wgmma_device()) {
@@ -208,17 +230,21 @@ int main(int argc, char **argv) {
     } ll[] = {{"qkv", 6144, 4096}, {"o", 4096, 4096}, {"gate_up", 28672, 4096}, {"down", 4096, 14336}};
     if (argc > 1) {
         for (int i = 1; i < argc; i++) {
-            int N = 0, K = 0, M = 0;
-            if (sscanf(argv[i], "%dx%dx%d", &N, &K, &M) != 3 || N < 1 || K < 64 || K % 8 || M < 1) {
-                fprintf(stderr, "bench_w4_trace: shape '%s' (NxKxM, K a multiple of 8, >= 64)\n", argv[i]);
+            int N = 0, K = 0, M = 0, P = 0;
+            const int n = sscanf(argv[i], "%dx%dx%d:%d", &N, &K, &M, &P);
+            if (n < 3 || N < 1 || K < 64 || K % 8 || M < 1 || (n == 4 && P != 3 && P != 4)) {
+                fprintf(stderr, "bench_w4_trace: shape '%s' (NxKxM[:P], K a multiple of 8, >= 64; P = 3 the small-M "
+                                "kernel, 4 the wgmma kernel: 3 for M <= 8, else 4)\n", argv[i]);
                 return 2;
             }
-            run_shape("shape", N, K, M, lim.sm_count);
+            if (n < 4) P = M <= 8 ? 3 : 4;
+            run_shape("shape", N, K, M, lim.sm_count, P);
         }
     } else {
+        for (int i = 0; i < 4; i++) run_shape(ll[i].name, ll[i].N, ll[i].K, 1, lim.sm_count, 3);
         static const int ms[] = {16, 64, 256, 1024};
         for (int mi = 0; mi < 4; mi++)
-            for (int i = 0; i < 4; i++) run_shape(ll[i].name, ll[i].N, ll[i].K, ms[mi], lim.sm_count);
+            for (int i = 0; i < 4; i++) run_shape(ll[i].name, ll[i].N, ll[i].K, ms[mi], lim.sm_count, 4);
     }
     return 0;
 }
