@@ -1352,7 +1352,6 @@ __device__ __forceinline__ void wgm_cluster_sum(float (&d)[NS][BM / 2], unsigned
 }
 #endif
 
-
 /* FUSE (BM = 256, one K slice, a weight from lq_w4a16_upload_swiglu): the epilogue is the SwiGLU. The
  * block's 128 weight rows are the gate (warpgroup 0) and up (warpgroup 1) rows of hidden units
  * 64 blockIdx.y ..; warpgroup 1 hands its accumulators to warpgroup 0 through shared memory, which writes
