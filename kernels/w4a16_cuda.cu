@@ -409,9 +409,10 @@ __device__ __forceinline__ void wgm_swiglu8(const float (&g)[8], const float (&u
  * of every block of the wgmma kernel (and of the small-M kernel: entry, after the PDL wait, x staged, warp 0's
  * loop done, every warp's loop done, exit) takes a ticket at entry (the launch = ticket / blocks: with PDL a launch's
  * blocks enter only after all of the previous launch's have) and writes %globaltimer (ns) at each phase into
- * lq_wg_trace, one row of WG_TRACE_N per (launch, block). Without LQ_W4_TRACE (every build of make) these are
- * empty. */
+ * lq_wg_trace, one row of WG_TRACE_ROW per (launch, block), each stamp with the SM clock (clock64) beside it for
+ * the phases inside a block. Without LQ_W4_TRACE (every build of make) these are empty. */
 #define WG_TRACE_N 6 /* entry, after the PDL wait, tile 0 dequantized, the middle step, loop end, exit */
+#define WG_TRACE_ROW (2 * WG_TRACE_N) /* a row: the WG_TRACE_N %globaltimer stamps (ns), then the same stamps in SM clocks (clock64) */
 #ifdef LQ_W4_TRACE
 /* the last launch's route (host side): slices, summed in clusters (1) or the workspace (0), clusters of ks
  * that run at once (-1: none / not asked), tiles */
@@ -429,11 +430,11 @@ __device__ __forceinline__ unsigned long long wg_gtime(void) {
     if (threadIdx.x == 0 && lq_wg_trace) {                                                                      \
         const unsigned blk = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z),                    \
                        nblk = gridDim.x * gridDim.y * gridDim.z, tk = atomicAdd(&lq_wg_trace_seq, 1u);          \
-        if ((int)(tk / nblk) < lq_wg_trace_launches) wg_tr = lq_wg_trace + ((size_t)(tk / nblk) * nblk + blk) * WG_TRACE_N; \
+        if ((int)(tk / nblk) < lq_wg_trace_launches) wg_tr = lq_wg_trace + ((size_t)(tk / nblk) * nblk + blk) * WG_TRACE_ROW; \
     }
 #define WG_TRACE(i)                                                                                             \
     do {                                                                                                        \
-        if (wg_tr) wg_tr[i] = wg_gtime();                                                                       \
+        if (wg_tr) wg_tr[i] = wg_gtime(), wg_tr[WG_TRACE_N + (i)] = (unsigned long long)clock64();            \
     } while (0)
 #else
 #define WG_TRACE_INIT()

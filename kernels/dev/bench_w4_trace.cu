@@ -96,7 +96,7 @@ static void run_shape(const char *name, int N, int K, int M, int sm, int path) {
     CK(cudaStreamSynchronize(st));
     {
         unsigned long long *dummy;
-        CK(cudaMalloc(&dummy, sizeof(unsigned long long) * WG_TRACE_N * 65536));
+        CK(cudaMalloc(&dummy, sizeof(unsigned long long) * WG_TRACE_ROW * 65536));
         int one = 1;
         CK(cudaMemcpyToSymbol(lq_wg_trace, &dummy, sizeof dummy));
         CK(cudaMemcpyToSymbol(lq_wg_trace_launches, &one, sizeof one));
@@ -107,7 +107,7 @@ static void run_shape(const char *name, int N, int K, int M, int sm, int path) {
         CK(cudaMemcpyToSymbol(lq_wg_trace, &none, sizeof none));
         CK(cudaFree(dummy));
     }
-    const size_t tr_n = (size_t)R * nblk * WG_TRACE_N;
+    const size_t tr_n = (size_t)R * nblk * WG_TRACE_ROW;
     unsigned long long *tr;
     CK(cudaMalloc(&tr, sizeof(unsigned long long) * tr_n));
 
@@ -135,7 +135,8 @@ static void run_shape(const char *name, int N, int K, int M, int sm, int path) {
     std::vector<unsigned long long> h(tr_n);
     CK(cudaMemcpy(h.data(), tr, sizeof(unsigned long long) * tr_n, cudaMemcpyDeviceToHost));
 
-    auto at = [&](int k, unsigned b, int j) { return h[((size_t)k * nblk + b) * WG_TRACE_N + j]; };
+    auto at = [&](int k, unsigned b, int j) { return h[((size_t)k * nblk + b) * WG_TRACE_ROW + j]; };
+    auto clk = [&](int k, unsigned b, int j) { return h[((size_t)k * nblk + b) * WG_TRACE_ROW + WG_TRACE_N + j]; };
     std::vector<double> t0((size_t)R), end((size_t)R);
     for (int k = 0; k < R; k++) {
         unsigned long long mn = ~0ull, mx = 0;
@@ -154,7 +155,8 @@ static void run_shape(const char *name, int N, int K, int M, int sm, int path) {
     if (path == 3)
         plan_small(&s, 1, M, sm, (size_t)lim_g.smem_per_block_optin, (size_t)lim_g.smem_per_sm, &sp);
     std::vector<std::vector<double>> med(WG_TRACE_N), mxs(WG_TRACE_N);
-    std::vector<double> period, endr, nextin, hand, step_us;
+    std::vector<double> period, endr, nextin, hand, step_us, ghz;
+    std::vector<std::vector<double>> phase(WG_TRACE_N - 1); /* SM clocks from stamp j to j + 1, every block */
     const int KB = (int)(s.Kp / 64), ks = path == 3 ? sp.KS : wgm_slices(&s, M, sm),
               steps = path == 3 ? (sp.KT + sp.S - 1) / (sp.S > 0 ? sp.S : 1) : (KB + ks - 1) / ks;
     for (int k = 2; k < R - 2; k++) {
@@ -166,6 +168,12 @@ static void run_shape(const char *name, int N, int K, int M, int sm, int path) {
             med[(size_t)j].push_back(dev_median(v));
             mxs[(size_t)j].push_back(*std::max_element(v.begin(), v.end()));
         }
+        for (int j = 0; j + 1 < WG_TRACE_N; j++)
+            for (unsigned b = 0; b < nblk; b++)
+                if (at(k, b, j) && at(k, b, j + 1)) phase[(size_t)j].push_back((double)(clk(k, b, j + 1) - clk(k, b, j)));
+        for (unsigned b = 0; b < nblk; b++)
+            if (at(k, b, 0) && at(k, b, 5) > at(k, b, 0))
+                ghz.push_back((double)(clk(k, b, 5) - clk(k, b, 0)) / (double)(at(k, b, 5) - at(k, b, 0)));
         std::vector<double> sv;
         for (unsigned b = 0; b < nblk; b++)
             if (at(k, b, 2) && at(k, b, 4)) sv.push_back(((double)at(k, b, 4) - (double)at(k, b, 2)) * 1e-3);
@@ -200,6 +208,14 @@ static void run_shape(const char *name, int N, int K, int M, int sm, int path) {
            "of %u; its first wait return - end %.2f us\n",
            path == 3 ? "tile" : "step", path == 3 ? "x" : "tile0", dev_median(step_us), dev_median(period), dev_median(endr),
            dev_median(nextin), nblk, dev_median(hand));
+    const double f = ghz.empty() ? 0.0 : dev_median(ghz); /* SM clocks per ns */
+    printf("  inside a block (SM clocks, median over blocks; us at %.2f GHz):", f);
+    for (int j = 0; j + 1 < WG_TRACE_N; j++)
+        if (!phase[(size_t)j].empty()) {
+            const double c = dev_median(phase[(size_t)j]);
+            printf("  %s..%s %.0f (%.2f)", nm[j], nm[j + 1], c, f > 0 ? c / f * 1e-3 : 0.0);
+        }
+    printf("\n");
     CK(cudaGraphExecDestroy(ge));
     CK(cudaGraphDestroy(g));
     CK(cudaEventDestroy(e0));
