@@ -5,7 +5,8 @@
  * mainline build has none of it). A shape NxKxM:3 (the default for M <= 8) runs path 3, the small-M kernel,
  * whose stamps are entry / wait / x (staged) / loop(w0) (warp 0's loop done) / loops (every warp's) / exit and
  * whose "per tile" is (loops - x) / (a warp's tiles - 1); the default list starts with the four llama3-8b
- * products at M = 1 on path 3 (session 23; not yet run on a GPU).
+ * products at M = 1 on path 3. Each stamp also keeps the SM clock (clock64), and a last line gives each phase
+ * inside a block in SM clocks, median over blocks (%globaltimer ticks are 0.256 us on the H200; session 24).
  * Each shape N x K at M rows runs the way lq bench kernels --w4a16 times path 4: a CUDA graph of R
  * back-to-back launches of lq_w4a16_matmul_cuda (path 4, the automatic tile / slice / cluster choice, the
  * knobs of the environment), launch i reading weight copy i (R copies, >= 512 MB in all), random codes and
