@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepared in session 25 (no GPU lent then), not run: the wgmma kernel's persistent grid (branch wgmma-pers,
 # kernels/dev/w4_pers.patch; LQ_W4A16_WGMMA_PERS=1 plain, =2 with the last round split in K halves in clusters
-# of 2) against the tile grid (=0, main's route), one binary: carry/w4p.tar.xz holds folder w4p = the branch's
+# of 2) and the tile grid's epilogue through shared memory (LQ_W4A16_WGMMA_EPI=1) against the tile grid (=0,
+# main's route), one binary: carry/w4p.tar.xz holds folder w4p = the branch's
 # lq, GPU test binaries and build/dev/bench_w4_trace (make dev-w4-trace), stripped;
 # carry ["carry/libs.tar.xz","carry/shared","carry/w4p.tar.xz","carry/w4e.tar.xz"] (w4e.tar.xz holds w4o = main's lq)
 set -u
@@ -12,14 +13,16 @@ LQ_REQUIRE_GPU=1 LQ_TEST_FILTER='*persistent*' timeout 100 carry/w4p/test_w4a16_
 cat $R/pers_test.log | tail -12; echo "t=$(( $(date +%s) - T0 ))"
 LQ_REQUIRE_GPU=1 LQ_TEST_JOBS=8 timeout 200 ./tests/run_tests.sh $(ls carry/w4p/test_*) > $R/gputests.log 2>&1; echo "rc=$?" >> $R/gputests.log
 tail -3 $R/gputests.log; grep -E "\[  FAILED" $R/gputests.log | head; echo "t=$(( $(date +%s) - T0 ))"
-K="--w4a16 --w4-paths wgmma --shapes llama3 --iters 20 --m 512,1024,2048,4096"
-for r in 1 2; do for v in 2 1 0; do
-  echo "== r$r PERS=$v" >> $R/ab.txt; LQ_W4A16_WGMMA_PERS=$v timeout 90 carry/w4p/lq bench kernels $K 2>&1 | grep -E "^(qkv|o|gate_up|down) " >> $R/ab.txt; done; done
+K="--w4a16 --w4-paths wgmma --shapes llama3 --iters 20 --m 64,256,512,1024,2048,4096"
+for r in 1 2; do for v in LQ_W4A16_WGMMA_PERS=2 LQ_W4A16_WGMMA_PERS=1 LQ_W4A16_WGMMA_EPI=1 LQ_W4A16_WGMMA_PERS=0; do
+  echo "== r$r $v" >> $R/ab.txt; env $v timeout 90 carry/w4p/lq bench kernels $K 2>&1 | grep -E "^(qkv|o|gate_up|down) " >> $R/ab.txt; done; done
 echo "== main (w4o)" >> $R/ab.txt; timeout 90 carry/w4o/lq bench kernels $K 2>&1 | grep -E "^(qkv|o|gate_up|down) " >> $R/ab.txt
 cut -c1-130 $R/ab.txt; echo "t=$(( $(date +%s) - T0 ))"
 LQ_W4A16_WGMMA_PERS=2 timeout 60 carry/w4p/bench_w4_trace 28672x4096x4096 6144x4096x2048 4096x14336x2048 > $R/trace_pers.txt 2>&1
-grep -E "^shape|inside" $R/trace_pers.txt | cut -c1-260; echo "t=$(( $(date +%s) - T0 ))"
-M="--preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 2048 --batch 1 --ctx 2048 --steps 4 --reps 2"
-for v in 2 0; do echo "== PERS=$v" >> $R/model.txt; LQ_W4A16_WGMMA_PERS=$v timeout 80 carry/w4p/lq bench model $M >> $R/model.txt 2>&1; done
+LQ_W4A16_WGMMA_EPI=1 timeout 40 carry/w4p/bench_w4_trace 28672x4096x4096 6144x4096x2048 > $R/trace_epi.txt 2>&1
+timeout 40 carry/w4p/bench_w4_trace 28672x4096x4096 6144x4096x2048 > $R/trace_base.txt 2>&1
+grep -E "^shape|inside" $R/trace_pers.txt $R/trace_epi.txt $R/trace_base.txt | cut -c1-260; echo "t=$(( $(date +%s) - T0 ))"
+M="--preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512,2048 --batch 1 --ctx 2048 --steps 4 --reps 1"
+for v in LQ_W4A16_WGMMA_PERS=2 LQ_W4A16_WGMMA_EPI=1 LQ_W4A16_WGMMA_PERS=0; do echo "== $v" >> $R/model.txt; env $v timeout 70 carry/w4p/lq bench model $M >> $R/model.txt 2>&1; done
 grep -E "^==|prefill" $R/model.txt; echo "t=$(( $(date +%s) - T0 ))"
 gzip $R/gputests.log
