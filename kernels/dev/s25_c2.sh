@@ -9,6 +9,8 @@ set -u
 mkdir -p /tmp/lqc && tar xJf carry/libs.tar.xz -C /tmp/lqc && tar xJf carry/w4p.tar.xz -C carry && tar xJf carry/w4e.tar.xz -C carry
 export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/tmp/lqc/lqlib LQ_SHARED=$PWD/carry/shared OMP_WAIT_POLICY=passive LQ_BIN=$PWD/carry/w4p/lq
 R=$OUT; T0=$(date +%s)
+# the floor of a launch that only reads the products' bytes (kernels/dev/bench_read_ceiling.cu, make dev-read-ceiling)
+timeout 60 carry/w4p/bench_read_ceiling > $R/read_ceiling.txt 2>&1; cat $R/read_ceiling.txt; echo "t=$(( $(date +%s) - T0 ))"
 LQ_REQUIRE_GPU=1 LQ_TEST_FILTER='*persistent*' timeout 100 carry/w4p/test_w4a16_gpu > $R/pers_test.log 2>&1; echo "rc=$?" >> $R/pers_test.log
 cat $R/pers_test.log | tail -12; echo "t=$(( $(date +%s) - T0 ))"
 LQ_REQUIRE_GPU=1 LQ_TEST_JOBS=8 timeout 200 ./tests/run_tests.sh $(ls carry/w4p/test_*) > $R/gputests.log 2>&1; echo "rc=$?" >> $R/gputests.log
