@@ -12,6 +12,9 @@
  *                kernel: its weight ring before the wait, x and everything after the ring behind it)
  *   read-first   every load before the wait, the wait only before the one store (a kernel none of whose inputs
  *                the previous kernel writes: the most a launch can overlap its predecessor)
+ *   stage-first  up to 96 KB per block (two per SM) copied into shared memory by one cp.async.bulk before the
+ *                wait, the rest of the block's bytes read after it (a W4A16 kernel holding its weights in shared
+ *                memory until x is there)
  * For each byte count: us per launch (median of 20 graph replays after >= 50 ms of warm-up), TB/s, and the share
  * of the device-to-device copy rate (1 GiB, read + write, as lq bench reports it). Default byte counts: the four
  * llama3-8b W4A16 products at M = 1 (codes + fp16 scales of group 128: qkv 6144 x 4096, o 4096 x 4096, gate_up
@@ -93,6 +96,70 @@ template <int MODE> __global__ void __launch_bounds__(RC_THREADS) rc_read(const 
     }
 }
 
+/* stage-first: each block's first (up to) RC_STAGE bytes copied into shared memory by one cp.async.bulk before
+ * the PDL wait (the copy engine; no registers held), the rest of its chunk read after the wait, then the staged
+ * bytes read from shared memory. The W4A16 kernel's weights could be held this way (session 15's w4-pre staged
+ * them by cp.async and lost: its trace had the grid hand-over ~1 us later); this says what the copies in flight
+ * do to a launch that has nothing else to do. */
+#define RC_STAGE (96 * 1024)
+__global__ void __launch_bounds__(RC_THREADS) rc_stage(const uint4 *__restrict__ src, size_t n,
+                                                       unsigned *__restrict__ out) {
+#if __CUDA_ARCH__ >= 900
+    extern __shared__ __align__(128) uint4 sm[];
+    __shared__ __align__(8) unsigned long long bar;
+    rc_trigger();
+    const size_t lo = n * blockIdx.x / gridDim.x, hi = n * (blockIdx.x + 1) / gridDim.x;
+    const size_t ns = hi - lo < (size_t)(RC_STAGE / 16) ? hi - lo : (size_t)(RC_STAGE / 16); /* staged words */
+    const uint32_t b = (uint32_t)__cvta_generic_to_shared(&bar), d = (uint32_t)__cvta_generic_to_shared(sm);
+    if (threadIdx.x == 0) {
+        asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(b) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(b), "r"((uint32_t)(ns * 16))
+                     : "memory");
+        if (ns)
+            asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(d),
+                         "l"(src + lo), "r"((uint32_t)(ns * 16)), "r"(b)
+                         : "memory");
+    }
+    __syncthreads(); /* the barrier is initialized */
+    rc_wait();
+    uint32_t acc = 0;
+    size_t i = lo + ns + threadIdx.x; /* the rest, after the wait: RC_U loads in flight, as rc_read */
+    for (; i + (RC_U - 1) * RC_THREADS < hi; i += (size_t)RC_THREADS * RC_U) {
+        uint4 v[RC_U];
+#pragma unroll
+        for (int u = 0; u < RC_U; u++) v[u] = rc_ld(src + i + (size_t)u * RC_THREADS);
+#pragma unroll
+        for (int u = 0; u < RC_U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+    }
+    for (; i < hi; i += RC_THREADS) {
+        const uint4 v = rc_ld(src + i);
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    for (;;) { /* the staged bytes have landed */
+        uint32_t ok;
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(ok)
+                     : "r"(b)
+                     : "memory");
+        if (ok) break;
+    }
+    for (size_t i = threadIdx.x; i < ns; i += RC_THREADS) {
+        const uint4 v = sm[i];
+        acc ^= v.x ^ v.y ^ v.z ^ v.w;
+    }
+    __shared__ unsigned red[RC_THREADS / 32];
+    for (int o = 16; o; o >>= 1) acc ^= __shfl_xor_sync(0xffffffffu, acc, o);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = acc;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned a = 0;
+        for (int w = 0; w < RC_THREADS / 32; w++) a ^= red[w];
+        out[blockIdx.x] = a;
+    }
+#endif
+}
+
 __global__ void rc_fill(uint4 *p, size_t n, uint32_t seed) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         uint32_t z = (uint32_t)i * 2654435761u + seed;
@@ -105,7 +172,7 @@ static double median(std::vector<double> v) {
     return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
-/* one launch of rc_read<MODE> with the PDL attribute, as lq's launches */
+/* one launch of rc_read<MODE> (MODE 3: rc_stage) with the PDL attribute, as lq's launches */
 template <int MODE> static void launch(const uint4 *src, size_t n, unsigned *out, int blocks, cudaStream_t st) {
     cudaLaunchAttribute a;
     a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -113,7 +180,12 @@ template <int MODE> static void launch(const uint4 *src, size_t n, unsigned *out
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)blocks), cfg.blockDim = dim3(RC_THREADS), cfg.stream = st;
     cfg.attrs = &a, cfg.numAttrs = 1;
-    CK(cudaLaunchKernelEx(&cfg, rc_read<MODE>, src, n, out));
+    if (MODE == 3) {
+        cfg.dynamicSmemBytes = RC_STAGE;
+        CK(cudaLaunchKernelEx(&cfg, rc_stage, src, n, out));
+    } else {
+        CK(cudaLaunchKernelEx(&cfg, rc_read<MODE>, src, n, out));
+    }
 }
 
 /* us per launch: a graph of L launches, launch i reading copy i % copies */
@@ -218,8 +290,13 @@ int main(int argc, char **argv) {
     const int blocks = 2 * p.multiProcessorCount;
     unsigned *out = NULL;
     CK(cudaMalloc(&out, sizeof(unsigned) * (size_t)blocks));
-    printf("%-10s %9s %8s | %10s %10s %10s | %s\n", "bytes", "MB", "100% us", "wait-first", "ring-first", "read-first",
-           "TB/s and share of copy (read-first)");
+    /* stage-first: 96 KB of dynamic shared memory per block, two blocks per SM */
+    const bool stage_ok = p.major >= 9 &&
+                          cudaFuncSetAttribute(rc_stage, cudaFuncAttributeMaxDynamicSharedMemorySize, RC_STAGE) ==
+                              cudaSuccess;
+    if (!stage_ok) (void)cudaGetLastError(), fprintf(stderr, "note: no stage-first mode on this device (0 below)\n");
+    printf("%-10s %9s %8s | %10s %10s %10s %11s | %s\n", "bytes", "MB", "100% us", "wait-first", "ring-first",
+           "read-first", "stage-first", "TB/s and share of copy (read-first)");
     for (const item &it : items) {
         const size_t n = (size_t)(it.bytes / 16.0 + 0.5); /* 16-byte words */
         const size_t bytes = n * 16;
@@ -233,11 +310,11 @@ int main(int argc, char **argv) {
         }
         CK(cudaStreamSynchronize(st));
         const double t0 = time_mode<0>(cp, n, out, blocks, st), t1 = time_mode<1>(cp, n, out, blocks, st),
-                     t2 = time_mode<2>(cp, n, out, blocks, st);
+                     t2 = time_mode<2>(cp, n, out, blocks, st), t3 = stage_ok ? time_mode<3>(cp, n, out, blocks, st) : 0.0;
         const double at_copy = bytes / (copy_tbs * 1e12) * 1e6; /* us at 100% of copy, the share's reference */
         const double tbs = bytes / (t2 * 1e-6) / 1e12;
-        printf("%-10s %9.2f %8.2f | %10.2f %10.2f %10.2f | %.3f TB/s, %.1f%% of copy\n", it.name, bytes / 1e6, at_copy,
-               t0, t1, t2, tbs, 100.0 * tbs / copy_tbs);
+        printf("%-10s %9.2f %8.2f | %10.2f %10.2f %10.2f %11.2f | %.3f TB/s, %.1f%% of copy\n", it.name, bytes / 1e6,
+               at_copy, t0, t1, t2, t3, tbs, 100.0 * tbs / copy_tbs);
         for (uint4 *c : cp) CK(cudaFree(c));
     }
     CK(cudaFree(out));
