@@ -61,22 +61,13 @@ __device__ __forceinline__ void rc_trigger(void) {
 #endif
 }
 
-/* MODE 0 wait-first, 1 ring-first, 2 read-first. Block b reads 16-byte words [b n / G, (b + 1) n / G) of src,
- * RC_U per thread per round; xor of everything it read into out[b] (so that no load is dead). */
-template <int MODE> __global__ void __launch_bounds__(RC_THREADS) rc_read(const uint4 *__restrict__ src, size_t n,
-                                                                         unsigned *__restrict__ out) {
-    rc_trigger();
-    if (MODE == 0) rc_wait();
-    const size_t lo = n * blockIdx.x / gridDim.x, hi = n * (blockIdx.x + 1) / gridDim.x;
+/* xor of the 16-byte words i, i + RC_THREADS, ... below hi (RC_U loads in flight per round) */
+__device__ __forceinline__ uint32_t rc_xor(const uint4 *__restrict__ src, size_t i, size_t hi) {
     uint32_t acc = 0;
-    size_t i = lo + threadIdx.x;
-    const size_t step = (size_t)RC_THREADS * RC_U;
-    bool waited = MODE == 0;
-    for (; i + (RC_U - 1) * RC_THREADS < hi; i += step) {
+    for (; i + (RC_U - 1) * RC_THREADS < hi; i += (size_t)RC_THREADS * RC_U) {
         uint4 v[RC_U];
 #pragma unroll
         for (int u = 0; u < RC_U; u++) v[u] = rc_ld(src + i + (size_t)u * RC_THREADS);
-        if (MODE == 1 && !waited) rc_wait(), waited = true; /* the first round's loads are in flight before it */
 #pragma unroll
         for (int u = 0; u < RC_U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
     }
@@ -84,7 +75,10 @@ template <int MODE> __global__ void __launch_bounds__(RC_THREADS) rc_read(const 
         const uint4 v = rc_ld(src + i);
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
-    if (!waited) rc_wait();
+    return acc;
+}
+/* the block's xor into out[blockIdx.x] (so that no load is dead) */
+__device__ __forceinline__ void rc_finish(uint32_t acc, unsigned *__restrict__ out) {
     __shared__ unsigned red[RC_THREADS / 32];
     for (int o = 16; o; o >>= 1) acc ^= __shfl_xor_sync(0xffffffffu, acc, o);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = acc;
@@ -94,6 +88,30 @@ template <int MODE> __global__ void __launch_bounds__(RC_THREADS) rc_read(const 
         for (int w = 0; w < RC_THREADS / 32; w++) a ^= red[w];
         out[blockIdx.x] = a;
     }
+}
+
+/* MODE 0 wait-first, 1 ring-first, 2 read-first. Block b reads 16-byte words [b n / G, (b + 1) n / G) of src. */
+template <int MODE> __global__ void __launch_bounds__(RC_THREADS) rc_read(const uint4 *__restrict__ src, size_t n,
+                                                                         unsigned *__restrict__ out) {
+    rc_trigger();
+    if (MODE == 0) rc_wait();
+    const size_t lo = n * blockIdx.x / gridDim.x, hi = n * (blockIdx.x + 1) / gridDim.x;
+    size_t i = lo + threadIdx.x;
+    uint32_t acc = 0;
+    if (MODE == 1 && i + (RC_U - 1) * RC_THREADS < hi) { /* the first round's loads in flight before the wait */
+        uint4 v[RC_U];
+#pragma unroll
+        for (int u = 0; u < RC_U; u++) v[u] = rc_ld(src + i + (size_t)u * RC_THREADS);
+        rc_wait();
+#pragma unroll
+        for (int u = 0; u < RC_U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
+        i += (size_t)RC_THREADS * RC_U;
+    } else if (MODE == 1) {
+        rc_wait();
+    }
+    acc ^= rc_xor(src, i, hi);
+    if (MODE == 2) rc_wait();
+    rc_finish(acc, out);
 }
 
 /* stage-first: each block's first (up to) RC_STAGE bytes copied into shared memory by one cp.async.bulk before
@@ -123,19 +141,7 @@ __global__ void __launch_bounds__(RC_THREADS) rc_stage(const uint4 *__restrict__
     }
     __syncthreads(); /* the barrier is initialized */
     rc_wait();
-    uint32_t acc = 0;
-    size_t i = lo + ns + threadIdx.x; /* the rest, after the wait: RC_U loads in flight, as rc_read */
-    for (; i + (RC_U - 1) * RC_THREADS < hi; i += (size_t)RC_THREADS * RC_U) {
-        uint4 v[RC_U];
-#pragma unroll
-        for (int u = 0; u < RC_U; u++) v[u] = rc_ld(src + i + (size_t)u * RC_THREADS);
-#pragma unroll
-        for (int u = 0; u < RC_U; u++) acc ^= v[u].x ^ v[u].y ^ v[u].z ^ v[u].w;
-    }
-    for (; i < hi; i += RC_THREADS) {
-        const uint4 v = rc_ld(src + i);
-        acc ^= v.x ^ v.y ^ v.z ^ v.w;
-    }
+    uint32_t acc = rc_xor(src, lo + ns + threadIdx.x, hi); /* the rest, after the wait */
     for (;;) { /* the staged bytes have landed */
         uint32_t ok;
         asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], 0;\nselp.u32 %0, 1, 0, p;\n}\n"
@@ -148,15 +154,7 @@ __global__ void __launch_bounds__(RC_THREADS) rc_stage(const uint4 *__restrict__
         const uint4 v = sm[i];
         acc ^= v.x ^ v.y ^ v.z ^ v.w;
     }
-    __shared__ unsigned red[RC_THREADS / 32];
-    for (int o = 16; o; o >>= 1) acc ^= __shfl_xor_sync(0xffffffffu, acc, o);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = acc;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        unsigned a = 0;
-        for (int w = 0; w < RC_THREADS / 32; w++) a ^= red[w];
-        out[blockIdx.x] = a;
-    }
+    rc_finish(acc, out);
 #endif
 }
 
