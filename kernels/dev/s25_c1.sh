@@ -4,8 +4,7 @@
 # carry ["carry/libs.tar.xz","carry/shared","carry/w4e.tar.xz"]
 set -u
 bash kernels/dev/s25_epi8.sh
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/tmp/lqc/lqlib LQ_SHARED=$PWD/carry/shared
-T0=$(date +%s)
+. kernels/dev/dev_env.sh w4e
 timeout 150 carry/w4e/bench_w4_trace 6144x4096x512 4096x4096x512 28672x4096x512 4096x14336x512 \
   6144x4096x1024 4096x4096x2048 28672x4096x2048 4096x14336x2048 6144x4096x4096 28672x4096x4096 > $OUT/trace_big.txt 2>&1
-grep -E "^shape|inside" $OUT/trace_big.txt | cut -c1-260; echo "t=$(( $(date +%s) - T0 ))"
+grep -E "^shape|inside" $OUT/trace_big.txt | cut -c1-260; elapsed

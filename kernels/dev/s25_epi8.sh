@@ -6,19 +6,15 @@
 # with carry/libs.tar.xz and carry/shared as in bench/results/2026-12-04-h200-s24/scripts. On the device:
 #   bash kernels/dev/s25_epi8.sh   (results under $OUT)
 # carry ["carry/libs.tar.xz","carry/shared","carry/w4e.tar.xz"]
-set -u
-mkdir -p /tmp/lqc && tar xJf carry/libs.tar.xz -C /tmp/lqc && tar xJf carry/w4e.tar.xz -C carry
-export LD_LIBRARY_PATH=/usr/local/cuda/lib64:/tmp/lqc/lqlib LQ_SHARED=$PWD/carry/shared OMP_WAIT_POLICY=passive LQ_BIN=$PWD/carry/w4e/lq
-R=$OUT; T0=$(date +%s)
-LQ_REQUIRE_GPU=1 LQ_TEST_JOBS=8 timeout 150 ./tests/run_tests.sh $(ls carry/w4e/test_*) > $R/gputests.log 2>&1; echo "rc=$?" >> $R/gputests.log
-tail -3 $R/gputests.log; grep -E "\[  FAILED" $R/gputests.log | head; echo "t=$(( $(date +%s) - T0 ))"
+. kernels/dev/dev_env.sh w4e
+gpu_suites w4e
 K="--w4a16 --w4-paths small --shapes llama3 --iters 40 --m 1,4,8"
 for r in 1 2; do for v in e o; do
   echo "== r$r w4$v" >> $R/ab.txt; timeout 40 carry/w4$v/lq bench kernels $K 2>&1 | grep -E "^(qkv|o|gate_up|down) " >> $R/ab.txt; done; done
-grep -E "^==|^(qkv|o|gate_up|down) .* 1 \|" $R/ab.txt | cut -c1-80; echo "t=$(( $(date +%s) - T0 ))"
+grep -E "^==|^(qkv|o|gate_up|down) .* 1 \|" $R/ab.txt | cut -c1-80; elapsed
 timeout 40 carry/w4e/bench_w4_trace 6144x4096x1 4096x4096x1 28672x4096x1 4096x14336x1 > $R/trace_clk.txt 2>&1
-grep -E "inside" $R/trace_clk.txt | cut -c1-250; echo "t=$(( $(date +%s) - T0 ))"
+grep -E "inside" $R/trace_clk.txt | cut -c1-250; elapsed
 M="--preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1 --ctx 512 --steps 16 --reps 3"
 for v in e o; do echo "== w4$v" >> $R/model.txt; timeout 60 carry/w4$v/lq bench model $M >> $R/model.txt 2>&1; done
-grep -E "^==|decode" $R/model.txt; echo "t=$(( $(date +%s) - T0 ))"
+grep -E "^==|decode" $R/model.txt; elapsed
 gzip $R/gputests.log
