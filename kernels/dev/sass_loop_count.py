@@ -66,6 +66,13 @@ def main():
     hm = [k for k, i in enumerate(ins) if op(i).startswith("HMMA")]
     loops = [(target(i, labels), k) for k, i in enumerate(ins) if op(i) == "BRA" and (target(i, labels) or 1e9) <= k]
     around = [l for l in loops if l[0] <= hm[0] and l[1] >= hm[-1]]
+    if not around:  # HMMA outside the loop too (straight-line last tiles): the loop holding the most of them
+        loops = [l for l in loops if l[0] is not None]
+        most = max(sum(1 for k in hm if l[0] <= k <= l[1]) for l in loops) if loops else 0
+        around = [l for l in loops if most and sum(1 for k in hm if l[0] <= k <= l[1]) == most]
+        if not around:
+            sys.exit("no loop around an HMMA in %s" % name)
+        hm = [k for k in hm if around[0][0] <= k <= around[0][1]]
     lo, hi = min(around, key=lambda l: l[1] - l[0])
     skip = set()
     for k in range(lo, hi + 1):
