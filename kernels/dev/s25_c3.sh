@@ -22,7 +22,7 @@ grep -E "^==| 1 \|" $R/ab.txt | cut -c1-100; elapsed
 timeout 40 carry/w4r/bench_w4_trace 6144x4096x1 4096x4096x1 28672x4096x1 4096x14336x1 > $R/trace_w4r.txt 2>&1
 LQ_W4S_BULK=1 timeout 40 carry/w4b/bench_w4_trace 6144x4096x1 4096x4096x1 28672x4096x1 4096x14336x1 6144x4096x8 > $R/trace_w4b.txt 2>&1
 grep -E "^shape|inside|per tile" $R/trace_w4r.txt $R/trace_w4b.txt | cut -c1-250; elapsed
-M="--preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1,16 --ctx 512 --steps 16 --reps 2"
+M="--preset llama3-8b --device cuda --rtn 4 --group 128 --prompt 512 --batch 1 --ctx 512,4000 --steps 16 --reps 2"
 for v in "w4o" "w4r" "w4b LQ_W4S_BULK=1"; do
   set -- $v; b=$1; shift
   echo "== $b $*" >> $R/model.txt; env "$@" timeout 60 carry/$b/lq bench model $M >> $R/model.txt 2>&1; done
